@@ -1,0 +1,65 @@
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyError } from "fastify";
+import swagger from "@fastify/swagger";
+import { Ajv } from "ajv";
+import type { Clock } from "../lib/clock.js";
+import { BatonError, validationError } from "../lib/errors.js";
+import type { Logger } from "../lib/log.js";
+import type { Store } from "../store/store.js";
+import { problemFromAjv } from "./problems.js";
+import { servicesRoutes } from "./services.js";
+import { nodesRoutes } from "./nodes.js";
+import { tasksRoutes } from "./tasks.js";
+import { eventsRoutes } from "./events.js";
+import { logsRoutes, type LogSource } from "./logs.js";
+import { systemRoutes, type SystemControl } from "./system.js";
+
+export interface ApiDeps {
+  store: Store;
+  clock: Clock;
+  log: Logger;
+  logs: LogSource;
+  system: SystemControl;
+  /** @default 1 MiB */
+  bodyLimit?: number;
+}
+
+export const API_PREFIX = "/v1";
+
+/**
+ * The API: REST for nodes, services, tasks and logs, SSE for changes, and the OpenAPI document
+ * built from the same TypeBox schemas that validate the bodies.
+ */
+export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
+  const app = Fastify({ loggerInstance: deps.log.child({ component: "api" }) as FastifyBaseLogger, disableRequestLogging: true, bodyLimit: deps.bodyLimit ?? 1024 * 1024 });
+  // Typos are errors (additionalProperties: false, nothing removed), no type coercion of
+  // bodies, and every problem reported at once; the API is behind a 0600 socket or mTLS.
+  const ajv = new Ajv({ allErrors: true, removeAdditional: false, coerceTypes: false, useDefaults: false, strict: false });
+  app.setValidatorCompiler(({ schema }) => ajv.compile(schema));
+  app.setErrorHandler((err: FastifyError, req, reply) => {
+    if (err.validation) {
+      return reply.status(400).send(validationError(err.validation.map((e) => problemFromAjv(e as never))).toJSON());
+    }
+    if (err instanceof BatonError) return reply.status(err.status).send(err.toJSON());
+    if (err.code === "FST_ERR_CTP_BODY_TOO_LARGE") {
+      return reply.status(413).send(new BatonError("PAYLOAD_TOO_LARGE", `request body is larger than ${deps.bodyLimit ?? 1024 * 1024} bytes`).toJSON());
+    }
+    if (err.statusCode && err.statusCode >= 400 && err.statusCode < 500) {
+      return reply.status(400).send(new BatonError("BAD_REQUEST", err.message).toJSON());
+    }
+    req.log.error({ err }, "request failed");
+    return reply.status(500).send(new BatonError("INTERNAL", "internal error; see the manager's log").toJSON());
+  });
+  app.setNotFoundHandler((req, reply) => reply.status(404).send(new BatonError("NOT_FOUND", `no route ${req.method} ${req.url}`).toJSON()));
+
+  await app.register(swagger, {
+    openapi: { info: { title: "Baton API", version: "1" }, servers: [{ url: "unix:/path/to/baton.sock" }] },
+  });
+  await app.register(systemRoutes, { prefix: API_PREFIX, deps });
+  await app.register(servicesRoutes, { prefix: API_PREFIX, deps });
+  await app.register(nodesRoutes, { prefix: API_PREFIX, deps });
+  await app.register(tasksRoutes, { prefix: API_PREFIX, deps });
+  await app.register(logsRoutes, { prefix: API_PREFIX, deps });
+  await app.register(eventsRoutes, { prefix: API_PREFIX, deps });
+  app.get("/openapi.json", { schema: { hide: true } }, () => app.swagger());
+  return app;
+}

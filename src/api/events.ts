@@ -1,0 +1,67 @@
+import type { FastifyPluginAsync } from "fastify";
+import { Type } from "@sinclair/typebox";
+import type { Task } from "../model/objects.js";
+import type { StoreEvent } from "../store/store.js";
+import { ErrorBody } from "../spec/schemas.js";
+import type { ApiDeps } from "./app.js";
+
+/** Keeps idle connections (and proxies) from timing out. */
+const KEEPALIVE_MS = 15_000;
+
+const Query = Type.Object(
+  {
+    since: Type.Optional(Type.String({ pattern: "^\\d+$", description: "resume after this revision" })),
+    kind: Type.Optional(Type.String({ description: "comma-separated: nodes,services,tasks" })),
+    service: Type.Optional(Type.String({ description: "only this service (id) and its tasks" })),
+  },
+  { additionalProperties: false },
+);
+
+/** One event as sent to clients: the store event plus the object's id. */
+export const toWire = (e: StoreEvent): Record<string, unknown> => ({ revision: e.revision, kind: e.kind, op: e.op, id: e.object.id, object: e.object });
+
+export const eventsRoutes: FastifyPluginAsync<{ deps: ApiDeps }> = async (app, { deps }) => {
+  app.get<{ Querystring: { since?: string; kind?: string; service?: string } }>(
+    "/events",
+    {
+      schema: {
+        tags: ["events"],
+        summary: "Server-sent events of store changes (id = revision; resume with ?since= or Last-Event-ID)",
+        querystring: Query,
+        response: { 410: ErrorBody },
+      },
+    },
+    (req, reply) => {
+      const lastId = req.headers["last-event-id"];
+      const since = req.query.since ?? (typeof lastId === "string" && /^\d+$/.test(lastId) ? lastId : undefined);
+      const kinds = req.query.kind ? new Set(req.query.kind.split(",")) : undefined;
+      const service = req.query.service;
+      const matches = (e: StoreEvent): boolean =>
+        (!kinds || kinds.has(e.kind)) &&
+        (!service || (e.kind === "services" ? e.object.id === service : e.kind === "tasks" && (e.object as Task).serviceId === service));
+      const from = since !== undefined ? Number(since) : deps.store.revision();
+      let buffered: StoreEvent[] = [];
+      let write: ((events: StoreEvent[]) => void) | undefined;
+      // Throws COMPACTED (410) before anything is sent, so the client relists.
+      const watch = deps.store.watch(from, (events) => (write ? write(events) : buffered.push(...events)));
+      reply.hijack();
+      const res = reply.raw;
+      res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache", connection: "keep-alive", "x-baton-revision": String(deps.store.revision()) });
+      res.write(`: revision ${deps.store.revision()}\n\n`);
+      write = (events) => {
+        let out = "";
+        for (const e of events) if (matches(e)) out += `id: ${e.revision}\nevent: ${e.kind}\ndata: ${JSON.stringify(toWire(e))}\n\n`;
+        if (out) res.write(out);
+      };
+      if (buffered.length) write(buffered);
+      buffered = [];
+      const keepalive = setInterval(() => res.write(": keepalive\n\n"), KEEPALIVE_MS);
+      const close = (): void => {
+        clearInterval(keepalive);
+        watch.cancel();
+      };
+      req.raw.on("close", close);
+      res.on("error", close);
+    },
+  );
+};

@@ -1,0 +1,24 @@
+import { BatonError } from "../lib/errors.js";
+import type { Node, Service, Task } from "../model/objects.js";
+import type { ReadTx } from "../store/store.js";
+
+function byPrefix<T extends { id: string }>(items: T[], ref: string, what: string): T {
+  const matches = items.filter((i) => i.id.startsWith(ref));
+  if (matches.length === 1) return matches[0]!;
+  if (matches.length > 1) throw new BatonError("NOT_FOUND", `${what} "${ref}" is ambiguous (${matches.length} matches)`);
+  throw new BatonError("NOT_FOUND", `${what} "${ref}" not found`);
+}
+
+/** Full id, exact name, or unique id prefix, like docker. */
+export function findService(tx: ReadTx, ref: string): Service {
+  return tx.get("services", ref) ?? tx.serviceByName(ref) ?? byPrefix(tx.list("services"), ref, "service");
+}
+
+export function findNode(tx: ReadTx, ref: string): Node {
+  const nodes = tx.list("nodes");
+  return tx.get("nodes", ref) ?? nodes.find((n) => n.hostname === ref) ?? byPrefix(nodes, ref, "node");
+}
+
+export function findTask(tx: ReadTx, ref: string): Task {
+  return tx.get("tasks", ref) ?? byPrefix(tx.list("tasks"), ref, "task");
+}

@@ -1,0 +1,70 @@
+import type { FastifyPluginAsync } from "fastify";
+import { Type } from "@sinclair/typebox";
+import { BatonError } from "../lib/errors.js";
+import { newId } from "../lib/ids.js";
+import type { Service } from "../model/objects.js";
+import { resolveServiceSpec } from "../spec/resolve.js";
+import { ErrorBody, ScaleInput, ServiceSpecInput } from "../spec/schemas.js";
+import type { ApiDeps } from "./app.js";
+import { findService } from "./lookup.js";
+import { serviceStatus } from "./status.js";
+
+const Ref = Type.Object({ ref: Type.String({ description: "id, name or unique id prefix" }) });
+const errors = { 400: ErrorBody, 404: ErrorBody, 409: ErrorBody };
+
+export const servicesRoutes: FastifyPluginAsync<{ deps: ApiDeps }> = async (app, { deps }) => {
+  const { store } = deps;
+  const withStatus = (s: Service): Service & { status: ReturnType<typeof serviceStatus> } =>
+    ({ ...s, status: store.view((tx) => serviceStatus(s, tx.tasksOfService(s.id), tx.list("nodes"))) });
+
+  app.get("/services", { schema: { tags: ["services"], summary: "List services with their replica status" } }, () =>
+    store.view((tx) => tx.list("services")).sort((a, b) => a.spec.name.localeCompare(b.spec.name)).map(withStatus),
+  );
+
+  app.post<{ Body: ServiceSpecInput }>(
+    "/services",
+    { schema: { tags: ["services"], summary: "Create a service", body: ServiceSpecInput, response: errors } },
+    async (req, reply) => {
+      const spec = resolveServiceSpec(req.body);
+      // Written (fsynced) before the answer: an acknowledged create is never lost.
+      const created = await store.update((tx) => {
+        if (tx.serviceByName(spec.name)) {
+          throw new BatonError("NAME_IN_USE", `service name "${spec.name}" is already in use`, [{ path: ["name"], problem: `"${spec.name}" is already in use` }]);
+        }
+        return tx.create("services", { id: newId(), spec, specVersion: 1 });
+      });
+      deps.log.info({ serviceId: created.id, name: spec.name }, "service created");
+      return reply.status(201).send(created);
+    },
+  );
+
+  app.get<{ Params: { ref: string } }>("/services/:ref", { schema: { tags: ["services"], summary: "Inspect a service", params: Ref, response: { 404: ErrorBody } } }, (req) =>
+    withStatus(store.view((tx) => findService(tx, req.params.ref))),
+  );
+
+  app.post<{ Params: { ref: string }; Body: ScaleInput }>(
+    "/services/:ref/scale",
+    { schema: { tags: ["services"], summary: "Set a replicated service's replica count", params: Ref, body: ScaleInput, response: errors } },
+    async (req) => {
+      const updated = await store.update((tx) => {
+        const s = findService(tx, req.params.ref);
+        if (s.spec.mode.kind !== "replicated") {
+          throw new BatonError("VALIDATION_FAILED", `service "${s.spec.name}" is global; only replicated services can be scaled`, [{ path: ["replicas"], problem: "cannot scale a global service" }]);
+        }
+        return tx.update("services", { ...s, spec: { ...s.spec, mode: { kind: "replicated", replicas: req.body.replicas } } });
+      });
+      deps.log.info({ serviceId: updated.id, replicas: req.body.replicas }, "service scaled");
+      return updated;
+    },
+  );
+
+  app.delete<{ Params: { ref: string } }>("/services/:ref", { schema: { tags: ["services"], summary: "Remove a service; its tasks are stopped", params: Ref, response: { 404: ErrorBody } } }, async (req) => {
+    const removed = await store.update((tx) => {
+      const s = findService(tx, req.params.ref);
+      tx.delete("services", s.id);
+      return s;
+    });
+    deps.log.info({ serviceId: removed.id, name: removed.spec.name }, "service removed");
+    return { id: removed.id, name: removed.spec.name };
+  });
+};

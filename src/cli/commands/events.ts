@@ -1,0 +1,49 @@
+import type { Command } from "commander";
+import type { Node, Service, Task } from "../../model/objects.js";
+import { taskName } from "../../model/objects.js";
+import { withClient } from "../context.js";
+
+interface WireEvent {
+  revision: number;
+  kind: "nodes" | "services" | "tasks";
+  op: string;
+  id: string;
+  object: Node | Service | Task;
+}
+
+/** docker events style: time, type, action, id, (attributes). */
+function describe(e: WireEvent): string {
+  let attrs: string;
+  if (e.kind === "tasks") {
+    const t = e.object as Task;
+    attrs = `name=${taskName(t)}, service=${t.serviceName}, desired=${t.desiredState}, state=${t.status.state}${t.status.err ? `, error=${JSON.stringify(t.status.err)}` : ""}`;
+  } else if (e.kind === "services") {
+    attrs = `name=${(e.object as Service).spec.name}`;
+  } else {
+    const n = e.object as Node;
+    attrs = `hostname=${n.hostname}, state=${n.status.state}, availability=${n.availability}`;
+  }
+  return `${new Date(e.object.updatedAt).toISOString()} ${e.kind.slice(0, -1)} ${e.op} ${e.id} (${attrs})`;
+}
+
+export function registerEvents(program: Command): void {
+  program
+    .command("events")
+    .description("Stream store changes live (server-sent events)")
+    .option("--since <revision>", "replay from after this revision")
+    .option("--filter <kind>", "nodes, services or tasks (repeatable, comma-separated)")
+    .option("--format <format>", "text or json (one event per line)")
+    .action(async (opts: { since?: string; filter?: string; format?: string }, cmd: Command) =>
+      withClient(cmd, async (c) => {
+        const q = new URLSearchParams();
+        if (opts.since) q.set("since", opts.since);
+        if (opts.filter) q.set("kind", opts.filter);
+        const ac = new AbortController();
+        process.once("SIGINT", () => ac.abort());
+        await c.events(`?${q.toString()}`, (data) => {
+          const e = data as WireEvent;
+          process.stdout.write((opts.format === "json" ? JSON.stringify(e) : describe(e)) + "\n");
+        }, ac.signal);
+      }),
+    );
+}

@@ -1,0 +1,61 @@
+import type { Command } from "commander";
+import { Option } from "commander";
+import type { Node } from "../../model/objects.js";
+import { shortId } from "../../lib/ids.js";
+import { withClient } from "../context.js";
+import { printList } from "../output/table.js";
+import { collect, parseLabels } from "../parse.js";
+
+const cap = (s: string): string => s.charAt(0).toUpperCase() + s.slice(1);
+
+export function registerNodeCommands(node: Command): void {
+  node
+    .command("ls")
+    .alias("list")
+    .description("List nodes")
+    .option("-q, --quiet", "only ids")
+    .option("--format <format>", "table or json (one object per line)")
+    .action(async (opts: { quiet?: boolean; format?: string }, cmd: Command) =>
+      withClient(cmd, async (c) => {
+        const self = (await c.call<{ nodeId?: string }>("GET", "/v1/info")).nodeId;
+        const nodes = await c.call<Node[]>("GET", "/v1/nodes");
+        printList(
+          nodes,
+          opts,
+          ["ID", "HOSTNAME", "STATUS", "AVAILABILITY", "MANAGER STATUS", "DRIVERS", "VERSION"],
+          (n) => [`${shortId(n.id)}${n.id === self ? " *" : ""}`, n.hostname, cap(n.status.state), cap(n.availability), n.role === "manager" ? "Leader" : "", n.drivers.join(","), n.agentVersion],
+          (n) => n.id,
+          (n) => ({ ID: n.id, Self: n.id === self, Hostname: n.hostname, Status: cap(n.status.state), Availability: cap(n.availability), ManagerStatus: n.role === "manager" ? "Leader" : "", Drivers: n.drivers, Version: n.agentVersion }),
+        );
+      }),
+    );
+
+  node
+    .command("inspect")
+    .description("Show nodes as JSON")
+    .argument("<node...>")
+    .action(async (refs: string[], _o: unknown, cmd: Command) =>
+      withClient(cmd, async (c) => {
+        const out: Node[] = [];
+        for (const r of refs) out.push(await c.call<Node>("GET", `/v1/nodes/${encodeURIComponent(r)}`));
+        process.stdout.write(JSON.stringify(out, null, 2) + "\n");
+      }),
+    );
+
+  node
+    .command("update")
+    .description("Change a node's availability or labels")
+    .argument("<node>")
+    .addOption(new Option("--availability <availability>", "active, pause or drain").choices(["active", "pause", "drain"]))
+    .option("--label-add <key=value>", "add or change a label (repeatable)", collect)
+    .option("--label-rm <key>", "remove a label (repeatable)", collect)
+    .action(async (ref: string, opts: { availability?: string; labelAdd?: string[]; labelRm?: string[] }, cmd: Command) =>
+      withClient(cmd, async (c) => {
+        const cur = await c.call<Node>("GET", `/v1/nodes/${encodeURIComponent(ref)}`);
+        const labels = { ...cur.labels, ...parseLabels(opts.labelAdd) };
+        for (const k of opts.labelRm ?? []) delete labels[k];
+        const n = await c.call<Node>("POST", `/v1/nodes/${cur.id}/update`, { ...(opts.availability ? { availability: opts.availability } : {}), labels });
+        process.stdout.write(n.id + "\n");
+      }),
+    );
+}

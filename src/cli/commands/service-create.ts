@@ -1,0 +1,122 @@
+import type { Command } from "commander";
+import { Option } from "commander";
+import type { Service } from "../../model/objects.js";
+import type { ServiceSpecInput } from "../../spec/schemas.js";
+import { withClient } from "../context.js";
+import { collect, parseInteger, parseLabels, parseNumber, readEnvFile, resolveEnv } from "../parse.js";
+import { waitConverged } from "../output/progress.js";
+
+interface CreateOpts {
+  name?: string;
+  replicas?: number;
+  mode?: string;
+  env?: string[];
+  envFile?: string[];
+  workdir?: string;
+  label?: string[];
+  restartCondition?: string;
+  restartDelay?: string;
+  restartMaxAttempts?: number;
+  restartWindow?: string;
+  healthCmd?: string;
+  healthHttp?: string;
+  healthTcp?: number;
+  healthInterval?: string;
+  healthTimeout?: string;
+  healthRetries?: number;
+  healthStartPeriod?: string;
+  stopSignal?: string;
+  stopGracePeriod?: string;
+  constraint?: string[];
+  reserveCpu?: number;
+  reserveMemory?: string;
+  historyLimit?: number;
+  logMaxSize?: string;
+  detach?: boolean;
+  quiet?: boolean;
+}
+
+/** Flags follow `docker service create` wherever the concept exists. */
+export function registerServiceCreate(service: Command): void {
+  service
+    .command("create")
+    .description("Create a service that runs COMMAND [ARG...] as replicated tasks")
+    .argument("<command>", "executable to run (relative paths resolve against --workdir, default: the current directory)")
+    .argument("[args...]", "its arguments")
+    .passThroughOptions()
+    .option("--name <name>", "service name")
+    .option("--replicas <n>", "number of tasks (replicated mode)", parseInteger)
+    .addOption(new Option("--mode <mode>", "replicated or global (one task per node)").choices(["replicated", "global"]))
+    .option("-e, --env <KEY=VALUE>", "set an environment variable (repeatable)", collect)
+    .option("--env-file <file>", "read environment variables from a file (repeatable)", collect)
+    .option("-w, --workdir <dir>", "working directory of the command (default: the current directory)")
+    .option("-l, --label <key=value>", "service label (repeatable)", collect)
+    .option("--restart-condition <cond>", "none, on-failure or any (default any)")
+    .option("--restart-delay <duration>", "fixed delay between restarts (default: immediate, then backoff up to 10s)")
+    .option("--restart-max-attempts <n>", "restarts before giving up (default 0 = unlimited)", parseInteger)
+    .option("--restart-window <duration>", "window in which max attempts are counted")
+    .option("--health-cmd <command>", "health check run with /bin/sh -c; exit 0 = healthy")
+    .option("--health-http <path>", "health check: HTTP GET on the task's PORT (/path or :port/path)")
+    .option("--health-tcp <port>", "health check: TCP connect (0 = the task's PORT)", parseInteger)
+    .option("--health-interval <duration>", "time between checks (default 30s)")
+    .option("--health-timeout <duration>", "time a check may take (default 30s)")
+    .option("--health-retries <n>", "consecutive failures before unhealthy (default 3)", parseInteger)
+    .option("--health-start-period <duration>", "failures in this period after start do not count")
+    .option("--stop-signal <signal>", "signal that stops a task (default SIGTERM)")
+    .option("--stop-grace-period <duration>", "time to wait before SIGKILL (default 10s)")
+    .option("--constraint <expr>", "placement constraint, e.g. node.labels.tier==data (repeatable)", collect)
+    .option("--reserve-cpu <cpus>", "CPUs reserved per task", parseNumber)
+    .option("--reserve-memory <bytes>", "memory reserved per task (512m, 2g)")
+    .option("--history-limit <n>", "ended tasks kept per slot (default 5)", parseInteger)
+    .option("--log-max-size <bytes>", "per-task log size before rotation (default 10m)")
+    .option("-d, --detach", "return at once instead of waiting for the service to converge")
+    .option("-q, --quiet", "print only the service id")
+    .action(async (command: string, args: string[], opts: CreateOpts, cmd: Command) => {
+      const env = resolveEnv([...(opts.envFile ?? []).flatMap(readEnvFile), ...(opts.env ?? [])]);
+      const restartPolicy = {
+        ...(opts.restartCondition !== undefined ? { condition: opts.restartCondition } : {}),
+        ...(opts.restartDelay !== undefined ? { delay: opts.restartDelay } : {}),
+        ...(opts.restartMaxAttempts !== undefined ? { maxAttempts: opts.restartMaxAttempts } : {}),
+        ...(opts.restartWindow !== undefined ? { window: opts.restartWindow } : {}),
+      };
+      const health = {
+        ...(opts.healthCmd !== undefined ? { cmd: opts.healthCmd } : {}),
+        ...(opts.healthHttp !== undefined ? { http: opts.healthHttp } : {}),
+        ...(opts.healthTcp !== undefined ? { tcp: opts.healthTcp } : {}),
+        ...(opts.healthInterval !== undefined ? { interval: opts.healthInterval } : {}),
+        ...(opts.healthTimeout !== undefined ? { timeout: opts.healthTimeout } : {}),
+        ...(opts.healthRetries !== undefined ? { retries: opts.healthRetries } : {}),
+        ...(opts.healthStartPeriod !== undefined ? { startPeriod: opts.healthStartPeriod } : {}),
+      };
+      // Sent as given; the API validates every field and answers with all problems at once.
+      const body = {
+        name: opts.name ?? defaultName(command),
+        command: [command, ...args],
+        workdir: opts.workdir ?? process.cwd(),
+        ...(opts.mode ? { mode: opts.mode } : {}),
+        ...(opts.replicas !== undefined ? { replicas: opts.replicas } : {}),
+        ...(env.length ? { env } : {}),
+        ...(opts.label ? { labels: parseLabels(opts.label) } : {}),
+        ...(Object.keys(restartPolicy).length ? { restartPolicy } : {}),
+        ...(Object.keys(health).length ? { healthcheck: health } : {}),
+        ...(opts.stopSignal ? { stopSignal: opts.stopSignal } : {}),
+        ...(opts.stopGracePeriod ? { stopGracePeriod: opts.stopGracePeriod } : {}),
+        ...(opts.constraint ? { constraints: opts.constraint } : {}),
+        ...(opts.reserveCpu !== undefined ? { reserveCpus: opts.reserveCpu } : {}),
+        ...(opts.reserveMemory ? { reserveMemory: opts.reserveMemory } : {}),
+        ...(opts.historyLimit !== undefined ? { taskHistoryLimit: opts.historyLimit } : {}),
+        ...(opts.logMaxSize ? { logMaxSize: opts.logMaxSize } : {}),
+      } as ServiceSpecInput;
+      await withClient(cmd, async (c) => {
+        const created = await c.call<Service>("POST", "/v1/services", body);
+        process.stdout.write(created.id + "\n");
+        if (!opts.detach && !opts.quiet) await waitConverged(c, created.id);
+      });
+    });
+}
+
+/** Like docker's random names, but predictable: the command's base name. */
+function defaultName(command: string): string {
+  const base = command.split("/").pop()!.replace(/[^a-zA-Z0-9_.-]/g, "-");
+  return /^[a-zA-Z0-9]/.test(base) ? base : `svc-${base}`;
+}

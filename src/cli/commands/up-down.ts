@@ -1,0 +1,42 @@
+import type { Command } from "commander";
+import { defaultDataDir, startUp } from "../../up.js";
+import { withClient } from "../context.js";
+
+export function registerUpDown(program: Command): void {
+  program
+    .command("up")
+    .description("Run Baton on this host in one process: manager (SQLite store), agent, API on DIR/baton.sock")
+    .option("--data-dir <dir>", "where the store, task logs and socket live (default $BATON_DATA_DIR or ~/.baton)")
+    .option("--demo", "create the demo service `hello` (2 replicas of examples/hello) if it does not exist")
+    .option("--log-level <level>", "trace, debug, info, warn, error (default info)")
+    .action(async (opts: { dataDir?: string; demo?: boolean; logLevel?: string }) => {
+      const up = await startUp({
+        dataDir: opts.dataDir ?? defaultDataDir(),
+        ...(opts.demo ? { demo: true } : {}),
+        ...(opts.logLevel ? { logLevel: opts.logLevel } : {}),
+        pretty: process.stderr.isTTY === true,
+      });
+      process.stderr.write(`baton is up: export BATON_HOST=unix://${up.socketPath}\n`);
+      const onSignal = (sig: string): void => {
+        void up.detach().then((n) => {
+          process.stderr.write(`baton stopped (${sig}); ${n} task${n === 1 ? "" : "s"} left running: the next \`baton up\` re-adopts them, \`baton down\` stops them\n`);
+          process.exit(0);
+        });
+      };
+      process.once("SIGINT", () => onSignal("SIGINT"));
+      process.once("SIGTERM", () => onSignal("SIGTERM"));
+      await up.done;
+      // Reached by `baton down` through the API.
+      setImmediate(() => process.exit(0));
+    });
+
+  program
+    .command("down")
+    .description("Stop every task gracefully, then stop `baton up`")
+    .action(async (_opts: unknown, cmd: Command) =>
+      withClient(cmd, async (c) => {
+        const r = await c.call<{ stoppedTasks: number }>("POST", "/v1/shutdown", { stopTasks: true });
+        process.stdout.write(`stopped ${r.stoppedTasks} task${r.stoppedTasks === 1 ? "" : "s"}; baton is down\n`);
+      }),
+    );
+}

@@ -1,0 +1,47 @@
+import { Command, CommanderError } from "commander";
+import { BatonError, formatPath } from "../lib/errors.js";
+import { registerServiceCreate } from "./commands/service-create.js";
+import { registerServiceCommands } from "./commands/service-misc.js";
+import { registerNodeCommands } from "./commands/node.js";
+import { registerEvents } from "./commands/events.js";
+import { registerUpDown } from "./commands/up-down.js";
+import { AGENT_VERSION } from "../agent/agent.js";
+
+export function buildProgram(): Command {
+  const program = new Command("baton")
+    .description("Baton runs services as replicated tasks, keeps them at the declared state, heals and scales them")
+    .version(AGENT_VERSION)
+    .option("-H, --host <host>", "API to talk to: unix:///path/baton.sock (default $BATON_HOST, else the default data dir's socket)")
+    .enablePositionalOptions()
+    .showHelpAfterError("(run with --help for usage)")
+    .exitOverride();
+  registerUpDown(program);
+  const service = program.command("service").description("Manage services").exitOverride();
+  registerServiceCreate(service);
+  registerServiceCommands(service);
+  registerNodeCommands(program.command("node").description("Manage nodes").exitOverride());
+  registerEvents(program);
+  for (const c of [...program.commands, ...service.commands]) c.exitOverride();
+  return program;
+}
+
+/** One-line errors and a non-zero exit code; field problems one per line under the message. */
+export async function main(argv: string[]): Promise<void> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      process.exitCode = err.exitCode === 0 ? 0 : 2;
+      return;
+    }
+    if (err instanceof BatonError) {
+      process.stderr.write(`Error: ${err.message}\n`);
+      for (const f of err.fields.slice(1)) process.stderr.write(`  ${formatPath(f.path)}: ${f.problem}\n`);
+      process.exitCode = 1;
+      return;
+    }
+    process.stderr.write(`Error: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exitCode = 1;
+  }
+}

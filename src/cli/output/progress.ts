@@ -1,0 +1,87 @@
+import type { Node, Service, Task } from "../../model/objects.js";
+import { taskName } from "../../model/objects.js";
+import { BatonError } from "../../lib/errors.js";
+import { isTaskUp, serviceStatus } from "../../api/status.js";
+import type { ApiClient } from "../client.js";
+
+const STAGES = ["new", "pending", "assigned", "accepted", "preparing", "starting", "running"];
+const BAR = 50;
+/** Above this many slots only the overall line is drawn. */
+const MAX_SLOT_LINES = 10;
+
+/**
+ * Shows per-slot progress until the service has converged (every slot one running — and
+ * healthy — task of the current spec), like `docker service create`. Follows the events stream,
+ * so it reacts as soon as the store changes. Fails when a slot will not be restarted.
+ */
+export async function waitConverged(c: ApiClient, serviceId: string): Promise<void> {
+  const tty = process.stdout.isTTY === true;
+  const { revision } = await c.call<{ revision: number }>("GET", "/v1/info");
+  let service = await c.call<Service>("GET", `/v1/services/${serviceId}`);
+  const tasks = new Map((await c.call<Task[]>("GET", `/v1/tasks?service=${serviceId}`)).map((t) => [t.id, t]));
+  const nodes = await c.call<Node[]>("GET", "/v1/nodes");
+  const ac = new AbortController();
+  let drawn = 0;
+  let lastOverall = "";
+  let outcome: Error | null | undefined;
+
+  const render = (final: boolean): void => {
+    const st = serviceStatus(service, [...tasks.values()], nodes);
+    const overall = `overall progress: ${st.running} out of ${st.desired} tasks`;
+    const current = [...tasks.values()].filter((t) => t.desiredState === "running" && t.specVersion === service.specVersion);
+    if (tty) {
+      const lines = [overall];
+      if (st.desired <= MAX_SLOT_LINES) {
+        const sorted = current.sort((a, b) => a.slot - b.slot || (a.nodeId ?? "").localeCompare(b.nodeId ?? ""));
+        sorted.forEach((t, i) => {
+          const label = t.slot > 0 ? `${t.slot}/${st.desired}` : `${taskName(t)}`;
+          const health = t.spec.health && t.status.state === "running" && t.status.health !== "healthy" ? ` (${t.status.health ?? "starting"})` : "";
+          const stage = STAGES.indexOf(t.status.state);
+          const filled = stage < 0 ? 0 : Math.round(((stage + (isTaskUp(t) ? 1 : 0)) / STAGES.length) * BAR);
+          const bar = stage < 0 ? "" : `[${"=".repeat(Math.max(0, filled - 1))}${filled ? ">" : ""}${" ".repeat(BAR - filled)}]`;
+          lines.push(`${`${label}: ${t.status.state}${health}`.padEnd(24)} ${bar}`);
+          void i;
+        });
+      }
+      process.stdout.write((drawn ? `\x1b[${drawn}A` : "") + lines.map((l) => `\x1b[2K${l}\n`).join(""));
+      drawn = lines.length;
+    } else if (overall !== lastOverall || final) {
+      if (overall !== lastOverall) process.stdout.write(overall + "\n");
+      lastOverall = overall;
+    }
+  };
+
+  const check = (): void => {
+    const st = serviceStatus(service, [...tasks.values()], nodes);
+    if (st.converged) {
+      outcome = null;
+      return;
+    }
+    const stuck = [...tasks.values()].find((t) => t.desiredState === "running" && t.restartBlocked);
+    if (stuck) {
+      outcome = new BatonError("VALIDATION_FAILED", `task ${taskName(stuck)} ${stuck.status.state}: ${stuck.status.err ?? stuck.status.message} (${stuck.restartBlocked}); see \`baton service ps ${service.spec.name}\``);
+    }
+  };
+
+  render(false);
+  check();
+  if (outcome === undefined) {
+    await c.events(`?since=${revision}&service=${serviceId}`, (data) => {
+      const e = data as { kind: string; op: string; object: Task & Service };
+      if (e.kind === "services") {
+        if (e.op === "delete") outcome = new BatonError("NOT_FOUND", `service ${service.spec.name} was removed`);
+        else service = e.object;
+      } else if (e.kind === "tasks") {
+        const prev = tasks.get(e.object.id);
+        if (e.op === "delete") tasks.delete(e.object.id);
+        else if (!prev || prev.version <= e.object.version) tasks.set(e.object.id, e.object);
+      }
+      render(false);
+      if (outcome === undefined) check();
+      if (outcome !== undefined) ac.abort();
+    }, ac.signal);
+  }
+  render(true);
+  if (outcome) throw outcome;
+  process.stdout.write(`verify: Service ${service.spec.name} converged\n`);
+}

@@ -1,0 +1,220 @@
+import type { Clock } from "../lib/clock.js";
+import { BatonError } from "../lib/errors.js";
+import type { Logger } from "../lib/log.js";
+import type { Node, Task } from "../model/objects.js";
+import { canTransition, isAgentState, isTerminal } from "../model/task-state.js";
+import type { Store, StoreEvent, Watch } from "../store/store.js";
+import type { AgentSession, Assignment, AssignmentChange, NodeDescription, TaskStatusUpdate } from "./protocol.js";
+
+export interface DispatcherDeps {
+  store: Store;
+  clock: Clock;
+  log: Logger;
+  /** @default 1000 */
+  heartbeatPeriodMs?: number;
+  /** Missed-heartbeat allowance before a node is down. @default 3 periods + 2 s */
+  heartbeatGraceMs?: number;
+}
+
+const toAssignment = (t: Task): Assignment => ({
+  taskId: t.id,
+  serviceId: t.serviceId,
+  serviceName: t.serviceName,
+  slot: t.slot,
+  nodeId: t.nodeId!,
+  desiredState: t.desiredState,
+  state: t.status.state,
+  spec: t.spec,
+  ...(t.status.port !== undefined ? { port: t.status.port } : {}),
+});
+
+/** Tasks an agent must hear about: on its node, past the scheduler. */
+const isAssignedTo = (t: Task, nodeId: string): boolean => t.nodeId === nodeId && t.status.state !== "new" && t.status.state !== "pending";
+
+/**
+ * Holds one session per agent: registration, heartbeats (kept in memory; only up/down
+ * transitions are written), assignment streams, and batched status writes. A node silent past
+ * the grace period is marked down and its unfinished tasks orphaned, so the orchestrator
+ * replaces them elsewhere.
+ */
+export class Dispatcher {
+  private readonly lastSeen = new Map<string, number>();
+  private readonly streams = new Map<string, Set<(c: AssignmentChange) => void>>();
+  private watch: Watch | undefined;
+  private cancelTick: (() => void) | undefined;
+  private readonly periodMs: number;
+  private readonly graceMs: number;
+  private pendingStatus: TaskStatusUpdate[] = [];
+  private flushing: Promise<void> | undefined;
+
+  constructor(private readonly deps: DispatcherDeps) {
+    this.periodMs = deps.heartbeatPeriodMs ?? 1000;
+    this.graceMs = deps.heartbeatGraceMs ?? this.periodMs * 3 + 2000;
+  }
+
+  start(): void {
+    // After a (re)start every known node gets the full grace period to come back.
+    const now = this.deps.clock.now();
+    this.deps.store.view((tx) => {
+      for (const n of tx.list("nodes")) if (n.status.state === "ready") this.lastSeen.set(n.id, now);
+    });
+    this.watch = this.deps.store.watch(this.deps.store.revision(), (events) => this.onEvents(events));
+    this.scheduleTick();
+  }
+
+  stop(): void {
+    this.watch?.cancel();
+    this.cancelTick?.();
+    this.streams.clear();
+  }
+
+  /** An in-process session, as `baton up` uses; remote transports wrap the same calls. */
+  localSession(): AgentSession {
+    let nodeId: string | undefined;
+    const unsubs: (() => void)[] = [];
+    return {
+      register: async (desc) => {
+        nodeId = desc.nodeId;
+        await this.register(desc);
+        return { heartbeatPeriodMs: this.periodMs };
+      },
+      heartbeat: async () => {
+        if (!nodeId) throw new BatonError("BAD_REQUEST", "heartbeat before register");
+        await this.heartbeat(nodeId);
+      },
+      assignments: (onChange) => {
+        if (!nodeId) throw new BatonError("BAD_REQUEST", "assignments before register");
+        const off = this.subscribe(nodeId, onChange);
+        unsubs.push(off);
+        return off;
+      },
+      reportStatus: (updates) => this.reportStatus(updates),
+      close: () => {
+        for (const u of unsubs) u();
+      },
+    };
+  }
+
+  async register(desc: NodeDescription): Promise<void> {
+    const now = this.deps.clock.now();
+    this.lastSeen.set(desc.nodeId, now);
+    await this.deps.store.update((tx) => {
+      const cur = tx.get("nodes", desc.nodeId);
+      const status: Node["status"] = { state: "ready", message: "", heartbeatAt: now, ...(desc.address ? { address: desc.address } : {}) };
+      const fields = { hostname: desc.hostname, role: desc.role, resources: desc.resources, drivers: desc.drivers, platform: desc.platform, agentVersion: desc.agentVersion, status };
+      if (cur) tx.update("nodes", { ...cur, ...fields });
+      else tx.create("nodes", { id: desc.nodeId, availability: "active", labels: {}, ...fields });
+    });
+    this.deps.log.info({ nodeId: desc.nodeId, hostname: desc.hostname }, "node registered");
+  }
+
+  async heartbeat(nodeId: string): Promise<void> {
+    this.lastSeen.set(nodeId, this.deps.clock.now());
+    const node = this.deps.store.view((tx) => tx.get("nodes", nodeId));
+    if (node && node.status.state !== "ready") {
+      await this.deps.store.update((tx) => {
+        const n = tx.get("nodes", nodeId);
+        if (n) tx.update("nodes", { ...n, status: { ...n.status, state: "ready", message: "", heartbeatAt: this.deps.clock.now() } });
+      });
+    }
+  }
+
+  subscribe(nodeId: string, onChange: (c: AssignmentChange) => void): () => void {
+    let set = this.streams.get(nodeId);
+    if (!set) this.streams.set(nodeId, (set = new Set()));
+    set.add(onChange);
+    const full = this.deps.store.view((tx) => tx.tasksOfNode(nodeId).filter((t) => isAssignedTo(t, nodeId)).map(toAssignment));
+    onChange({ type: "full", assignments: full });
+    return () => set.delete(onChange);
+  }
+
+  /** Batches concurrent reports into one store transaction. */
+  reportStatus(updates: TaskStatusUpdate[]): Promise<void> {
+    this.pendingStatus.push(...updates);
+    if (!this.flushing) {
+      this.flushing = new Promise<void>((resolve) => queueMicrotask(resolve)).then(() => this.flushStatus()).finally(() => {
+        this.flushing = undefined;
+      });
+    }
+    return this.flushing;
+  }
+
+  private async flushStatus(): Promise<void> {
+    const batch = this.pendingStatus;
+    this.pendingStatus = [];
+    if (batch.length === 0) return;
+    await this.deps.store.update((tx) => {
+      for (const u of batch) {
+        const t = tx.get("tasks", u.taskId);
+        if (!t) continue;
+        const sameState = t.status.state === u.state;
+        // A state never goes backwards; within a state only details (health, port) change.
+        if (!sameState && !canTransition(t.status.state, u.state)) continue;
+        if (sameState && isTerminal(u.state)) continue;
+        const status: Task["status"] = {
+          ...t.status,
+          state: u.state,
+          timestamp: sameState ? t.status.timestamp : u.timestamp,
+          message: u.message,
+        };
+        if (u.err !== undefined) status.err = u.err;
+        if (u.exitCode !== undefined) status.exitCode = u.exitCode;
+        if (u.signal !== undefined) status.signal = u.signal;
+        if (u.pid !== undefined) status.pid = u.pid;
+        if (u.port !== undefined) status.port = u.port;
+        if (u.health !== undefined) status.health = u.health;
+        if (u.state === "running" && status.startedAt === undefined) status.startedAt = u.timestamp;
+        tx.update("tasks", { ...t, status });
+      }
+    });
+  }
+
+  private onEvents(events: StoreEvent[]): void {
+    if (this.streams.size === 0) return;
+    const perNode = new Map<string, { upserts: Assignment[]; removes: string[] }>();
+    const bucket = (nodeId: string): { upserts: Assignment[]; removes: string[] } => {
+      let b = perNode.get(nodeId);
+      if (!b) perNode.set(nodeId, (b = { upserts: [], removes: [] }));
+      return b;
+    };
+    for (const e of events) {
+      if (e.kind !== "tasks") continue;
+      const t = e.object as Task;
+      if (!t.nodeId || !this.streams.has(t.nodeId)) continue;
+      if (e.op === "delete") bucket(t.nodeId).removes.push(t.id);
+      else if (isAssignedTo(t, t.nodeId)) bucket(t.nodeId).upserts.push(toAssignment(t));
+    }
+    for (const [nodeId, change] of perNode) {
+      for (const fn of this.streams.get(nodeId) ?? []) fn({ type: "update", ...change });
+    }
+  }
+
+  private scheduleTick(): void {
+    this.cancelTick = this.deps.clock.setTimer(this.periodMs, () => {
+      this.checkLiveness()
+        .catch((err: unknown) => this.deps.log.error({ err }, "node liveness check failed"))
+        .finally(() => this.scheduleTick());
+    });
+  }
+
+  /** Marks silent nodes down and orphans their unfinished tasks. */
+  async checkLiveness(): Promise<void> {
+    const now = this.deps.clock.now();
+    const late = this.deps.store.view((tx) =>
+      tx.list("nodes").filter((n) => n.status.state === "ready" && now - (this.lastSeen.get(n.id) ?? 0) > this.graceMs),
+    );
+    if (late.length === 0) return;
+    await this.deps.store.update((tx) => {
+      for (const n0 of late) {
+        const n = tx.get("nodes", n0.id);
+        if (!n) continue;
+        tx.update("nodes", { ...n, status: { ...n.status, state: "down", message: `no heartbeat for ${Math.round((now - (this.lastSeen.get(n.id) ?? 0)) / 1000)} s` } });
+        for (const t of tx.tasksOfNode(n.id)) {
+          if (isTerminal(t.status.state) || !isAgentState(t.status.state) && t.status.state !== "assigned") continue;
+          tx.update("tasks", { ...t, status: { ...t.status, state: "orphaned", timestamp: now, message: "node down" } });
+        }
+      }
+    });
+    for (const n of late) this.deps.log.warn({ nodeId: n.id, hostname: n.hostname }, "node down: missed heartbeats");
+  }
+}

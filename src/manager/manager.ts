@@ -1,0 +1,52 @@
+import type { Clock } from "../lib/clock.js";
+import type { Logger } from "../lib/log.js";
+import { Dispatcher } from "../dispatcher/dispatcher.js";
+import { Orchestrator } from "../orchestrator/controller.js";
+import { Scheduler } from "../scheduler/scheduler.js";
+import type { Store } from "../store/store.js";
+
+export interface ManagerDeps {
+  store: Store;
+  clock: Clock;
+  log: Logger;
+  heartbeatPeriodMs?: number;
+}
+
+/**
+ * Starts and stops the controllers. With one manager (the SQLite store) it is always the
+ * leader; the etcd store adds an election in front of start().
+ */
+export class Manager {
+  readonly dispatcher: Dispatcher;
+  readonly orchestrator: Orchestrator;
+  readonly scheduler: Scheduler;
+  private running = false;
+
+  constructor(deps: ManagerDeps) {
+    const child = (component: string): Logger => deps.log.child({ component });
+    this.dispatcher = new Dispatcher({ store: deps.store, clock: deps.clock, log: child("dispatcher"), ...(deps.heartbeatPeriodMs ? { heartbeatPeriodMs: deps.heartbeatPeriodMs } : {}) });
+    this.orchestrator = new Orchestrator({ store: deps.store, clock: deps.clock, log: child("orchestrator") });
+    this.scheduler = new Scheduler({ store: deps.store, clock: deps.clock, log: child("scheduler") });
+  }
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.dispatcher.start();
+    this.orchestrator.start();
+    this.scheduler.start();
+  }
+
+  /** Idempotent. The controllers stop first, so nothing is restarted while tasks are stopped. */
+  stopControllers(): void {
+    this.orchestrator.stop();
+    this.scheduler.stop();
+  }
+
+  stop(): void {
+    if (!this.running) return;
+    this.running = false;
+    this.stopControllers();
+    this.dispatcher.stop();
+  }
+}

@@ -1,0 +1,139 @@
+import type { DesiredState, TaskState } from "./task-state.js";
+
+/** Fields every stored object carries. `version` is the store revision of its last write. */
+export interface Meta {
+  id: string;
+  version: number;
+  createdAt: number;
+  updatedAt: number;
+}
+
+export type RestartCondition = "none" | "on-failure" | "any";
+
+export interface RestartPolicy {
+  condition: RestartCondition;
+  /** Fixed delay before a restart; undefined means the default exponential backoff. */
+  delayMs?: number;
+  /** 0 = unlimited. */
+  maxAttempts: number;
+  /** Window over which attempts are counted; 0 = since the slot was created. */
+  windowMs: number;
+}
+
+export type HealthCheck =
+  | { kind: "exec"; command: string[] }
+  | { kind: "http"; path: string; port?: number }
+  | { kind: "tcp"; port?: number };
+
+export interface HealthConfig {
+  check: HealthCheck;
+  intervalMs: number;
+  timeoutMs: number;
+  retries: number;
+  startPeriodMs: number;
+}
+
+export interface Resources {
+  /** CPUs as a fraction of cores (1.5 = one and a half cores). */
+  cpus?: number;
+  memoryBytes?: number;
+}
+
+/** What a task runs; copied from the service onto each task so the agent needs nothing else. */
+export interface TaskSpec {
+  driver: "process";
+  command: string[];
+  env: Record<string, string>;
+  workdir?: string;
+  stopSignal: string;
+  stopGracePeriodMs: number;
+  health?: HealthConfig;
+  restartPolicy: RestartPolicy;
+  placement: { constraints: string[] };
+  reservations: Resources;
+  /** Per-task log file cap before rotation. */
+  logMaxBytes: number;
+}
+
+export interface ServiceSpec {
+  name: string;
+  labels: Record<string, string>;
+  mode: { kind: "replicated"; replicas: number } | { kind: "global" };
+  task: TaskSpec;
+  /** Terminal tasks kept per slot for `service ps`. */
+  taskHistoryLimit: number;
+}
+
+export interface Service extends Meta {
+  spec: ServiceSpec;
+  /** Increments on every spec change that needs new tasks; scale does not change it. */
+  specVersion: number;
+}
+
+export interface TaskStatus {
+  state: TaskState;
+  /** When this state was entered. */
+  timestamp: number;
+  message: string;
+  err?: string;
+  exitCode?: number;
+  signal?: string;
+  pid?: number;
+  port?: number;
+  health?: "starting" | "healthy" | "unhealthy";
+  /** When the task first reached running. */
+  startedAt?: number;
+}
+
+/** Counters carried from a slot's task to its replacement. */
+export interface RestartState {
+  /** Restarts of this slot so far. */
+  attempts: number;
+  /** Times of restarts inside the policy window (bounded). */
+  recent: number[];
+  /** Consecutive short runs, drives the backoff; reset by a run of 10 s or more. */
+  streak: number;
+}
+
+export interface Task extends Meta {
+  serviceId: string;
+  serviceName: string;
+  specVersion: number;
+  /** Replicated: 1..N. Global: 0 (the node is the slot). */
+  slot: number;
+  nodeId?: string;
+  desiredState: DesiredState;
+  status: TaskStatus;
+  spec: TaskSpec;
+  restart: RestartState;
+  /** Set when the orchestrator decided this slot will not be restarted, with why. */
+  restartBlocked?: string;
+}
+
+export type NodeAvailability = "active" | "pause" | "drain";
+export type NodeState = "ready" | "down" | "unknown";
+
+export interface Node extends Meta {
+  hostname: string;
+  role: "manager" | "worker";
+  availability: NodeAvailability;
+  labels: Record<string, string>;
+  status: { state: NodeState; message: string; heartbeatAt: number; address?: string };
+  resources: { cpus: number; memoryBytes: number };
+  drivers: string[];
+  platform: { os: string; arch: string };
+  agentVersion: string;
+}
+
+export interface Collections {
+  nodes: Node;
+  services: Service;
+  tasks: Task;
+}
+export type Kind = keyof Collections;
+export const kinds: Kind[] = ["nodes", "services", "tasks"];
+
+/** A task's display name, like docker's: web.1 (replicated) or web.<node> (global). */
+export function taskName(t: Pick<Task, "serviceName" | "slot" | "nodeId">): string {
+  return t.slot > 0 ? `${t.serviceName}.${t.slot}` : `${t.serviceName}.${(t.nodeId ?? "").slice(0, 12)}`;
+}

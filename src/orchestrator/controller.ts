@@ -1,0 +1,86 @@
+import type { Clock } from "../lib/clock.js";
+import type { Logger } from "../lib/log.js";
+import { KeyedQueue } from "../lib/queue.js";
+import type { Task } from "../model/objects.js";
+import type { Store, StoreEvent, Watch } from "../store/store.js";
+import { isPlanEmpty, planService, type Plan, type ServiceSnapshot } from "./plan.js";
+
+export interface OrchestratorDeps {
+  store: Store;
+  clock: Clock;
+  log: Logger;
+}
+
+/**
+ * The thin loop around planService: a store event only says "look at service X"; sync reads the
+ * latest state, plans, and writes the plan in one transaction. Level-triggered, restartable.
+ */
+export class Orchestrator {
+  private readonly queue: KeyedQueue;
+  private watch: Watch | undefined;
+
+  constructor(private readonly deps: OrchestratorDeps) {
+    this.queue = new KeyedQueue((id) => this.sync(id), { clock: deps.clock, log: deps.log, concurrency: 1 });
+  }
+
+  start(): void {
+    const { store } = this.deps;
+    // A full pass replaces whatever events were missed while stopped.
+    const rev = store.view((tx) => {
+      for (const s of tx.list("services")) this.queue.add(s.id);
+      for (const t of tx.list("tasks")) this.queue.add(t.serviceId);
+      return tx.revision;
+    });
+    this.watch = store.watch(rev, (events) => this.onEvents(events));
+  }
+
+  stop(): void {
+    this.watch?.cancel();
+    this.queue.stop();
+  }
+
+  /** Resolves when no sync is queued or running (tests). */
+  idle(): Promise<void> {
+    return this.queue.idle();
+  }
+
+  private onEvents(events: StoreEvent[]): void {
+    let nodesChanged = false;
+    for (const e of events) {
+      if (e.kind === "services") this.queue.add(e.object.id);
+      else if (e.kind === "tasks") {
+        if (e.op !== "delete" || (e.object as Task).desiredState === "running") this.queue.add((e.object as Task).serviceId);
+      } else nodesChanged = true;
+    }
+    if (nodesChanged) {
+      // Global services follow the node set; replicated ones only care through their tasks.
+      const ids = this.deps.store.view((tx) => tx.list("services").filter((s) => s.spec.mode.kind === "global").map((s) => s.id));
+      for (const id of ids) this.queue.add(id);
+    }
+  }
+
+  async sync(serviceId: string): Promise<void> {
+    const { store, clock, log } = this.deps;
+    const snap: ServiceSnapshot = store.view((tx) => {
+      const service = tx.get("services", serviceId);
+      return {
+        serviceId,
+        service,
+        tasks: tx.tasksOfService(serviceId),
+        nodes: service?.spec.mode.kind === "global" ? tx.list("nodes") : [],
+      };
+    });
+    const plan = planService(snap, clock.now());
+    if (!isPlanEmpty(plan)) {
+      await store.update((tx) => applyPlan(tx, plan));
+      log.debug({ serviceId, created: plan.create.length, updated: plan.update.length, deleted: plan.delete.length }, "service reconciled");
+    }
+    if (plan.requeueAfterMs !== undefined) this.queue.addAfter(serviceId, plan.requeueAfterMs);
+  }
+}
+
+function applyPlan(tx: Parameters<Parameters<Store["update"]>[0]>[0], plan: Plan): void {
+  for (const t of plan.update) tx.update("tasks", t);
+  for (const id of plan.delete) tx.delete("tasks", id);
+  for (const t of plan.create) tx.create("tasks", t);
+}

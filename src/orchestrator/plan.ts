@@ -1,0 +1,147 @@
+import { newId } from "../lib/ids.js";
+import type { Node, RestartState, Service, Task } from "../model/objects.js";
+import { isTerminal } from "../model/task-state.js";
+import type { NewObject } from "../store/store.js";
+import { decideRestart } from "./restart.js";
+import { isNodeEligible } from "./eligibility.js";
+
+/** Everything a plan looks at: one service (or its id when deleted), its tasks, the nodes. */
+export interface ServiceSnapshot {
+  serviceId: string;
+  service: Service | undefined;
+  tasks: Task[];
+  nodes: Node[];
+}
+
+/** The writes one sync makes. Updates carry the version they were read at (optimistic). */
+export interface Plan {
+  create: NewObject<"tasks">[];
+  update: Task[];
+  delete: string[];
+  /** Look again after this long (a restart delay is running). */
+  requeueAfterMs?: number;
+}
+
+const emptyPlan = (): Plan => ({ create: [], update: [], delete: [] });
+const freshRestart = (): RestartState => ({ attempts: 0, recent: [], streak: 0 });
+
+/**
+ * Reconciles one service: replicated slots 1..N or one task per eligible node (global), the
+ * restart policy, and the bounded history per slot. Pure: no I/O, no timers, `now` passed in.
+ */
+export function planService(s: ServiceSnapshot, now: number): Plan {
+  const plan = emptyPlan();
+  const svc = s.service;
+  if (!svc) return planRemoved(s.tasks);
+
+  const slots = groupBySlot(s.tasks);
+  const wanted = wantedSlots(svc, s.nodes);
+  const requeue = (ms: number): void => {
+    plan.requeueAfterMs = Math.min(plan.requeueAfterMs ?? Infinity, Math.max(ms, 1));
+  };
+
+  for (const [key, tasks] of slots) {
+    const current = tasks.filter((t) => t.desiredState === "running");
+    // Invariant: at most one task per slot is wanted running; extra ones (a lost race) go.
+    current.sort((a, b) => b.createdAt - a.createdAt || (a.id < b.id ? -1 : 1));
+    for (const extra of current.slice(1)) plan.update.push(shutdownTask(extra, now));
+    const head = current[0];
+    if (!wanted.has(key)) {
+      if (head) plan.update.push(shutdownTask(head, now));
+      continue;
+    }
+    wanted.delete(key);
+    if (!head) {
+      plan.create.push(newTask(svc, key, now, freshRestart()));
+      continue;
+    }
+    if (!isTerminal(head.status.state) || head.restartBlocked) continue;
+    const d = decideRestart(head, now);
+    if (!d.restart) {
+      plan.update.push({ ...head, restartBlocked: d.reason });
+    } else if (d.dueAt > now) {
+      requeue(d.dueAt - now);
+    } else {
+      plan.update.push({ ...head, desiredState: "shutdown" });
+      plan.create.push(newTask(svc, key, now, d.next));
+    }
+  }
+  for (const key of wanted) plan.create.push(newTask(svc, key, now, freshRestart()));
+
+  reapHistory(slots, svc.spec.taskHistoryLimit, plan);
+  return plan;
+}
+
+/** Slot keys: "3" for replicated slot 3, "node:<id>" for a global service's task on that node. */
+export function slotKey(t: Pick<Task, "slot" | "nodeId">): string {
+  return t.slot > 0 ? String(t.slot) : `node:${t.nodeId ?? ""}`;
+}
+
+function wantedSlots(svc: Service, nodes: Node[]): Set<string> {
+  const out = new Set<string>();
+  if (svc.spec.mode.kind === "replicated") {
+    for (let i = 1; i <= svc.spec.mode.replicas; i++) out.add(String(i));
+  } else {
+    for (const n of nodes) if (isNodeEligible(n, svc.spec.task)) out.add(`node:${n.id}`);
+  }
+  return out;
+}
+
+function groupBySlot(tasks: Task[]): Map<string, Task[]> {
+  const m = new Map<string, Task[]>();
+  for (const t of tasks) {
+    const k = slotKey(t);
+    const l = m.get(k);
+    if (l) l.push(t);
+    else m.set(k, [t]);
+  }
+  return m;
+}
+
+function newTask(svc: Service, key: string, now: number, restart: RestartState): NewObject<"tasks"> {
+  const global = key.startsWith("node:");
+  return {
+    id: newId(),
+    serviceId: svc.id,
+    serviceName: svc.spec.name,
+    specVersion: svc.specVersion,
+    slot: global ? 0 : Number(key),
+    ...(global ? { nodeId: key.slice(5) } : {}),
+    desiredState: "running",
+    status: { state: "new", timestamp: now, message: "created" },
+    spec: svc.spec.task,
+    restart,
+  };
+}
+
+/**
+ * Tasks no agent holds yet (new, pending) are ended here; the agent ends the others.
+ */
+function shutdownTask(t: Task, now: number, desired: "shutdown" | "remove" = "shutdown"): Task {
+  if (t.status.state === "new" || t.status.state === "pending") {
+    return { ...t, desiredState: desired, status: { ...t.status, state: "shutdown", timestamp: now, message: "shut down before it was assigned" } };
+  }
+  return { ...t, desiredState: desired };
+}
+
+function planRemoved(tasks: Task[]): Plan {
+  const plan = emptyPlan();
+  for (const t of tasks) {
+    if (isTerminal(t.status.state) || t.status.state === "new" || t.status.state === "pending") plan.delete.push(t.id);
+    else if (t.desiredState !== "remove") plan.update.push({ ...t, desiredState: "remove" });
+  }
+  return plan;
+}
+
+/** Keep the newest `limit` ended tasks per slot (besides the current one); delete the rest. */
+function reapHistory(slots: Map<string, Task[]>, limit: number, plan: Plan): void {
+  const touched = new Set(plan.update.map((t) => t.id));
+  for (const tasks of slots.values()) {
+    const history = tasks
+      .filter((t) => t.desiredState !== "running" && isTerminal(t.status.state) && !touched.has(t.id))
+      .sort((a, b) => b.createdAt - a.createdAt);
+    for (const t of history.slice(limit)) plan.delete.push(t.id);
+  }
+}
+
+export const isPlanEmpty = (p: Plan): boolean => p.create.length === 0 && p.update.length === 0 && p.delete.length === 0;

@@ -1,0 +1,34 @@
+import type { Node, Task } from "../model/objects.js";
+import { isTerminal } from "../model/task-state.js";
+
+/** A node plus what is already placed on it; updated after each placement in a batch. */
+export interface NodeView {
+  node: Node;
+  reservedCpus: number;
+  reservedMemoryBytes: number;
+  taskCount: number;
+  tasksByService: Map<string, number>;
+}
+
+/** Tasks that hold resources on their node: assigned and not ended. */
+const holdsResources = (t: Task): boolean => t.nodeId !== undefined && !isTerminal(t.status.state) && t.desiredState === "running";
+
+export function buildNodeViews(nodes: Node[], tasks: Iterable<Task>): Map<string, NodeView> {
+  const views = new Map<string, NodeView>();
+  for (const node of nodes) {
+    views.set(node.id, { node, reservedCpus: 0, reservedMemoryBytes: 0, taskCount: 0, tasksByService: new Map() });
+  }
+  for (const t of tasks) {
+    if (!holdsResources(t) || t.status.state === "new" || t.status.state === "pending") continue;
+    const v = views.get(t.nodeId!);
+    if (v) addTask(v, t);
+  }
+  return views;
+}
+
+export function addTask(v: NodeView, t: Pick<Task, "serviceId" | "spec">): void {
+  v.reservedCpus += t.spec.reservations.cpus ?? 0;
+  v.reservedMemoryBytes += t.spec.reservations.memoryBytes ?? 0;
+  v.taskCount++;
+  v.tasksByService.set(t.serviceId, (v.tasksByService.get(t.serviceId) ?? 0) + 1);
+}

@@ -1,0 +1,140 @@
+import { parseDuration, durationProblem } from "../lib/duration.js";
+import { validationError, type FieldProblem } from "../lib/errors.js";
+import type { HealthCheck, HealthConfig, RestartPolicy, ServiceSpec } from "../model/objects.js";
+import type { ServiceSpecInput } from "./schemas.js";
+import { parseConstraint } from "./constraints.js";
+import { parseBytes } from "./bytes.js";
+
+/** Defaults applied to every service (docker's where docker has one). */
+export const defaults = {
+  replicas: 1,
+  stopSignal: "SIGTERM",
+  stopGracePeriodMs: 10_000,
+  taskHistoryLimit: 5,
+  health: { intervalMs: 30_000, timeoutMs: 30_000, retries: 3, startPeriodMs: 0 },
+  logMaxBytes: 10 * 1024 * 1024,
+  maxEnvBytes: 256 * 1024,
+} as const;
+
+const SIGNALS = new Set(["SIGTERM", "SIGINT", "SIGQUIT", "SIGHUP", "SIGUSR1", "SIGUSR2", "SIGKILL", "SIGWINCH"]);
+
+/**
+ * Input (schema-valid) → resolved spec with defaults. Collects every cross-field problem and
+ * throws them together, so nothing is half-applied.
+ */
+export function resolveServiceSpec(input: ServiceSpecInput): ServiceSpec {
+  const problems: FieldProblem[] = [];
+  const dur = (path: string[], text: string | undefined, fallback: number): number => {
+    if (text === undefined) return fallback;
+    const ms = parseDuration(text);
+    if (ms === undefined) {
+      problems.push(durationProblem(path, text));
+      return fallback;
+    }
+    return ms;
+  };
+
+  if (!input.command[0]) problems.push({ path: ["command", 0], problem: "the command must not be empty" });
+  if (input.mode === "global" && input.replicas !== undefined) {
+    problems.push({ path: ["replicas"], problem: "replicas can only be set for replicated services" });
+  }
+
+  const env: Record<string, string> = {};
+  let envBytes = 0;
+  (input.env ?? []).forEach((kv, i) => {
+    const eq = kv.indexOf("=");
+    const key = eq < 0 ? kv : kv.slice(0, eq);
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(key)) {
+      problems.push({ path: ["env", i], problem: `"${key.slice(0, 40)}" is not a valid variable name` });
+      return;
+    }
+    // docker: "-e KEY" without "=" takes KEY from the client's environment; the CLI resolves it.
+    env[key] = eq < 0 ? "" : kv.slice(eq + 1);
+    envBytes += kv.length;
+  });
+  if (envBytes > defaults.maxEnvBytes) {
+    problems.push({ path: ["env"], problem: `environment is ${envBytes} bytes; the limit is ${defaults.maxEnvBytes}` });
+  }
+
+  const rp = input.restartPolicy ?? {};
+  const restartPolicy: RestartPolicy = {
+    condition: rp.condition ?? "any",
+    maxAttempts: rp.maxAttempts ?? 0,
+    windowMs: dur(["restartPolicy", "window"], rp.window, 0),
+  };
+  if (rp.delay !== undefined) restartPolicy.delayMs = dur(["restartPolicy", "delay"], rp.delay, 0);
+
+  let health: HealthConfig | undefined;
+  const hc = input.healthcheck;
+  if (hc) {
+    const checks: HealthCheck[] = [];
+    if (hc.cmd !== undefined) checks.push({ kind: "exec", command: ["/bin/sh", "-c", hc.cmd] });
+    if (hc.http !== undefined) {
+      const m = /^(?::(\d+))?(\/.*)?$/.exec(hc.http);
+      const port = m?.[1] ? Number(m[1]) : undefined;
+      if (!m || (port !== undefined && port > 65535)) problems.push({ path: ["healthcheck", "http"], problem: `"${hc.http}" is not a path or :port/path` });
+      else checks.push({ kind: "http", path: m[2] ?? "/", ...(port !== undefined ? { port } : {}) });
+    }
+    if (hc.tcp !== undefined) checks.push({ kind: "tcp", ...(hc.tcp ? { port: hc.tcp } : {}) });
+    if (checks.length !== 1) {
+      problems.push({ path: ["healthcheck"], problem: "give exactly one of cmd, http or tcp" });
+    } else {
+      health = {
+        check: checks[0]!,
+        intervalMs: dur(["healthcheck", "interval"], hc.interval, defaults.health.intervalMs),
+        timeoutMs: dur(["healthcheck", "timeout"], hc.timeout, defaults.health.timeoutMs),
+        retries: hc.retries ?? defaults.health.retries,
+        startPeriodMs: dur(["healthcheck", "startPeriod"], hc.startPeriod, defaults.health.startPeriodMs),
+      };
+      if (health.intervalMs < 10) problems.push({ path: ["healthcheck", "interval"], problem: "must be at least 10ms" });
+      if (health.timeoutMs < 1) problems.push({ path: ["healthcheck", "timeout"], problem: "must be at least 1ms" });
+    }
+  }
+
+  const stopSignal = (input.stopSignal ?? defaults.stopSignal).toUpperCase();
+  const normalizedSignal = stopSignal.startsWith("SIG") ? stopSignal : `SIG${stopSignal}`;
+  if (!SIGNALS.has(normalizedSignal)) problems.push({ path: ["stopSignal"], problem: `unknown signal "${input.stopSignal}"` });
+
+  (input.constraints ?? []).forEach((c, i) => {
+    const r = parseConstraint(c);
+    if (typeof r === "string") problems.push({ path: ["constraints", i], problem: r });
+  });
+
+  let memoryBytes: number | undefined;
+  if (input.reserveMemory !== undefined) {
+    memoryBytes = parseBytes(input.reserveMemory);
+    if (memoryBytes === undefined) problems.push({ path: ["reserveMemory"], problem: `invalid size "${input.reserveMemory}" (use e.g. 512m, 2g)` });
+  }
+  let logMaxBytes: number = defaults.logMaxBytes;
+  if (input.logMaxSize !== undefined) {
+    const b = parseBytes(input.logMaxSize);
+    if (b === undefined || b < 4096) problems.push({ path: ["logMaxSize"], problem: `invalid size "${input.logMaxSize}" (at least 4k, e.g. 10m)` });
+    else logMaxBytes = b;
+  }
+
+  const stopGracePeriodMs = dur(["stopGracePeriod"], input.stopGracePeriod, defaults.stopGracePeriodMs);
+  if (problems.length) throw validationError(problems);
+
+  return {
+    name: input.name,
+    labels: input.labels ?? {},
+    mode: input.mode === "global" ? { kind: "global" } : { kind: "replicated", replicas: input.replicas ?? defaults.replicas },
+    taskHistoryLimit: input.taskHistoryLimit ?? defaults.taskHistoryLimit,
+    task: {
+      driver: "process",
+      command: input.command,
+      env,
+      ...(input.workdir ? { workdir: input.workdir } : {}),
+      stopSignal: normalizedSignal,
+      stopGracePeriodMs,
+      ...(health ? { health } : {}),
+      restartPolicy,
+      placement: { constraints: input.constraints ?? [] },
+      reservations: {
+        ...(input.reserveCpus !== undefined ? { cpus: input.reserveCpus } : {}),
+        ...(memoryBytes !== undefined ? { memoryBytes } : {}),
+      },
+      logMaxBytes,
+    },
+  };
+}

@@ -1,0 +1,76 @@
+import { Type, type Static } from "@sinclair/typebox";
+
+/** A string enum as JSON Schema `enum`, so a bad value reads "must be one of: …". */
+const StringEnum = <T extends string[]>(values: [...T]) => Type.Unsafe<T[number]>({ type: "string", enum: values });
+
+/** Shared by API validation and the OpenAPI document. Every object rejects unknown fields. */
+const strict = { additionalProperties: false } as const;
+
+export const NAME_PATTERN = "^[a-zA-Z0-9][a-zA-Z0-9_.-]*$";
+const Duration = Type.String({ description: "Go-style duration: 500ms, 10s, 1m30s", maxLength: 32 });
+const Labels = Type.Record(Type.String({ minLength: 1, maxLength: 256 }), Type.String({ maxLength: 4096 }), { maxProperties: 256 });
+
+export const RestartPolicyInput = Type.Object(
+  {
+    condition: Type.Optional(StringEnum(["none", "on-failure", "any"])),
+    delay: Type.Optional(Duration),
+    maxAttempts: Type.Optional(Type.Integer({ minimum: 0, maximum: 1_000_000 })),
+    window: Type.Optional(Duration),
+  },
+  strict,
+);
+
+export const HealthcheckInput = Type.Object(
+  {
+    cmd: Type.Optional(Type.String({ minLength: 1, maxLength: 8192, description: "run with /bin/sh -c; exit 0 = healthy" })),
+    http: Type.Optional(Type.String({ minLength: 1, maxLength: 2048, description: "path (GET on the task's PORT) or :port/path" })),
+    tcp: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535, description: "port to connect to; 0 = the task's PORT" })),
+    interval: Type.Optional(Duration),
+    timeout: Type.Optional(Duration),
+    retries: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })),
+    startPeriod: Type.Optional(Duration),
+  },
+  strict,
+);
+
+export const ServiceSpecInput = Type.Object(
+  {
+    name: Type.String({ minLength: 1, maxLength: 63, pattern: NAME_PATTERN }),
+    labels: Type.Optional(Labels),
+    mode: Type.Optional(StringEnum(["replicated", "global"])),
+    replicas: Type.Optional(Type.Integer({ minimum: 0, maximum: 10_000 })),
+    driver: Type.Optional(StringEnum(["process"])),
+    command: Type.Array(Type.String({ maxLength: 32_768 }), { minItems: 1, maxItems: 4096 }),
+    env: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 32_768 }), { maxItems: 1000 })),
+    workdir: Type.Optional(Type.String({ minLength: 1, maxLength: 4096 })),
+    restartPolicy: Type.Optional(RestartPolicyInput),
+    healthcheck: Type.Optional(HealthcheckInput),
+    stopSignal: Type.Optional(Type.String({ maxLength: 16 })),
+    stopGracePeriod: Type.Optional(Duration),
+    constraints: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 512 }), { maxItems: 64 })),
+    reserveCpus: Type.Optional(Type.Number({ minimum: 0, maximum: 4096 })),
+    reserveMemory: Type.Optional(Type.String({ maxLength: 32, description: "bytes with an optional unit: 512m, 2g" })),
+    taskHistoryLimit: Type.Optional(Type.Integer({ minimum: 0, maximum: 100 })),
+    logMaxSize: Type.Optional(Type.String({ maxLength: 32, description: "per-task log size before rotation: 10m" })),
+  },
+  strict,
+);
+export type ServiceSpecInput = Static<typeof ServiceSpecInput>;
+
+export const ScaleInput = Type.Object({ replicas: Type.Integer({ minimum: 0, maximum: 10_000 }) }, strict);
+export type ScaleInput = Static<typeof ScaleInput>;
+
+export const NodeUpdateInput = Type.Object(
+  {
+    availability: Type.Optional(StringEnum(["active", "pause", "drain"])),
+    labels: Type.Optional(Labels),
+  },
+  strict,
+);
+export type NodeUpdateInput = Static<typeof NodeUpdateInput>;
+
+export const ErrorBody = Type.Object({
+  code: Type.String(),
+  message: Type.String(),
+  fields: Type.Array(Type.Object({ path: Type.Array(Type.Union([Type.String(), Type.Number()])), problem: Type.String() })),
+});

@@ -1,0 +1,209 @@
+import { BatonError } from "../lib/errors.js";
+import type { Clock } from "../lib/clock.js";
+import { kinds, type Collections, type Kind, type Task, type Service } from "../model/objects.js";
+import type { NewObject, ReadTx, Store, StoreEvent, StoredObject, Watch, WriteTx } from "./store.js";
+
+/** What a durable backend does: persist one transaction's events atomically, or throw. */
+export interface Persistence {
+  load(): { revision: number; objects: { kind: Kind; object: StoredObject }[]; history: StoreEvent[] };
+  commit(revision: number, events: StoreEvent[], historyLimit: number): void;
+  close(): void;
+}
+
+/** Events kept for watchers resuming from a revision; older asks get COMPACTED. */
+export const DEFAULT_HISTORY = 10_000;
+
+/**
+ * The committed state lives in memory (indexed) and in the backend. A write runs its function
+ * against a copy-on-write overlay, persists the resulting events in one backend transaction, and
+ * only then applies them to memory and tells watchers. Node runs one transaction at a time, so
+ * no two writes interleave.
+ */
+export class CachedStore implements Store {
+  private rev = 0;
+  private readonly data = new Map<Kind, Map<string, StoredObject>>(kinds.map((k) => [k, new Map()]));
+  private readonly byService = new Map<string, Set<string>>();
+  private readonly byNode = new Map<string, Set<string>>();
+  private readonly serviceNames = new Map<string, string>();
+  private history: StoreEvent[] = [];
+  private readonly watchers = new Set<(events: StoreEvent[]) => void>();
+  private closed = false;
+
+  constructor(
+    private readonly backend: Persistence,
+    private readonly clock: Clock,
+    private readonly historyLimit = DEFAULT_HISTORY,
+  ) {
+    const loaded = backend.load();
+    this.rev = loaded.revision;
+    for (const { kind, object } of loaded.objects) this.apply(kind, object, false);
+    this.history = loaded.history.slice(-historyLimit);
+  }
+
+  revision(): number {
+    return this.rev;
+  }
+
+  view<T>(fn: (tx: ReadTx) => T): T {
+    return fn(this.reader());
+  }
+
+  async update<T>(fn: (tx: WriteTx) => T): Promise<T> {
+    if (this.closed) throw new BatonError("UNAVAILABLE", "store is closed", [], { retryable: true });
+    const revision = this.rev + 1;
+    const now = this.clock.now();
+    const overlay = new Map<string, { kind: Kind; object: StoredObject | null; prev?: StoredObject }>();
+    const key = (k: Kind, id: string): string => `${k}/${id}`;
+    const base = this.reader();
+    const current = <K extends Kind>(kind: K, id: string): Collections[K] | undefined => {
+      const o = overlay.get(key(kind, id));
+      if (o) return (o.object ?? undefined) as Collections[K] | undefined;
+      return base.get(kind, id);
+    };
+    const merged = <T2 extends StoredObject>(kind: Kind, items: T2[]): T2[] => {
+      if (overlay.size === 0) return items;
+      const out = items.filter((i) => !overlay.has(key(kind, i.id)));
+      for (const o of overlay.values()) if (o.kind === kind && o.object) out.push(o.object as T2);
+      return out;
+    };
+    const tx: WriteTx = {
+      revision: this.rev,
+      get: current,
+      list: (kind) => merged(kind, base.list(kind)),
+      tasksOfService: (id) => merged("tasks", base.tasksOfService(id)).filter((t) => (t as Task).serviceId === id) as Task[],
+      tasksOfNode: (id) => merged("tasks", base.tasksOfNode(id)).filter((t) => (t as Task).nodeId === id) as Task[],
+      serviceByName: (name) => {
+        for (const o of overlay.values()) if (o.kind === "services" && (o.object as Service | null)?.spec.name === name) return o.object as Service;
+        const s = base.serviceByName(name);
+        return s && overlay.has(key("services", s.id)) ? undefined : s;
+      },
+      create: (kind, obj) => {
+        if (current(kind, obj.id)) throw new BatonError("VERSION_CONFLICT", `${kind}/${obj.id} already exists`, [], { retryable: true });
+        const created = { ...obj, version: revision, createdAt: now, updatedAt: now } as unknown as Collections[typeof kind];
+        overlay.set(key(kind, obj.id), { kind, object: created });
+        return created;
+      },
+      update: (kind, obj) => {
+        const cur = current(kind, obj.id);
+        if (!cur) throw new BatonError("NOT_FOUND", `${kind}/${obj.id} not found`, [], { retryable: true });
+        if (cur.version !== obj.version) throw new BatonError("VERSION_CONFLICT", `${kind}/${obj.id} changed (have version ${obj.version}, stored ${cur.version})`, [], { retryable: true });
+        const next = { ...obj, version: revision, updatedAt: now };
+        const prevEntry = overlay.get(key(kind, obj.id));
+        overlay.set(key(kind, obj.id), { kind, object: next, prev: prevEntry?.prev ?? base.get(kind, obj.id) });
+        return next;
+      },
+      delete: (kind, id) => {
+        const cur = current(kind, id);
+        if (!cur) return;
+        const prevEntry = overlay.get(key(kind, id));
+        overlay.set(key(kind, id), { kind, object: null, prev: prevEntry ? prevEntry.prev : cur });
+      },
+    };
+    const result = fn(tx);
+    if (overlay.size === 0) return result;
+    const events: StoreEvent[] = [];
+    for (const o of overlay.values()) {
+      if (o.object) events.push({ revision, kind: o.kind, op: o.prev ? "update" : "create", object: o.object });
+      else if (o.prev) events.push({ revision, kind: o.kind, op: "delete", object: o.prev });
+    }
+    if (events.length === 0) return result;
+    this.backend.commit(revision, events, this.historyLimit);
+    this.rev = revision;
+    for (const e of events) this.apply(e.kind, e.object, e.op === "delete");
+    this.history.push(...events);
+    if (this.history.length > this.historyLimit * 1.25) this.history = this.history.slice(-this.historyLimit);
+    for (const w of this.watchers) w(events);
+    return result;
+  }
+
+  watch(fromRevision: number, onEvents: (events: StoreEvent[]) => void): Watch {
+    const oldest = this.history.length ? this.history[0]!.revision - 1 : this.rev;
+    if (fromRevision < oldest) {
+      throw new BatonError("COMPACTED", `revision ${fromRevision} is compacted (oldest kept: ${oldest}); relist and watch from ${this.rev}`);
+    }
+    // Deliver asynchronously so a watcher never runs inside the writer's call stack.
+    let pending: StoreEvent[] = this.history.filter((e) => e.revision > fromRevision);
+    let scheduled = false;
+    let cancelled = false;
+    const flush = (): void => {
+      scheduled = false;
+      if (cancelled || pending.length === 0) return;
+      const batch = pending;
+      pending = [];
+      onEvents(batch);
+    };
+    const listener = (events: StoreEvent[]): void => {
+      pending.push(...events);
+      if (!scheduled) {
+        scheduled = true;
+        queueMicrotask(flush);
+      }
+    };
+    this.watchers.add(listener);
+    if (pending.length) {
+      scheduled = true;
+      queueMicrotask(flush);
+    }
+    return {
+      cancel: () => {
+        cancelled = true;
+        this.watchers.delete(listener);
+      },
+    };
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.watchers.clear();
+    this.backend.close();
+  }
+
+  private reader(): ReadTx {
+    const revision = this.rev;
+    const data = this.data;
+    const pick = (ids: Set<string> | undefined): Task[] => {
+      const tasks = data.get("tasks")!;
+      return ids ? [...ids].map((id) => tasks.get(id) as Task) : [];
+    };
+    return {
+      revision,
+      get: (kind, id) => data.get(kind)!.get(id) as never,
+      list: (kind) => [...data.get(kind)!.values()] as never,
+      tasksOfService: (id) => pick(this.byService.get(id)),
+      tasksOfNode: (id) => pick(this.byNode.get(id)),
+      serviceByName: (name) => {
+        const id = this.serviceNames.get(name);
+        return id ? (data.get("services")!.get(id) as Service) : undefined;
+      },
+    };
+  }
+
+  private apply(kind: Kind, object: StoredObject, deleted: boolean): void {
+    const coll = this.data.get(kind)!;
+    const prev = coll.get(object.id);
+    if (kind === "tasks") {
+      const p = prev as Task | undefined;
+      const t = object as Task;
+      if (p) {
+        this.byService.get(p.serviceId)?.delete(p.id);
+        if (p.nodeId) this.byNode.get(p.nodeId)?.delete(p.id);
+      }
+      if (!deleted) {
+        index(this.byService, t.serviceId, t.id);
+        if (t.nodeId) index(this.byNode, t.nodeId, t.id);
+      }
+    } else if (kind === "services") {
+      if (prev) this.serviceNames.delete((prev as Service).spec.name);
+      if (!deleted) this.serviceNames.set((object as Service).spec.name, object.id);
+    }
+    if (deleted) coll.delete(object.id);
+    else coll.set(object.id, object);
+  }
+}
+
+function index(m: Map<string, Set<string>>, k: string, id: string): void {
+  let s = m.get(k);
+  if (!s) m.set(k, (s = new Set()));
+  s.add(id);
+}

@@ -1,0 +1,52 @@
+import type { Collections, Kind } from "../model/objects.js";
+
+export type StoredObject = Collections[Kind];
+export type NewObject<K extends Kind> = Omit<Collections[K], "version" | "createdAt" | "updatedAt">;
+
+export interface ReadTx {
+  /** Revision this view reads at. */
+  readonly revision: number;
+  get<K extends Kind>(kind: K, id: string): Collections[K] | undefined;
+  list<K extends Kind>(kind: K): Collections[K][];
+  tasksOfService(serviceId: string): Collections["tasks"][];
+  tasksOfNode(nodeId: string): Collections["tasks"][];
+  serviceByName(name: string): Collections["services"] | undefined;
+}
+
+export interface WriteTx extends ReadTx {
+  create<K extends Kind>(kind: K, obj: NewObject<K>): Collections[K];
+  /** Fails with VERSION_CONFLICT unless obj.version is the stored version. */
+  update<K extends Kind>(kind: K, obj: Collections[K]): Collections[K];
+  delete(kind: Kind, id: string): void;
+}
+
+export type ChangeOp = "create" | "update" | "delete";
+
+export interface StoreEvent {
+  revision: number;
+  kind: Kind;
+  op: ChangeOp;
+  /** The object after the change; for a delete, the last stored object. */
+  object: StoredObject;
+}
+
+export interface Watch {
+  cancel(): void;
+}
+
+/**
+ * The one store interface (architecture.md): typed collections, transactions with optimistic
+ * versions, and watch from a revision. Reads are synchronous over the committed state; a write
+ * resolves only after it is durable.
+ */
+export interface Store {
+  revision(): number;
+  view<T>(fn: (tx: ReadTx) => T): T;
+  update<T>(fn: (tx: WriteTx) => T): Promise<T>;
+  /**
+   * Delivers every event after `fromRevision`, then live events, in order, in batches of one
+   * transaction's events. Throws COMPACTED when `fromRevision` is older than the kept history.
+   */
+  watch(fromRevision: number, onEvents: (events: StoreEvent[]) => void): Watch;
+  close(): void;
+}

@@ -1,0 +1,127 @@
+import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { hostname } from "node:os";
+import { join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import type { FastifyInstance } from "fastify";
+import { Agent, AGENT_VERSION } from "./agent/agent.js";
+import { ProcessDriver } from "./agent/drivers/process/process-driver.js";
+import { localLogSource } from "./agent/logs/local-log-source.js";
+import { buildApp } from "./api/app.js";
+import { systemClock, type Clock } from "./lib/clock.js";
+import { BatonError } from "./lib/errors.js";
+import { newId } from "./lib/ids.js";
+import { createLogger, type Logger } from "./lib/log.js";
+import { Manager } from "./manager/manager.js";
+import { resolveServiceSpec } from "./spec/resolve.js";
+import { openSqliteStore } from "./store/sqlite/sqlite-store.js";
+import type { Store } from "./store/store.js";
+
+export interface UpOptions {
+  dataDir: string;
+  /** Create the demo service `hello` (2 replicas of examples/hello) when it does not exist. */
+  demo?: boolean;
+  logLevel?: string;
+  pretty?: boolean;
+  clock?: Clock;
+}
+
+export interface RunningBaton {
+  socketPath: string;
+  store: Store;
+  /** Leaves tasks running (Ctrl-C, SIGTERM, upgrades). Returns how many were left running. */
+  detach(): Promise<number>;
+  done: Promise<void>;
+}
+
+export const defaultDataDir = (): string => process.env.BATON_DATA_DIR ?? join(process.env.HOME ?? "/root", ".baton");
+
+/**
+ * `baton up`: the manager (SQLite store, controllers, dispatcher), an agent with the process
+ * driver on an in-memory session, and the API on DIR/baton.sock (0600). The same components a
+ * cluster runs; only the session transport and the store differ.
+ */
+export async function startUp(opts: UpOptions): Promise<RunningBaton> {
+  const dataDir = resolve(opts.dataDir);
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const clock = opts.clock ?? systemClock;
+  const log = createLogger({ ...(opts.logLevel ? { level: opts.logLevel } : {}), ...(opts.pretty ? { pretty: true } : {}) });
+  takeLock(dataDir);
+
+  const store = openSqliteStore(join(dataDir, "store.db"), { clock });
+  const manager = new Manager({ store, clock, log });
+  manager.start();
+  const agent = new Agent({ session: manager.dispatcher.localSession(), driver: new ProcessDriver(clock), clock, log: log.child({ component: "agent" }), dataDir: join(dataDir, "agent") });
+  await agent.start();
+
+  let resolveDone!: () => void;
+  const done = new Promise<void>((r) => (resolveDone = r));
+  let app: FastifyInstance | undefined;
+  let closing: Promise<number> | undefined;
+  const close = async (stopTasks: boolean): Promise<number> => {
+    manager.stopControllers();
+    const n = stopTasks ? await agent.stopAll() : agent.detach();
+    if (stopTasks) agent.detach();
+    manager.stop();
+    await app?.close();
+    store.close();
+    rmSync(join(dataDir, "baton.pid"), { force: true });
+    resolveDone();
+    return n;
+  };
+  const shutdownOnce = (stopTasks: boolean): Promise<number> => (closing ??= close(stopTasks));
+
+  app = await buildApp({
+    store,
+    clock,
+    log,
+    logs: localLogSource(agent.logs, clock),
+    system: {
+      info: () => ({ version: AGENT_VERSION, nodeId: agent.nodeId, hostname: hostname(), dataDir, store: "sqlite", pid: process.pid }),
+      shutdown: async ({ stopTasks }) => {
+        const stoppedTasks = await shutdownOnce(stopTasks).catch(() => 0);
+        return { stoppedTasks };
+      },
+    },
+  });
+  const socketPath = join(dataDir, "baton.sock");
+  rmSync(socketPath, { force: true });
+  // The socket is created 0600 (umask), not chmod-ed after a window where others could connect.
+  const oldMask = process.umask(0o177);
+  try {
+    await app.listen({ path: socketPath });
+  } finally {
+    process.umask(oldMask);
+  }
+  chmodSync(socketPath, 0o600);
+
+  if (opts.demo) await ensureDemo(store, log);
+  log.info({ socket: socketPath, nodeId: agent.nodeId, tasks: agent.runningTaskIds().length }, "baton is up");
+  return { socketPath, store, detach: () => shutdownOnce(false), done };
+}
+
+/** One `baton up` per data dir: a second one would run every task twice. */
+function takeLock(dataDir: string): void {
+  const pidFile = join(dataDir, "baton.pid");
+  if (existsSync(pidFile)) {
+    const pid = Number(readFileSync(pidFile, "utf8"));
+    let alive = false;
+    try {
+      if (pid > 0 && pid !== process.pid) {
+        process.kill(pid, 0);
+        alive = true;
+      }
+    } catch {
+      alive = false;
+    }
+    if (alive) throw new BatonError("UNAVAILABLE", `baton is already running on ${dataDir} (pid ${pid})`);
+  }
+  writeFileSync(pidFile, String(process.pid));
+}
+
+async function ensureDemo(store: Store, log: Logger): Promise<void> {
+  const server = fileURLToPath(new URL("../examples/hello/server.js", import.meta.url));
+  if (store.view((tx) => tx.serviceByName("hello"))) return;
+  const spec = resolveServiceSpec({ name: "hello", replicas: 2, command: [process.execPath, server], env: ["GREETING=hello from baton"], healthcheck: { http: "/", interval: "5s", timeout: "2s" } });
+  await store.update((tx) => tx.create("services", { id: newId(), spec, specVersion: 1 }));
+  log.info({ service: "hello" }, "demo service created: `baton service ps hello`, then curl the PORT it shows");
+}
