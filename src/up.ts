@@ -4,6 +4,7 @@ import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { FastifyInstance } from "fastify";
 import { Agent, AGENT_VERSION } from "./agent/agent.js";
+import { readProcStat } from "./agent/drivers/process/proc-stat.js";
 import { ProcessDriver } from "./agent/drivers/process/process-driver.js";
 import { localLogSource } from "./agent/logs/local-log-source.js";
 import { buildApp } from "./api/app.js";
@@ -56,19 +57,24 @@ export async function startUp(opts: UpOptions): Promise<RunningBaton> {
   let resolveDone!: () => void;
   const done = new Promise<void>((r) => (resolveDone = r));
   let app: FastifyInstance | undefined;
-  let closing: Promise<number> | undefined;
-  const close = async (stopTasks: boolean): Promise<number> => {
-    manager.stopControllers();
-    const n = stopTasks ? await agent.stopAll() : agent.detach();
-    if (stopTasks) agent.detach();
-    manager.stop();
-    await app?.close();
-    store.close();
-    rmSync(join(dataDir, "baton.pid"), { force: true });
-    resolveDone();
-    return n;
-  };
-  const shutdownOnce = (stopTasks: boolean): Promise<number> => (closing ??= close(stopTasks));
+  let stopping: Promise<number> | undefined;
+  let exiting: Promise<void> | undefined;
+  // Controllers stop first, so nothing is restarted while tasks are being stopped.
+  const stopWork = (stopTasks: boolean): Promise<number> =>
+    (stopping ??= (async () => {
+      manager.stopControllers();
+      const n = stopTasks ? await agent.stopAll() : agent.runningTaskIds().length;
+      agent.detach();
+      manager.stop();
+      return n;
+    })());
+  const exit = (): Promise<void> =>
+    (exiting ??= (async () => {
+      await app?.close();
+      store.close();
+      rmSync(join(dataDir, "baton.pid"), { force: true });
+      resolveDone();
+    })());
 
   app = await buildApp({
     store,
@@ -77,10 +83,8 @@ export async function startUp(opts: UpOptions): Promise<RunningBaton> {
     logs: localLogSource(agent.logs, clock),
     system: {
       info: () => ({ version: AGENT_VERSION, nodeId: agent.nodeId, hostname: hostname(), dataDir, store: "sqlite", pid: process.pid }),
-      shutdown: async ({ stopTasks }) => {
-        const stoppedTasks = await shutdownOnce(stopTasks).catch(() => 0);
-        return { stoppedTasks };
-      },
+      shutdown: async ({ stopTasks }) => ({ stoppedTasks: await stopWork(stopTasks) }),
+      exit,
     },
   });
   const socketPath = join(dataDir, "baton.sock");
@@ -96,7 +100,12 @@ export async function startUp(opts: UpOptions): Promise<RunningBaton> {
 
   if (opts.demo) await ensureDemo(store, log);
   log.info({ socket: socketPath, nodeId: agent.nodeId, tasks: agent.runningTaskIds().length }, "baton is up");
-  return { socketPath, store, detach: () => shutdownOnce(false), done };
+  const detach = async (): Promise<number> => {
+    const n = await stopWork(false);
+    await exit();
+    return n;
+  };
+  return { socketPath, store, detach, done };
 }
 
 /** One `baton up` per data dir: a second one would run every task twice. */
@@ -104,15 +113,9 @@ function takeLock(dataDir: string): void {
   const pidFile = join(dataDir, "baton.pid");
   if (existsSync(pidFile)) {
     const pid = Number(readFileSync(pidFile, "utf8"));
-    let alive = false;
-    try {
-      if (pid > 0 && pid !== process.pid) {
-        process.kill(pid, 0);
-        alive = true;
-      }
-    } catch {
-      alive = false;
-    }
+    // A zombie (killed, not yet reaped) holds its pid but runs nothing.
+    const stat = pid > 0 && pid !== process.pid ? readProcStat(pid) : undefined;
+    const alive = !!stat && stat.state !== "Z" && stat.state !== "X";
     if (alive) throw new BatonError("UNAVAILABLE", `baton is already running on ${dataDir} (pid ${pid})`);
   }
   writeFileSync(pidFile, String(process.pid));

@@ -1,4 +1,4 @@
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyError } from "fastify";
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyError } from "fastify";
 import swagger from "@fastify/swagger";
 import { Ajv } from "ajv";
 import type { Clock } from "../lib/clock.js";
@@ -30,10 +30,10 @@ export const API_PREFIX = "/v1";
  * built from the same TypeBox schemas that validate the bodies.
  */
 export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
-  const app = Fastify({ loggerInstance: deps.log.child({ component: "api" }) as FastifyBaseLogger, disableRequestLogging: true, bodyLimit: deps.bodyLimit ?? 1024 * 1024 });
+  const app = Fastify({ loggerInstance: deps.log.child({ component: "api" }) as FastifyBaseLogger, logController: new LogController({ disableRequestLogging: true }), bodyLimit: deps.bodyLimit ?? 1024 * 1024, forceCloseConnections: true });
   // Typos are errors (additionalProperties: false, nothing removed), no type coercion of
   // bodies, and every problem reported at once; the API is behind a 0600 socket or mTLS.
-  const ajv = new Ajv({ allErrors: true, removeAdditional: false, coerceTypes: false, useDefaults: false, strict: false });
+  const ajv = new Ajv({ allErrors: true, removeAdditional: false, coerceTypes: false, useDefaults: false, strict: false, verbose: true });
   app.setValidatorCompiler(({ schema }) => ajv.compile(schema));
   app.setErrorHandler((err: FastifyError, req, reply) => {
     if (err.validation) {

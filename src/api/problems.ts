@@ -1,5 +1,7 @@
 import type { ErrorObject } from "ajv";
 import type { FieldProblem } from "../lib/errors.js";
+import { durationProblem } from "../lib/duration.js";
+import { DURATION_PATTERN } from "../spec/schemas.js";
 
 /** ajv error → the field path and a sentence a user reads: `replicas: must be an integer >= 0`. */
 export function problemFromAjv(e: ErrorObject): FieldProblem {
@@ -24,6 +26,7 @@ export function problemFromAjv(e: ErrorObject): FieldProblem {
     case "enum":
       return { path, problem: `must be one of: ${(params.allowedValues as string[]).join(", ")}` };
     case "pattern":
+      if (String(params.pattern) === DURATION_PATTERN) return durationProblem(path, String(e.data));
       return path.at(-1) === "name"
         ? { path, problem: "must start with a letter or digit and contain only letters, digits, '_', '.' and '-'" }
         : { path, problem: `must match ${String(params.pattern)}` };

@@ -5,8 +5,10 @@ import type { ApiDeps } from "./app.js";
 /** What the process hosting the API exposes about itself. */
 export interface SystemControl {
   info(): Record<string, unknown>;
-  /** Stops controllers, then (stopTasks) every task gracefully, then the process. */
+  /** Stops the controllers, then (stopTasks) every task gracefully; answers how many. */
   shutdown(opts: { stopTasks: boolean }): Promise<{ stoppedTasks: number }>;
+  /** Closes the API and ends the process; called once the shutdown answer has been sent. */
+  exit(): Promise<void>;
 }
 
 export const systemRoutes: FastifyPluginAsync<{ deps: ApiDeps }> = async (app, { deps }) => {
@@ -23,6 +25,11 @@ export const systemRoutes: FastifyPluginAsync<{ deps: ApiDeps }> = async (app, {
         body: Type.Object({ stopTasks: Type.Optional(Type.Boolean()) }, { additionalProperties: false }),
       },
     },
-    (req) => deps.system.shutdown({ stopTasks: req.body.stopTasks ?? false }),
+    async (req, reply) => {
+      const result = await deps.system.shutdown({ stopTasks: req.body.stopTasks ?? false });
+      // Closing the server waits for in-flight requests, this one included: close after it is sent.
+      reply.raw.once("finish", () => void deps.system.exit());
+      return result;
+    },
   );
 };

@@ -7,7 +7,8 @@ const StringEnum = <T extends string[]>(values: [...T]) => Type.Unsafe<T[number]
 const strict = { additionalProperties: false } as const;
 
 export const NAME_PATTERN = "^[a-zA-Z0-9][a-zA-Z0-9_.-]*$";
-const Duration = Type.String({ description: "Go-style duration: 500ms, 10s, 1m30s", maxLength: 32 });
+export const DURATION_PATTERN = "^(0|(\\d+(\\.\\d+)?(ns|us|µs|ms|s|m|h))+)$";
+const Duration = Type.String({ description: "Go-style duration: 500ms, 10s, 1m30s", maxLength: 32, pattern: DURATION_PATTERN });
 const Labels = Type.Record(Type.String({ minLength: 1, maxLength: 256 }), Type.String({ maxLength: 4096 }), { maxProperties: 256 });
 
 export const RestartPolicyInput = Type.Object(

@@ -1,0 +1,151 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { planService, type Plan } from "./plan.js";
+import { backoffMs, BACKOFF_CAP_MS } from "./restart.js";
+import { aNode, aService, aTask } from "../../test/harness/builders.js";
+import type { Service, Task } from "../model/objects.js";
+
+const T0 = 1_000_000;
+const plan = (service: Service | undefined, tasks: Task[], now = T0, nodes = [aNode()]): Plan =>
+  planService({ serviceId: service?.id ?? "gone", service, tasks, nodes }, now);
+
+test("creates one task per missing slot, numbered 1..N", () => {
+  const svc = aService({ replicas: 3 });
+  const p = plan(svc, []);
+  assert.deepEqual(p.create.map((t) => t.slot).sort(), [1, 2, 3]);
+  assert.ok(p.create.every((t) => t.desiredState === "running" && t.status.state === "new" && t.specVersion === 1));
+});
+
+test("fills only the free slots", () => {
+  const svc = aService({ replicas: 3 });
+  const p = plan(svc, [aTask(svc, { slot: 2 })]);
+  assert.deepEqual(p.create.map((t) => t.slot).sort(), [1, 3]);
+});
+
+test("scale down shuts down the highest slots", () => {
+  const svc = aService({ replicas: 2 });
+  const tasks = [1, 2, 3, 4].map((slot) => aTask(svc, { slot }));
+  const p = plan(svc, tasks);
+  assert.equal(p.create.length, 0);
+  assert.deepEqual(p.update.map((t) => [t.slot, t.desiredState]).sort(), [[3, "shutdown"], [4, "shutdown"]]);
+});
+
+test("a pending task that is scaled away ends at once (no agent holds it)", () => {
+  const svc = aService({ replicas: 0 });
+  const p = plan(svc, [aTask(svc, { slot: 1, state: "pending" })], T0);
+  assert.equal(p.update[0]!.status.state, "shutdown");
+  assert.equal(p.update[0]!.desiredState, "shutdown");
+});
+
+test("first restart is immediate and the old task becomes history", () => {
+  const svc = aService({ replicas: 1 });
+  const failed = aTask(svc, { state: "failed", at: T0, startedAt: T0 - 500 });
+  const p = plan(svc, [failed], T0);
+  assert.equal(p.create.length, 1);
+  assert.equal(p.create[0]!.slot, 1);
+  assert.deepEqual(p.create[0]!.restart, { attempts: 1, recent: [T0], streak: 1 });
+  assert.equal(p.update[0]!.id, failed.id);
+  assert.equal(p.update[0]!.desiredState, "shutdown");
+});
+
+test("backoff doubles from 200 ms and is capped at 10 s", () => {
+  assert.deepEqual([1, 2, 3, 4, 5, 6, 7, 8, 20].map(backoffMs), [0, 200, 400, 800, 1600, 3200, 6400, BACKOFF_CAP_MS, BACKOFF_CAP_MS]);
+});
+
+test("a second quick failure waits for the backoff, then restarts", () => {
+  const svc = aService({ replicas: 1 });
+  const failed = aTask(svc, { state: "failed", at: T0, startedAt: T0 - 100, restart: { attempts: 1, recent: [T0 - 200], streak: 1 } });
+  const early = plan(svc, [failed], T0 + 50);
+  assert.equal(early.create.length, 0);
+  assert.equal(early.requeueAfterMs, 150);
+  const due = plan(svc, [failed], T0 + 200);
+  assert.equal(due.create.length, 1);
+  assert.equal(due.create[0]!.restart.streak, 2);
+});
+
+test("a task that ran 10 s or more resets the backoff", () => {
+  const svc = aService({ replicas: 1 });
+  const failed = aTask(svc, { state: "failed", at: T0, startedAt: T0 - 10_000, restart: { attempts: 7, recent: [], streak: 7 } });
+  const p = plan(svc, [failed], T0);
+  assert.equal(p.create.length, 1, "restarted immediately");
+  assert.equal(p.create[0]!.restart.streak, 1);
+});
+
+test("an explicit restart delay replaces the backoff", () => {
+  const svc = aService({ replicas: 1, restartPolicy: { delay: "2s" } });
+  const failed = aTask(svc, { state: "failed", at: T0, startedAt: T0 - 100 });
+  assert.equal(plan(svc, [failed], T0).requeueAfterMs, 2000);
+  assert.equal(plan(svc, [failed], T0 + 2000).create.length, 1);
+});
+
+test("max attempts 2: the third failure blocks the slot with a reason", () => {
+  const svc = aService({ replicas: 1, restartPolicy: { condition: "on-failure", maxAttempts: 2, delay: "0s" } });
+  const third = aTask(svc, { state: "failed", at: T0, restart: { attempts: 2, recent: [T0 - 20, T0 - 10], streak: 2 } });
+  const p = plan(svc, [third], T0);
+  assert.equal(p.create.length, 0);
+  assert.equal(p.update[0]!.restartBlocked, "restart max attempts (2) reached");
+  assert.equal(p.update[0]!.desiredState, "running", "the slot keeps its failed task; it is not refilled");
+  const again = plan(svc, [p.update[0]!], T0 + 60_000);
+  assert.equal(again.create.length + again.update.length, 0);
+});
+
+test("max attempts count only inside the restart window", () => {
+  const svc = aService({ replicas: 1, restartPolicy: { maxAttempts: 1, window: "10s", delay: "0s" } });
+  const old = aTask(svc, { state: "failed", at: T0, restart: { attempts: 5, recent: [T0 - 20_000], streak: 1 } });
+  assert.equal(plan(svc, [old], T0).create.length, 1);
+  const recent = aTask(svc, { state: "failed", at: T0, restart: { attempts: 5, recent: [T0 - 5_000], streak: 1 } });
+  assert.equal(plan(svc, [recent], T0).create.length, 0);
+});
+
+test("on-failure does not restart a task that completed; any does", () => {
+  const onFailure = aService({ restartPolicy: { condition: "on-failure" } });
+  const p = plan(onFailure, [aTask(onFailure, { state: "complete", at: T0 })]);
+  assert.equal(p.create.length, 0);
+  assert.match(p.update[0]!.restartBlocked!, /on-failure/);
+  const any = aService({});
+  assert.equal(plan(any, [aTask(any, { state: "complete", at: T0 })]).create.length, 1);
+});
+
+test("condition none never restarts, but an orphaned task is always replaced", () => {
+  const svc = aService({ restartPolicy: { condition: "none" } });
+  assert.equal(plan(svc, [aTask(svc, { state: "failed", at: T0 })]).create.length, 0);
+  assert.equal(plan(svc, [aTask(svc, { state: "orphaned", at: T0 })]).create.length, 1);
+});
+
+test("global: one task per eligible node; drained and constrained-out nodes get none", () => {
+  const svc = aService({ mode: "global", constraints: ["node.labels.tier!=edge"] });
+  const a = aNode({ hostname: "a" });
+  const b = aNode({ hostname: "b", availability: "drain" });
+  const c = aNode({ hostname: "c", labels: { tier: "edge" } });
+  const d = aNode({ hostname: "d" });
+  const p = plan(svc, [aTask(svc, { slot: 0, nodeId: b.id })], T0, [a, b, c, d]);
+  assert.deepEqual(p.create.map((t) => t.nodeId).sort(), [a.id, d.id].sort());
+  assert.ok(p.create.every((t) => t.slot === 0));
+  assert.equal(p.update[0]!.nodeId, b.id);
+  assert.equal(p.update[0]!.desiredState, "shutdown");
+});
+
+test("history: keeps the newest taskHistoryLimit ended tasks per slot", () => {
+  const svc = aService({ replicas: 1, taskHistoryLimit: 2 });
+  const history = [1, 2, 3, 4].map((i) => aTask(svc, { state: "failed", desiredState: "shutdown", at: T0 + i }));
+  const p = plan(svc, [...history, aTask(svc, { at: T0 + 10 })]);
+  assert.deepEqual(p.delete.sort(), [history[0]!.id, history[1]!.id].sort());
+});
+
+test("a removed service: unstarted and ended tasks are deleted, running ones told to go", () => {
+  const svc = aService({ replicas: 3 });
+  const running = aTask(svc, { slot: 1 });
+  const ended = aTask(svc, { slot: 2, state: "failed" });
+  const pending = aTask(svc, { slot: 3, state: "pending" });
+  const p = plan(undefined, [running, ended, pending]);
+  assert.deepEqual(p.delete.sort(), [ended.id, pending.id].sort());
+  assert.equal(p.update[0]!.desiredState, "remove");
+});
+
+test("two tasks wanted running in one slot (a lost race): the older one is shut down", () => {
+  const svc = aService({ replicas: 1 });
+  const older = aTask(svc, { at: 1 });
+  const newer = aTask(svc, { at: 2 });
+  const p = plan(svc, [older, newer]);
+  assert.deepEqual(p.update.map((t) => [t.id, t.desiredState]), [[older.id, "shutdown"]]);
+});

@@ -1,0 +1,74 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { Pipeline } from "./pipeline.js";
+import { planPlacements } from "./scheduler.js";
+import { buildNodeViews } from "./view.js";
+import { aNode, aService, aTask } from "../../test/harness/builders.js";
+
+test("pending reason groups and counts rejections, most common first", () => {
+  const svc = aService({ reserveMemory: "512m", constraints: ["node.labels.tier==data"] });
+  const small = { cpus: 2, memoryBytes: 256 * 1024 ** 2 };
+  const nodes = [
+    aNode({ resources: small, labels: { tier: "data" } }),
+    aNode({ resources: small, labels: { tier: "data" } }),
+    aNode({ resources: small, labels: { tier: "data" } }),
+    aNode({ labels: { tier: "web" } }),
+    aNode({}),
+  ];
+  const [d] = planPlacements([aTask(svc, { state: "new" })], nodes, [], new Pipeline());
+  assert.equal(d!.reason, "no node satisfies: 3 nodes insufficient memory (needs 512 MiB); 2 nodes constraint node.labels.tier == data");
+});
+
+test("no nodes at all is said plainly", () => {
+  const svc = aService();
+  const [d] = planPlacements([aTask(svc, { state: "new" })], [], [], new Pipeline());
+  assert.equal(d!.reason, "no node satisfies: no nodes in the cluster");
+});
+
+test("down, paused and driverless nodes are filtered with their reason", () => {
+  const svc = aService();
+  const nodes = [
+    aNode({ status: { state: "down", message: "", heartbeatAt: 0 } }),
+    aNode({ availability: "pause" }),
+    aNode({ availability: "drain" }),
+    aNode({ drivers: ["docker"] }),
+  ];
+  const [d] = planPlacements([aTask(svc, { state: "new" })], nodes, [], new Pipeline());
+  assert.equal(d!.reason, "no node satisfies: 1 node availability drain; 1 node availability pause; 1 node no process driver; 1 node not ready (down)");
+});
+
+test("a batch spreads a service's replicas across nodes", () => {
+  const svc = aService({ replicas: 6 });
+  const nodes = [aNode({ hostname: "a" }), aNode({ hostname: "b" }), aNode({ hostname: "c" })];
+  const tasks = [1, 2, 3, 4, 5, 6].map((slot) => aTask(svc, { slot, state: "new" }));
+  const ds = planPlacements(tasks, nodes, tasks, new Pipeline());
+  const perNode = new Map<string, number>();
+  for (const d of ds) perNode.set(d.nodeId!, (perNode.get(d.nodeId!) ?? 0) + 1);
+  assert.deepEqual([...perNode.values()], [2, 2, 2]);
+});
+
+test("placements in a batch see each other's reservations", () => {
+  const svc = aService({ replicas: 3, reserveCpus: 1 });
+  const nodes = [aNode({ resources: { cpus: 2, memoryBytes: 1024 ** 3 } })];
+  const tasks = [1, 2, 3].map((slot) => aTask(svc, { slot, state: "new" }));
+  const ds = planPlacements(tasks, nodes, tasks, new Pipeline());
+  assert.equal(ds.filter((d) => d.nodeId).length, 2);
+  assert.equal(ds[2]!.reason, "no node satisfies: 1 node insufficient cpu (needs 1)");
+});
+
+test("running tasks count against a node's resources; ended ones do not", () => {
+  const svc = aService({ reserveCpus: 1.5 });
+  const node = aNode({ resources: { cpus: 2, memoryBytes: 1024 ** 3 } });
+  const running = aTask(svc, { nodeId: node.id, state: "running" });
+  const ended = aTask(svc, { nodeId: node.id, state: "failed" });
+  const views = buildNodeViews([node], [running, ended]);
+  assert.equal(views.get(node.id)!.reservedCpus, 1.5);
+});
+
+test("a global task is only considered for its own node", () => {
+  const svc = aService({ mode: "global" });
+  const a = aNode({ hostname: "a" });
+  const b = aNode({ hostname: "b", availability: "pause" });
+  const [d] = planPlacements([aTask(svc, { slot: 0, nodeId: b.id, state: "new" })], [a, b], [], new Pipeline());
+  assert.equal(d!.reason, "no node satisfies: 1 node availability pause");
+});
