@@ -56,7 +56,6 @@ export async function startUp(opts: UpOptions): Promise<RunningBaton> {
 
   let resolveDone!: () => void;
   const done = new Promise<void>((r) => (resolveDone = r));
-  let app: FastifyInstance | undefined;
   let stopping: Promise<number> | undefined;
   let exiting: Promise<void> | undefined;
   // Controllers stop first, so nothing is restarted while tasks are being stopped.
@@ -70,13 +69,13 @@ export async function startUp(opts: UpOptions): Promise<RunningBaton> {
     })());
   const exit = (): Promise<void> =>
     (exiting ??= (async () => {
-      await app?.close();
+      await app.close();
       store.close();
       rmSync(join(dataDir, "baton.pid"), { force: true });
       resolveDone();
     })());
 
-  app = await buildApp({
+  const app: FastifyInstance = await buildApp({
     store,
     clock,
     log,

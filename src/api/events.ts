@@ -40,21 +40,17 @@ export const eventsRoutes: FastifyPluginAsync<{ deps: ApiDeps }> = async (app, {
         (!kinds || kinds.has(e.kind)) &&
         (!service || (e.kind === "services" ? e.object.id === service : e.kind === "tasks" && (e.object as Task).serviceId === service));
       const from = since !== undefined ? Number(since) : deps.store.revision();
-      let buffered: StoreEvent[] = [];
-      let write: ((events: StoreEvent[]) => void) | undefined;
-      // Throws COMPACTED (410) before anything is sent, so the client relists.
-      const watch = deps.store.watch(from, (events) => (write ? write(events) : buffered.push(...events)));
+      // Throws COMPACTED (410) before anything is sent, so the client relists. Events are
+      // delivered asynchronously, so the head below is always written first.
+      const watch = deps.store.watch(from, (events) => {
+        let out = "";
+        for (const e of events) if (matches(e)) out += `id: ${e.revision}\nevent: ${e.kind}\ndata: ${JSON.stringify(toWire(e))}\n\n`;
+        if (out) res.write(out);
+      });
       reply.hijack();
       const res = reply.raw;
       res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache", connection: "keep-alive", "x-baton-revision": String(deps.store.revision()) });
       res.write(`: revision ${deps.store.revision()}\n\n`);
-      write = (events) => {
-        let out = "";
-        for (const e of events) if (matches(e)) out += `id: ${e.revision}\nevent: ${e.kind}\ndata: ${JSON.stringify(toWire(e))}\n\n`;
-        if (out) res.write(out);
-      };
-      if (buffered.length) write(buffered);
-      buffered = [];
       const keepalive = setInterval(() => res.write(": keepalive\n\n"), KEEPALIVE_MS);
       const close = (): void => {
         clearInterval(keepalive);

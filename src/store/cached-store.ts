@@ -1,7 +1,7 @@
 import { BatonError } from "../lib/errors.js";
 import type { Clock } from "../lib/clock.js";
 import { kinds, type Collections, type Kind, type Task, type Service } from "../model/objects.js";
-import type { NewObject, ReadTx, Store, StoreEvent, StoredObject, Watch, WriteTx } from "./store.js";
+import type { ReadTx, Store, StoreEvent, StoredObject, Watch, WriteTx } from "./store.js";
 
 /** What a durable backend does: persist one transaction's events atomically, or throw. */
 export interface Persistence {

@@ -12,6 +12,9 @@ import { BatonError } from "../lib/errors.js";
 import { aService } from "../../test/harness/builders.js";
 import { settle } from "../../test/harness/fake-clock.js";
 
+// Honour BATON_SQLITE_BINDING like openSqliteStore does (see scripts/node24-check.sh).
+const sqliteOptions: Database.Options = process.env.BATON_SQLITE_BINDING ? { nativeBinding: process.env.BATON_SQLITE_BINDING } : {};
+
 const newService = (name: string) => {
   const { id, spec, specVersion } = aService({ name });
   return { id, spec, specVersion };
@@ -123,7 +126,7 @@ test("sqlite: runs WAL with synchronous=FULL and records its schema version", ()
   try {
     const path = join(dir, "store.db");
     openSqliteStore(path).close();
-    const db = new Database(path);
+    const db = new Database(path, sqliteOptions);
     assert.equal(db.pragma("journal_mode", { simple: true }), "wal");
     assert.equal(db.pragma("user_version", { simple: true }), schemaVersion);
     db.close();
@@ -137,7 +140,7 @@ test("sqlite: refuses a store written by a newer baton", () => {
   try {
     const path = join(dir, "store.db");
     openSqliteStore(path).close();
-    const db = new Database(path);
+    const db = new Database(path, sqliteOptions);
     db.pragma(`user_version = ${schemaVersion + 1}`);
     db.close();
     assert.throws(() => openSqliteStore(path), /newer than this baton/);

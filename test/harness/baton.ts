@@ -135,11 +135,11 @@ export function httpGet(port: number, timeoutMs = 1000): Promise<string | undefi
 }
 
 /** Polls until fn returns truthy; fails with what never happened. No fixed sleeps in tests. */
-export async function waitFor<T>(fn: () => Promise<T> | T, timeoutMs: number, what: string | (() => string), intervalMs = 50): Promise<T> {
+export async function waitFor<T>(fn: () => Promise<T> | T, timeoutMs: number, what: string | (() => string), intervalMs = 50): Promise<Exclude<T, false | undefined | null | "" | 0>> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const v = await fn();
-    if (v) return v;
+    if (v) return v as Exclude<T, false | undefined | null | "" | 0>;
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms: ${typeof what === "string" ? what : what()}`);
     await new Promise((r) => setTimeout(r, intervalMs));
   }

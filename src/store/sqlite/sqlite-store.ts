@@ -14,7 +14,10 @@ import { migrate } from "./migrations.js";
 export function openSqliteStore(path: string, opts: { clock?: Clock; historyLimit?: number } = {}): CachedStore {
   let db: Database.Database;
   try {
-    db = new Database(path);
+    // BATON_SQLITE_BINDING points at an alternative better_sqlite3.node (e.g. one built for another
+    // Node ABI by scripts/node24-check.sh); unset, the package's own build is used.
+    const nativeBinding = process.env.BATON_SQLITE_BINDING;
+    db = new Database(path, nativeBinding ? { nativeBinding } : {});
     db.pragma("journal_mode = WAL");
     db.pragma("synchronous = FULL");
     db.pragma("busy_timeout = 5000");

@@ -1,0 +1,122 @@
+// Helpers for bench/run.mjs: timing, stats (same {n,min,median,max,samples} shape as
+// shared/bench/peers/_lib.mjs), bounded polling, HTTP probes on 127.0.0.1, the Baton API on
+// its unix socket, and /proc readings. No dependencies beyond Node.
+import http from 'node:http';
+import os from 'node:os';
+import { readFileSync } from 'node:fs';
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+/** Monotonic milliseconds (process.hrtime). */
+export const now = () => Number(process.hrtime.bigint()) / 1e6;
+export const log = (...a) => process.stderr.write(a.join(' ') + '\n');
+const round = (x) => (Math.abs(x) < 10 ? Math.round(x * 1000) / 1000 : Math.round(x * 10) / 10);
+export const r1 = round;
+
+export function stats(xs) {
+  const v = xs.filter((x) => typeof x === 'number' && Number.isFinite(x)).sort((a, b) => a - b);
+  if (!v.length) return { n: 0 };
+  const mid = v.length >> 1;
+  const median = v.length % 2 ? v[mid] : (v[mid - 1] + v[mid]) / 2;
+  return { n: v.length, min: round(v[0]), median: round(median), max: round(v[v.length - 1]), samples: xs.filter((x) => typeof x === 'number').map(round) };
+}
+
+export const loadavg = () => os.loadavg().map((x) => Math.round(x * 100) / 100);
+
+/**
+ * Calls fn every intervalMs (measured from the start of each call, so a slow call is followed
+ * at once by the next) until it returns a truthy value; throws after timeoutMs.
+ */
+export async function pollUntil(fn, timeoutMs, intervalMs, what = 'condition') {
+  const deadline = now() + timeoutMs;
+  for (;;) {
+    const t = now();
+    const v = await fn();
+    if (v) return v;
+    if (t > deadline) throw new Error(`timeout after ${timeoutMs} ms waiting for ${what}`);
+    const rest = intervalMs - (now() - t);
+    if (rest > 0) await sleep(rest);
+  }
+}
+
+/**
+ * GET http://127.0.0.1:port/ with a fresh connection; resolves the body (app-http.cjs answers
+ * its pid) on 200, null otherwise. Never rejects.
+ */
+export function probe(port, timeoutMs = 1000) {
+  return new Promise((resolve) => {
+    const req = http.get({ host: '127.0.0.1', port, path: '/', agent: false, timeout: timeoutMs }, (res) => {
+      let b = '';
+      res.on('data', (c) => (b += c));
+      res.on('end', () => resolve(res.statusCode === 200 ? b.trim() : null));
+      res.on('error', () => resolve(null));
+    });
+    req.on('error', () => resolve(null));
+    req.on('timeout', () => req.destroy());
+  });
+}
+
+/** A JSON client for Baton's REST API on its unix socket (one keep-alive connection). */
+export function batonApi(socketPath) {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  const call = (method, path, body) =>
+    new Promise((resolve, reject) => {
+      const data = body === undefined ? undefined : JSON.stringify(body);
+      const req = http.request({ socketPath, agent, method, path, headers: data ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) } : {} }, (res) => {
+        const chunks = [];
+        res.on('data', (c) => chunks.push(c));
+        res.on('end', () => {
+          const txt = Buffer.concat(chunks).toString();
+          let json;
+          try { json = txt ? JSON.parse(txt) : undefined; } catch { json = txt; }
+          if (res.statusCode >= 400) {
+            const e = new Error(`${method} ${path} -> ${res.statusCode} ${txt.slice(0, 300)}`);
+            e.status = res.statusCode;
+            reject(e);
+          } else resolve(json);
+        });
+      });
+      req.setTimeout(30000, () => req.destroy(new Error(`baton api timeout: ${method} ${path}`)));
+      req.on('error', reject);
+      if (data) req.write(data);
+      req.end();
+    });
+  return { call, close: () => agent.destroy() };
+}
+
+/** True while pid exists and is not a zombie. */
+export function isAlive(pid) {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const state = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0];
+    return state !== 'Z' && state !== 'X';
+  } catch {
+    return false;
+  }
+}
+
+/** VmRSS / VmHWM of pid in MiB (from /proc/<pid>/status). */
+export function memOf(pid) {
+  const txt = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (k) => Number((new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(txt) || [])[1]);
+  return { rss_mib: round(kb('VmRSS') / 1024), hwm_mib: round(kb('VmHWM') / 1024) };
+}
+
+const TICK_MS = 1000 / 100; // CLK_TCK is 100 on Linux
+/** utime+stime of pid in ms (10 ms resolution); NaN when unreadable. */
+export function cpuMs(pid) {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) * TICK_MS; // fields 14, 15 of stat(5)
+  } catch {
+    return NaN;
+  }
+}
+
+/** Waits until none of pids is alive. */
+export async function waitGone(pids, timeoutMs, what = 'processes to exit') {
+  await pollUntil(() => pids.every((p) => !isAlive(p)), timeoutMs, 20, what);
+}
+
+/** Rotates an array by i (interleaves the subjects' order across repetitions). */
+export const rotate = (xs, i) => xs.map((_, k) => xs[(k + i) % xs.length]);
