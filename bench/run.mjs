@@ -37,7 +37,16 @@ const FLOOR_PORT = Number(process.env.BENCH_FLOOR_PORT || 39400);
 const TIMEOUT_S = Number(process.env.BENCH_TIMEOUT_S || 900);
 const HEAL_REPLICAS = 3;
 const HEAL_PAUSE_MS = 1500; // PM2 min_uptime is 1 s: stay above it, and give Baton the same pause
-const BASE_ENV = Object.fromEntries(['PATH', 'HOME', 'LANG', 'TZ'].filter((k) => process.env[k] !== undefined).map((k) => [k, process.env[k]]));
+// Variables that change how fast *every* node process starts. PM2's apps inherit the daemon's
+// (= this process's) whole environment while Baton's tasks get a short whitelist, so with e.g.
+// NODE_EXTRA_CA_CERTS set (it is, on the project machine: +~50 ms CPU per node start) PM2 would
+// be handicapped by an accident of the environment. They are removed for all subjects
+// (BENCH_KEEP_ENV=1 keeps them) and the removal is recorded in the result.
+const STARTUP_ENV = ['NODE_EXTRA_CA_CERTS', 'NODE_OPTIONS', 'NODE_V8_COVERAGE', 'NODE_DEBUG'];
+const removedEnv = process.env.BENCH_KEEP_ENV === '1' ? [] : STARTUP_ENV.filter((k) => process.env[k] !== undefined);
+for (const k of removedEnv) delete process.env[k];
+// The floor's children get what Baton's tasks get (src/agent/executor.ts INHERITED_ENV + PORT).
+const TASK_ENV = Object.fromEntries(['PATH', 'HOME', 'USER', 'LOGNAME', 'SHELL', 'LANG', 'LC_ALL', 'TZ', 'TMPDIR', 'TERM'].filter((k) => process.env[k] !== undefined).map((k) => [k, process.env[k]]));
 
 // ---------------------------------------------------------------- result file
 
@@ -62,9 +71,15 @@ function conditions() {
     loadavg_start: loadavg(),
     tmpdir: os.tmpdir(),
     tmpdir_fs_magic: tmpFs, // 0xef53 = ext2/3/4 (fsync hits the disk), 0x1021994 = tmpfs
+    env_removed_for_all_subjects: removedEnv,
+    sched_autogroup_enabled: readSysctl('/proc/sys/kernel/sched_autogroup_enabled'),
     baton_commit: commit,
     baton_src_dirty: srcDirty,
   };
+}
+
+function readSysctl(p) {
+  try { return readFileSync(p, 'utf8').trim(); } catch { return null; }
 }
 
 function save(final = false) {
@@ -264,7 +279,9 @@ async function floorCreate(n) {
   const kids = [];
   const t0 = now();
   for (const port of ports) {
-    const c = spawn(process.execPath, [APP], { env: { ...BASE_ENV, PORT: String(port) }, stdio: 'ignore' });
+    // detached (setsid) like Baton's process driver and PM2's fork mode: same scheduling
+    // (each session is its own CFS autogroup when kernel.sched_autogroup_enabled=1).
+    const c = spawn(process.execPath, [APP], { env: { ...TASK_ENV, PORT: String(port) }, stdio: 'ignore', detached: true });
     c.exited = new Promise((r) => c.once('exit', r));
     floorKids.add(c);
     kids.push(c);

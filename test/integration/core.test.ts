@@ -140,7 +140,7 @@ describe("bad input: clear errors, store unchanged", () => {
   const baton = new BatonProcess();
   before(async () => {
     await baton.start();
-    await baton.cliOk("service", "create", "--detach", "--name", "taken", "sleep", "30");
+    await baton.cliOk("service", "create", "--detach", "--name", "taken", "sleep", "3600");
   });
   after(() => baton.destroy());
 
