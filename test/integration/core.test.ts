@@ -61,6 +61,25 @@ describe("baton up: run, heal, report", () => {
     assert.ok(lines.every((l) => /^web\.\d\.[a-z0-9]{12}@\S+\s+\| /.test(l)), logs);
   });
 
+  test("service logs -f streams the lines of tasks that start later", async () => {
+    const { spawn } = await import("node:child_process");
+    const { BIN } = await import("../harness/baton.js");
+    const follow = spawn(process.execPath, [BIN, "service", "logs", "-f", "--tail", "0", "web"], { env: { ...process.env, BATON_HOST: `unix://${baton.socket}` } });
+    let out = "";
+    follow.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    try {
+      // Give the follower time to attach, then make a new task start and print.
+      await waitFor(async () => (await baton.info()) && follow.pid, 2000, "follower started");
+      await new Promise((r) => setTimeout(r, 500));
+      const victim = running(await baton.tasks("web")).find((r) => r.Slot === 1)!;
+      process.kill(victim.Pid!, "SIGKILL");
+      const replacement = await waitFor(async () => running(await baton.tasks("web")).find((r) => r.Slot === 1 && r.ID !== victim.ID), 5000, "slot 1 replaced");
+      await waitFor(() => out.includes(`web.1.${replacement.ID.slice(0, 12)}@`) && out.includes(`| listening on ${replacement.Port}`), 5000, () => `the replacement's first line in the followed stream; got: ${out}`);
+    } finally {
+      follow.kill();
+    }
+  });
+
   test("restart on-failure with max attempts 2: exactly 3 runs, then failed", async () => {
     await baton.cliOk("service", "create", "--detach", "--name", "crash", "--restart-condition", "on-failure", "--restart-max-attempts", "2", "sh", "-c", "echo run; exit 1");
     await waitFor(async () => /restart max attempts \(2\) reached/.test(await baton.cliOk("service", "ps", "crash")), 10_000, "the slot given up on");
