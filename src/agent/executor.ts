@@ -23,6 +23,19 @@ export interface ExecutorDeps {
 /** Variables every task sees besides its own env: enough to find its tools and home. */
 const INHERITED_ENV = ["PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LC_ALL", "TZ", "TMPDIR", "TERM"];
 
+/** The environment a task runs with (and its exec health checks): a few host variables, its own, Baton's. */
+function taskEnv(a: Assignment, port: number | undefined, nodeName: string): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const k of INHERITED_ENV) if (process.env[k] !== undefined) env[k] = process.env[k]!;
+  return Object.assign(env, a.spec.env, {
+    ...(port !== undefined ? { PORT: String(port) } : {}),
+    BATON_TASK_ID: a.taskId,
+    BATON_TASK_SLOT: String(a.slot),
+    BATON_SERVICE_NAME: a.serviceName,
+    BATON_NODE_NAME: nodeName,
+  });
+}
+
 /**
  * Drives one task on this node through accepted → preparing → starting → running → an end
  * state, toward its desired state. Only this class ends a task it runs.
@@ -74,15 +87,7 @@ export class TaskRunner {
       this.port = a.port ?? (await deps.ports.allocate());
       if (this.stopReason) return this.end("shutdown", "shut down before it started", {});
       this.set("starting", "starting");
-      const env: Record<string, string> = {};
-      for (const k of INHERITED_ENV) if (process.env[k] !== undefined) env[k] = process.env[k]!;
-      Object.assign(env, a.spec.env, {
-        PORT: String(this.port),
-        BATON_TASK_ID: a.taskId,
-        BATON_TASK_SLOT: String(a.slot),
-        BATON_SERVICE_NAME: a.serviceName,
-        BATON_NODE_NAME: deps.nodeName,
-      });
+      const env = taskEnv(a, this.port, deps.nodeName);
       const logPath = deps.logs.pathOf(a.taskId);
       this.handle = await deps.driver.start({ taskId: a.taskId, command: a.spec.command, env, ...(a.spec.workdir ? { workdir: a.spec.workdir } : {}), logPath });
       const startedAt = deps.clock.now();
@@ -101,8 +106,7 @@ export class TaskRunner {
     this.port = r.port;
     if (r.port !== undefined) this.deps.ports.reserve(r.port);
     this.state = "starting";
-    const env: Record<string, string> = { ...this.assignment.spec.env, PORT: String(r.port ?? "") };
-    this.running(env, r.startedAt, "adopted after agent restart");
+    this.running(taskEnv(this.assignment, r.port, this.deps.nodeName), r.startedAt, "adopted after agent restart");
   }
 
   private running(env: Record<string, string>, startedAt: number, message = "started"): void {

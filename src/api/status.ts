@@ -1,4 +1,5 @@
 import type { Node, Service, Task } from "../model/objects.js";
+import { isNodeEligible } from "../orchestrator/eligibility.js";
 
 export interface ServiceStatus {
   /** Tasks observed running (and healthy, when the service has a health check). */
@@ -16,12 +17,9 @@ export const isTaskUp = (t: Task): boolean =>
 export function serviceStatus(s: Service, tasks: Task[], nodes: Node[]): ServiceStatus {
   const wanted = tasks.filter((t) => t.desiredState === "running");
   const up = wanted.filter((t) => isTaskUp(t) && t.specVersion === s.specVersion);
-  let desired: number;
-  if (s.spec.mode.kind === "replicated") desired = s.spec.mode.replicas;
-  else {
-    const slots = new Set(wanted.map((t) => t.nodeId));
-    desired = nodes.filter((n) => slots.has(n.id)).length;
-  }
+  // Global: one per eligible node, counted from the nodes, so a service whose tasks the
+  // orchestrator has not created yet is not "0/0, converged".
+  const desired = s.spec.mode.kind === "replicated" ? s.spec.mode.replicas : nodes.filter((n) => isNodeEligible(n, s.spec.task)).length;
   const slotsUp = new Set(up.map((t) => (t.slot > 0 ? String(t.slot) : t.nodeId)));
   const converged = slotsUp.size === desired && wanted.length === desired && up.length === desired;
   return { running: up.length, desired, converged };

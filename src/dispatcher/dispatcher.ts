@@ -3,7 +3,7 @@ import { BatonError } from "../lib/errors.js";
 import type { Logger } from "../lib/log.js";
 import type { Node, Task } from "../model/objects.js";
 import { canTransition, isAgentState, isTerminal } from "../model/task-state.js";
-import type { Store, StoreEvent, Watch } from "../store/store.js";
+import type { Store, StoreEvent, Watch, WriteTx } from "../store/store.js";
 import type { AgentSession, Assignment, AssignmentChange, NodeDescription, TaskStatusUpdate } from "./protocol.js";
 
 export interface DispatcherDeps {
@@ -44,8 +44,8 @@ export class Dispatcher {
   private cancelTick: (() => void) | undefined;
   private readonly periodMs: number;
   private readonly graceMs: number;
-  private pendingStatus: TaskStatusUpdate[] = [];
-  private flushing: Promise<void> | undefined;
+  private pendingStatus: { updates: TaskStatusUpdate[]; resolve: () => void; reject: (err: unknown) => void }[] = [];
+  private flushScheduled = false;
 
   constructor(private readonly deps: DispatcherDeps) {
     this.periodMs = deps.heartbeatPeriodMs ?? 1000;
@@ -128,45 +128,31 @@ export class Dispatcher {
     return () => set.delete(onChange);
   }
 
-  /** Batches concurrent reports into one store transaction. */
+  /**
+   * Batches the reports of one turn of the event loop into one store transaction. Each caller's
+   * promise settles with the write that carried its updates.
+   */
   reportStatus(updates: TaskStatusUpdate[]): Promise<void> {
-    this.pendingStatus.push(...updates);
-    if (!this.flushing) {
-      this.flushing = new Promise<void>((resolve) => queueMicrotask(resolve)).then(() => this.flushStatus()).finally(() => {
-        this.flushing = undefined;
-      });
-    }
-    return this.flushing;
+    return new Promise<void>((resolve, reject) => {
+      this.pendingStatus.push({ updates, resolve, reject });
+      if (this.flushScheduled) return;
+      this.flushScheduled = true;
+      queueMicrotask(() => void this.flushStatus());
+    });
   }
 
   private async flushStatus(): Promise<void> {
+    this.flushScheduled = false;
     const batch = this.pendingStatus;
     this.pendingStatus = [];
-    if (batch.length === 0) return;
-    await this.deps.store.update((tx) => {
-      for (const u of batch) {
-        const t = tx.get("tasks", u.taskId);
-        if (!t) continue;
-        const sameState = t.status.state === u.state;
-        // A state never goes backwards; within a state only details (health, port) change.
-        if (!sameState && !canTransition(t.status.state, u.state)) continue;
-        if (sameState && isTerminal(u.state)) continue;
-        const status: Task["status"] = {
-          ...t.status,
-          state: u.state,
-          timestamp: sameState ? t.status.timestamp : u.timestamp,
-          message: u.message,
-        };
-        if (u.err !== undefined) status.err = u.err;
-        if (u.exitCode !== undefined) status.exitCode = u.exitCode;
-        if (u.signal !== undefined) status.signal = u.signal;
-        if (u.pid !== undefined) status.pid = u.pid;
-        if (u.port !== undefined) status.port = u.port;
-        if (u.health !== undefined) status.health = u.health;
-        if (u.state === "running" && status.startedAt === undefined) status.startedAt = u.timestamp;
-        tx.update("tasks", { ...t, status });
-      }
-    });
+    try {
+      await this.deps.store.update((tx) => {
+        for (const { updates } of batch) for (const u of updates) applyStatus(tx, u);
+      });
+      for (const b of batch) b.resolve();
+    } catch (err) {
+      for (const b of batch) b.reject(err);
+    }
   }
 
   private onEvents(events: StoreEvent[]): void {
@@ -217,4 +203,22 @@ export class Dispatcher {
     });
     for (const n of late) this.deps.log.warn({ nodeId: n.id, hostname: n.hostname }, "node down: missed heartbeats");
   }
+}
+
+/** Applies one agent report: a state never goes backwards; within a state only details change. */
+function applyStatus(tx: WriteTx, u: TaskStatusUpdate): void {
+  const t = tx.get("tasks", u.taskId);
+  if (!t) return;
+  const sameState = t.status.state === u.state;
+  if (!sameState && !canTransition(t.status.state, u.state)) return;
+  if (sameState && isTerminal(u.state)) return;
+  const status: Task["status"] = { ...t.status, state: u.state, timestamp: sameState ? t.status.timestamp : u.timestamp, message: u.message };
+  if (u.err !== undefined) status.err = u.err;
+  if (u.exitCode !== undefined) status.exitCode = u.exitCode;
+  if (u.signal !== undefined) status.signal = u.signal;
+  if (u.pid !== undefined) status.pid = u.pid;
+  if (u.port !== undefined) status.port = u.port;
+  if (u.health !== undefined) status.health = u.health;
+  if (u.state === "running" && status.startedAt === undefined) status.startedAt = u.timestamp;
+  tx.update("tasks", { ...t, status });
 }
