@@ -1,5 +1,5 @@
 import type { DesiredState, TaskState } from "../model/task-state.js";
-import type { Node, TaskSpec } from "../model/objects.js";
+import type { Node, TaskSpec, TaskStatus } from "../model/objects.js";
 
 /**
  * The session between an agent and the dispatcher. The agent imports only this file and the
@@ -35,18 +35,9 @@ export type AssignmentChange =
   | { type: "full"; assignments: Assignment[] }
   | { type: "update"; upserts: Assignment[]; removes: string[] };
 
-export interface TaskStatusUpdate {
+/** One observed change of one task; `timestamp` is when the agent observed it (its clock). */
+export interface TaskStatusUpdate extends Omit<TaskStatus, "startedAt"> {
   taskId: string;
-  state: TaskState;
-  message: string;
-  err?: string;
-  exitCode?: number;
-  signal?: string;
-  pid?: number;
-  port?: number;
-  health?: "starting" | "healthy" | "unhealthy";
-  /** When the agent observed the state (its clock). */
-  timestamp: number;
 }
 
 export interface AgentSession {

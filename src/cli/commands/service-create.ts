@@ -73,21 +73,8 @@ export function registerServiceCreate(service: Command): void {
     .option("-q, --quiet", "print only the service id")
     .action(async (command: string, args: string[], opts: CreateOpts, cmd: Command) => {
       const env = resolveEnv([...(opts.envFile ?? []).flatMap(readEnvFile), ...(opts.env ?? [])]);
-      const restartPolicy = {
-        ...(opts.restartCondition !== undefined ? { condition: opts.restartCondition } : {}),
-        ...(opts.restartDelay !== undefined ? { delay: opts.restartDelay } : {}),
-        ...(opts.restartMaxAttempts !== undefined ? { maxAttempts: opts.restartMaxAttempts } : {}),
-        ...(opts.restartWindow !== undefined ? { window: opts.restartWindow } : {}),
-      };
-      const health = {
-        ...(opts.healthCmd !== undefined ? { cmd: opts.healthCmd } : {}),
-        ...(opts.healthHttp !== undefined ? { http: opts.healthHttp } : {}),
-        ...(opts.healthTcp !== undefined ? { tcp: opts.healthTcp } : {}),
-        ...(opts.healthInterval !== undefined ? { interval: opts.healthInterval } : {}),
-        ...(opts.healthTimeout !== undefined ? { timeout: opts.healthTimeout } : {}),
-        ...(opts.healthRetries !== undefined ? { retries: opts.healthRetries } : {}),
-        ...(opts.healthStartPeriod !== undefined ? { startPeriod: opts.healthStartPeriod } : {}),
-      };
+      const restartPolicy = given(opts, { condition: "restartCondition", delay: "restartDelay", maxAttempts: "restartMaxAttempts", window: "restartWindow" });
+      const health = given(opts, { cmd: "healthCmd", http: "healthHttp", tcp: "healthTcp", interval: "healthInterval", timeout: "healthTimeout", retries: "healthRetries", startPeriod: "healthStartPeriod" });
       // Sent as given; the API validates every field and answers with all problems at once.
       const body = {
         name: opts.name ?? defaultName(command),
@@ -113,6 +100,13 @@ export function registerServiceCreate(service: Command): void {
         if (!opts.detach && !opts.quiet) await waitConverged(c, created.id);
       });
     });
+}
+
+/** The options that were given, under the API's field names. */
+function given(opts: CreateOpts, names: Record<string, keyof CreateOpts>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [field, option] of Object.entries(names)) if (opts[option] !== undefined) out[field] = opts[option];
+  return out;
 }
 
 /** Like docker's random names, but predictable: the command's base name. */
