@@ -8,9 +8,9 @@ export default tseslint.config(
     files: ["src/**/*.ts", "test/**/*.ts"],
     extends: [tseslint.configs.recommended],
     plugins: { "import-x": importX },
-    languageOptions: { parserOptions: { project: "./tsconfig.lint.json", tsconfigRootDir: import.meta.dirname } },
+    languageOptions: { parserOptions: { project: "./tsconfig.json", tsconfigRootDir: import.meta.dirname } },
     settings: {
-      "import-x/resolver-next": [createTypeScriptImportResolver({ project: "./tsconfig.lint.json" })],
+      "import-x/resolver-next": [createTypeScriptImportResolver({ project: "./tsconfig.json" })],
       "import-x/extensions": [".ts", ".js"],
       "import-x/parsers": { "@typescript-eslint/parser": [".ts"] },
     },
