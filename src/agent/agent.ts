@@ -6,6 +6,7 @@ import { newId } from "../lib/ids.js";
 import type { Logger } from "../lib/log.js";
 import type { AgentSession, Assignment, AssignmentChange, TaskStatusUpdate } from "../dispatcher/protocol.js";
 import { isTerminal } from "../model/task-state.js";
+import pLimit from "p-limit";
 import type { Driver } from "./drivers/driver.js";
 import { TaskRunner, type ExecutorDeps } from "./executor.js";
 import { LogFiles } from "./logs/log-files.js";
@@ -13,6 +14,11 @@ import { PortAllocator } from "./ports.js";
 import { TaskRecords, type TaskRecord } from "./task-records.js";
 
 export const AGENT_VERSION = "0.1.0";
+/**
+ * Task starts in flight at once. A spawn blocks the event loop for a moment; 1,000 at once would
+ * starve heartbeats and the API. 8 keeps a 30-replica create as fast as unbounded.
+ */
+const START_CONCURRENCY = 8;
 /** How often log files are checked against their cap. */
 const LOG_ROTATE_CHECK_MS = 2000;
 
@@ -42,6 +48,7 @@ export class Agent {
   private stopRotate: () => void = () => undefined;
   private unsubscribe: () => void = () => undefined;
   private readonly knownTasks = new Map<string, Assignment>();
+  private readonly startLimit = pLimit(START_CONCURRENCY);
 
   constructor(private readonly deps: AgentDeps) {
     mkdirSync(deps.dataDir, { recursive: true });
@@ -163,7 +170,7 @@ export class Agent {
     if (isTerminal(a.state)) return;
     if (a.state === "assigned") {
       const runner = this.track(a);
-      if (a.desiredState === "running") void runner.run();
+      if (a.desiredState === "running") void this.startLimit(() => startOnNextTurn(runner));
       else void runner.stop("shutdown");
       return;
     }
@@ -218,6 +225,15 @@ export class Agent {
       this.deps.clock.setTimer(500, () => void this.flush());
     }
   }
+}
+
+/**
+ * A start is all synchronous work and nextTick callbacks (bind, spawn, the spawn event): without
+ * yielding, 1,000 starts run as one unbroken stretch and starve timers and the API.
+ */
+async function startOnNextTurn(runner: TaskRunner): Promise<void> {
+  await new Promise<void>((r) => setImmediate(r));
+  await runner.run();
 }
 
 const orphanSpec: Assignment["spec"] = {

@@ -79,6 +79,8 @@ export class TaskRunner {
   }
 
   async run(): Promise<void> {
+    // Stopped while waiting for a start slot: it already ended as shutdown.
+    if (this.isDone || this.stopReason) return;
     const a = this.assignment;
     const { deps } = this;
     this.set("accepted", "accepted");

@@ -176,7 +176,17 @@ export class Dispatcher {
   }
 
   private scheduleTick(): void {
+    const due = this.deps.clock.now() + this.periodMs;
     this.cancelTick = this.deps.clock.setTimer(this.periodMs, () => {
+      // A tick that fires late means this manager was stalled (a busy event loop, a paused VM):
+      // heartbeats could not be received meanwhile, so nobody's silence counts. Everyone gets a
+      // fresh grace period instead of being marked down for the manager's own stall.
+      const lag = this.deps.clock.now() - due;
+      if (lag > this.periodMs) {
+        const now = this.deps.clock.now();
+        for (const id of this.lastSeen.keys()) this.lastSeen.set(id, now);
+        this.deps.log.warn({ lagMs: lag }, "dispatcher stalled; node heartbeat deadlines reset");
+      }
       this.checkLiveness()
         .catch((err: unknown) => this.deps.log.error({ err }, "node liveness check failed"))
         .finally(() => this.scheduleTick());

@@ -102,6 +102,19 @@ test("a node that misses heartbeats goes down; its tasks are orphaned and replac
   manager.stop();
 });
 
+test("a stalled manager does not mark its nodes down for its own stall", async () => {
+  const { clock, store, manager } = await setup(1000);
+  await fakeAgent(manager.dispatcher.localSession(), "n1");
+  // The event loop was blocked for 20 s: no heartbeat could arrive, no timer could fire.
+  clock.jump(20_000);
+  await clock.advance(0);
+  assert.equal(store.view((tx) => tx.get("nodes", "n1"))!.status.state, "ready");
+  // Real silence afterwards still counts.
+  await clock.advance(6000);
+  assert.equal(store.view((tx) => tx.get("nodes", "n1"))!.status.state, "down");
+  manager.stop();
+});
+
 test("a task that cannot be placed stays pending with the reason", async () => {
   const { store, manager, running } = await setup();
   await fakeAgent(manager.dispatcher.localSession(), "n1");

@@ -2,6 +2,7 @@ import type { Clock } from "../lib/clock.js";
 import type { Logger } from "../lib/log.js";
 import { KeyedQueue } from "../lib/queue.js";
 import type { Task } from "../model/objects.js";
+import { isTerminal } from "../model/task-state.js";
 import type { Store, StoreEvent, Watch } from "../store/store.js";
 import { isPlanEmpty, planService, type Plan, type ServiceSnapshot } from "./plan.js";
 
@@ -49,7 +50,9 @@ export class Orchestrator {
     for (const e of events) {
       if (e.kind === "services") this.queue.add(e.object.id);
       else if (e.kind === "tasks") {
-        if (e.op !== "delete" || (e.object as Task).desiredState === "running") this.queue.add((e.object as Task).serviceId);
+        // Only an ended or deleted task can change a plan; accepted → running cannot.
+        const t = e.object as Task;
+        if (e.op === "delete" || isTerminal(t.status.state)) this.queue.add(t.serviceId);
       } else nodesChanged = true;
     }
     if (nodesChanged) {
