@@ -3,7 +3,8 @@ import { hostname } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { FastifyInstance } from "fastify";
-import { Agent, AGENT_VERSION } from "./agent/agent.js";
+import { Agent } from "./agent/agent.js";
+import { BATON_VERSION } from "./lib/version.js";
 import { readProcStat } from "./agent/drivers/process/proc-stat.js";
 import { ProcessDriver } from "./agent/drivers/process/process-driver.js";
 import { localLogSource } from "./agent/logs/local-log-source.js";
@@ -34,7 +35,6 @@ export interface RunningBaton {
   done: Promise<void>;
 }
 
-export const defaultDataDir = (): string => process.env.BATON_DATA_DIR ?? join(process.env.HOME ?? "/root", ".baton");
 
 /**
  * `baton up`: the manager (SQLite store, controllers, dispatcher), an agent with the process
@@ -81,7 +81,7 @@ export async function startUp(opts: UpOptions): Promise<RunningBaton> {
     log,
     logs: localLogSource(agent.logs, clock),
     system: {
-      info: () => ({ version: AGENT_VERSION, nodeId: agent.nodeId, hostname: hostname(), dataDir, store: "sqlite", pid: process.pid }),
+      info: () => ({ version: BATON_VERSION, nodeId: agent.nodeId, hostname: hostname(), dataDir, store: "sqlite", pid: process.pid }),
       shutdown: async ({ stopTasks }) => ({ stoppedTasks: await stopWork(stopTasks) }),
       exit,
     },

@@ -7,13 +7,13 @@ import type { Logger } from "../lib/log.js";
 import type { AgentSession, Assignment, AssignmentChange, TaskStatusUpdate } from "../dispatcher/protocol.js";
 import { isTerminal } from "../model/task-state.js";
 import pLimit from "p-limit";
+import { BATON_VERSION } from "../lib/version.js";
 import type { Driver } from "./drivers/driver.js";
 import { TaskRunner, type ExecutorDeps } from "./executor.js";
 import { LogFiles } from "./logs/log-files.js";
 import { PortAllocator } from "./ports.js";
 import { TaskRecords, type TaskRecord } from "./task-records.js";
 
-export const AGENT_VERSION = "0.1.0";
 /**
  * Task starts in flight at once. A spawn blocks the event loop for a moment; 1,000 at once would
  * starve heartbeats and the API. 8 keeps a 30-replica create as fast as unbounded.
@@ -84,7 +84,7 @@ export class Agent {
       resources: { cpus: cpus().length, memoryBytes: totalmem() },
       drivers: [driver.name],
       platform: { os: platform(), arch: arch() },
-      agentVersion: AGENT_VERSION,
+      agentVersion: BATON_VERSION,
     });
     this.unsubscribe = session.assignments((c) => this.onAssignments(c));
     this.beat(heartbeatPeriodMs);

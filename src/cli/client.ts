@@ -1,4 +1,4 @@
-import { Client, type Dispatcher } from "undici";
+import { request, type IncomingMessage } from "node:http";
 import { createParser } from "eventsource-parser";
 import { join } from "node:path";
 import { BatonError, type ErrorCode, type FieldProblem } from "../lib/errors.js";
@@ -12,33 +12,34 @@ export function socketPathOf(host: string | undefined, defaultDataDir: string): 
   throw new BatonError("BAD_REQUEST", `unsupported host "${h}": use unix:///path/to/baton.sock`);
 }
 
-/** The CLI's only way to the manager: the REST API. */
-export class ApiClient {
-  private readonly client: Client;
+type Method = "GET" | "POST" | "DELETE";
 
-  constructor(readonly socketPath: string) {
-    this.client = new Client("http://baton", { socketPath, bodyTimeout: 0, headersTimeout: 30_000 });
-  }
+/**
+ * The CLI's only way to the manager: the REST API. Plain node:http — the CLI makes a few
+ * requests per run, and a smaller client keeps every command's start-up short.
+ */
+export class ApiClient {
+  constructor(readonly socketPath: string) {}
 
   async close(): Promise<void> {
-    await this.client.close();
+    // One connection per request (no pool): nothing to close.
   }
 
-  async call<T>(method: Dispatcher.HttpMethod, path: string, body?: unknown): Promise<T> {
+  async call<T>(method: Method, path: string, body?: unknown): Promise<T> {
     const res = await this.send(method, path, body);
-    const text = await res.body.text();
+    const text = await readAll(res);
     const json: unknown = text ? JSON.parse(text) : undefined;
-    if (res.statusCode >= 400) throw toError(json, res.statusCode);
+    if ((res.statusCode ?? 500) >= 400) throw toError(json, res.statusCode ?? 500);
     return json as T;
   }
 
   /** A streaming GET (logs): calls onLine for each NDJSON line until the server ends it. */
   async stream(path: string, onLine: (line: string) => void, signal?: AbortSignal): Promise<void> {
     const res = await this.send("GET", path, undefined, signal);
-    if (res.statusCode >= 400) throw toError(JSON.parse(await res.body.text()), res.statusCode);
+    if ((res.statusCode ?? 500) >= 400) throw toError(JSON.parse(await readAll(res)), res.statusCode ?? 500);
     let buf = "";
     try {
-      for await (const chunk of res.body) {
+      for await (const chunk of res) {
         buf += (chunk as Buffer).toString("utf8");
         let i: number;
         while ((i = buf.indexOf("\n")) >= 0) {
@@ -48,39 +49,55 @@ export class ApiClient {
         }
       }
     } catch (err) {
-      if (!signal?.aborted) throw err;
+      if (!signal?.aborted) throw new BatonError("UNAVAILABLE", "baton closed the connection", [], { cause: err });
     }
   }
 
   /** Server-sent events: calls onEvent with each parsed data payload. */
   async events(query: string, onEvent: (data: unknown) => void, signal?: AbortSignal): Promise<void> {
     const res = await this.send("GET", `/v1/events${query}`, undefined, signal);
-    if (res.statusCode >= 400) throw toError(JSON.parse(await res.body.text()), res.statusCode);
+    if ((res.statusCode ?? 500) >= 400) throw toError(JSON.parse(await readAll(res)), res.statusCode ?? 500);
     const parser = createParser({ onEvent: (e) => onEvent(JSON.parse(e.data)) });
     try {
-      for await (const chunk of res.body) parser.feed((chunk as Buffer).toString("utf8"));
+      for await (const chunk of res) parser.feed((chunk as Buffer).toString("utf8"));
     } catch (err) {
-      if (!signal?.aborted) throw err;
+      if (!signal?.aborted) throw new BatonError("UNAVAILABLE", "baton closed the connection", [], { cause: err });
     }
   }
 
-  private async send(method: Dispatcher.HttpMethod, path: string, body?: unknown, signal?: AbortSignal): Promise<Dispatcher.ResponseData> {
-    try {
-      return await this.client.request({
-        method,
-        path,
-        ...(body !== undefined ? { body: JSON.stringify(body), headers: { "content-type": "application/json" } } : {}),
-        ...(signal ? { signal } : {}),
+  private send(method: Method, path: string, body?: unknown, signal?: AbortSignal): Promise<IncomingMessage> {
+    const data = body === undefined ? undefined : JSON.stringify(body);
+    return new Promise((resolve, reject) => {
+      const req = request(
+        {
+          socketPath: this.socketPath,
+          method,
+          path,
+          headers: data === undefined ? {} : { "content-type": "application/json", "content-length": Buffer.byteLength(data) },
+          ...(signal ? { signal } : {}),
+        },
+        resolve,
+      );
+      req.on("error", (err: NodeJS.ErrnoException) => {
+        if (err.code === "ENOENT" || err.code === "ECONNREFUSED") {
+          reject(new BatonError("UNAVAILABLE", `cannot reach baton at unix://${this.socketPath}: is \`baton up\` running? (set BATON_HOST or -H)`));
+        } else if (err.code === "EACCES") {
+          reject(new BatonError("UNAVAILABLE", `permission denied on unix://${this.socketPath} (the socket is 0600: run as its owner)`));
+        } else if (err.name === "AbortError") {
+          reject(err);
+        } else {
+          reject(new BatonError("UNAVAILABLE", `connection to baton failed: ${err.message}`));
+        }
       });
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code === "ENOENT" || code === "ECONNREFUSED") {
-        throw new BatonError("UNAVAILABLE", `cannot reach baton at unix://${this.socketPath}: is \`baton up\` running? (set BATON_HOST or -H)`);
-      }
-      if (code === "EACCES") throw new BatonError("UNAVAILABLE", `permission denied on unix://${this.socketPath} (the socket is 0600: run as its owner)`);
-      throw err;
-    }
+      req.end(data);
+    });
   }
+}
+
+async function readAll(res: IncomingMessage): Promise<string> {
+  let text = "";
+  for await (const chunk of res) text += (chunk as Buffer).toString("utf8");
+  return text;
 }
 
 function toError(json: unknown, status: number): BatonError {

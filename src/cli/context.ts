@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { defaultDataDir } from "../up.js";
+import { defaultDataDir } from "../lib/paths.js";
 import { ApiClient, socketPathOf } from "./client.js";
 
 /** The API client for the host given by -H / BATON_HOST. */

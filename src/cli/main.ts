@@ -5,12 +5,12 @@ import { registerServiceCommands } from "./commands/service-misc.js";
 import { registerNodeCommands } from "./commands/node.js";
 import { registerEvents } from "./commands/events.js";
 import { registerUpDown } from "./commands/up-down.js";
-import { AGENT_VERSION } from "../agent/agent.js";
+import { BATON_VERSION } from "../lib/version.js";
 
 export function buildProgram(): Command {
   const program = new Command("baton")
     .description("Baton runs services as replicated tasks, keeps them at the declared state, heals and scales them")
-    .version(AGENT_VERSION)
+    .version(BATON_VERSION)
     .option("-H, --host <host>", "API to talk to: unix:///path/baton.sock (default $BATON_HOST, else the default data dir's socket)")
     .enablePositionalOptions()
     .showHelpAfterError("(run with --help for usage)")

@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { defaultDataDir, startUp } from "../../up.js";
+import { defaultDataDir } from "../../lib/paths.js";
 import { withClient } from "../context.js";
 
 export function registerUpDown(program: Command): void {
@@ -10,6 +10,8 @@ export function registerUpDown(program: Command): void {
     .option("--demo", "create the demo service `hello` (2 replicas of examples/hello) if it does not exist")
     .option("--log-level <level>", "trace, debug, info, warn, error (default info)")
     .action(async (opts: { dataDir?: string; demo?: boolean; logLevel?: string }) => {
+      // The server (fastify, SQLite, the agent) loads only here, so other commands start fast.
+      const { startUp } = await import("../../up.js");
       const up = await startUp({
         dataDir: opts.dataDir ?? defaultDataDir(),
         ...(opts.demo ? { demo: true } : {}),
