@@ -3,7 +3,7 @@
 // its unix socket, and /proc readings. No dependencies beyond Node.
 import http from 'node:http';
 import os from 'node:os';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 /** Monotonic milliseconds (process.hrtime). */
@@ -120,3 +120,17 @@ export async function waitGone(pids, timeoutMs, what = 'processes to exit') {
 
 /** Rotates an array by i (interleaves the subjects' order across repetitions). */
 export const rotate = (xs, i) => xs.map((_, k) => xs[(k + i) % xs.length]);
+
+/** Live (non-zombie) child pids of pid, from /proc/<n>/stat's ppid field. */
+export function childrenOf(pid) {
+  const out = [];
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (Number(f[1]) === pid && f[0] !== 'Z' && f[0] !== 'X') out.push(Number(d));
+    } catch { /* gone meanwhile */ }
+  }
+  return out;
+}

@@ -10,14 +10,14 @@
 // Env: BENCH_REPS (5), BENCH_SIZES (1,10,30), BENCH_SKIP_RSS, BENCH_POLL_MS (10),
 // BENCH_RSS_TASKS (1000), BENCH_BATON_CLI=1 (also time `baton service create --detach`),
 // BENCH_HEAL_SPACED=1 (also Baton self-heal on one long-lived service, kills 10.5 s apart),
-// BENCH_PM2_PORT (39100), BENCH_FLOOR_PORT (39400), BENCH_TIMEOUT_S (900).
+// BENCH_ONLY=create,heal,rss (sections to run), BENCH_OUT (result file name, latest.json), BENCH_PM2_PORT (18100), BENCH_FLOOR_PORT (18400), BENCH_TIMEOUT_S (900).
 import { spawn, execFileSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { batonApi, cpuMs, isAlive, loadavg, log, memOf, now, pollUntil, probe, r1, rotate, sleep, stats, waitGone } from './lib.mjs';
+import { batonApi, childrenOf, cpuMs, isAlive, loadavg, log, memOf, now, pollUntil, probe, r1, rotate, sleep, stats, waitGone } from './lib.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '..');
@@ -27,13 +27,16 @@ const RESULTS = path.join(HERE, 'results');
 
 const REPS = Number(process.env.BENCH_REPS || 5);
 const SIZES = (process.env.BENCH_SIZES || '1,10,30').split(',').map(Number).filter((n) => n > 0);
-const SKIP_RSS = process.env.BENCH_SKIP_RSS === '1';
+const ONLY = (process.env.BENCH_ONLY || 'create,heal,rss').split(',');
+const SKIP_RSS = process.env.BENCH_SKIP_RSS === '1' || !ONLY.includes('rss');
 const POLL_MS = Number(process.env.BENCH_POLL_MS || 10);
 const RSS_TASKS = Number(process.env.BENCH_RSS_TASKS || 1000);
 const WITH_CLI = process.env.BENCH_BATON_CLI === '1';
 const HEAL_SPACED = process.env.BENCH_HEAL_SPACED === '1';
-const PM2_PORT = Number(process.env.BENCH_PM2_PORT || 39100);
-const FLOOR_PORT = Number(process.env.BENCH_FLOOR_PORT || 39400);
+// Below the kernel's ephemeral range (32768+) so that no outgoing connection (the probes make
+// thousands) can hold a port when an app binds it, and outside Baton's 20000-32000.
+const PM2_PORT = Number(process.env.BENCH_PM2_PORT || 18100);
+const FLOOR_PORT = Number(process.env.BENCH_FLOOR_PORT || 18400);
 const TIMEOUT_S = Number(process.env.BENCH_TIMEOUT_S || 900);
 const HEAL_REPLICAS = 3;
 const HEAL_PAUSE_MS = 1500; // PM2 min_uptime is 1 s: stay above it, and give Baton the same pause
@@ -87,7 +90,7 @@ function save(final = false) {
   out.conditions.loadavg_end = loadavg();
   out.conditions.date_end = new Date().toISOString();
   out.complete = final;
-  const file = path.join(RESULTS, 'latest.json');
+  const file = path.join(RESULTS, process.env.BENCH_OUT || 'latest.json');
   writeFileSync(file + '.tmp', JSON.stringify(out, null, 2) + '\n');
   renameSync(file + '.tmp', file); // atomic: latest.json is never half-written
 }
@@ -121,10 +124,17 @@ class Baton {
     closeSync(fd);
     this.exited = new Promise((r) => this.proc.once('exit', r));
     this.api = batonApi(this.socket);
-    const info = await pollUntil(async () => existsSync(this.socket) && (await this.api.call('GET', '/v1/info').catch(() => null)), 30000, 50, 'baton up to answer');
+    const info = await pollUntil(async () => {
+      if (this.proc.exitCode !== null || this.proc.signalCode !== null) throw new Error(`baton up exited (${this.proc.exitCode ?? this.proc.signalCode}): ${this.logTail()}`);
+      return existsSync(this.socket) && (await this.api.call('GET', '/v1/info').catch(() => null));
+    }, 30000, 50, 'baton up to answer').catch((e) => { throw new Error(`${e.message}; baton-up.log: ${this.logTail()}`); });
     this.pid = this.proc.pid;
     if (info.pid !== this.pid) log(`warning: /v1/info pid ${info.pid} != spawned pid ${this.pid}`);
     return info;
+  }
+
+  logTail(chars = 2000) {
+    try { return readFileSync(path.join(this.dir, 'baton-up.log'), 'utf8').slice(-chars); } catch { return '(no log)'; }
   }
 
   tasks(name) {
@@ -283,12 +293,17 @@ async function floorCreate(n) {
     // (each session is its own CFS autogroup when kernel.sched_autogroup_enabled=1).
     const c = spawn(process.execPath, [APP], { env: { ...TASK_ENV, PORT: String(port) }, stdio: 'ignore', detached: true });
     c.exited = new Promise((r) => c.once('exit', r));
+    c.once('exit', (code, sig) => { if (!c.stopping) c.died = `exited ${code ?? sig}`; });
     floorKids.add(c);
     kids.push(c);
   }
-  await pollUntil(() => tr.check(ports), 60000, POLL_MS, `spawn floor x${n} all serving`);
+  await pollUntil(() => {
+    const dead = kids.find((c) => c.died);
+    if (dead) throw new Error(`spawn floor: app on port ${FLOOR_PORT + kids.indexOf(dead)} ${dead.died} (port taken?)`);
+    return tr.check(ports);
+  }, 60000, POLL_MS, `spawn floor x${n} all serving`);
   const serving = now() - t0;
-  for (const c of kids) c.kill('SIGTERM');
+  for (const c of kids) { c.stopping = true; c.kill('SIGTERM'); }
   await Promise.race([Promise.all(kids.map((c) => c.exited)), sleep(10000)]);
   for (const c of kids) { if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL'); floorKids.delete(c); }
   await waitGone(kids.map((c) => c.pid), 10000, 'floor processes to exit');
@@ -369,42 +384,105 @@ async function pm2HealSeries(pm2, n) {
 
 // ---------------------------------------------------------------- RSS with 1000 tasks
 
-async function rssSection() {
+/**
+ * On a fresh `baton up`: create one service of `sleep 3600` with steps[0] replicas, scale it to
+ * each further step, and wait each time until that many run. Gives up (ok: false) when the store
+ * marks the node down (the dispatcher does that after ~5 s without a heartbeat: an event loop
+ * stalled that long orphans every task) or after the deadline. Then removes the service and waits
+ * until `baton up` has no child process left.
+ */
+async function rssAttempt(label, steps, deadlineMs) {
   const b = new Baton();
   subjects.rss = b;
-  await b.start('rss');
+  await b.start(label);
   await sleep(1000);
-  const res = { tasks: RSS_TASKS, command: ['sleep', '3600'], fresh_baton: true };
-  res.idle = memOf(b.pid);
+  const res = { steps, idle: memOf(b.pid) };
   const name = 'bench_rss';
   const cpu0 = cpuMs(b.pid);
   const t0 = now();
-  await b.create(name, RSS_TASKS, ['sleep', '3600'], { stopGracePeriod: '2s' });
-  res.api_ack_ms = r1(now() - t0);
-  let peak = 0;
-  let progress = 0;
-  await pollUntil(async () => {
-    const s = await b.api.call('GET', `/v1/services/${name}`);
-    peak = Math.max(peak, memOf(b.pid).rss_mib);
-    if (s.status.running >= progress + 250) { progress = s.status.running; log(`rss: ${progress}/${RSS_TASKS} running after ${Math.round(now() - t0)} ms`); }
-    return s.status.running === RSS_TASKS;
-  }, 240000, 50, `${RSS_TASKS} tasks running`);
-  res.all_running_ms = r1(now() - t0);
-  res.cpu_ms_to_all_running = cpuMs(b.pid) - cpu0;
-  res.at_all_running = memOf(b.pid);
-  const pids = (await b.tasks(name)).map((t) => t.status.pid).filter(Boolean);
-  res.alive_task_processes = pids.filter(isAlive).length;
-  await sleep(3000);
-  res.settled_3s = memOf(b.pid);
-  res.rss_sampled_peak_mib = Math.max(peak, res.settled_3s.rss_mib);
+  const deadline = t0 + deadlineMs;
+  let peak = res.idle.rss_mib;
+  let lastRunning = 0;
+  let maxLatency = 0;
+  res.step_ms = [];
+  try {
+    for (const [i, target] of steps.entries()) {
+      if (i === 0) {
+        await b.create(name, target, ['sleep', '3600'], { stopGracePeriod: '2s' });
+        res.api_ack_ms = r1(now() - t0);
+      } else {
+        await b.api.call('POST', `/v1/services/${name}/scale`, { replicas: target });
+      }
+      let progress = lastRunning;
+      await pollUntil(async () => {
+        const tq = now();
+        const svc = await b.api.call('GET', `/v1/services/${name}`);
+        // A request answered late means `baton up`'s event loop was blocked that long.
+        maxLatency = Math.max(maxLatency, now() - tq);
+        peak = Math.max(peak, memOf(b.pid).rss_mib);
+        lastRunning = svc.status.running;
+        if (lastRunning >= progress + 250) { progress = lastRunning; log(`rss ${label}: ${lastRunning}/${target} running after ${Math.round(now() - t0)} ms`); }
+        if (lastRunning === target) return true;
+        if (now() > deadline) throw new Error(`deadline ${deadlineMs} ms passed with ${lastRunning}/${target} running`);
+        return false;
+      }, deadlineMs + 5000, 100, `${target} tasks running`);
+      res.step_ms.push(r1(now() - t0));
+    }
+    res.ok = true;
+    res.all_running_ms = res.step_ms.at(-1);
+    res.states = await taskStates(b, name);
+    res.cpu_ms_to_all_running = cpuMs(b.pid) - cpu0;
+    res.at_all_running = memOf(b.pid);
+    res.alive_task_processes = childrenOf(b.pid).length;
+    await sleep(3000);
+    res.settled_3s = memOf(b.pid);
+  } catch (err) {
+    res.ok = false;
+    res.error = String(err.message ?? err);
+    res.max_running_seen = lastRunning;
+    res.failed_after_ms = r1(now() - t0);
+    res.cpu_ms_until_failure = cpuMs(b.pid) - cpu0;
+    res.at_failure = memOf(b.pid);
+    res.states = await taskStates(b, name).catch(() => null);
+    log(`rss ${label}: FAILED: ${res.error}`);
+  }
+  res.max_api_latency_ms = r1(maxLatency);
+  // The dispatcher logs this each time it marks the node down (all its tasks become orphaned).
+  res.node_down_events = (b.logTail(Infinity).match(/node down: missed heartbeats/g) ?? []).length;
+  res.orphaned_tasks = res.states?.orphaned ?? 0;
+  res.clean = res.ok && res.node_down_events === 0 && res.orphaned_tasks === 0;
+  if (res.node_down_events) log(`rss ${label}: node marked down ${res.node_down_events} times; task states ${JSON.stringify(res.states)}`);
+  res.rss_sampled_peak_mib = Math.max(peak, res.settled_3s?.rss_mib ?? 0);
   const t1 = now();
-  await b.remove(name, 180000);
+  await b.api.call('DELETE', `/v1/services/${name}`).catch(() => {});
+  await pollUntil(() => childrenOf(b.pid).length === 0, 180000, 100, `baton's ${label} task processes to exit`);
   res.rm_to_all_gone_ms = r1(now() - t1);
   res.after_rm = memOf(b.pid);
-  log(`rss: idle ${res.idle.rss_mib} MiB, ${RSS_TASKS} running ${res.settled_3s.rss_mib} MiB (hwm ${res.settled_3s.hwm_mib}), all running after ${res.all_running_ms} ms, rm->gone ${res.rm_to_all_gone_ms} ms`);
   await b.stop();
   subjects.rss = undefined;
+  if (res.ok) log(`rss ${label}: idle ${res.idle.rss_mib} MiB, ${steps.at(-1)} running ${res.settled_3s.rss_mib} MiB (hwm ${res.settled_3s.hwm_mib}), all running after ${res.all_running_ms} ms, rm->gone ${res.rm_to_all_gone_ms} ms`);
   return res;
+}
+
+/** Task count per status.state (ended tasks included) of one service. */
+async function taskStates(b, name) {
+  return (await b.tasks(name)).reduce((m, t) => ((m[t.status.state] = (m[t.status.state] ?? 0) + 1), m), {});
+}
+
+async function rssSection() {
+  const out = { tasks: RSS_TASKS, command: ['sleep', '3600'], fresh_baton_per_attempt: true };
+  // As asked: one service created with all replicas at once.
+  out.direct = await rssAttempt('direct', [RSS_TASKS], Number(process.env.BENCH_RSS_DEADLINE_S || 90) * 1000);
+  if (!out.direct.clean) {
+    // Fallback, so that the RSS with RSS_TASKS running is still measured without thousands of
+    // orphaned tasks in the store: create 250, then scale up by 250 at a time.
+    const step = Number(process.env.BENCH_RSS_STEP || 250);
+    const steps = [];
+    for (let k = step; k < RSS_TASKS; k += step) steps.push(k);
+    steps.push(RSS_TASKS);
+    out.stepwise = await rssAttempt('stepwise', steps, 240000);
+  }
+  return out;
 }
 
 // ---------------------------------------------------------------- main
@@ -424,14 +502,35 @@ process.once('SIGTERM', () => abort('SIGTERM', 143));
 const watchdog = setTimeout(() => abort(`global timeout ${TIMEOUT_S} s`, 3), TIMEOUT_S * 1000);
 
 const fmt = (s) => (s && s.n ? `${s.median} [${s.min}–${s.max}]` : '—');
-const ratio = (a, b) => (a?.n && b?.n ? Math.round((a.median / b.median) * 100) / 100 : null);
+const ratio = (a, b) => {
+  if (!a?.n || !b?.n) return null;
+  const x = a.median / b.median;
+  return x < 0.1 ? Math.round(x * 1000) / 1000 : Math.round(x * 100) / 100;
+};
 
 async function main() {
   const t00 = now();
   log(`bench: reps ${REPS}, sizes ${SIZES.join(',')}, poll ${POLL_MS} ms, node ${process.version}, load ${loadavg().join(' ')}`);
-  const baton = (subjects.baton = new Baton());
-  const info = await baton.start('main');
-  out.conditions.baton_version = info.version;
+  if (ONLY.includes('create') || ONLY.includes('heal')) {
+    const baton = (subjects.baton = new Baton());
+    const info = await baton.start('main');
+    out.conditions.baton_version = info.version;
+    await createAndHeal(baton);
+    subjects.baton = undefined;
+  }
+
+  // 3. RSS with 1000 tasks, on a fresh `baton up`.
+  if (!SKIP_RSS) {
+    out.rss = await rssSection();
+    save();
+  }
+  out.total_s = r1((now() - t00) / 1000);
+  save(true);
+  if (process.env.BENCH_ARCHIVE !== '0' && !process.env.BENCH_OUT) writeFileSync(path.join(RESULTS, `run-${out.conditions.date.replace(/[:.]/g, '-')}.json`), JSON.stringify(out, null, 2) + '\n');
+  printTable();
+}
+
+async function createAndHeal(baton) {
   out.conditions.baton_data_dir = 'mkdtemp under ' + os.tmpdir();
   const pm2 = (subjects.pm2 = new Pm2());
   await pm2.start();
@@ -442,8 +541,8 @@ async function main() {
   await pm2Create(pm2, 1, 'warm');
 
   // 1. create -> all serving, subjects interleaved per repetition.
-  out.create = {};
-  for (const n of SIZES) {
+  if (ONLY.includes('create')) out.create = {};
+  for (const n of ONLY.includes('create') ? SIZES : []) {
     const rows = { baton: [], pm2: [], floor: [], baton_cli: [] };
     for (let i = 0; i < REPS; i++) {
       const order = rotate(['baton', 'pm2', 'floor', ...(WITH_CLI ? ['baton_cli'] : [])], i);
@@ -473,7 +572,14 @@ async function main() {
     save();
   }
 
-  // 2. self-heal.
+  if (ONLY.includes('heal')) await heal(baton, pm2);
+  out.baton_up_after_create_and_heal = memOf(baton.pid);
+  await baton.stop();
+  await pm2.stop();
+  subjects.pm2 = undefined;
+}
+
+async function heal(baton, pm2) {
   const bRun = [];
   const bServe = [];
   for (let i = 0; i < REPS; i++) {
@@ -506,56 +612,52 @@ async function main() {
   out.heal.ratio_baton_pm2_x3 = ratio(out.heal.baton.replacement_serving_ms, out.heal.pm2_fork_x3.serving_again_ms);
   out.heal.ratio_baton_pm2_x1 = ratio(out.heal.baton.replacement_serving_ms, out.heal.pm2_fork_x1.serving_again_ms);
   save();
-
-  out.baton_up_after_create_and_heal = memOf(baton.pid);
-  await baton.stop();
-  subjects.baton = undefined;
-  await pm2.stop();
-  subjects.pm2 = undefined;
-
-  // 3. RSS with 1000 tasks, on a fresh `baton up`.
-  if (!SKIP_RSS) {
-    out.rss = await rssSection();
-    save();
-  }
-  out.total_s = r1((now() - t00) / 1000);
-  save(true);
-  printTable();
 }
 
 function printTable() {
   const L = [];
-  L.push(`Baton vs PM2 ${out.conditions.pm2} (fork) vs spawn floor — ${out.conditions.date}, node ${out.conditions.node}, ${out.conditions.cpus} CPUs, load ${out.conditions.loadavg_start.join('/')} → ${out.conditions.loadavg_end.join('/')}, ${REPS} reps, poll ${POLL_MS} ms. median [min–max] ms; ratio = Baton median / peer median (< 1: Baton faster).`);
+  L.push(`Baton vs PM2 ${out.conditions.pm2 ?? ''} (fork) vs spawn floor — ${out.conditions.date}, node ${out.conditions.node}, ${out.conditions.cpus} CPUs, load ${out.conditions.loadavg_start.join('/')} → ${out.conditions.loadavg_end.join('/')}, ${REPS} reps, poll ${POLL_MS} ms. median [min–max] ms; ratio = Baton median / peer median (< 1: Baton faster).`);
   L.push('');
   L.push('| measurement | Baton | PM2 fork | spawn floor | Baton/PM2 | Baton/floor |');
   L.push('|---|---|---|---|---|---|');
-  for (const n of SIZES) {
+  const sizes = out.create ? SIZES : [];
+  for (const n of sizes) {
     const c = out.create[`x${n}`];
     L.push(`| create → all serving HTTP, N=${n} (ms) | ${fmt(c.baton.all_serving_ms)} | ${fmt(c.pm2_fork.all_serving_ms)} | ${fmt(c.spawn_floor.all_serving_ms)} | **${c.ratio_baton_pm2}** | ${c.ratio_baton_floor} |`);
   }
-  for (const n of SIZES) {
+  for (const n of sizes) {
     const c = out.create[`x${n}`];
     L.push(`| create → API answered, N=${n} (ms) | ${fmt(c.baton.api_ack_ms)} | ${fmt(c.pm2_fork.api_return_ms)} | — | ${ratio(c.baton.api_ack_ms, c.pm2_fork.api_return_ms)} | — |`);
   }
-  if (WITH_CLI) for (const n of SIZES) {
+  if (WITH_CLI) for (const n of sizes) {
     const c = out.create[`x${n}`];
     L.push(`| create via \`baton service create --detach\` → all serving, N=${n} (ms) | ${fmt(c.baton_cli.all_serving_ms)} | ${fmt(c.pm2_fork.all_serving_ms)} | ${fmt(c.spawn_floor.all_serving_ms)} | ${ratio(c.baton_cli.all_serving_ms, c.pm2_fork.all_serving_ms)} | ${ratio(c.baton_cli.all_serving_ms, c.spawn_floor.all_serving_ms)} |`);
   }
   const h = out.heal;
-  const floor1 = out.create.x1?.spawn_floor.all_serving_ms;
+  const floor1 = out.create?.x1?.spawn_floor.all_serving_ms;
+  if (h) {
   L.push(`| self-heal: SIGKILL → replacement serving, 3 replicas (ms) | ${fmt(h.baton.replacement_serving_ms)} | ${fmt(h.pm2_fork_x3.serving_again_ms)} | ${fmt(floor1)}¹ | **${h.ratio_baton_pm2_x3}** | ${ratio(h.baton.replacement_serving_ms, floor1) ?? '—'} |`);
   L.push(`| self-heal: SIGKILL → replacement running / online, 3 replicas (ms) | ${fmt(h.baton.replacement_running_ms)} | ${fmt(h.pm2_fork_x3.back_online_ms)} | — | ${ratio(h.baton.replacement_running_ms, h.pm2_fork_x3.back_online_ms)} | — |`);
   L.push(`| self-heal: SIGKILL → serving, PM2 fork x1 (ms) | ${fmt(h.baton.replacement_serving_ms)} | ${fmt(h.pm2_fork_x1.serving_again_ms)} | — | ${h.ratio_baton_pm2_x1} | — |`);
   if (h.baton_spaced) L.push(`| self-heal, one service, kills 10.5 s apart → serving (ms) | ${fmt(h.baton_spaced.replacement_serving_ms)} | ${fmt(h.pm2_fork_x3.serving_again_ms)} | — | ${ratio(h.baton_spaced.replacement_serving_ms, h.pm2_fork_x3.serving_again_ms)} | — |`);
+  }
   if (out.rss) {
     const r = out.rss;
-    L.push(`| \`baton up\` RSS idle (MiB) | ${r.idle.rss_mib} | — | — | — | — |`);
-    L.push(`| \`baton up\` RSS, ${r.tasks} tasks running (MiB; VmHWM) | ${r.settled_3s.rss_mib} (${r.settled_3s.hwm_mib}) | — | — | — | — |`);
-    L.push(`| create ${r.tasks} \`sleep\` tasks → all running (ms) | ${r.all_running_ms} | — | — | — | — |`);
-    L.push(`| rm ${r.tasks} tasks → all processes gone (ms) | ${r.rm_to_all_gone_ms} | — | — | — | — |`);
+    const d = r.direct;
+    const w = r.stepwise;
+    const okRun = d.clean ? d : w?.clean ? w : d.ok ? d : undefined;
+    const ran = (a) => (a.ok ? `${a.all_running_ms}${a.clean ? '' : ` — **only after the node was marked down ${a.node_down_events} × (${a.orphaned_tasks} orphaned tasks kept)**`}` : `**failed**: ${a.error}${a.node_down_events ? ` (node marked down ${a.node_down_events} ×, ${a.orphaned_tasks} orphaned tasks kept)` : ''}`);
+    L.push(`| \`baton up\` RSS idle, fresh (MiB) | ${d.idle.rss_mib} | — | — | — | — |`);
+    L.push(`| create 1 service × ${r.tasks} \`sleep 3600\` → all running (ms) | ${ran(d)} | — | — | — | — |`);
+    if (w) L.push(`| same, created at ${w.steps[0]} then scaled +${w.steps[1] - w.steps[0]} at a time → all running (ms) | ${ran(w)} | — | — | — | — |`);
+    if (okRun) {
+      L.push(`| \`baton up\` RSS, ${r.tasks} tasks running${okRun === w ? ' (stepwise run)' : ''} (MiB; VmHWM) | ${okRun.settled_3s.rss_mib} (${okRun.settled_3s.hwm_mib}) | — | — | — | — |`);
+      L.push(`| rm ${r.tasks} tasks → all processes gone${okRun === w ? ' (stepwise run)' : ''} (ms) | ${okRun.rm_to_all_gone_ms} | — | — | — | — |`);
+    }
+    if (!d.clean) L.push(`| \`baton up\` RSS at the end of the direct attempt (MiB; VmHWM) | ${(d.settled_3s ?? d.at_failure).rss_mib} (${(d.settled_3s ?? d.at_failure).hwm_mib}) | — | — | — | — |`);
   }
   L.push('');
-  L.push('¹ spawn floor for one process (the create N=1 row): a restart cannot beat it.');
+  if (out.heal) L.push('¹ spawn floor for one process (the create N=1 row): a restart cannot beat it.');
   process.stdout.write(L.join('\n') + '\n');
 }
 
