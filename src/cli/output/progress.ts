@@ -25,7 +25,7 @@ export async function waitConverged(c: ApiClient, serviceId: string): Promise<vo
   let lastOverall = "";
   let outcome: Error | null | undefined;
 
-  const render = (final: boolean): void => {
+  const render = (): void => {
     const st = serviceStatus(service, [...tasks.values()], nodes);
     const overall = `overall progress: ${st.running} out of ${st.desired} tasks`;
     const current = [...tasks.values()].filter((t) => t.desiredState === "running" && t.specVersion === service.specVersion);
@@ -33,20 +33,19 @@ export async function waitConverged(c: ApiClient, serviceId: string): Promise<vo
       const lines = [overall];
       if (st.desired <= MAX_SLOT_LINES) {
         const sorted = current.sort((a, b) => a.slot - b.slot || (a.nodeId ?? "").localeCompare(b.nodeId ?? ""));
-        sorted.forEach((t, i) => {
+        for (const t of sorted) {
           const label = t.slot > 0 ? `${t.slot}/${st.desired}` : `${taskName(t)}`;
           const health = t.spec.health && t.status.state === "running" && t.status.health !== "healthy" ? ` (${t.status.health ?? "starting"})` : "";
           const stage = STAGES.indexOf(t.status.state);
           const filled = stage < 0 ? 0 : Math.round(((stage + (isTaskUp(t) ? 1 : 0)) / STAGES.length) * BAR);
           const bar = stage < 0 ? "" : `[${"=".repeat(Math.max(0, filled - 1))}${filled ? ">" : ""}${" ".repeat(BAR - filled)}]`;
           lines.push(`${`${label}: ${t.status.state}${health}`.padEnd(24)} ${bar}`);
-          void i;
-        });
+        }
       }
       process.stdout.write((drawn ? `\x1b[${drawn}A` : "") + lines.map((l) => `\x1b[2K${l}\n`).join(""));
       drawn = lines.length;
-    } else if (overall !== lastOverall || final) {
-      if (overall !== lastOverall) process.stdout.write(overall + "\n");
+    } else if (overall !== lastOverall) {
+      process.stdout.write(overall + "\n");
       lastOverall = overall;
     }
   };
@@ -63,7 +62,7 @@ export async function waitConverged(c: ApiClient, serviceId: string): Promise<vo
     }
   };
 
-  render(false);
+  render();
   check();
   if (outcome === undefined) {
     await c.events(`?since=${revision}&service=${serviceId}`, (data) => {
@@ -76,12 +75,12 @@ export async function waitConverged(c: ApiClient, serviceId: string): Promise<vo
         if (e.op === "delete") tasks.delete(e.object.id);
         else if (!prev || prev.version <= e.object.version) tasks.set(e.object.id, e.object);
       }
-      render(false);
+      render();
       if (outcome === undefined) check();
       if (outcome !== undefined) ac.abort();
     }, ac.signal);
   }
-  render(true);
+  if (outcome === undefined) throw new BatonError("UNAVAILABLE", "baton closed the connection before the service converged");
   if (outcome) throw outcome;
   process.stdout.write(`verify: Service ${service.spec.name} converged\n`);
 }
