@@ -43,3 +43,18 @@ test("a success ends the start period early", async () => {
   await clock.advance(250 + 1000);
   assert.deepEqual(seen, ["healthy", "unhealthy"]);
 });
+
+test("before the first success probes run every 500 ms, but a failure counts once per interval", async () => {
+  const { clock, seen, calls } = monitor({ intervalMs: 5000, retries: 2 }, [false, false, false, true]);
+  await clock.advance(250 + 3 * 500);
+  assert.equal(calls(), 4, "probed at 250, 750, 1250, 1750 ms, not once in 5 s");
+  assert.deepEqual(seen, ["healthy"], "one counted failure (of 2 allowed), then healthy at 1.75 s");
+});
+
+test("a task that never answers is unhealthy after retries × interval, not sooner", async () => {
+  const { clock, seen } = monitor({ intervalMs: 1000, retries: 3 }, [false]);
+  await clock.advance(2200);
+  assert.deepEqual(seen, [], "two counted failures by 2.2 s");
+  await clock.advance(100);
+  assert.deepEqual(seen, ["unhealthy"]);
+});
