@@ -5,7 +5,7 @@ import { fileURLToPath } from "node:url";
 import type { FastifyInstance } from "fastify";
 import { Agent } from "./agent/agent.js";
 import { BATON_VERSION } from "./lib/version.js";
-import { readProcStat } from "./agent/drivers/process/proc-stat.js";
+import { isLiveProcess } from "./agent/drivers/process/proc-stat.js";
 import { ProcessDriver } from "./agent/drivers/process/process-driver.js";
 import { localLogSource } from "./agent/logs/local-log-source.js";
 import { buildApp } from "./api/app.js";
@@ -113,8 +113,7 @@ function takeLock(dataDir: string): void {
   if (existsSync(pidFile)) {
     const pid = Number(readFileSync(pidFile, "utf8"));
     // A zombie (killed, not yet reaped) holds its pid but runs nothing.
-    const stat = pid > 0 && pid !== process.pid ? readProcStat(pid) : undefined;
-    const alive = !!stat && stat.state !== "Z" && stat.state !== "X";
+    const alive = pid > 0 && pid !== process.pid && isLiveProcess(pid);
     if (alive) throw new BatonError("UNAVAILABLE", `baton is already running on ${dataDir} (pid ${pid})`);
   }
   writeFileSync(pidFile, String(process.pid));

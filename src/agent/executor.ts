@@ -3,7 +3,7 @@ import type { Logger } from "../lib/log.js";
 import type { Assignment, TaskStatusUpdate } from "../dispatcher/protocol.js";
 import type { TaskState } from "../model/task-state.js";
 import { isTerminal } from "../model/task-state.js";
-import { StartError, type Driver, type ExitStatus, type TaskHandle } from "./drivers/driver.js";
+import { describeExit, StartError, type Driver, type ExitStatus, type TaskHandle } from "./drivers/driver.js";
 import type { LogFiles } from "./logs/log-files.js";
 import type { PortAllocator } from "./ports.js";
 import { HealthMonitor } from "./probes/health-monitor.js";
@@ -159,7 +159,7 @@ export class TaskRunner {
   private onExit(s: ExitStatus): void {
     this.cancelKill();
     this.monitor?.stop();
-    const what = s.message ?? (s.signal ? `killed by ${s.signal}` : `exit code ${s.exitCode}`);
+    const what = describeExit(s);
     const details = { ...(s.exitCode !== undefined ? { exitCode: s.exitCode } : {}), ...(s.signal ? { signal: s.signal } : {}) };
     if (this.stopReason === "unhealthy") {
       this.end("failed", "task unhealthy", { err: `unhealthy: ${this.unhealthyOutput}`, ...details });

@@ -21,10 +21,6 @@ type Method = "GET" | "POST" | "DELETE";
 export class ApiClient {
   constructor(readonly socketPath: string) {}
 
-  async close(): Promise<void> {
-    // One connection per request (no pool): nothing to close.
-  }
-
   async call<T>(method: Method, path: string, body?: unknown): Promise<T> {
     const res = await this.send(method, path, body);
     const text = await readAll(res);
@@ -35,31 +31,30 @@ export class ApiClient {
 
   /** A streaming GET (logs): calls onLine for each NDJSON line until the server ends it. */
   async stream(path: string, onLine: (line: string) => void, signal?: AbortSignal): Promise<void> {
-    const res = await this.send("GET", path, undefined, signal);
-    if ((res.statusCode ?? 500) >= 400) throw toError(JSON.parse(await readAll(res)), res.statusCode ?? 500);
     let buf = "";
-    try {
-      for await (const chunk of res) {
-        buf += (chunk as Buffer).toString("utf8");
-        let i: number;
-        while ((i = buf.indexOf("\n")) >= 0) {
-          const line = buf.slice(0, i);
-          buf = buf.slice(i + 1);
-          if (line) onLine(line);
-        }
+    await this.readStream(path, signal, (text) => {
+      buf += text;
+      let i: number;
+      while ((i = buf.indexOf("\n")) >= 0) {
+        const line = buf.slice(0, i);
+        buf = buf.slice(i + 1);
+        if (line) onLine(line);
       }
-    } catch (err) {
-      if (!signal?.aborted) throw new BatonError("UNAVAILABLE", "baton closed the connection", [], { cause: err });
-    }
+    });
   }
 
   /** Server-sent events: calls onEvent with each parsed data payload. */
   async events(query: string, onEvent: (data: unknown) => void, signal?: AbortSignal): Promise<void> {
-    const res = await this.send("GET", `/v1/events${query}`, undefined, signal);
-    if ((res.statusCode ?? 500) >= 400) throw toError(JSON.parse(await readAll(res)), res.statusCode ?? 500);
     const parser = createParser({ onEvent: (e) => onEvent(JSON.parse(e.data)) });
+    await this.readStream(`/v1/events${query}`, signal, (text) => parser.feed(text));
+  }
+
+  /** GET a long-lived response and hand over its text as it arrives, until the server ends it or signal aborts. */
+  private async readStream(path: string, signal: AbortSignal | undefined, onText: (text: string) => void): Promise<void> {
+    const res = await this.send("GET", path, undefined, signal);
+    if ((res.statusCode ?? 500) >= 400) throw toError(JSON.parse(await readAll(res)), res.statusCode ?? 500);
     try {
-      for await (const chunk of res) parser.feed((chunk as Buffer).toString("utf8"));
+      for await (const chunk of res) onText((chunk as Buffer).toString("utf8"));
     } catch (err) {
       if (!signal?.aborted) throw new BatonError("UNAVAILABLE", "baton closed the connection", [], { cause: err });
     }

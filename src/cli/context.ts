@@ -8,12 +8,7 @@ export function clientFor(cmd: Command): ApiClient {
   return new ApiClient(socketPathOf(root.host, defaultDataDir()));
 }
 
-/** Runs fn with a client and always closes it. */
-export async function withClient<T>(cmd: Command, fn: (c: ApiClient) => Promise<T>): Promise<T> {
-  const c = clientFor(cmd);
-  try {
-    return await fn(c);
-  } finally {
-    await c.close();
-  }
+/** Runs fn with a client for the command's host (one connection per request: nothing to close). */
+export function withClient<T>(cmd: Command, fn: (c: ApiClient) => Promise<T>): Promise<T> {
+  return fn(clientFor(cmd));
 }

@@ -4,6 +4,7 @@ import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { isLiveProcess } from "../../src/agent/drivers/process/proc-stat.js";
 
 export const ROOT = resolve(fileURLToPath(new URL("../..", import.meta.url)));
 export const BIN = join(ROOT, "bin", "baton.js");
@@ -145,14 +146,7 @@ export async function waitFor<T>(fn: () => Promise<T> | T, timeoutMs: number, wh
   }
 }
 
-export function isAlive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    const state = stat.slice(stat.lastIndexOf(")") + 2).split(" ")[0];
-    return state !== "Z" && state !== "X";
-  } catch {
-    return false;
-  }
-}
+/** A pid that runs and is not a zombie: the same check the process driver uses. */
+export const isAlive = (pid: number): boolean => isLiveProcess(pid);
 
 export const HELLO = join(ROOT, "examples", "hello", "server.js");

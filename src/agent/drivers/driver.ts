@@ -21,6 +21,11 @@ export interface ExitStatus {
   message?: string;
 }
 
+/** "exit code 1", "killed by SIGKILL", or why the status is unknown. */
+export function describeExit(s: ExitStatus): string {
+  return s.message ?? (s.signal ? `killed by ${s.signal}` : `exit code ${s.exitCode}`);
+}
+
 /** Failure before the task ran: the task is rejected, not failed. */
 export class StartError extends Error {}
 

@@ -17,3 +17,12 @@ export function readProcStat(pid: number): { state: string; startTime: string } 
   const startTime = rest[19];
   return state && startTime ? { state, startTime } : undefined;
 }
+
+/**
+ * True when pid runs (not a zombie) and, given a start time, is still the same process: a pid
+ * reused by another process has another start time.
+ */
+export function isLiveProcess(pid: number, startTime = ""): boolean {
+  const stat = readProcStat(pid);
+  return !!stat && stat.state !== "Z" && stat.state !== "X" && (startTime === "" || stat.startTime === startTime);
+}

@@ -1,16 +1,12 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { closeSync, openSync } from "node:fs";
-import { constants } from "node:os";
 import type { Clock } from "../../../lib/clock.js";
 import type { Driver, ExitStatus, StartRequest, TaskHandle } from "../driver.js";
 import { StartError } from "../driver.js";
-import { readProcStat } from "./proc-stat.js";
+import { isLiveProcess, readProcStat } from "./proc-stat.js";
 
 /** How often an adopted (not our child) process is checked for exit. */
 const ADOPTED_POLL_MS = 250;
-
-const signalName = (n: number): string =>
-  (Object.entries(constants.signals).find(([, v]) => v === n)?.[0] as string | undefined) ?? `signal ${n}`;
 
 /**
  * Runs a command on the host in its own session and process group (setsid: a Ctrl-C in Baton's
@@ -107,15 +103,6 @@ export class ProcessDriver implements Driver {
   }
 
   isAlive(handle: TaskHandle): boolean {
-    const stat = readProcStat(handle.pid);
-    return !!stat && stat.state !== "Z" && stat.state !== "X" && (handle.startTime === "" || stat.startTime === handle.startTime);
-  }
-
-  static exitDescription(s: ExitStatus): string {
-    if (s.message) return s.message;
-    if (s.signal) return `killed by ${s.signal}`;
-    return `exit code ${s.exitCode}`;
+    return isLiveProcess(handle.pid, handle.startTime);
   }
 }
-
-export { signalName };
