@@ -1,20 +1,19 @@
-import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, rmSync } from "node:fs";
 import { hostname } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { FastifyInstance } from "fastify";
 import { Agent } from "./agent/agent.js";
 import { BATON_VERSION } from "./lib/version.js";
-import { isLiveProcess } from "./agent/drivers/process/proc-stat.js";
 import { ProcessDriver } from "./agent/drivers/process/process-driver.js";
 import { localLogSource } from "./agent/logs/local-log-source.js";
 import { buildApp } from "./api/app.js";
 import { systemClock, type Clock } from "./lib/clock.js";
-import { BatonError } from "./lib/errors.js";
+import { lockDataDir } from "./lib/data-dir-lock.js";
 import { newId } from "./lib/ids.js";
 import { createLogger, type Logger } from "./lib/log.js";
 import { Manager } from "./manager/manager.js";
-import { resolveServiceSpec } from "./spec/resolve.js";
+import { resolveServiceSpec } from "./input/resolve.js";
 import { openSqliteStore } from "./store/sqlite/sqlite-store.js";
 import type { Store } from "./store/store.js";
 
@@ -46,7 +45,7 @@ export async function startUp(opts: UpOptions): Promise<RunningBaton> {
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const clock = opts.clock ?? systemClock;
   const log = createLogger({ ...(opts.logLevel ? { level: opts.logLevel } : {}), ...(opts.pretty ? { pretty: true } : {}) });
-  takeLock(dataDir);
+  const lock = lockDataDir(dataDir);
 
   const store = openSqliteStore(join(dataDir, "store.db"), { clock });
   const manager = new Manager({ store, clock, log });
@@ -72,6 +71,7 @@ export async function startUp(opts: UpOptions): Promise<RunningBaton> {
       await app.close();
       store.close();
       rmSync(join(dataDir, "baton.pid"), { force: true });
+      lock.release();
       resolveDone();
     })());
 
@@ -105,18 +105,6 @@ export async function startUp(opts: UpOptions): Promise<RunningBaton> {
     return n;
   };
   return { socketPath, store, detach, done };
-}
-
-/** One `baton up` per data dir: a second one would run every task twice. */
-function takeLock(dataDir: string): void {
-  const pidFile = join(dataDir, "baton.pid");
-  if (existsSync(pidFile)) {
-    const pid = Number(readFileSync(pidFile, "utf8"));
-    // A zombie (killed, not yet reaped) holds its pid but runs nothing.
-    const alive = pid > 0 && pid !== process.pid && isLiveProcess(pid);
-    if (alive) throw new BatonError("UNAVAILABLE", `baton is already running on ${dataDir} (pid ${pid})`);
-  }
-  writeFileSync(pidFile, String(process.pid));
 }
 
 async function ensureDemo(store: Store, log: Logger): Promise<void> {

@@ -1,27 +1,18 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyError } from "fastify";
 import swagger from "@fastify/swagger";
 import { Ajv } from "ajv";
-import type { Clock } from "../lib/clock.js";
 import { BatonError, validationError } from "../lib/errors.js";
-import type { Logger } from "../lib/log.js";
-import type { Store } from "../store/store.js";
 import { problemFromAjv } from "./problems.js";
 import { servicesRoutes } from "./services.js";
 import { nodesRoutes } from "./nodes.js";
 import { tasksRoutes } from "./tasks.js";
 import { eventsRoutes } from "./events.js";
-import { logsRoutes, type LogSource } from "./logs.js";
-import { systemRoutes, type SystemControl } from "./system.js";
+import { logsRoutes } from "./logs.js";
+import { systemRoutes } from "./system.js";
+import type { ApiDeps } from "./deps.js";
 
-export interface ApiDeps {
-  store: Store;
-  clock: Clock;
-  log: Logger;
-  logs: LogSource;
-  system: SystemControl;
-  /** @default 1 MiB */
-  bodyLimit?: number;
-}
+export type { ApiDeps } from "./deps.js";
+
 
 export const API_PREFIX = "/v1";
 

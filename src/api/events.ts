@@ -2,8 +2,8 @@ import type { FastifyPluginAsync } from "fastify";
 import { Type } from "@sinclair/typebox";
 import type { Task } from "../model/objects.js";
 import type { StoreEvent } from "../store/store.js";
-import { ErrorBody } from "../spec/schemas.js";
-import type { ApiDeps } from "./app.js";
+import { ErrorBody } from "../input/schemas.js";
+import type { ApiDeps } from "./deps.js";
 
 /** Keeps idle connections (and proxies) from timing out. */
 const KEEPALIVE_MS = 15_000;

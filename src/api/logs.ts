@@ -2,8 +2,8 @@ import type { FastifyPluginAsync } from "fastify";
 import { Type } from "@sinclair/typebox";
 import { taskName, type Task } from "../model/objects.js";
 import type { StoreEvent } from "../store/store.js";
-import { ErrorBody } from "../spec/schemas.js";
-import type { ApiDeps } from "./app.js";
+import { ErrorBody } from "../input/schemas.js";
+import type { ApiDeps } from "./deps.js";
 import { findService } from "./lookup.js";
 
 /** Where task logs are read: the local agent's files in `baton up`, a node session elsewhere. */

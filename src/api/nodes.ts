@@ -1,7 +1,7 @@
 import type { FastifyPluginAsync } from "fastify";
 import { Type } from "@sinclair/typebox";
-import { ErrorBody, NodeUpdateInput } from "../spec/schemas.js";
-import type { ApiDeps } from "./app.js";
+import { ErrorBody, NodeUpdateInput } from "../input/schemas.js";
+import type { ApiDeps } from "./deps.js";
 import { findNode } from "./lookup.js";
 
 const Ref = Type.Object({ ref: Type.String({ description: "id, hostname or unique id prefix" }) });

@@ -1,7 +1,7 @@
 import type { ErrorObject } from "ajv";
 import type { FieldProblem } from "../lib/errors.js";
 import { durationProblem } from "../lib/duration.js";
-import { DURATION_PATTERN } from "../spec/schemas.js";
+import { DURATION_PATTERN } from "../input/schemas.js";
 
 /** ajv error → the field path and a sentence a user reads: `replicas: must be an integer >= 0`. */
 export function problemFromAjv(e: ErrorObject): FieldProblem {

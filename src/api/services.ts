@@ -3,11 +3,11 @@ import { Type } from "@sinclair/typebox";
 import { BatonError } from "../lib/errors.js";
 import { newId } from "../lib/ids.js";
 import type { Service } from "../model/objects.js";
-import { resolveServiceSpec } from "../spec/resolve.js";
-import { ErrorBody, ScaleInput, ServiceSpecInput } from "../spec/schemas.js";
-import type { ApiDeps } from "./app.js";
+import { resolveServiceSpec } from "../input/resolve.js";
+import { ErrorBody, ScaleInput, ServiceSpecInput } from "../input/schemas.js";
+import type { ApiDeps } from "./deps.js";
 import { findService } from "./lookup.js";
-import { serviceStatus } from "./status.js";
+import { serviceStatus } from "../model/service-status.js";
 
 const Ref = Type.Object({ ref: Type.String({ description: "id, name or unique id prefix" }) });
 const errors = { 400: ErrorBody, 404: ErrorBody, 409: ErrorBody };

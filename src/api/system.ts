@@ -1,6 +1,6 @@
 import type { FastifyPluginAsync } from "fastify";
 import { Type } from "@sinclair/typebox";
-import type { ApiDeps } from "./app.js";
+import type { ApiDeps } from "./deps.js";
 
 /** What the process hosting the API exposes about itself. */
 export interface SystemControl {

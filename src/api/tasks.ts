@@ -1,7 +1,7 @@
 import type { FastifyPluginAsync } from "fastify";
 import { Type } from "@sinclair/typebox";
-import { ErrorBody } from "../spec/schemas.js";
-import type { ApiDeps } from "./app.js";
+import { ErrorBody } from "../input/schemas.js";
+import type { ApiDeps } from "./deps.js";
 import { findService, findTask } from "./lookup.js";
 
 const Query = Type.Object({ service: Type.Optional(Type.String()), node: Type.Optional(Type.String()) }, { additionalProperties: false });

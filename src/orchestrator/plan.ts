@@ -3,7 +3,8 @@ import type { Node, RestartState, Service, Task } from "../model/objects.js";
 import { isTerminal } from "../model/task-state.js";
 import type { NewObject } from "../store/store.js";
 import { decideRestart } from "./restart.js";
-import { isNodeEligible } from "./eligibility.js";
+import { isNodeEligible } from "../model/eligibility.js";
+import { slotKey } from "../model/slots.js";
 
 /** Everything a plan looks at: one service (or its id when deleted), its tasks, the nodes. */
 export interface ServiceSnapshot {
@@ -70,11 +71,6 @@ export function planService(s: ServiceSnapshot, now: number): Plan {
 
   reapHistory(slots, svc.spec.taskHistoryLimit, plan);
   return plan;
-}
-
-/** Slot keys: "3" for replicated slot 3, "node:<id>" for a global service's task on that node. */
-export function slotKey(t: Pick<Task, "slot" | "nodeId">): string {
-  return t.slot > 0 ? String(t.slot) : `node:${t.nodeId ?? ""}`;
 }
 
 function wantedSlots(svc: Service, nodes: Node[]): Set<string> {

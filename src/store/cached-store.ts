@@ -5,13 +5,32 @@ import type { ReadTx, Store, StoreEvent, StoredObject, Watch, WriteTx } from "./
 
 /** What a durable backend does: persist one transaction's events atomically, or throw. */
 export interface Persistence {
-  load(): { revision: number; objects: { kind: Kind; object: StoredObject }[]; history: StoreEvent[] };
-  commit(revision: number, events: StoreEvent[], historyLimit: number): void;
+  /** `compacted`: history is kept for the revisions after it; `history` holds exactly those. */
+  load(): { revision: number; compacted: number; objects: { kind: Kind; object: StoredObject }[]; history: StoreEvent[] };
+  /** Persists one transaction; with `compactThrough`, also drops history up to that revision. */
+  commit(revision: number, events: StoreEvent[], compactThrough?: number): void;
+  /** Settings in force on the live connection (for tests and `baton info`). */
+  settings?(): Record<string, string | number>;
   close(): void;
 }
 
-/** Events kept for watchers resuming from a revision; older asks get COMPACTED. */
+/** Events kept (about) for watchers resuming from a revision; older asks get COMPACTED. */
 export const DEFAULT_HISTORY = 10_000;
+
+/**
+ * Where to compact so that at most `limit` events stay, cutting only between revisions: a watcher
+ * either gets a revision whole or is told COMPACTED, never half a transaction. Returns the last
+ * revision to drop, or undefined while the history is within 1.25 × limit (trims come in steps,
+ * so most commits skip them).
+ */
+export function compactionPoint(history: readonly StoreEvent[], next: readonly StoreEvent[], limit: number): number | undefined {
+  const total = history.length + next.length;
+  if (total <= limit * 1.25) return undefined;
+  const i = total - limit - 1;
+  const lastDropped = i < history.length ? history[i]! : next[i - history.length]!;
+  // Never compact the revision being written: its watchers have not seen it yet.
+  return Math.min(lastDropped.revision, (next[0]?.revision ?? Infinity) - 1);
+}
 
 /**
  * The committed state lives in memory (indexed) and in the backend. A write runs its function
@@ -26,6 +45,8 @@ export class CachedStore implements Store {
   private readonly byNode = new Map<string, Set<string>>();
   private readonly serviceNames = new Map<string, string>();
   private history: StoreEvent[] = [];
+  /** History is whole for every revision after this one. */
+  private compacted = 0;
   private readonly watchers = new Set<(events: StoreEvent[]) => void>();
   private closed = false;
 
@@ -36,12 +57,23 @@ export class CachedStore implements Store {
   ) {
     const loaded = backend.load();
     this.rev = loaded.revision;
+    this.compacted = loaded.compacted;
     for (const { kind, object } of loaded.objects) this.apply(kind, object, false);
-    this.history = loaded.history.slice(-historyLimit);
+    this.history = loaded.history;
   }
 
   revision(): number {
     return this.rev;
+  }
+
+  /** The backend's settings in force (SQLite: journal mode, synchronous level). */
+  backendSettings(): Record<string, string | number> {
+    return this.backend.settings?.() ?? {};
+  }
+
+  /** The last revision whose history is gone: watches must start at or after it. */
+  compactedRevision(): number {
+    return this.compacted;
   }
 
   view<T>(fn: (tx: ReadTx) => T): T {
@@ -107,19 +139,24 @@ export class CachedStore implements Store {
       else if (o.prev) events.push({ revision, kind: o.kind, op: "delete", object: o.prev });
     }
     if (events.length === 0) return result;
-    this.backend.commit(revision, events, this.historyLimit);
+    const point = compactionPoint(this.history, events, this.historyLimit);
+    const compactThrough = point !== undefined && point > this.compacted ? point : undefined;
+    this.backend.commit(revision, events, compactThrough);
     this.rev = revision;
     for (const e of events) this.apply(e.kind, e.object, e.op === "delete");
     this.history.push(...events);
-    if (this.history.length > this.historyLimit * 1.25) this.history = this.history.slice(-this.historyLimit);
+    if (compactThrough !== undefined) {
+      this.history = this.history.filter((e) => e.revision > compactThrough);
+      this.compacted = compactThrough;
+    }
     for (const w of this.watchers) w(events);
     return result;
   }
 
   watch(fromRevision: number, onEvents: (events: StoreEvent[]) => void): Watch {
-    const oldest = this.history.length ? this.history[0]!.revision - 1 : this.rev;
-    if (fromRevision < oldest) {
-      throw new BatonError("COMPACTED", `revision ${fromRevision} is compacted (oldest kept: ${oldest}); relist and watch from ${this.rev}`);
+    // Every revision after `compacted` is kept whole; anything older may be partly gone.
+    if (fromRevision < this.compacted) {
+      throw new BatonError("COMPACTED", `revision ${fromRevision} is compacted (history starts after ${this.compacted}); relist and watch from ${this.rev}`);
     }
     // Deliver asynchronously so a watcher never runs inside the writer's call stack.
     let pending: StoreEvent[] = this.history.filter((e) => e.revision > fromRevision);

@@ -3,24 +3,23 @@ import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import Database from "better-sqlite3";
+import { DatabaseSync } from "node:sqlite";
 import { createMemoryStore } from "./memory/memory-store.js";
 import { openSqliteStore } from "./sqlite/sqlite-store.js";
-import { schemaVersion } from "./sqlite/migrations.js";
-import type { Store, StoreEvent } from "./store.js";
+import { schemaVersion, userVersion } from "./sqlite/migrations.js";
+import type { CachedStore } from "./cached-store.js";
+import type { StoreEvent } from "./store.js";
 import { BatonError } from "../lib/errors.js";
 import { aService } from "../../test/harness/builders.js";
 import { settle } from "../../test/harness/fake-clock.js";
 
-// Honour BATON_SQLITE_BINDING like openSqliteStore does (see scripts/node24-check.sh).
-const sqliteOptions: Database.Options = process.env.BATON_SQLITE_BINDING ? { nativeBinding: process.env.BATON_SQLITE_BINDING } : {};
 
 const newService = (name: string) => {
   const { id, spec, specVersion } = aService({ name });
   return { id, spec, specVersion };
 };
 
-function suite(name: string, open: (historyLimit?: number) => { store: Store; cleanup(): void }): void {
+function suite(name: string, open: (historyLimit?: number) => { store: CachedStore; cleanup(): void }): void {
   test(`${name}: create, read, optimistic update with version conflict`, async () => {
     const { store, cleanup } = open();
     try {
@@ -91,6 +90,37 @@ function suite(name: string, open: (historyLimit?: number) => { store: Store; cl
       cleanup();
     }
   });
+
+  // issue #7: trimming by event count could cut a revision in two and still accept a watch there.
+  test(`${name}: history is trimmed between revisions only; a watch gets whole transactions or COMPACTED`, async () => {
+    const { store, cleanup } = open(4);
+    try {
+      // Revisions of 3 events each: a trim by count would land inside one.
+      for (let r = 0; r < 6; r++) {
+        await store.update((tx) => {
+          for (let i = 0; i < 3; i++) tx.create("services", newService(`r${r}-${i}`));
+        });
+      }
+      const compacted = store.compactedRevision();
+      assert.ok(compacted > 0, "something was compacted");
+      for (let from = 0; from <= store.revision(); from++) {
+        if (from < compacted) {
+          assert.throws(() => store.watch(from, () => undefined), (e: unknown) => e instanceof BatonError && e.code === "COMPACTED", `from ${from}`);
+          continue;
+        }
+        const seen: StoreEvent[] = [];
+        const w = store.watch(from, (evs) => seen.push(...evs));
+        await settle();
+        w.cancel();
+        const perRevision = new Map<number, number>();
+        for (const e of seen) perRevision.set(e.revision, (perRevision.get(e.revision) ?? 0) + 1);
+        assert.deepEqual([...perRevision.keys()], Array.from({ length: store.revision() - from }, (_, i) => from + 1 + i), `from ${from}: every later revision`);
+        for (const [rev, n] of perRevision) assert.equal(n, 3, `revision ${rev} delivered whole`);
+      }
+    } finally {
+      cleanup();
+    }
+  });
 }
 
 suite("memory", (historyLimit) => ({ store: createMemoryStore({ ...(historyLimit ? { historyLimit } : {}) }), cleanup: () => undefined }));
@@ -121,14 +151,16 @@ test("sqlite: what was acknowledged is there after reopening, with its revision 
   }
 });
 
-test("sqlite: runs WAL with synchronous=FULL and records its schema version", () => {
+test("sqlite: the store's own connection runs WAL with synchronous=FULL; the schema version is recorded", () => {
   const dir = mkdtempSync(join(tmpdir(), "baton-store-"));
   try {
     const path = join(dir, "store.db");
-    openSqliteStore(path).close();
-    const db = new Database(path, sqliteOptions);
-    assert.equal(db.pragma("journal_mode", { simple: true }), "wal");
-    assert.equal(db.pragma("user_version", { simple: true }), schemaVersion);
+    const store = openSqliteStore(path);
+    // synchronous is per connection: read it back from the connection that commits.
+    assert.deepEqual(store.backendSettings(), { journalMode: "wal", synchronous: 2 /* FULL */ });
+    store.close();
+    const db = new DatabaseSync(path);
+    assert.equal(userVersion(db), schemaVersion);
     db.close();
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -140,8 +172,8 @@ test("sqlite: refuses a store written by a newer baton", () => {
   try {
     const path = join(dir, "store.db");
     openSqliteStore(path).close();
-    const db = new Database(path, sqliteOptions);
-    db.pragma(`user_version = ${schemaVersion + 1}`);
+    const db = new DatabaseSync(path);
+    db.exec(`PRAGMA user_version = ${schemaVersion + 1}`);
     db.close();
     assert.throws(() => openSqliteStore(path), /newer than this baton/);
   } finally {

@@ -1,8 +1,8 @@
 import { newId } from "../../src/lib/ids.js";
 import type { Node, Service, Task, TaskSpec } from "../../src/model/objects.js";
 import type { TaskState } from "../../src/model/task-state.js";
-import { resolveServiceSpec } from "../../src/spec/resolve.js";
-import type { ServiceSpecInput } from "../../src/spec/schemas.js";
+import { resolveServiceSpec } from "../../src/input/resolve.js";
+import type { ServiceSpecInput } from "../../src/input/schemas.js";
 
 export function aService(input: Partial<ServiceSpecInput> = {}, meta: Partial<Service> = {}): Service {
   const spec = resolveServiceSpec({ name: "web", command: ["node", "server.js"], ...input });

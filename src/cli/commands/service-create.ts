@@ -1,7 +1,7 @@
 import type { Command } from "commander";
 import { Option } from "commander";
 import type { Service } from "../../model/objects.js";
-import type { ServiceSpecInput } from "../../spec/schemas.js";
+import type { ServiceSpecInput } from "../../input/schemas.js";
 import { withClient } from "../context.js";
 import { collect, parseInteger, parseLabels, parseNumber, readEnvFile, resolveEnv } from "../parse.js";
 import { waitConverged } from "../output/progress.js";

@@ -2,13 +2,14 @@ import type { Command } from "commander";
 import type { Service, Task } from "../../model/objects.js";
 import { taskName } from "../../model/objects.js";
 import { shortId } from "../../lib/ids.js";
-import type { ServiceStatus } from "../../api/status.js";
+import type { ServiceStatus } from "../../model/service-status.js";
 import type { LogLine } from "../../api/logs.js";
 import { withClient } from "../context.js";
 import { printList } from "../output/table.js";
 import { currentState, desiredState, taskError } from "../output/state.js";
 import { waitConverged } from "../output/progress.js";
 import { BatonError } from "../../lib/errors.js";
+import { slotSortKey } from "../../model/slots.js";
 
 type ServiceWithStatus = Service & { status: ServiceStatus };
 
@@ -137,7 +138,7 @@ export function registerServiceCommands(service: Command): void {
 export function orderForPs(tasks: Task[]): { task: Task; history: boolean }[] {
   const bySlot = new Map<string, Task[]>();
   for (const t of tasks) {
-    const k = `${t.serviceName}/${t.slot > 0 ? String(t.slot).padStart(6, "0") : t.nodeId}`;
+    const k = slotSortKey(t);
     const l = bySlot.get(k);
     if (l) l.push(t);
     else bySlot.set(k, [t]);

@@ -19,14 +19,19 @@ export function registerUpDown(program: Command): void {
         pretty: process.stderr.isTTY === true,
       });
       process.stderr.write(`baton is up: export BATON_HOST=unix://${up.socketPath}\n`);
+      let signalled = false;
       const onSignal = (sig: string): void => {
+        if (signalled) return;
+        signalled = true;
         void up.detach().then((n) => {
           process.stderr.write(`baton stopped (${sig}); ${n} task${n === 1 ? "" : "s"} left running: the next \`baton up\` re-adopts them, \`baton down\` stops them\n`);
           process.exit(0);
         });
       };
-      process.once("SIGINT", () => onSignal("SIGINT"));
-      process.once("SIGTERM", () => onSignal("SIGTERM"));
+      // `on`, not `once`: a second Ctrl-C (or the launcher forwarding one) must not kill baton
+      // halfway through detaching; detach is idempotent.
+      process.on("SIGINT", () => onSignal("SIGINT"));
+      process.on("SIGTERM", () => onSignal("SIGTERM"));
       await up.done;
       // Reached by `baton down` through the API.
       setImmediate(() => process.exit(0));

@@ -1,7 +1,7 @@
 import type { Node, Service, Task } from "../../model/objects.js";
 import { taskName } from "../../model/objects.js";
 import { BatonError } from "../../lib/errors.js";
-import { isTaskUp, serviceStatus } from "../../api/status.js";
+import { isTaskUp, serviceStatus } from "../../model/service-status.js";
 import type { ApiClient } from "../client.js";
 
 const STAGES = ["new", "pending", "assigned", "accepted", "preparing", "starting", "running"];

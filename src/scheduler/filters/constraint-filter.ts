@@ -1,4 +1,4 @@
-import { failedConstraint } from "../../orchestrator/eligibility.js";
+import { failedConstraint } from "../../model/eligibility.js";
 import type { Filter } from "./filter.js";
 
 export const constraintFilter: Filter = {

@@ -1,4 +1,4 @@
-import { formatBytes } from "../../spec/bytes.js";
+import { formatBytes } from "../../input/bytes.js";
 import type { Filter } from "./filter.js";
 
 export const resourceFilter: Filter = {

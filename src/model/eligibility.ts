@@ -1,5 +1,5 @@
-import type { Node, TaskSpec } from "../model/objects.js";
-import { parseConstraint, type Constraint } from "../spec/constraints.js";
+import type { Node, TaskSpec } from "./objects.js";
+import { parseConstraint, type Constraint } from "./constraints.js";
 
 /** The value a constraint key names on a node. */
 export function nodeAttribute(node: Node, key: string): string | undefined {

@@ -1,5 +1,6 @@
-import type { Node, Service, Task } from "../model/objects.js";
-import { isNodeEligible } from "../orchestrator/eligibility.js";
+import type { Node, Service, Task } from "./objects.js";
+import { isNodeEligible } from "./eligibility.js";
+import { slotKey } from "./slots.js";
 
 export interface ServiceStatus {
   /** Tasks observed running (and healthy, when the service has a health check). */
@@ -20,7 +21,7 @@ export function serviceStatus(s: Service, tasks: Task[], nodes: Node[]): Service
   // Global: one per eligible node, counted from the nodes, so a service whose tasks the
   // orchestrator has not created yet is not "0/0, converged".
   const desired = s.spec.mode.kind === "replicated" ? s.spec.mode.replicas : nodes.filter((n) => isNodeEligible(n, s.spec.task)).length;
-  const slotsUp = new Set(up.map((t) => (t.slot > 0 ? String(t.slot) : t.nodeId)));
+  const slotsUp = new Set(up.map(slotKey));
   const converged = slotsUp.size === desired && wanted.length === desired && up.length === desired;
   return { running: up.length, desired, converged };
 }

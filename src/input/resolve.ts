@@ -2,7 +2,7 @@ import { parseDuration, durationProblem } from "../lib/duration.js";
 import { validationError, type FieldProblem } from "../lib/errors.js";
 import type { HealthCheck, HealthConfig, RestartPolicy, ServiceSpec } from "../model/objects.js";
 import type { ServiceSpecInput } from "./schemas.js";
-import { parseConstraint } from "./constraints.js";
+import { parseConstraint } from "../model/constraints.js";
 import { parseBytes } from "./bytes.js";
 
 /** Defaults applied to every service (docker's where docker has one). */

@@ -1,0 +1,16 @@
+import type { Clock } from "../lib/clock.js";
+import type { Logger } from "../lib/log.js";
+import type { Store } from "../store/store.js";
+import type { LogSource } from "./logs.js";
+import type { SystemControl } from "./system.js";
+
+/** What every route plugin gets at registration (no module-level singletons). */
+export interface ApiDeps {
+  store: Store;
+  clock: Clock;
+  log: Logger;
+  logs: LogSource;
+  system: SystemControl;
+  /** @default 1 MiB */
+  bodyLimit?: number;
+}
