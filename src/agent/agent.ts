@@ -21,6 +21,8 @@ import { TaskRecords, type TaskRecord } from "./task-records.js";
 const START_CONCURRENCY = 8;
 /** How often log files are checked against their cap. */
 const LOG_ROTATE_CHECK_MS = 2000;
+/** Retry delay of a status report that did not go through. */
+const REPORT_RETRY_MS = 500;
 
 export interface AgentDeps {
   session: AgentSession;
@@ -29,7 +31,10 @@ export interface AgentDeps {
   log: Logger;
   dataDir: string;
   role?: "manager" | "worker";
+  beforeStop?: ExecutorDeps["beforeStop"];
 }
+
+type Report = Omit<TaskStatusUpdate, "timestamp">;
 
 /**
  * Runs the tasks assigned to this node, re-adopts the ones that survived a restart, and reports
@@ -40,10 +45,14 @@ export class Agent {
   readonly logs: LogFiles;
   private readonly records: TaskRecords;
   private readonly runners = new Map<string, TaskRunner>();
+  /** Records found at start, waiting for the first full assignment set to be adopted. */
   private readonly adoptable = new Map<string, TaskRecord>();
   private readonly executorDeps: ExecutorDeps;
-  private outbox: Omit<TaskStatusUpdate, "timestamp">[] = [];
+  /** Unsent reports, one per task: only the newest matters (its details merged over older ones). */
+  private outbox = new Map<string, Report & { timestamp: number }>();
   private flushQueued = false;
+  private flushing: Promise<void> | undefined;
+  private lastSeq = 0;
   private stopHeartbeat: () => void = () => undefined;
   private stopRotate: () => void = () => undefined;
   private unsubscribe: () => void = () => undefined;
@@ -64,19 +73,18 @@ export class Agent {
       records: this.records,
       nodeName: hostname(),
       report: (u) => this.enqueue(u),
+      ...(deps.beforeStop ? { beforeStop: deps.beforeStop } : {}),
     };
   }
 
   async start(): Promise<void> {
     const { session, driver, log } = this.deps;
-    // Re-adoption: a recorded task whose pid and start time still match is taken over as is.
-    for (const r of this.records.loadAll()) {
-      if (driver.isAlive(r.handle)) this.adoptable.set(r.taskId, r);
-      else {
-        this.records.remove(r.taskId);
-        this.enqueue({ taskId: r.taskId, state: "failed", message: "task exited while the agent was down", err: "task exited while the agent was down" });
-      }
-    }
+    const records = this.records.loadAll();
+    // A start the agent never saw through may have left a process: find it by its task id.
+    const unfinished = new Set(records.filter((r) => !r.handle).map((r) => r.taskId));
+    const strays = driver.killStrays(unfinished);
+    if (strays.length) log.warn({ pids: strays }, "stopped processes of starts interrupted by an agent crash");
+    for (const r of records) this.adoptable.set(r.taskId, r);
     const { heartbeatPeriodMs } = await session.register({
       nodeId: this.nodeId,
       hostname: hostname(),
@@ -117,6 +125,11 @@ export class Agent {
     return [...this.runners.values()].filter((r) => !r.isDone).map((r) => r.taskId);
   }
 
+  /** Reports not yet accepted by the manager (bounded by the number of tasks). */
+  pendingReports(): number {
+    return this.outbox.size;
+  }
+
   private beat(periodMs: number): void {
     const tick = (): void => {
       this.deps.session.heartbeat().catch((err: unknown) => this.deps.log.warn({ err }, "heartbeat failed"));
@@ -140,13 +153,8 @@ export class Agent {
       const ids = new Set(change.assignments.map((a) => a.taskId));
       for (const a of change.assignments) this.apply(a);
       for (const id of [...this.runners.keys()]) if (!ids.has(id)) this.forget(id);
-      for (const [id, r] of this.adoptable) {
-        // Recorded but unknown to the store (deleted meanwhile): stop it.
-        this.adoptable.delete(id);
-        const runner = new TaskRunner({ taskId: id, serviceId: "", serviceName: "", slot: 0, nodeId: this.nodeId, desiredState: "shutdown", state: "running", spec: orphanSpec }, this.executorDeps);
-        runner.adopt(r);
-        void runner.stop("shutdown");
-      }
+      // Recorded here but unknown to the store (deleted meanwhile): adopt it only to stop it.
+      for (const r of [...this.adoptable.values()]) this.adopt(r, undefined);
       this.collectLogGarbage(ids);
     } else {
       for (const a of change.upserts) this.apply(a);
@@ -159,14 +167,7 @@ export class Agent {
     const existing = this.runners.get(a.taskId);
     if (existing) return existing.update(a);
     const record = this.adoptable.get(a.taskId);
-    if (record) {
-      this.adoptable.delete(a.taskId);
-      // update() ends it when the store gave up on it meanwhile (node marked down) or it is unwanted.
-      const runner = this.track(a);
-      runner.adopt(record);
-      runner.update(a);
-      return;
-    }
+    if (record) return this.adopt(record, a);
     if (isTerminal(a.state)) return;
     if (a.state === "assigned") {
       const runner = this.track(a);
@@ -174,8 +175,21 @@ export class Agent {
       else void runner.stop("shutdown");
       return;
     }
-    // The store thinks we run it, but we have no trace of it: it is lost.
+    // The store thinks this node runs it, but there is no record of it here: it is lost.
     this.enqueue({ taskId: a.taskId, state: "failed", message: "task not found on node after agent restart", err: "task lost: not running after agent restart" });
+  }
+
+  /**
+   * The one adoption path: a task recorded before a restart is taken over as it is — running,
+   * ended meanwhile (reported with its recorded exit status), or never fully started (reported
+   * failed). Unknown to the store, or ended by it meanwhile, it is stopped.
+   */
+  private adopt(record: TaskRecord, a: Assignment | undefined): void {
+    this.adoptable.delete(record.taskId);
+    const assignment = a ?? unknownTask(record.taskId, this.nodeId);
+    const runner = this.track(assignment);
+    runner.adopt(record);
+    runner.update(assignment);
   }
 
   private track(a: Assignment): TaskRunner {
@@ -203,8 +217,19 @@ export class Agent {
     }
   }
 
-  private enqueue(u: Omit<TaskStatusUpdate, "timestamp">): void {
-    this.outbox.push(u);
+  /**
+   * Strictly increasing across reports and across agent restarts: wall-clock microseconds, bumped
+   * past the last one handed out (a restart starts beyond every earlier report's number unless
+   * the host clock went back by more than the restart took).
+   */
+  private nextSeq(): number {
+    this.lastSeq = Math.max(this.lastSeq + 1, this.deps.clock.now() * 1000);
+    return this.lastSeq;
+  }
+
+  private enqueue(u: Omit<Report, "seq">): void {
+    const prev = this.outbox.get(u.taskId);
+    this.outbox.set(u.taskId, { ...prev, ...u, seq: this.nextSeq(), timestamp: this.deps.clock.now() });
     if (this.flushQueued) return;
     this.flushQueued = true;
     queueMicrotask(() => void this.flush());
@@ -212,17 +237,27 @@ export class Agent {
 
   private async flush(): Promise<void> {
     this.flushQueued = false;
-    if (this.outbox.length === 0) return;
-    const now = this.deps.clock.now();
-    const batch = this.outbox.map((u) => ({ ...u, timestamp: now }));
-    this.outbox = [];
+    // One report in flight at a time, so reports reach the manager in order.
+    if (this.flushing) return this.flushing.then(() => this.flush());
+    if (this.outbox.size === 0) return;
+    const batch = this.outbox;
+    this.outbox = new Map();
+    this.flushing = this.deps.session.reportStatus([...batch.values()]).then(
+      () => undefined,
+      (err: unknown) => {
+        // Keep them for the next flush; a newer report of the same task made meanwhile wins.
+        this.deps.log.warn({ err, updates: batch.size }, "status report failed; will retry");
+        for (const [id, u] of batch) {
+          const newer = this.outbox.get(id);
+          this.outbox.set(id, newer ? { ...u, ...newer } : u);
+        }
+        this.deps.clock.setTimer(REPORT_RETRY_MS, () => void this.flush());
+      },
+    );
     try {
-      await this.deps.session.reportStatus(batch);
-    } catch (err) {
-      // Keep the reports; they go with the next flush (states only move forward, so resending is safe).
-      this.deps.log.warn({ err, updates: batch.length }, "status report failed; will retry");
-      this.outbox.unshift(...batch);
-      this.deps.clock.setTimer(500, () => void this.flush());
+      await this.flushing;
+    } finally {
+      this.flushing = undefined;
     }
   }
 }
@@ -236,17 +271,29 @@ async function startOnNextTurn(runner: TaskRunner): Promise<void> {
   await runner.run();
 }
 
-const orphanSpec: Assignment["spec"] = {
-  driver: "process",
-  command: ["true"],
-  env: {},
-  stopSignal: "SIGTERM",
-  stopGracePeriodMs: 10_000,
-  restartPolicy: { condition: "none", maxAttempts: 0, windowMs: 0 },
-  placement: { constraints: [] },
-  reservations: {},
-  logMaxBytes: 10 * 1024 * 1024,
-};
+/** Stands in for the assignment of a recorded task the store no longer has: it is to be stopped. */
+function unknownTask(taskId: string, nodeId: string): Assignment {
+  return {
+    taskId,
+    serviceId: "",
+    serviceName: "",
+    slot: 0,
+    nodeId,
+    desiredState: "shutdown",
+    state: "running",
+    spec: {
+      driver: "process",
+      command: ["true"],
+      env: {},
+      stopSignal: "SIGTERM",
+      stopGracePeriodMs: 10_000,
+      restartPolicy: { condition: "none", maxAttempts: 0, windowMs: 0 },
+      placement: { constraints: [] },
+      reservations: {},
+      logMaxBytes: 10 * 1024 * 1024,
+    },
+  };
+}
 
 function loadNodeId(dataDir: string): string {
   const p = join(dataDir, "node-id");

@@ -1,8 +1,7 @@
 import type { Clock } from "../lib/clock.js";
 import type { Logger } from "../lib/log.js";
 import type { Assignment, TaskStatusUpdate } from "../dispatcher/protocol.js";
-import type { TaskState } from "../model/task-state.js";
-import { isTerminal } from "../model/task-state.js";
+import { canTransition, isTerminal, type TaskState } from "../model/task-state.js";
 import { describeExit, StartError, type Driver, type ExitStatus, type TaskHandle } from "./drivers/driver.js";
 import type { LogFiles } from "./logs/log-files.js";
 import type { PortAllocator } from "./ports.js";
@@ -17,8 +16,31 @@ export interface ExecutorDeps {
   logs: LogFiles;
   records: TaskRecords;
   nodeName: string;
-  report(u: Omit<TaskStatusUpdate, "timestamp">): void;
+  report(u: Omit<TaskStatusUpdate, "timestamp" | "seq">): void;
+  /**
+   * Runs between the decision to stop a running task and its stop signal (the mesh takes the
+   * task out of every pool and lets in-flight requests finish). Bounded by the grace period.
+   */
+  beforeStop?(taskId: string, graceMs: number): Promise<void>;
 }
+
+/** Why the agent stops a task: the store asked (shutdown) or its health check failed. */
+export type StopReason = "shutdown" | "unhealthy";
+
+/**
+ * Where a task is in its life on this node. Exactly one phase at a time; every change of the
+ * observed TaskState goes through `transition`, which refuses to go backwards.
+ *
+ *   waiting ──run()──► starting ──started──► running ──stop()/exit──► stopping ──exit──► ended
+ *      │                  │ stop() noted, honoured        │ exit                          ▲
+ *      └──stop()──────────┴─ when the start resolves ─────┴───────────────────────────────┘
+ */
+type Phase =
+  | { name: "waiting" }
+  | { name: "starting"; stopReason?: StopReason }
+  | { name: "running"; handle: TaskHandle }
+  | { name: "stopping"; handle: TaskHandle; reason: StopReason }
+  | { name: "ended" };
 
 /** Variables every task sees besides its own env: enough to find its tools and home. */
 const INHERITED_ENV = ["PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LC_ALL", "TZ", "TMPDIR", "TERM"];
@@ -41,15 +63,14 @@ function taskEnv(a: Assignment, port: number | undefined, nodeName: string): Rec
  * state, toward its desired state. Only this class ends a task it runs.
  */
 export class TaskRunner {
-  private state: TaskState = "assigned";
-  private handle: TaskHandle | undefined;
+  private phase: Phase = { name: "waiting" };
+  private observed: TaskState;
   private port: number | undefined;
   private cancelWait: () => void = () => undefined;
   private cancelKill: () => void = () => undefined;
   private monitor: HealthMonitor | undefined;
-  private stopReason: "shutdown" | "unhealthy" | undefined;
   private unhealthyOutput = "";
-  private exited: Promise<void>;
+  private readonly exited: Promise<void>;
   private resolveExited!: () => void;
 
   constructor(
@@ -57,6 +78,7 @@ export class TaskRunner {
     private readonly deps: ExecutorDeps,
   ) {
     this.exited = new Promise((r) => (this.resolveExited = r));
+    this.observed = isTerminal(assignment.state) ? "assigned" : assignment.state;
   }
 
   get taskId(): string {
@@ -64,7 +86,12 @@ export class TaskRunner {
   }
 
   get isDone(): boolean {
-    return isTerminal(this.state);
+    return this.phase.name === "ended";
+  }
+
+  /** The phase name, for tests and debugging. */
+  get phaseName(): Phase["name"] {
+    return this.phase.name;
   }
 
   /** Resolves once the task has ended and the end was reported. */
@@ -79,73 +106,74 @@ export class TaskRunner {
   }
 
   async run(): Promise<void> {
-    // Stopped while waiting for a start slot: it already ended as shutdown.
-    if (this.isDone || this.stopReason) return;
+    if (this.phase.name !== "waiting") return;
+    const phase: Extract<Phase, { name: "starting" }> = { name: "starting" };
+    this.phase = phase;
     const a = this.assignment;
     const { deps } = this;
-    this.set("accepted", "accepted");
+    const statePrefix = deps.records.statePrefixOf(a.taskId);
+    const logPath = deps.logs.pathOf(a.taskId);
+    let recorded = false;
     try {
-      this.set("preparing", "preparing");
+      this.transition("accepted", "accepted");
+      this.transition("preparing", "preparing");
       this.port = a.port ?? (await deps.ports.allocate());
-      if (this.stopReason) return this.end("shutdown", "shut down before it started", {});
-      this.set("starting", "starting");
+      if (phase.stopReason) return this.end("shutdown", "shut down before it started", {});
+      this.transition("starting", "starting");
       const env = taskEnv(a, this.port, deps.nodeName);
-      const logPath = deps.logs.pathOf(a.taskId);
-      this.handle = await deps.driver.start({ taskId: a.taskId, command: a.spec.command, env, ...(a.spec.workdir ? { workdir: a.spec.workdir } : {}), logPath });
+      // Durable before the spawn: after a crash from here on, the process is found and stopped.
+      deps.records.save({ taskId: a.taskId, ...(this.port !== undefined ? { port: this.port } : {}), logPath, statePrefix });
+      recorded = true;
+      const handle = await deps.driver.start({ taskId: a.taskId, command: a.spec.command, env, ...(a.spec.workdir ? { workdir: a.spec.workdir } : {}), logPath, statePrefix });
       const startedAt = deps.clock.now();
-      deps.records.save({ taskId: a.taskId, handle: this.handle, port: this.port, logPath, startedAt });
-      this.running(env, startedAt);
+      deps.records.save({ taskId: a.taskId, handle, ...(this.port !== undefined ? { port: this.port } : {}), logPath, statePrefix, startedAt });
+      this.watchExit(handle);
+      // A stop that came while the start was in flight is honoured now, before any "running".
+      if (phase.stopReason) return this.beginStop(handle, phase.stopReason);
+      this.enterRunning(handle, env, startedAt, "started");
     } catch (err) {
       const msg = err instanceof Error ? err.message : String(err);
+      if (!recorded) deps.records.remove(a.taskId);
       // Before the task ran it is rejected; the orchestrator decides what comes next.
       this.end(err instanceof StartError ? "rejected" : "failed", msg, { err: msg });
     }
   }
 
-  /** Takes over a task started before this agent restarted. */
+  /**
+   * Takes over a task this node started before the agent restarted. A record without a handle
+   * is a start the agent never saw through (its stray process was stopped at agent start); a
+   * task that ended meanwhile is reported with the exit status its shim recorded.
+   */
   adopt(r: TaskRecord): void {
-    this.handle = r.handle;
+    if (this.phase.name !== "waiting") return;
     this.port = r.port;
+    if (!r.handle) {
+      const msg = "the agent stopped while starting this task; its process was stopped";
+      this.phase = { name: "starting" };
+      return this.end("failed", msg, { err: msg });
+    }
     if (r.port !== undefined) this.deps.ports.reserve(r.port);
-    this.state = "starting";
-    this.running(taskEnv(this.assignment, r.port, this.deps.nodeName), r.startedAt, "adopted after agent restart");
+    this.watchExit(r.handle);
+    this.enterRunning(r.handle, taskEnv(this.assignment, r.port, this.deps.nodeName), r.startedAt ?? this.deps.clock.now(), "adopted after agent restart");
   }
 
-  private running(env: Record<string, string>, startedAt: number, message = "started"): void {
-    const { deps } = this;
-    const health = this.assignment.spec.health;
-    this.set("running", message, { pid: this.handle!.pid, ...(this.port !== undefined ? { port: this.port } : {}), ...(health ? { health: "starting" as const } : {}) });
-    this.cancelWait = deps.driver.wait(this.handle!, (s) => this.onExit(s));
-    if (health) {
-      this.monitor = new HealthMonitor(health, { ...(this.port !== undefined ? { port: this.port } : {}), env, ...(this.assignment.spec.workdir ? { workdir: this.assignment.spec.workdir } : {}) }, startedAt, deps.clock, (h, last) => {
-        if (this.isDone) return;
-        this.set("running", h === "healthy" ? "healthy" : h, { health: h });
-        if (h === "unhealthy") {
-          this.unhealthyOutput = last.output;
-          void this.stop("unhealthy");
-        }
-      });
-      this.monitor.start();
+  /** Drain (beforeStop), stop signal, then SIGKILL after the grace period. Resolves when the task has ended. */
+  stop(reason: StopReason): Promise<void> {
+    const p = this.phase;
+    switch (p.name) {
+      case "waiting":
+        this.end("shutdown", "shut down before it started", {});
+        break;
+      case "starting":
+        p.stopReason ??= reason;
+        break;
+      case "running":
+        this.beginStop(p.handle, reason);
+        break;
+      case "stopping":
+      case "ended":
+        break;
     }
-    if (this.assignment.desiredState !== "running" || this.stopReason) void this.stop(this.stopReason ?? "shutdown");
-  }
-
-  /** Stop signal, then SIGKILL after the grace period. Resolves when the task has ended. */
-  stop(reason: "shutdown" | "unhealthy"): Promise<void> {
-    if (this.isDone) return this.exited;
-    if (this.stopReason) return this.exited;
-    this.stopReason = reason;
-    this.monitor?.stop();
-    if (!this.handle) {
-      // Not started yet: run() ends it at its next step; an assigned task ends now.
-      if (this.state === "assigned") this.end("shutdown", "shut down before it started", {});
-      return this.exited;
-    }
-    const spec = this.assignment.spec;
-    this.deps.driver.signal(this.handle, spec.stopSignal as NodeJS.Signals);
-    this.cancelKill = this.deps.clock.setTimer(spec.stopGracePeriodMs, () => {
-      if (this.handle && !this.isDone) this.deps.driver.signal(this.handle, "SIGKILL");
-    });
     return this.exited;
   }
 
@@ -156,33 +184,90 @@ export class TaskRunner {
     this.cancelKill();
   }
 
-  private onExit(s: ExitStatus): void {
+  private watchExit(handle: TaskHandle): void {
+    this.cancelWait = this.deps.driver.wait(handle, (s) => this.onExit(handle, s));
+  }
+
+  private enterRunning(handle: TaskHandle, env: Record<string, string>, startedAt: number, message: string): void {
+    if (this.phase.name === "ended") return;
+    this.phase = { name: "running", handle };
+    const health = this.assignment.spec.health;
+    this.transition("running", message, { pid: handle.pid, ...(this.port !== undefined ? { port: this.port } : {}), ...(health ? { health: "starting" as const } : {}) });
+    if (health) {
+      const target = { ...(this.port !== undefined ? { port: this.port } : {}), env, ...(this.assignment.spec.workdir ? { workdir: this.assignment.spec.workdir } : {}) };
+      this.monitor = new HealthMonitor(health, target, startedAt, this.deps.clock, (h, last) => {
+        if (this.phase.name !== "running") return;
+        this.transition("running", h === "healthy" ? "healthy" : h, { health: h });
+        if (h === "unhealthy") {
+          this.unhealthyOutput = last.output;
+          void this.stop("unhealthy");
+        }
+      });
+      this.monitor.start();
+    }
+    if (this.assignment.desiredState !== "running" || isTerminal(this.assignment.state)) void this.stop("shutdown");
+  }
+
+  private beginStop(handle: TaskHandle, reason: StopReason): void {
+    this.phase = { name: "stopping", handle, reason };
+    this.monitor?.stop();
+    const spec = this.assignment.spec;
+    const signal = (): void => {
+      if (this.phase.name !== "stopping") return;
+      this.deps.driver.signal(handle, spec.stopSignal as NodeJS.Signals);
+      this.cancelKill = this.deps.clock.setTimer(spec.stopGracePeriodMs, () => {
+        if (this.phase.name === "stopping") this.deps.driver.signal(handle, "SIGKILL");
+      });
+    };
+    if (!this.deps.beforeStop || reason === "unhealthy") return signal();
+    this.deps.beforeStop(this.taskId, spec.stopGracePeriodMs).then(signal, (err: unknown) => {
+      this.deps.log.warn({ taskId: this.taskId, err }, "draining before stop failed; stopping anyway");
+      signal();
+    });
+  }
+
+  private onExit(handle: TaskHandle, s: ExitStatus): void {
     this.cancelKill();
     this.monitor?.stop();
     const what = describeExit(s);
     const details = { ...(s.exitCode !== undefined ? { exitCode: s.exitCode } : {}), ...(s.signal ? { signal: s.signal } : {}) };
-    if (this.stopReason === "unhealthy") {
-      this.end("failed", "task unhealthy", { err: `unhealthy: ${this.unhealthyOutput}`, ...details });
-    } else if (this.stopReason === "shutdown") {
-      this.end("shutdown", `shut down (${what})`, details);
+    const p = this.phase;
+    if (p.name === "stopping" && p.reason === "unhealthy") {
+      this.end("failed", "task unhealthy", { err: `unhealthy: ${this.unhealthyOutput}`, ...details }, handle);
+    } else if (p.name === "stopping") {
+      this.end("shutdown", `shut down (${what})`, details, handle);
     } else if (s.exitCode === 0) {
-      this.end("complete", "finished", details);
+      this.end("complete", "finished", details, handle);
     } else {
-      this.end("failed", what, { err: what, ...details });
+      this.end("failed", what, { err: what, ...details }, handle);
     }
   }
 
-  private end(state: TaskState, message: string, extra: Partial<TaskStatusUpdate>): void {
-    if (this.isDone) return;
-    this.set(state, message, extra);
+  private end(state: TaskState, message: string, extra: Partial<TaskStatusUpdate>, handle?: TaskHandle): void {
+    if (this.phase.name === "ended") return;
+    this.phase = { name: "ended" };
+    this.cancelKill();
+    this.monitor?.stop();
+    this.transition(state, message, extra);
     this.deps.ports.release(this.port);
     this.deps.records.remove(this.taskId);
+    if (handle) this.deps.driver.cleanup(handle);
     this.resolveExited();
   }
 
-  private set(state: TaskState, message: string, extra: Partial<TaskStatusUpdate> = {}): void {
-    this.state = state;
-    this.deps.log.debug({ taskId: this.taskId, state }, "task state");
-    this.deps.report({ taskId: this.taskId, state, message, ...extra });
+  /**
+   * The only way the observed state changes: forward only (model/task-state.ts). Reporting the
+   * current state again carries new details (health, pid) without a transition.
+   */
+  private transition(to: TaskState, message: string, extra: Partial<TaskStatusUpdate> = {}): void {
+    if (to !== this.observed) {
+      if (!canTransition(this.observed, to)) {
+        this.deps.log.error({ taskId: this.taskId, from: this.observed, to }, "refused backward task state change");
+        return;
+      }
+      this.observed = to;
+      this.deps.log.debug({ taskId: this.taskId, state: to }, "task state");
+    }
+    this.deps.report({ taskId: this.taskId, state: to, message, ...extra });
   }
 }

@@ -1,26 +1,52 @@
-import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import type { TaskHandle } from "./drivers/driver.js";
 
-/** What the agent keeps on disk per running task, to re-adopt it after a restart. */
+/**
+ * What the agent keeps on disk per task it starts, to re-adopt it after a restart. Written
+ * before the spawn (`starting`, no handle: a crash after the spawn leaves a process that is found
+ * by its BATON_TASK_ID and stopped) and again once the task runs (with its handle).
+ */
 export interface TaskRecord {
   taskId: string;
-  handle: TaskHandle;
+  handle?: TaskHandle;
   port?: number;
   logPath: string;
-  startedAt: number;
+  /** Where the driver keeps the task's exit status and pid files. */
+  statePrefix: string;
+  startedAt?: number;
 }
 
 export class TaskRecords {
-  constructor(private readonly dir: string) {
+  constructor(readonly dir: string) {
     mkdirSync(dir, { recursive: true });
   }
 
-  /** Written atomically (write + rename) so a crash never leaves half a record. */
+  /** Where the driver keeps per-task files next to the record. */
+  statePrefixOf(taskId: string): string {
+    return join(this.dir, taskId);
+  }
+
+  /**
+   * Durable before it returns: written to a temp file, fsynced, renamed over the record, and the
+   * directory fsynced, so a crash leaves the old record or the new one, never half of one.
+   */
   save(r: TaskRecord): void {
     const path = join(this.dir, `${r.taskId}.json`);
-    writeFileSync(`${path}.tmp`, JSON.stringify(r));
+    const fd = openSync(`${path}.tmp`, "w");
+    try {
+      writeSync(fd, JSON.stringify(r));
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
     renameSync(`${path}.tmp`, path);
+    const dirFd = openSync(this.dir, "r");
+    try {
+      fsyncSync(dirFd);
+    } finally {
+      closeSync(dirFd);
+    }
   }
 
   remove(taskId: string): void {
@@ -32,7 +58,9 @@ export class TaskRecords {
     for (const f of readdirSync(this.dir)) {
       if (!f.endsWith(".json")) continue;
       try {
-        out.push(JSON.parse(readFileSync(join(this.dir, f), "utf8")) as TaskRecord);
+        const r = JSON.parse(readFileSync(join(this.dir, f), "utf8")) as TaskRecord;
+        // Records from before the shim: the task led its own group, nothing else was kept.
+        out.push({ ...r, statePrefix: r.statePrefix ?? this.statePrefixOf(r.taskId) });
       } catch {
         rmSync(join(this.dir, f), { force: true });
       }

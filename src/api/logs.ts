@@ -5,13 +5,17 @@ import type { StoreEvent } from "../store/store.js";
 import { ErrorBody } from "../input/schemas.js";
 import type { ApiDeps } from "./deps.js";
 import { findService } from "./lookup.js";
+import { MAX_BUFFERED_BYTES } from "./stream-writer.js";
 
 /** Where task logs are read: the local agent's files in `baton up`, a node session elsewhere. */
 export interface LogSource {
   /** The last `lines` lines (all when undefined) and a cursor to follow from. */
   tail(task: Task, lines?: number): { lines: string[]; cursor: unknown };
-  /** Calls onLines with complete lines appended after the cursor. Returns cancel. */
-  follow(task: Task, cursor: unknown, onLines: (lines: string[]) => void): () => void;
+  /**
+   * Calls onLines with complete lines appended after the cursor. While `isPaused()` (the reader
+   * is behind) nothing is read: the file is the buffer. Returns cancel.
+   */
+  follow(task: Task, cursor: unknown, onLines: (lines: string[]) => void, isPaused?: () => boolean): () => void;
 }
 
 export interface LogLine {
@@ -61,6 +65,8 @@ export const logsRoutes: FastifyPluginAsync<{ deps: ApiDeps }> = async (app, { d
         const meta = { taskId: t.id, task: `${taskName(t)}.${t.id.slice(0, 12)}`, node: hostnames.get(t.nodeId!) ?? t.nodeId! };
         res.write(lines.map((line) => JSON.stringify({ ...meta, line } satisfies LogLine)).join("\n") + "\n");
       };
+      // Backpressure: while the reader has this much unread, followed files are not read further.
+      const isPaused = (): boolean => res.writableLength > MAX_BUFFERED_BYTES;
       const cursors = new Map<string, unknown>();
       for (const t of tasks) {
         const { lines, cursor } = deps.logs.tail(t, tail);
@@ -69,7 +75,7 @@ export const logsRoutes: FastifyPluginAsync<{ deps: ApiDeps }> = async (app, { d
       }
       if (!follow) return res.end();
       const cancels: (() => void)[] = [];
-      const followTask = (t: Task, cursor: unknown): void => void cancels.push(deps.logs.follow(t, cursor, (lines) => send(t, lines)));
+      const followTask = (t: Task, cursor: unknown): void => void cancels.push(deps.logs.follow(t, cursor, (lines) => send(t, lines), isPaused));
       for (const t of tasks) followTask(t, cursors.get(t.id));
       // New tasks of the service (replacements, scale up) join the stream once started.
       const watch = store.watch(store.revision(), (events: StoreEvent[]) => {

@@ -43,10 +43,22 @@ export class ApiClient {
     });
   }
 
-  /** Server-sent events: calls onEvent with each parsed data payload. */
+  /**
+   * Server-sent events: calls onEvent with each parsed data payload. An `error` event (the
+   * server ended the stream, e.g. SLOW_CONSUMER) is thrown as a BatonError carrying `resumeFrom`.
+   */
   async events(query: string, onEvent: (data: unknown) => void, signal?: AbortSignal): Promise<void> {
-    const parser = createParser({ onEvent: (e) => onEvent(JSON.parse(e.data)) });
+    let failure: StreamError | undefined;
+    const parser = createParser({
+      onEvent: (e) => {
+        if (failure) return;
+        const data: unknown = JSON.parse(e.data);
+        if (e.event === "error") failure = new StreamError(data as { code?: ErrorCode; message?: string; resumeFrom?: number });
+        else onEvent(data);
+      },
+    });
     await this.readStream(`/v1/events${query}`, signal, (text) => parser.feed(text));
+    if (failure) throw failure;
   }
 
   /** GET a long-lived response and hand over its text as it arrives, until the server ends it or signal aborts. */
@@ -86,6 +98,15 @@ export class ApiClient {
       });
       req.end(data);
     });
+  }
+}
+
+/** The server ended a stream with an error event; `resumeFrom` says where to pick it up. */
+export class StreamError extends BatonError {
+  readonly resumeFrom: number | undefined;
+  constructor(body: { code?: ErrorCode; message?: string; resumeFrom?: number }) {
+    super(body.code ?? "INTERNAL", body.message ?? "the stream ended with an error", [], { retryable: body.resumeFrom !== undefined });
+    this.resumeFrom = body.resumeFrom;
   }
 }
 

@@ -215,14 +215,18 @@ export class Dispatcher {
   }
 }
 
-/** Applies one agent report: a state never goes backwards; within a state only details change. */
-function applyStatus(tx: WriteTx, u: TaskStatusUpdate): void {
+/**
+ * Applies one agent report. Reports of a task apply in sequence order only (a late report never
+ * overwrites a newer one); a state never goes backwards; within a state only details change.
+ */
+export function applyStatus(tx: WriteTx, u: TaskStatusUpdate): void {
   const t = tx.get("tasks", u.taskId);
   if (!t) return;
+  if (t.status.seq !== undefined && u.seq <= t.status.seq) return;
   const sameState = t.status.state === u.state;
   if (!sameState && !canTransition(t.status.state, u.state)) return;
   if (sameState && isTerminal(u.state)) return;
-  const status: Task["status"] = { ...t.status, state: u.state, timestamp: sameState ? t.status.timestamp : u.timestamp, message: u.message };
+  const status: Task["status"] = { ...t.status, state: u.state, timestamp: sameState ? t.status.timestamp : u.timestamp, message: u.message, seq: u.seq };
   if (u.err !== undefined) status.err = u.err;
   if (u.exitCode !== undefined) status.exitCode = u.exitCode;
   if (u.signal !== undefined) status.signal = u.signal;

@@ -36,8 +36,10 @@ export type AssignmentChange =
   | { type: "update"; upserts: Assignment[]; removes: string[] };
 
 /** One observed change of one task; `timestamp` is when the agent observed it (its clock). */
-export interface TaskStatusUpdate extends Omit<TaskStatus, "startedAt"> {
+export interface TaskStatusUpdate extends Omit<TaskStatus, "startedAt" | "seq"> {
   taskId: string;
+  /** Increases with every report the node makes, across agent restarts (see Agent.nextSeq). */
+  seq: number;
 }
 
 export interface AgentSession {

@@ -7,6 +7,7 @@ export const errorCodes = {
   NAME_IN_USE: 409,
   COMPACTED: 410,
   PAYLOAD_TOO_LARGE: 413,
+  SLOW_CONSUMER: 429,
   INTERNAL: 500,
   UNAVAILABLE: 503,
 } as const;

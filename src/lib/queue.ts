@@ -55,6 +55,12 @@ export class KeyedQueue {
     this.timers.clear();
     this.order.length = 0;
     this.dirty.clear();
+    this.failures.clear();
+  }
+
+  /** Keys whose last run failed and that wait for their retry (bounded by the keys in use). */
+  failingKeys(): number {
+    return this.failures.size;
   }
 
   private kick(): void {

@@ -9,6 +9,8 @@ import type { TaskState } from "../model/task-state.js";
 import { FakeClock, settle } from "../../test/harness/fake-clock.js";
 import { aService } from "../../test/harness/builders.js";
 
+let seq = 0;
+
 /** An agent that runs nothing: the test decides what its tasks do. */
 async function fakeAgent(session: AgentSession, nodeId: string, hostname = nodeId) {
   const seen = new Map<string, Assignment>();
@@ -19,7 +21,7 @@ async function fakeAgent(session: AgentSession, nodeId: string, hostname = nodeI
   return {
     seen,
     report: (taskId: string, state: TaskState, clock: FakeClock, extra: { exitCode?: number } = {}) =>
-      session.reportStatus([{ taskId, state, message: state, timestamp: clock.now(), ...extra }]),
+      session.reportStatus([{ taskId, state, message: state, timestamp: clock.now(), seq: ++seq, ...extra }]),
   };
 }
 

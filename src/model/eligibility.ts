@@ -1,5 +1,11 @@
-import type { Node, TaskSpec } from "./objects.js";
+import type { Node, Task, TaskSpec } from "./objects.js";
 import { parseConstraint, type Constraint } from "./constraints.js";
+import { isTerminal } from "./task-state.js";
+
+/**
+ * Which nodes may run which tasks: one rule, used by the orchestrator (global services), the
+ * scheduler's filters and the service status (desired count of a global service).
+ */
 
 /** The value a constraint key names on a node. */
 export function nodeAttribute(node: Node, key: string): string | undefined {
@@ -27,7 +33,37 @@ export function failedConstraint(node: Node, spec: TaskSpec): Constraint | undef
   return undefined;
 }
 
-/** A global service runs on every node that is not drained and meets its constraints. */
-export function isNodeEligible(node: Node, spec: TaskSpec): boolean {
-  return node.availability !== "drain" && node.status.state !== "down" && !failedConstraint(node, spec);
+/** A node takes tasks only while its agent is known to be there. */
+export const isNodeReady = (node: Node): boolean => node.status.state === "ready";
+
+/** Only active nodes take new tasks: pause keeps what runs there, drain moves it away. */
+export const acceptsNewTasks = (node: Node): boolean => node.availability === "active";
+
+/**
+ * Why the node cannot take a new task of this spec, or undefined when it can. Resources and
+ * drivers are the scheduler's own business (they depend on what else is placed in the batch).
+ */
+export function placementProblem(node: Node, spec: TaskSpec): string | undefined {
+  if (!isNodeReady(node)) return `not ready (${node.status.state})`;
+  if (!acceptsNewTasks(node)) return `availability ${node.availability}`;
+  const c = failedConstraint(node, spec);
+  return c ? `constraint ${c.text}` : undefined;
+}
+
+/** A task that holds its node's slot: wanted running and not ended. */
+const holdsSlot = (t: Task): boolean => t.desiredState === "running" && !isTerminal(t.status.state);
+
+/**
+ * Whether a global service wants its task on this node: when the node can take a new one, or
+ * when the node is paused (not drained, not down) and already runs it — pause stops new
+ * placements, as in Swarm, and leaves running tasks alone.
+ */
+export function wantsGlobalTask(node: Node, spec: TaskSpec, tasksOnNode: readonly Task[]): boolean {
+  if (!placementProblem(node, spec)) return true;
+  return node.availability === "pause" && isNodeReady(node) && !failedConstraint(node, spec) && tasksOnNode.some(holdsSlot);
+}
+
+/** The nodes a global service wants a task on, given its tasks. */
+export function globalNodes(nodes: readonly Node[], spec: TaskSpec, tasks: readonly Task[]): Node[] {
+  return nodes.filter((n) => wantsGlobalTask(n, spec, tasks.filter((t) => t.nodeId === n.id)));
 }

@@ -83,6 +83,11 @@ export interface TaskStatus {
   health?: "starting" | "healthy" | "unhealthy";
   /** When the task first reached running. */
   startedAt?: number;
+  /**
+   * Sequence number of the agent report this status came from: reports of one task are applied
+   * only in increasing order, so a late report never overwrites a newer one.
+   */
+  seq?: number;
 }
 
 /** Counters carried from a slot's task to its replacement. */

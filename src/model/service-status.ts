@@ -1,5 +1,5 @@
 import type { Node, Service, Task } from "./objects.js";
-import { isNodeEligible } from "./eligibility.js";
+import { globalNodes } from "./eligibility.js";
 import { slotKey } from "./slots.js";
 
 export interface ServiceStatus {
@@ -20,7 +20,7 @@ export function serviceStatus(s: Service, tasks: Task[], nodes: Node[]): Service
   const up = wanted.filter((t) => isTaskUp(t) && t.specVersion === s.specVersion);
   // Global: one per eligible node, counted from the nodes, so a service whose tasks the
   // orchestrator has not created yet is not "0/0, converged".
-  const desired = s.spec.mode.kind === "replicated" ? s.spec.mode.replicas : nodes.filter((n) => isNodeEligible(n, s.spec.task)).length;
+  const desired = s.spec.mode.kind === "replicated" ? s.spec.mode.replicas : globalNodes(nodes, s.spec.task, tasks).length;
   const slotsUp = new Set(up.map(slotKey));
   const converged = slotsUp.size === desired && wanted.length === desired && up.length === desired;
   return { running: up.length, desired, converged };

@@ -4,6 +4,7 @@ import { planService, type Plan } from "./plan.js";
 import { backoffMs, BACKOFF_CAP_MS } from "./restart.js";
 import { aNode, aService, aTask } from "../../test/harness/builders.js";
 import type { Service, Task } from "../model/objects.js";
+import { serviceStatus } from "../model/service-status.js";
 
 const T0 = 1_000_000;
 const plan = (service: Service | undefined, tasks: Task[], now = T0, nodes = [aNode()]): Plan =>
@@ -123,6 +124,24 @@ test("global: one task per eligible node; drained and constrained-out nodes get 
   assert.ok(p.create.every((t) => t.slot === 0));
   assert.equal(p.update[0]!.nodeId, b.id);
   assert.equal(p.update[0]!.desiredState, "shutdown");
+});
+
+// issue #7: the orchestrator counted a paused node as eligible, the scheduler refused it, and
+// `service create --mode global` waited forever.
+test("global: a paused node gets no new task but keeps the one it runs; status agrees", () => {
+  const svc = aService({ mode: "global" });
+  const active = aNode({ hostname: "active" });
+  const pausedEmpty = aNode({ hostname: "paused-empty", availability: "pause" });
+  const pausedRunning = aNode({ hostname: "paused-running", availability: "pause" });
+  const down = aNode({ hostname: "down", status: { state: "down", message: "", heartbeatAt: 0 } });
+  const kept = aTask(svc, { slot: 0, nodeId: pausedRunning.id });
+  const nodes = [active, pausedEmpty, pausedRunning, down];
+  const p = plan(svc, [kept], T0, nodes);
+  assert.deepEqual(p.create.map((t) => t.nodeId), [active.id], "only the active, ready node gets a new task");
+  assert.deepEqual(p.update, [], "the paused node's running task is left alone");
+  const onActive = aTask(svc, { slot: 0, nodeId: active.id });
+  const st = serviceStatus(svc, [kept, onActive], nodes);
+  assert.deepEqual(st, { running: 2, desired: 2, converged: true });
 });
 
 test("history: keeps the newest taskHistoryLimit ended tasks per slot", () => {

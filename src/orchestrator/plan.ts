@@ -3,7 +3,7 @@ import type { Node, RestartState, Service, Task } from "../model/objects.js";
 import { isTerminal } from "../model/task-state.js";
 import type { NewObject } from "../store/store.js";
 import { decideRestart } from "./restart.js";
-import { isNodeEligible } from "../model/eligibility.js";
+import { globalNodes } from "../model/eligibility.js";
 import { slotKey } from "../model/slots.js";
 
 /** Everything a plan looks at: one service (or its id when deleted), its tasks, the nodes. */
@@ -36,7 +36,7 @@ export function planService(s: ServiceSnapshot, now: number): Plan {
   if (!svc) return planRemoved(s.tasks);
 
   const slots = groupBySlot(s.tasks);
-  const wanted = wantedSlots(svc, s.nodes);
+  const wanted = wantedSlots(svc, s.nodes, s.tasks);
   const requeue = (ms: number): void => {
     plan.requeueAfterMs = Math.min(plan.requeueAfterMs ?? Infinity, Math.max(ms, 1));
   };
@@ -73,12 +73,12 @@ export function planService(s: ServiceSnapshot, now: number): Plan {
   return plan;
 }
 
-function wantedSlots(svc: Service, nodes: Node[]): Set<string> {
+function wantedSlots(svc: Service, nodes: Node[], tasks: Task[]): Set<string> {
   const out = new Set<string>();
   if (svc.spec.mode.kind === "replicated") {
     for (let i = 1; i <= svc.spec.mode.replicas; i++) out.add(String(i));
   } else {
-    for (const n of nodes) if (isNodeEligible(n, svc.spec.task)) out.add(`node:${n.id}`);
+    for (const n of globalNodes(nodes, svc.spec.task, tasks)) out.add(slotKey({ slot: 0, nodeId: n.id }));
   }
   return out;
 }

@@ -10,8 +10,12 @@ export interface NodeView {
   tasksByService: Map<string, number>;
 }
 
-/** Tasks that hold resources on their node: assigned and not ended. */
-const holdsResources = (t: Task): boolean => t.nodeId !== undefined && !isTerminal(t.status.state) && t.desiredState === "running";
+/**
+ * Tasks that hold resources on their node: assigned and not observed ended. A task told to stop
+ * keeps its reservation until it has stopped (it may run for its whole grace period), so a node
+ * is never over-committed while the old task winds down.
+ */
+const holdsResources = (t: Task): boolean => t.nodeId !== undefined && !isTerminal(t.status.state);
 
 export function buildNodeViews(nodes: Node[], tasks: Iterable<Task>): Map<string, NodeView> {
   const views = new Map<string, NodeView>();

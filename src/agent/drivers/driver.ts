@@ -6,18 +6,29 @@ export interface StartRequest {
   workdir?: string;
   /** Where stdout and stderr go, appended, straight from the task (not through Baton). */
   logPath: string;
+  /** Path prefix for the files the driver keeps beside the task record (exit status, pid). */
+  statePrefix: string;
 }
 
-/** Enough to find the task again after an agent restart: pid plus the process start time. */
+/**
+ * Enough to find the task again after an agent restart. Records written before the shim existed
+ * have no `groupId`: there the task itself leads its group.
+ */
 export interface TaskHandle {
+  /** The task's own pid (what `service ps` shows). */
   pid: number;
+  /** Leader of the task's session and process group (the shim): what signals and liveness use. */
+  groupId?: number;
+  /** Start time of the group leader, so a reused pid is never taken for the task. */
   startTime: string;
+  /** Where the shim writes the task's exit status. */
+  statePrefix?: string;
 }
 
 export interface ExitStatus {
   exitCode?: number;
   signal?: string;
-  /** Set when the exit status could not be observed (an adopted process). */
+  /** Set when the exit status could not be observed. */
   message?: string;
 }
 
@@ -36,6 +47,12 @@ export interface Driver {
   wait(handle: TaskHandle, onExit: (s: ExitStatus) => void): () => void;
   /** Sends a signal to the task's whole process group. */
   signal(handle: TaskHandle, signal: NodeJS.Signals): void;
-  /** True when the handle still names the same live process (pid reuse is detected). */
+  /** True when the handle still names the same live task (pid reuse is detected). */
   isAlive(handle: TaskHandle): boolean;
+  /** The exit status a task recorded when it ended, if it ended while nobody watched. */
+  recordedExit(handle: TaskHandle): ExitStatus | undefined;
+  /** Kills, by group, every process that carries one of these task ids (strays of a crash). Returns the pids. */
+  killStrays(taskIds: ReadonlySet<string>): number[];
+  /** Removes what the driver kept for an ended task. */
+  cleanup(handle: TaskHandle): void;
 }

@@ -2,6 +2,7 @@ import type { Command } from "commander";
 import type { Node, Service, Task } from "../../model/objects.js";
 import { taskName } from "../../model/objects.js";
 import { withClient } from "../context.js";
+import { StreamError } from "../client.js";
 
 interface WireEvent {
   revision: number;
@@ -35,15 +36,25 @@ export function registerEvents(program: Command): void {
     .option("--format <format>", "text or json (one event per line)")
     .action(async (opts: { since?: string; filter?: string; format?: string }, cmd: Command) =>
       withClient(cmd, async (c) => {
-        const q = new URLSearchParams();
-        if (opts.since) q.set("since", opts.since);
-        if (opts.filter) q.set("kind", opts.filter);
         const ac = new AbortController();
         process.once("SIGINT", () => ac.abort());
-        await c.events(`?${q.toString()}`, (data) => {
-          const e = data as WireEvent;
-          process.stdout.write((opts.format === "json" ? JSON.stringify(e) : describe(e)) + "\n");
-        }, ac.signal);
+        let since = opts.since;
+        for (;;) {
+          const q = new URLSearchParams();
+          if (since !== undefined) q.set("since", since);
+          if (opts.filter) q.set("kind", opts.filter);
+          try {
+            await c.events(`?${q.toString()}`, (data) => {
+              const e = data as WireEvent;
+              process.stdout.write((opts.format === "json" ? JSON.stringify(e) : describe(e)) + "\n");
+            }, ac.signal);
+            return;
+          } catch (err) {
+            // Fell behind (a slow terminal): pick up exactly where the server says, nothing lost.
+            if (!(err instanceof StreamError) || err.resumeFrom === undefined) throw err;
+            since = String(err.resumeFrom);
+          }
+        }
       }),
     );
 }

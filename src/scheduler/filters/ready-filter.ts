@@ -1,7 +1,8 @@
+import { isNodeReady } from "../../model/eligibility.js";
 import type { Filter } from "./filter.js";
 
 export const readyFilter: Filter = {
   name: "ready",
   appliesTo: () => true,
-  check: (_t, v) => (v.node.status.state === "ready" ? undefined : `not ready (${v.node.status.state})`),
+  check: (_t, v) => (isNodeReady(v.node) ? undefined : `not ready (${v.node.status.state})`),
 };

@@ -1,12 +1,15 @@
-// Driver conformance for the process driver: start, wait, stop with a signal, re-adopt, logs.
+// Driver conformance for the process driver: start, wait, stop with a signal, re-adopt, exit
+// status recorded while nobody watched, strays, logs. Waits on events and files, never sleeps.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ProcessDriver } from "./process-driver.js";
-import { StartError, type ExitStatus, type TaskHandle } from "../driver.js";
+import { StartError, type ExitStatus, type StartRequest, type TaskHandle } from "../driver.js";
 import { systemClock } from "../../../lib/clock.js";
+import { isLiveProcess } from "./proc-stat.js";
+import { waitFor } from "../../../../test/harness/baton.js";
 
 const dir = mkdtempSync(join(tmpdir(), "baton-driver-"));
 // The driver unrefs its children and timers (tasks must not keep Baton alive); the test must stay up.
@@ -16,54 +19,96 @@ test.after(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 const env = { PATH: process.env.PATH ?? "/usr/bin:/bin" };
+const req = (taskId: string, command: string[], extra: Partial<StartRequest> = {}): StartRequest => ({
+  taskId,
+  command,
+  env: { ...env, BATON_TASK_ID: taskId },
+  logPath: join(dir, `${taskId}.log`),
+  statePrefix: join(dir, taskId),
+  ...extra,
+});
 const exitOf = (d: ProcessDriver, h: TaskHandle): Promise<ExitStatus> => new Promise((r) => d.wait(h, r));
+/** Resolves once the task has written `text` to its log: it is up and past its set-up. */
+const logged = (taskId: string, text: string): Promise<unknown> =>
+  waitFor(() => existsSync(join(dir, `${taskId}.log`)) && readFileSync(join(dir, `${taskId}.log`), "utf8").includes(text), 5000, `${taskId} logging "${text}"`, 5);
 
-test("runs a command in its own process group, output straight to the log file, and reports the exit code", async () => {
+test("runs a command, output straight to the log file, and reports the exit code", async () => {
   const d = new ProcessDriver(systemClock);
-  const logPath = join(dir, "a.log");
-  const h = await d.start({ taskId: "a", command: ["sh", "-c", "echo out; echo err >&2; exit 3"], env, logPath });
+  const h = await d.start(req("a", ["sh", "-c", "echo out; echo err >&2; exit 3"]));
   assert.ok(h.pid > 0 && h.startTime !== "");
   assert.deepEqual(await exitOf(d, h), { exitCode: 3 });
-  assert.equal(readFileSync(logPath, "utf8"), "out\nerr\n");
+  assert.equal(readFileSync(join(dir, "a.log"), "utf8"), "out\nerr\n");
   assert.equal(d.isAlive(h), false);
 });
 
-test("the task leads its own session, apart from Baton's", async () => {
+test("the task's own pid is reported; it runs in a session and process group apart from Baton's", async () => {
   const d = new ProcessDriver(systemClock);
-  const h = await d.start({ taskId: "s", command: ["sleep", "5"], env, logPath: join(dir, "s.log") });
+  const h = await d.start(req("s", ["sh", "-c", "echo $$; exec sleep 5"]));
+  await logged("s", "\n");
+  assert.equal(Number(readFileSync(join(dir, "s.log"), "utf8").trim()), h.pid, "the pid the task sees is the one reported");
   const fields = readFileSync(`/proc/${h.pid}/stat`, "utf8").split(") ")[1]!.split(" ");
-  assert.equal(Number(fields[2]), h.pid, "process group id is its own pid");
-  assert.equal(Number(fields[3]), h.pid, "session id is its own pid");
-  d.signal(h, "SIGKILL");
-  assert.deepEqual(await exitOf(d, h), { signal: "SIGKILL" });
+  assert.equal(Number(fields[2]), h.groupId, "in the group the driver signals");
+  assert.equal(Number(fields[3]), h.groupId, "in a session of its own");
+  const ownSession = Number(readFileSync(`/proc/${process.pid}/stat`, "utf8").split(") ")[1]!.split(" ")[3]);
+  assert.notEqual(Number(fields[3]), ownSession, "not Baton's session");
+  const exited = exitOf(d, h);
+  process.kill(h.pid, "SIGKILL");
+  assert.deepEqual(await exited, { signal: "SIGKILL" }, "a kill -9 of the task is reported as such");
 });
 
-test("a signal reaches the whole process group", async () => {
+test("a signal reaches the whole process group, and the task's handler runs", async () => {
   const d = new ProcessDriver(systemClock);
-  const logPath = join(dir, "g.log");
-  const h = await d.start({ taskId: "g", command: ["sh", "-c", "sleep 30 & echo $!; wait"], env, logPath });
-  const deadline = Date.now() + 5000;
-  while (!readFileSync(logPath, "utf8").trim() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
-  const child = Number(readFileSync(logPath, "utf8").trim());
+  const h = await d.start(req("g", ["sh", "-c", "trap 'echo bye; exit 7' TERM; sleep 30 & echo child $!; wait"]));
+  await logged("g", "child ");
+  const child = Number(/child (\d+)/.exec(readFileSync(join(dir, "g.log"), "utf8"))![1]);
+  const exited = exitOf(d, h);
   d.signal(h, "SIGTERM");
-  await exitOf(d, h);
-  await new Promise((r) => setTimeout(r, 50));
-  assert.equal(d.isAlive({ pid: child, startTime: "" }), false, "the background child went too");
+  assert.deepEqual(await exited, { exitCode: 7 });
+  assert.match(readFileSync(join(dir, "g.log"), "utf8"), /bye/);
+  await waitFor(() => !isLiveProcess(child), 2000, "the background child gone too");
 });
 
-test("an executable that does not exist is a StartError (the task is rejected)", async () => {
+test("a missing executable or working directory is a StartError (the task is rejected)", async () => {
   const d = new ProcessDriver(systemClock);
-  await assert.rejects(d.start({ taskId: "x", command: ["/nonexistent/bin"], env, logPath: join(dir, "x.log") }), (e: unknown) => e instanceof StartError && /executable not found/.test((e as Error).message));
+  await assert.rejects(d.start(req("x", ["/nonexistent/bin"])), (e: unknown) => e instanceof StartError && /executable not found: \/nonexistent\/bin/.test((e as Error).message));
+  await assert.rejects(d.start(req("y", ["no-such-command-here"])), (e: unknown) => e instanceof StartError && /executable not found: no-such-command-here/.test((e as Error).message));
+  await assert.rejects(d.start(req("z", ["true"], { workdir: join(dir, "missing") })), (e: unknown) => e instanceof StartError && /working directory not found/.test((e as Error).message));
 });
 
 test("another driver instance (an agent restart) re-adopts by pid + start time and sees the exit", async () => {
   const first = new ProcessDriver(systemClock);
-  const h = await first.start({ taskId: "r", command: ["sleep", "30"], env, logPath: join(dir, "r.log") });
+  const h = await first.start(req("r", ["sleep", "30"]));
   const second = new ProcessDriver(systemClock);
   assert.equal(second.isAlive(h), true);
-  assert.equal(second.isAlive({ pid: h.pid, startTime: "1" }), false, "a reused pid with another start time is not the task");
+  assert.equal(second.isAlive({ ...h, startTime: "1" }), false, "a reused pid with another start time is not the task");
   const exited = exitOf(second, h);
   process.kill(h.pid, "SIGKILL");
-  const s = await exited;
-  assert.match(s.message!, /exit status unknown/);
+  assert.deepEqual(await exited, { signal: "SIGKILL" }, "the shim recorded how it ended");
+});
+
+// issue #7: a task that exited while Baton was down always counted as failed.
+test("the exit status of a task that ends while nobody watches is recorded and read back", async () => {
+  const first = new ProcessDriver(systemClock);
+  const h = await first.start(req("q", ["sh", "-c", "read x < /dev/null; sleep 0.2; exit 0"]));
+  // The "agent" is gone: nobody waits. A second instance finds the task ended, with its status.
+  await waitFor(() => !first.isAlive(h), 5000, "task ended");
+  const second = new ProcessDriver(systemClock);
+  assert.deepEqual(second.recordedExit(h), { exitCode: 0 });
+  assert.deepEqual(await exitOf(second, h), { exitCode: 0 });
+  second.cleanup(h);
+  assert.equal(second.recordedExit(h), undefined);
+});
+
+// issue #7: a crash between spawn and the task record leaked the process.
+test("strays are found by their BATON_TASK_ID and killed with their group", async () => {
+  const d = new ProcessDriver(systemClock);
+  const h = await d.start(req("stray-1", ["sh", "-c", "sleep 30 & echo child $!; wait"]));
+  await logged("stray-1", "child ");
+  const child = Number(/child (\d+)/.exec(readFileSync(join(dir, "stray-1.log"), "utf8"))![1]);
+  const other = await d.start(req("other-1", ["sleep", "30"]));
+  const killed = new ProcessDriver(systemClock).killStrays(new Set(["stray-1"]));
+  assert.ok(killed.includes(h.pid) && killed.includes(child), `killed ${killed} includes the task and its child`);
+  await waitFor(() => !isLiveProcess(h.pid) && !isLiveProcess(child), 2000, "stray and its child gone");
+  assert.equal(d.isAlive(other), true, "a task with another id is untouched");
+  d.signal(other, "SIGKILL");
 });

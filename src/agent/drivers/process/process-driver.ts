@@ -1,17 +1,27 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { closeSync, openSync } from "node:fs";
+import { accessSync, closeSync, constants, existsSync, openSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { delimiter, isAbsolute, join, resolve } from "node:path";
 import type { Clock } from "../../../lib/clock.js";
 import type { Driver, ExitStatus, StartRequest, TaskHandle } from "../driver.js";
 import { StartError } from "../driver.js";
 import { isLiveProcess, readProcStat } from "./proc-stat.js";
+import { decodeShellStatus, SHIM_SCRIPT } from "./shim.js";
 
 /** How often an adopted (not our child) process is checked for exit. */
 const ADOPTED_POLL_MS = 250;
+/** The shim writes the task's pid within a few ms of the spawn; this bounds a wedged start. */
+const PID_WAIT_MS = 5000;
+const PID_POLL_MS = 2;
+
+const exitPathOf = (prefix: string): string => `${prefix}.exit`;
+const pidPathOf = (prefix: string): string => `${prefix}.pid`;
+const groupOf = (h: TaskHandle): number => h.groupId ?? h.pid;
 
 /**
  * Runs a command on the host in its own session and process group (setsid: a Ctrl-C in Baton's
- * terminal never reaches it), with stdout/stderr appended straight to the task's log file so
- * the task outlives Baton.
+ * terminal never reaches it) under a one-`sh` shim that records its exit status (shim.ts), with
+ * stdout/stderr appended straight to the task's log file, so the task outlives Baton and its
+ * end is known even if Baton was down when it came.
  */
 export class ProcessDriver implements Driver {
   readonly name = "process";
@@ -20,49 +30,47 @@ export class ProcessDriver implements Driver {
 
   constructor(private readonly clock: Clock) {}
 
-  start(req: StartRequest): Promise<TaskHandle> {
+  async start(req: StartRequest): Promise<TaskHandle> {
+    const cwd = req.workdir ?? process.cwd();
+    checkStartable(req.command[0]!, req.env.PATH ?? "", cwd);
+    const exitPath = exitPathOf(req.statePrefix);
+    const pidPath = pidPathOf(req.statePrefix);
+    rmSync(exitPath, { force: true });
+    rmSync(pidPath, { force: true });
     const fd = openSync(req.logPath, "a");
+    let child: ChildProcess;
     try {
-      const child = spawn(req.command[0]!, req.command.slice(1), {
-        cwd: req.workdir,
-        env: req.env,
-        detached: true,
-        stdio: ["ignore", fd, fd],
-      });
-      return new Promise<TaskHandle>((resolve, reject) => {
-        child.once("error", (err: NodeJS.ErrnoException) => {
-          reject(new StartError(err.code === "ENOENT" ? `executable not found: ${req.command[0]} (cwd ${req.workdir ?? process.cwd()})` : `cannot start: ${err.message}`));
-        });
-        child.once("spawn", () => {
-          const pid = child.pid!;
-          child.unref();
-          this.children.set(pid, child);
-          child.once("exit", (code, signal) => {
-            this.exits.set(pid, code !== null ? { exitCode: code } : { signal: signal ?? "unknown" });
-          });
-          const stat = readProcStat(pid);
-          resolve({ pid, startTime: stat?.startTime ?? "" });
-        });
-      });
+      child = spawn("/bin/sh", ["-c", SHIM_SCRIPT, "baton-shim", exitPath, pidPath, ...req.command], { cwd, env: req.env, detached: true, stdio: ["ignore", fd, fd] });
     } finally {
       closeSync(fd);
     }
+    const groupId = await new Promise<number>((resolvePid, reject) => {
+      child.once("error", (err: NodeJS.ErrnoException) => reject(new StartError(`cannot start: ${err.message}`)));
+      child.once("spawn", () => resolvePid(child.pid!));
+    });
+    child.unref();
+    this.children.set(groupId, child);
+    child.once("exit", (code, signal) => this.exits.set(groupId, code !== null ? { exitCode: code } : { signal: signal ?? "unknown" }));
+    const startTime = readProcStat(groupId)?.startTime ?? "";
+    const pid = await this.waitForTaskPid(pidPath, groupId);
+    return { pid, groupId, startTime, statePrefix: req.statePrefix };
   }
 
   wait(handle: TaskHandle, onExit: (s: ExitStatus) => void): () => void {
+    const group = groupOf(handle);
     let done = false;
-    const finish = (s: ExitStatus): void => {
+    const finish = (shimStatus: ExitStatus): void => {
       if (done) return;
       done = true;
-      this.children.delete(handle.pid);
-      this.exits.delete(handle.pid);
-      // The main process is gone; whatever it left in its group goes too.
+      this.children.delete(group);
+      this.exits.delete(group);
+      // The task is gone; whatever it left in its group goes too.
       this.signal(handle, "SIGKILL");
-      onExit(s);
+      onExit(this.recordedExit(handle) ?? shimStatus);
     };
-    const child = this.children.get(handle.pid);
+    const child = this.children.get(group);
     if (child) {
-      const known = this.exits.get(handle.pid);
+      const known = this.exits.get(group);
       if (known) {
         queueMicrotask(() => finish(known));
         return () => void (done = true);
@@ -75,11 +83,11 @@ export class ProcessDriver implements Driver {
         child.off("exit", onChildExit);
       };
     }
-    // Adopted after an agent restart: not our child, so poll /proc.
+    // Adopted after an agent restart: not our child, so poll /proc; the shim's file has the status.
     let cancel = (): void => undefined;
     const poll = (): void => {
       if (done) return;
-      if (!this.isAlive(handle)) finish({ message: "process exited; exit status unknown (adopted after an agent restart)" });
+      if (!this.isAlive(handle)) finish({ message: "process exited; exit status unknown (it ended while the agent was down and left no record)" });
       else cancel = this.clock.setTimer(ADOPTED_POLL_MS, poll);
     };
     poll();
@@ -91,11 +99,11 @@ export class ProcessDriver implements Driver {
 
   signal(handle: TaskHandle, signal: NodeJS.Signals): void {
     try {
-      process.kill(-handle.pid, signal);
+      process.kill(-groupOf(handle), signal);
     } catch {
-      // Group already gone; try the pid alone in case it left its group.
+      // Group already gone; try the task alone in case it left its group.
       try {
-        if (this.isAlive(handle)) process.kill(handle.pid, signal);
+        if (isLiveProcess(handle.pid)) process.kill(handle.pid, signal);
       } catch {
         /* gone */
       }
@@ -103,6 +111,83 @@ export class ProcessDriver implements Driver {
   }
 
   isAlive(handle: TaskHandle): boolean {
-    return isLiveProcess(handle.pid, handle.startTime);
+    return isLiveProcess(groupOf(handle), handle.startTime);
   }
+
+  recordedExit(handle: TaskHandle): ExitStatus | undefined {
+    if (!handle.statePrefix) return undefined;
+    try {
+      const text = readFileSync(exitPathOf(handle.statePrefix), "utf8").trim();
+      return /^\d+$/.test(text) ? decodeShellStatus(Number(text)) : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  killStrays(taskIds: ReadonlySet<string>): number[] {
+    const killed: number[] = [];
+    if (taskIds.size === 0) return killed;
+    for (const entry of readdirSync("/proc")) {
+      if (!/^\d+$/.test(entry)) continue;
+      const pid = Number(entry);
+      if (pid === process.pid) continue;
+      let env: string;
+      try {
+        env = readFileSync(`/proc/${pid}/environ`, "latin1");
+      } catch {
+        continue;
+      }
+      const m = /(?:^|\0)BATON_TASK_ID=([^\0]*)/.exec(env);
+      if (!m || !taskIds.has(m[1]!)) continue;
+      for (const target of [-pid, pid]) {
+        try {
+          process.kill(target, "SIGKILL");
+        } catch {
+          /* not a group leader, or gone */
+        }
+      }
+      killed.push(pid);
+    }
+    return killed;
+  }
+
+  cleanup(handle: TaskHandle): void {
+    if (!handle.statePrefix) return;
+    rmSync(exitPathOf(handle.statePrefix), { force: true });
+    rmSync(pidPathOf(handle.statePrefix), { force: true });
+  }
+
+  /** The inner sh writes its pid, then execs the task: that pid is the task's. */
+  private async waitForTaskPid(pidPath: string, groupId: number): Promise<number> {
+    const deadline = this.clock.now() + PID_WAIT_MS;
+    for (;;) {
+      try {
+        const text = readFileSync(pidPath, "utf8");
+        if (text.endsWith("\n")) return Number(text);
+      } catch {
+        /* not yet */
+      }
+      // The shim ended before the task got going (exec failed, or it was killed).
+      if (this.exits.has(groupId) || this.clock.now() > deadline) return groupId;
+      await new Promise((r) => setTimeout(r, PID_POLL_MS));
+    }
+  }
+}
+
+/**
+ * What spawn would have said had the task been spawned directly: a missing working directory or
+ * executable rejects the task (StartError) instead of starting a shim that fails at once.
+ */
+function checkStartable(command: string, pathEnv: string, cwd: string): void {
+  if (!existsSync(cwd) || !statSync(cwd).isDirectory()) throw new StartError(`working directory not found: ${cwd}`);
+  const candidates = command.includes("/") ? [isAbsolute(command) ? command : resolve(cwd, command)] : pathEnv.split(delimiter).filter(Boolean).map((d) => join(resolve(cwd, d), command));
+  for (const c of candidates) {
+    try {
+      accessSync(c, constants.X_OK);
+      if (statSync(c).isFile()) return;
+    } catch {
+      /* next */
+    }
+  }
+  throw new StartError(`executable not found: ${command} (cwd ${cwd})`);
 }
