@@ -41,12 +41,12 @@ export const eventsRoutes: FastifyPluginAsync<{ deps: ApiDeps }> = async (app, {
         (!kinds || kinds.has(e.kind)) &&
         (!service || (e.kind === "services" ? e.object.id === service : e.kind === "tasks" && (e.object as Task).serviceId === service));
       const from = since !== undefined ? Number(since) : deps.store.revision();
-      let out: StreamWriter | undefined;
+      const out = new StreamWriter(reply.raw);
       let delivered = from;
       // Throws COMPACTED (410) before anything is sent, so the client relists. Events are
       // delivered asynchronously, so the head below is always written first.
       const watch = deps.store.watch(from, (events) => {
-        if (!out || out.isOverflowed) return;
+        if (out.isOverflowed) return;
         let text = "";
         for (const e of events) if (matches(e)) text += `id: ${e.revision}\nevent: ${e.kind}\ndata: ${JSON.stringify(toWire(e))}\n\n`;
         if (text && !out.write(text)) return slowReader();
@@ -58,15 +58,14 @@ export const eventsRoutes: FastifyPluginAsync<{ deps: ApiDeps }> = async (app, {
         watch.cancel();
         clearInterval(keepalive);
         const err = { code: "SLOW_CONSUMER", message: `the reader fell behind by more than ${MAX_BUFFERED_BYTES} bytes; resume from revision ${delivered}`, fields: [], resumeFrom: delivered };
-        out!.endAfterDrain(`event: error\ndata: ${JSON.stringify(err)}\n\n`);
+        out.endAfterDrain(`event: error\ndata: ${JSON.stringify(err)}\n\n`);
         deps.log.warn({ resumeFrom: delivered }, "events stream ended: slow reader");
       };
       reply.hijack();
       const res = reply.raw;
-      out = new StreamWriter(res);
       res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache", connection: "keep-alive", "x-baton-revision": String(deps.store.revision()) });
       res.write(`: revision ${deps.store.revision()}\n\n`);
-      const keepalive = setInterval(() => out!.write(": keepalive\n\n"), KEEPALIVE_MS);
+      const keepalive = setInterval(() => out.write(": keepalive\n\n"), KEEPALIVE_MS);
       const close = (): void => {
         clearInterval(keepalive);
         watch.cancel();

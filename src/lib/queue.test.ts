@@ -181,7 +181,6 @@ type FailureCounter = { failureCount?: (key: string) => number };
 
 test(
   "the failure counter of a key is dropped once it succeeds and after stop",
-  { todo: "issue: KeyedQueue.failures is never pruned; needs a `failureCount(key): number` accessor (or `size` of the failures map) to observe it" },
   async () => {
     let fail = true;
     const g = gate();

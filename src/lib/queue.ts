@@ -58,9 +58,9 @@ export class KeyedQueue {
     this.failures.clear();
   }
 
-  /** Keys whose last run failed and that wait for their retry (bounded by the keys in use). */
-  failingKeys(): number {
-    return this.failures.size;
+  /** Consecutive failures of a key (0 once it succeeded, or after stop). */
+  failureCount(key: string): number {
+    return this.failures.get(key) ?? 0;
   }
 
   private kick(): void {
@@ -93,6 +93,8 @@ export class KeyedQueue {
       await this.handler(key);
       this.failures.delete(key);
     } catch (err) {
+      // A queue that is stopping retries nothing and keeps no counter behind.
+      if (this.stopped) return;
       const n = (this.failures.get(key) ?? 0) + 1;
       this.failures.set(key, n);
       const delay = Math.min(10 * 2 ** n, this.deps.maxBackoffMs ?? 5000);

@@ -46,20 +46,24 @@ export class Orchestrator {
   }
 
   private onEvents(events: StoreEvent[]): void {
-    let nodesChanged = false;
+    const changedNodes = new Set<string>();
     for (const e of events) {
       if (e.kind === "services") this.queue.add(e.object.id);
       else if (e.kind === "tasks") {
         // Only an ended or deleted task can change a plan; accepted → running cannot.
         const t = e.object as Task;
         if (e.op === "delete" || isTerminal(t.status.state)) this.queue.add(t.serviceId);
-      } else nodesChanged = true;
+      } else changedNodes.add(e.object.id);
     }
-    if (nodesChanged) {
-      // Global services follow the node set; replicated ones only care through their tasks.
-      const ids = this.deps.store.view((tx) => tx.list("services").filter((s) => s.spec.mode.kind === "global").map((s) => s.id));
-      for (const id of ids) this.queue.add(id);
-    }
+    if (changedNodes.size === 0) return;
+    // Global services follow the node set; replicated ones care about the tasks on a changed
+    // node (drain moves them away).
+    const ids = this.deps.store.view((tx) => {
+      const out = new Set(tx.list("services").filter((s) => s.spec.mode.kind === "global").map((s) => s.id));
+      for (const n of changedNodes) for (const t of tx.tasksOfNode(n)) out.add(t.serviceId);
+      return out;
+    });
+    for (const id of ids) this.queue.add(id);
   }
 
   async sync(serviceId: string): Promise<void> {
@@ -70,7 +74,7 @@ export class Orchestrator {
         serviceId,
         service,
         tasks: tx.tasksOfService(serviceId),
-        nodes: service?.spec.mode.kind === "global" ? tx.list("nodes") : [],
+        nodes: tx.list("nodes"),
       };
     });
     const plan = planService(snap, clock.now());

@@ -36,6 +36,7 @@ export function planService(s: ServiceSnapshot, now: number): Plan {
   if (!svc) return planRemoved(s.tasks);
 
   const slots = groupBySlot(s.tasks);
+  const drained = new Set(s.nodes.filter((n) => n.availability === "drain").map((n) => n.id));
   const wanted = wantedSlots(svc, s.nodes, s.tasks);
   const requeue = (ms: number): void => {
     plan.requeueAfterMs = Math.min(plan.requeueAfterMs ?? Infinity, Math.max(ms, 1));
@@ -54,6 +55,13 @@ export function planService(s: ServiceSnapshot, now: number): Plan {
     wanted.delete(key);
     if (!head) {
       plan.create.push(newTask(svc, key, now, freshRestart()));
+      continue;
+    }
+    // Drain moves a replicated task off its node: a replacement is placed elsewhere (by the
+    // scheduler) as the drained one is stopped; it is Baton's doing, not a restart.
+    if (head.slot > 0 && head.nodeId && !isTerminal(head.status.state) && drained.has(head.nodeId)) {
+      plan.update.push(shutdownTask(head, now));
+      plan.create.push(newTask(svc, key, now, { ...head.restart, streak: 0 }));
       continue;
     }
     if (!isTerminal(head.status.state) || head.restartBlocked) continue;

@@ -165,7 +165,6 @@ test("an unplaced task is unplaceable: every candidate node fails some filter", 
 // holds its reservation, until its agent reports it ended (stop grace period up to 10 s).
 test(
   "a task being stopped still holds its reservation on its node",
-  { todo: "bug: scheduler/view.ts holdsResources requires desiredState === \"running\", so a stopping task's reservation is given away before it stops" },
   () => {
     const old = aService({ name: "old", reserveCpus: 1 });
     const svc = aService({ name: "new", reserveCpus: 1 });

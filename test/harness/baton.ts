@@ -77,8 +77,8 @@ export class BatonProcess {
     if (existsSync(records)) {
       for (const f of await import("node:fs").then((fs) => fs.readdirSync(records))) {
         try {
-          const r = JSON.parse(readFileSync(join(records, f), "utf8")) as { handle: { pid: number } };
-          process.kill(-r.handle.pid, "SIGKILL");
+          const r = JSON.parse(readFileSync(join(records, f), "utf8")) as { handle?: { pid: number; groupId?: number } };
+          if (r.handle) process.kill(-(r.handle.groupId ?? r.handle.pid), "SIGKILL");
         } catch {
           /* gone */
         }

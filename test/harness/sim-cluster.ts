@@ -170,9 +170,12 @@ export class FakeAgent {
     };
   }
 
+  /** Report sequence numbers: increasing, like a real agent's. */
+  private seq = 0;
+
   private report(taskId: string, state: TaskState, extra: { message: string; exitCode?: number }): Promise<void> {
     if (!this.alive) return Promise.resolve();
-    return this.session.reportStatus([{ taskId, state, timestamp: this.clock.now(), ...extra }]);
+    return this.session.reportStatus([{ taskId, state, timestamp: this.clock.now(), seq: (this.seq = Math.max(this.seq + 1, this.clock.now() * 1000)), ...extra }]);
   }
 }
 

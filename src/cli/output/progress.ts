@@ -10,6 +10,15 @@ const BAR = 50;
 const MAX_SLOT_LINES = 10;
 
 /**
+ * The terminal bytes that replace a drawing of `drawn` lines with `lines`: back up, redraw each
+ * line, and clear what is left below when the new drawing is shorter (the slot list shrinks when a
+ * scale down lands while we watch).
+ */
+export function redraw(drawn: number, lines: string[]): string {
+  return (drawn ? `\x1b[${drawn}A` : "") + lines.map((l) => `\x1b[2K${l}\n`).join("") + (drawn > lines.length ? "\x1b[J" : "");
+}
+
+/**
  * Shows per-slot progress until the service has converged (every slot one running — and
  * healthy — task of the current spec), like `docker service create`. Follows the events stream,
  * so it reacts as soon as the store changes. Fails when a slot will not be restarted.
@@ -42,7 +51,7 @@ export async function waitConverged(c: ApiClient, serviceId: string): Promise<vo
           lines.push(`${`${label}: ${t.status.state}${health}`.padEnd(24)} ${bar}`);
         }
       }
-      process.stdout.write((drawn ? `\x1b[${drawn}A` : "") + lines.map((l) => `\x1b[2K${l}\n`).join(""));
+      process.stdout.write(redraw(drawn, lines));
       drawn = lines.length;
     } else if (overall !== lastOverall) {
       process.stdout.write(overall + "\n");

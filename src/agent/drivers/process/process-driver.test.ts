@@ -107,7 +107,8 @@ test("strays are found by their BATON_TASK_ID and killed with their group", asyn
   const child = Number(/child (\d+)/.exec(readFileSync(join(dir, "stray-1.log"), "utf8"))![1]);
   const other = await d.start(req("other-1", ["sleep", "30"]));
   const killed = new ProcessDriver(systemClock).killStrays(new Set(["stray-1"]));
-  assert.ok(killed.includes(h.pid) && killed.includes(child), `killed ${killed} includes the task and its child`);
+  // The group kill of the first match may take the others before the scan reaches them.
+  assert.ok(killed.includes(h.groupId!) || killed.includes(h.pid), `killed ${killed} includes the task's group`);
   await waitFor(() => !isLiveProcess(h.pid) && !isLiveProcess(child), 2000, "stray and its child gone");
   assert.equal(d.isAlive(other), true, "a task with another id is untouched");
   d.signal(other, "SIGKILL");
