@@ -13,6 +13,9 @@ import { lockDataDir } from "./lib/data-dir-lock.js";
 import { newId } from "./lib/ids.js";
 import { createLogger, type Logger } from "./lib/log.js";
 import { Manager } from "./manager/manager.js";
+import { Mesh } from "./mesh/mesh.js";
+import { MeshSync } from "./mesh/mesh-sync.js";
+import { startDnsResponder, type DnsResponder } from "./mesh/dns.js";
 import { resolveServiceSpec } from "./input/resolve.js";
 import { openSqliteStore } from "./store/sqlite/sqlite-store.js";
 import type { Store } from "./store/store.js";
@@ -23,6 +26,8 @@ export interface UpOptions {
   demo?: boolean;
   logLevel?: string;
   pretty?: boolean;
+  /** host:port of the DNS responder for service names. @default 127.77.0.1:53 */
+  dnsAddress?: string;
   clock?: Clock;
 }
 
@@ -50,7 +55,21 @@ export async function startUp(opts: UpOptions): Promise<RunningBaton> {
   const store = openSqliteStore(join(dataDir, "store.db"), { clock });
   const manager = new Manager({ store, clock, log });
   manager.start();
-  const agent = new Agent({ session: manager.dispatcher.localSession(), driver: new ProcessDriver(clock), clock, log: log.child({ component: "agent" }), dataDir: join(dataDir, "agent") });
+  const session = manager.dispatcher.localSession();
+  // The mesh: service addresses, published ports, and draining before every stop.
+  const mesh = new Mesh({ clock, log });
+  const meshSync = new MeshSync({ session, mesh, log: log.child({ component: "mesh" }) });
+  const dns = await startDns(meshSync, opts.dnsAddress ?? DEFAULT_DNS_ADDRESS, log);
+  const agent = new Agent({
+    session,
+    driver: new ProcessDriver(clock),
+    clock,
+    log: log.child({ component: "agent" }),
+    dataDir: join(dataDir, "agent"),
+    beforeStop: (taskId, graceMs) => meshSync.drain(taskId, graceMs),
+    discoveryEnv: () => ({ ...meshSync.discoveryEnv(), ...(dns ? { BATON_DNS: dns.address } : {}) }),
+  });
+  meshSync.start();
   await agent.start();
 
   let resolveDone!: () => void;
@@ -64,11 +83,14 @@ export async function startUp(opts: UpOptions): Promise<RunningBaton> {
       const n = stopTasks ? await agent.stopAll() : agent.runningTaskIds().length;
       agent.detach();
       manager.stop();
+      meshSync.stop();
       return n;
     })());
   const exit = (): Promise<void> =>
     (exiting ??= (async () => {
       await app.close();
+      await mesh.close();
+      await dns?.responder.close();
       store.close();
       rmSync(join(dataDir, "baton.pid"), { force: true });
       lock.release();
@@ -81,7 +103,7 @@ export async function startUp(opts: UpOptions): Promise<RunningBaton> {
     log,
     logs: localLogSource(agent.logs, clock),
     system: {
-      info: () => ({ version: BATON_VERSION, nodeId: agent.nodeId, hostname: hostname(), dataDir, store: "sqlite", pid: process.pid }),
+      info: () => ({ version: BATON_VERSION, nodeId: agent.nodeId, hostname: hostname(), dataDir, store: "sqlite", pid: process.pid, ...(dns ? { dns: dns.address } : {}) }),
       shutdown: async ({ stopTasks }) => ({ stoppedTasks: await stopWork(stopTasks) }),
       exit,
     },
@@ -105,6 +127,22 @@ export async function startUp(opts: UpOptions): Promise<RunningBaton> {
     return n;
   };
   return { socketPath, store, detach, done };
+}
+
+/** 127.77.0.1 is the mesh's own address in the service address range (model/service-address.ts). */
+const DEFAULT_DNS_ADDRESS = "127.77.0.1:53";
+
+/** The DNS responder for service names; Baton runs on without it (a port taken, no root). */
+async function startDns(sync: MeshSync, address: string, log: Logger): Promise<{ responder: DnsResponder; address: string } | undefined> {
+  const i = address.lastIndexOf(":");
+  const host = address.slice(0, i);
+  try {
+    const responder = await startDnsResponder({ host, port: Number(address.slice(i + 1)), resolve: (name) => sync.resolve(name), log });
+    return { responder, address: `${host}:${responder.port}` };
+  } catch (err) {
+    log.warn({ err, address }, "DNS responder for service names not started; service addresses still work by env var");
+    return undefined;
+  }
 }
 
 async function ensureDemo(store: Store, log: Logger): Promise<void> {

@@ -34,6 +34,7 @@ function fakeSession() {
         if (!s.up) throw new Error("manager unreachable");
         sent.push(u);
       },
+      endpoints: () => () => undefined,
       close: () => undefined,
     } satisfies AgentSession,
   };

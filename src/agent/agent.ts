@@ -32,6 +32,7 @@ export interface AgentDeps {
   dataDir: string;
   role?: "manager" | "worker";
   beforeStop?: ExecutorDeps["beforeStop"];
+  discoveryEnv?: ExecutorDeps["discoveryEnv"];
 }
 
 type Report = Omit<TaskStatusUpdate, "timestamp">;
@@ -74,6 +75,7 @@ export class Agent {
       nodeName: hostname(),
       report: (u) => this.enqueue(u),
       ...(deps.beforeStop ? { beforeStop: deps.beforeStop } : {}),
+      ...(deps.discoveryEnv ? { discoveryEnv: deps.discoveryEnv } : {}),
     };
   }
 

@@ -64,6 +64,7 @@ test("a stop that arrives while the start is in flight is honoured when the star
     const a = assignment();
     const r = new TaskRunner(a, deps);
     void r.run();
+    await settle();
     await clock.advance(100);
     assert.equal(r.phaseName, "starting");
     let done = false;
@@ -121,6 +122,7 @@ test("the store asking for shutdown during the start (scale down, rm) stops it t
     const a = assignment();
     const r = new TaskRunner(a, deps);
     void r.run();
+    await settle();
     await clock.advance(200);
     r.update({ ...a, desiredState: "remove" });
     await clock.advance(300);
@@ -139,6 +141,7 @@ test("the record is durable before the spawn, and carries the handle once runnin
     const a = assignment();
     const r = new TaskRunner(a, deps);
     void r.run();
+    await settle();
     await clock.advance(50);
     const during = records.loadAll();
     assert.equal(during.length, 1);

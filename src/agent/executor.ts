@@ -5,7 +5,7 @@ import { canTransition, isTerminal, type TaskState } from "../model/task-state.j
 import { describeExit, StartError, type Driver, type ExitStatus, type TaskHandle } from "./drivers/driver.js";
 import type { LogFiles } from "./logs/log-files.js";
 import type { PortAllocator } from "./ports.js";
-import { HealthMonitor } from "./probes/health-monitor.js";
+import { TaskProbes } from "./probes/task-probes.js";
 import type { TaskRecord, TaskRecords } from "./task-records.js";
 
 export interface ExecutorDeps {
@@ -17,6 +17,8 @@ export interface ExecutorDeps {
   records: TaskRecords;
   nodeName: string;
   report(u: Omit<TaskStatusUpdate, "timestamp" | "seq">): void;
+  /** Service discovery variables for a starting task: <NAME>_SERVICE_HOST/_PORT of every service with an address. */
+  discoveryEnv?(): Record<string, string>;
   /**
    * Runs between the decision to stop a running task and its stop signal (the mesh takes the
    * task out of every pool and lets in-flight requests finish). Bounded by the grace period.
@@ -45,11 +47,15 @@ type Phase =
 /** Variables every task sees besides its own env: enough to find its tools and home. */
 const INHERITED_ENV = ["PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LC_ALL", "TZ", "TMPDIR", "TERM"];
 
-/** The environment a task runs with (and its exec health checks): a few host variables, its own, Baton's. */
-function taskEnv(a: Assignment, port: number | undefined, nodeName: string): Record<string, string> {
+/**
+ * The environment a task runs with (and its exec probes): a few host variables, service
+ * discovery, its own, Baton's. $PORT is its first service port; $PORT_<target> each one.
+ */
+function taskEnv(a: Assignment, port: number | undefined, ports: Record<string, number>, nodeName: string, discovery: Record<string, string> = {}): Record<string, string> {
   const env: Record<string, string> = {};
   for (const k of INHERITED_ENV) if (process.env[k] !== undefined) env[k] = process.env[k]!;
-  return Object.assign(env, a.spec.env, {
+  const perTarget = Object.fromEntries(Object.entries(ports).map(([t, p]) => [`PORT_${t}`, String(p)]));
+  return Object.assign(env, discovery, a.spec.env, perTarget, {
     ...(port !== undefined ? { PORT: String(port) } : {}),
     BATON_TASK_ID: a.taskId,
     BATON_TASK_SLOT: String(a.slot),
@@ -66,10 +72,14 @@ export class TaskRunner {
   private phase: Phase = { name: "waiting" };
   private observed: TaskState;
   private port: number | undefined;
+  /** Service port target → the port the task listens on here. */
+  private ports: Record<string, number> = {};
+  private ready = false;
   private cancelWait: () => void = () => undefined;
   private cancelKill: () => void = () => undefined;
-  private monitor: HealthMonitor | undefined;
-  private unhealthyOutput = "";
+  private monitor: TaskProbes | undefined;
+  /** Why a probe failed (liveness, startup, health): the task's error. */
+  private failure = "";
   private readonly exited: Promise<void>;
   private resolveExited!: () => void;
 
@@ -117,16 +127,17 @@ export class TaskRunner {
     try {
       this.transition("accepted", "accepted");
       this.transition("preparing", "preparing");
-      this.port = a.port ?? (await deps.ports.allocate());
+      await this.allocatePorts();
       if (phase.stopReason) return this.end("shutdown", "shut down before it started", {});
       this.transition("starting", "starting");
-      const env = taskEnv(a, this.port, deps.nodeName);
+      const env = taskEnv(a, this.port, this.ports, deps.nodeName, deps.discoveryEnv?.());
+      const portFields = { ...(this.port !== undefined ? { port: this.port } : {}), ports: this.ports };
       // Durable before the spawn: after a crash from here on, the process is found and stopped.
-      deps.records.save({ taskId: a.taskId, ...(this.port !== undefined ? { port: this.port } : {}), logPath, statePrefix });
+      deps.records.save({ taskId: a.taskId, ...portFields, logPath, statePrefix });
       recorded = true;
       const handle = await deps.driver.start({ taskId: a.taskId, command: a.spec.command, env, ...(a.spec.workdir ? { workdir: a.spec.workdir } : {}), logPath, statePrefix });
       const startedAt = deps.clock.now();
-      deps.records.save({ taskId: a.taskId, handle, ...(this.port !== undefined ? { port: this.port } : {}), logPath, statePrefix, startedAt });
+      deps.records.save({ taskId: a.taskId, handle, ...portFields, logPath, statePrefix, startedAt });
       this.watchExit(handle);
       // A stop that came while the start was in flight is honoured now, before any "running".
       if (phase.stopReason) return this.beginStop(handle, phase.stopReason);
@@ -152,9 +163,10 @@ export class TaskRunner {
       this.phase = { name: "starting" };
       return this.end("failed", msg, { err: msg });
     }
-    if (r.port !== undefined) this.deps.ports.reserve(r.port);
+    this.ports = r.ports ?? {};
+    for (const p of [r.port, ...Object.values(this.ports)]) if (p !== undefined) this.deps.ports.reserve(p);
     this.watchExit(r.handle);
-    this.enterRunning(r.handle, taskEnv(this.assignment, r.port, this.deps.nodeName), r.startedAt ?? this.deps.clock.now(), "adopted after agent restart");
+    this.enterRunning(r.handle, taskEnv(this.assignment, r.port, this.ports, this.deps.nodeName), r.startedAt ?? this.deps.clock.now(), "adopted after agent restart");
   }
 
   /** Drain (beforeStop), stop signal, then SIGKILL after the grace period. Resolves when the task has ended. */
@@ -188,22 +200,61 @@ export class TaskRunner {
     this.cancelWait = this.deps.driver.wait(handle, (s) => this.onExit(handle, s));
   }
 
+  /**
+   * One port per service port target ($PORT is the first): a host-mode published port is used as
+   * it is (the task binds it itself), every other one is allocated. No targets: one $PORT.
+   */
+  private async allocatePorts(): Promise<void> {
+    const { spec } = this.assignment;
+    const targets = spec.targets ?? [];
+    if (this.assignment.port !== undefined && targets.length === 0) {
+      this.port = this.assignment.port;
+      return;
+    }
+    if (targets.length === 0) {
+      this.port = await this.deps.ports.allocate();
+      return;
+    }
+    for (const t of targets) {
+      // Host mode publishes target T as port P on the node: the task listens on P itself.
+      const fixed = spec.hostPorts?.find((h) => h.target === t)?.published;
+      this.ports[String(t)] = fixed ?? (await this.deps.ports.allocate());
+    }
+    this.port = this.ports[String(targets[0])];
+  }
+
   private enterRunning(handle: TaskHandle, env: Record<string, string>, startedAt: number, message: string): void {
     if (this.phase.name === "ended") return;
     this.phase = { name: "running", handle };
-    const health = this.assignment.spec.health;
-    this.transition("running", message, { pid: handle.pid, ...(this.port !== undefined ? { port: this.port } : {}), ...(health ? { health: "starting" as const } : {}) });
-    if (health) {
-      const target = { ...(this.port !== undefined ? { port: this.port } : {}), env, ...(this.assignment.spec.workdir ? { workdir: this.assignment.spec.workdir } : {}) };
-      this.monitor = new HealthMonitor(health, target, startedAt, this.deps.clock, (h, last) => {
+    const { spec } = this.assignment;
+    const watched = !!(spec.health || spec.probes || spec.targets?.length);
+    this.transition("running", message, {
+      pid: handle.pid,
+      ...(this.port !== undefined ? { port: this.port } : {}),
+      ...(Object.keys(this.ports).length ? { ports: this.ports } : {}),
+      ...(spec.health ? { health: "starting" as const } : {}),
+      ready: false,
+    });
+    const target = { ...(this.port !== undefined ? { port: this.port } : {}), env, ...(spec.workdir ? { workdir: spec.workdir } : {}) };
+    this.monitor = new TaskProbes(spec, target, startedAt, this.deps.clock, {
+      health: (h) => {
+        if (this.phase.name === "running") this.transition("running", h === "healthy" ? "healthy" : h, { health: h });
+      },
+      ready: (ready, why) => {
         if (this.phase.name !== "running") return;
-        this.transition("running", h === "healthy" ? "healthy" : h, { health: h });
-        if (h === "unhealthy") {
-          this.unhealthyOutput = last.output;
-          void this.stop("unhealthy");
-        }
-      });
-      this.monitor.start();
+        this.ready = ready;
+        this.transition("running", why, { ready });
+      },
+      failed: (why) => {
+        if (this.phase.name !== "running") return;
+        this.failure = why;
+        void this.stop("unhealthy");
+      },
+    });
+    if (watched) this.monitor.start();
+    else {
+      this.ready = true;
+      this.transition("running", message, { ready: true });
     }
     if (this.assignment.desiredState !== "running" || isTerminal(this.assignment.state)) void this.stop("shutdown");
   }
@@ -211,6 +262,11 @@ export class TaskRunner {
   private beginStop(handle: TaskHandle, reason: StopReason): void {
     this.phase = { name: "stopping", handle, reason };
     this.monitor?.stop();
+    // Out of every pool first: the mesh sends it nothing new while it drains, then it is signalled.
+    if (this.ready) {
+      this.ready = false;
+      this.transition("running", "draining", { ready: false });
+    }
     const spec = this.assignment.spec;
     const signal = (): void => {
       if (this.phase.name !== "stopping") return;
@@ -233,7 +289,7 @@ export class TaskRunner {
     const details = { ...(s.exitCode !== undefined ? { exitCode: s.exitCode } : {}), ...(s.signal ? { signal: s.signal } : {}) };
     const p = this.phase;
     if (p.name === "stopping" && p.reason === "unhealthy") {
-      this.end("failed", "task unhealthy", { err: `unhealthy: ${this.unhealthyOutput}`, ...details }, handle);
+      this.end("failed", this.failure.startsWith("unhealthy") ? "task unhealthy" : this.failure.replace(/:.*/, ""), { err: this.failure, ...details }, handle);
     } else if (p.name === "stopping") {
       this.end("shutdown", `shut down (${what})`, details, handle);
     } else if (s.exitCode === 0) {

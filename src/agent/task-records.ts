@@ -11,6 +11,8 @@ export interface TaskRecord {
   taskId: string;
   handle?: TaskHandle;
   port?: number;
+  /** Service port target → the task's port here. */
+  ports?: Record<string, number>;
   logPath: string;
   /** Where the driver keeps the task's exit status and pid files. */
   statePrefix: string;

@@ -1,6 +1,10 @@
 import type { FastifyPluginAsync } from "fastify";
 import { Type } from "@sinclair/typebox";
-import { BatonError } from "../lib/errors.js";
+import { BatonError, validationError } from "../lib/errors.js";
+import { allocateVip } from "../model/service-address.js";
+import { serviceEndpoints } from "../dispatcher/endpoints.js";
+import type { ServiceEndpoints } from "../dispatcher/protocol.js";
+import { portConflicts, portsInUseOnHost, publishedByBaton } from "./published-ports.js";
 import { newId } from "../lib/ids.js";
 import type { Service } from "../model/objects.js";
 import { resolveServiceSpec } from "../input/resolve.js";
@@ -14,8 +18,8 @@ const errors = { 400: ErrorBody, 404: ErrorBody, 409: ErrorBody };
 
 export const servicesRoutes: FastifyPluginAsync<{ deps: ApiDeps }> = async (app, { deps }) => {
   const { store } = deps;
-  const withStatus = (s: Service): Service & { status: ReturnType<typeof serviceStatus> } =>
-    ({ ...s, status: store.view((tx) => serviceStatus(s, tx.tasksOfService(s.id), tx.list("nodes"))) });
+  const withStatus = (s: Service): Service & { status: ReturnType<typeof serviceStatus>; endpoints: ServiceEndpoints } =>
+    store.view((tx) => ({ ...s, status: serviceStatus(s, tx.tasksOfService(s.id), tx.list("nodes")), endpoints: serviceEndpoints(tx, s) }));
 
   app.get("/services", { schema: { tags: ["services"], summary: "List services with their replica status" } }, () =>
     store.view((tx) => tx.list("services")).sort((a, b) => a.spec.name.localeCompare(b.spec.name)).map(withStatus),
@@ -26,12 +30,17 @@ export const servicesRoutes: FastifyPluginAsync<{ deps: ApiDeps }> = async (app,
     { schema: { tags: ["services"], summary: "Create a service", body: ServiceSpecInput, response: errors } },
     async (req, reply) => {
       const spec = resolveServiceSpec(req.body);
+      const onHost = await portsInUseOnHost(spec.endpoint.ports, store.view(publishedByBaton));
+      if (onHost.length) throw validationError(onHost);
       // Written (fsynced) before the answer: an acknowledged create is never lost.
       const created = await store.update((tx) => {
         if (tx.serviceByName(spec.name)) {
           throw new BatonError("NAME_IN_USE", `service name "${spec.name}" is already in use`, [{ path: ["name"], problem: `"${spec.name}" is already in use` }]);
         }
-        return tx.create("services", { id: newId(), spec, specVersion: 1 });
+        const conflicts = portConflicts(tx, spec.endpoint.ports);
+        if (conflicts.length) throw validationError(conflicts);
+        const vip = spec.endpoint.ports.length ? allocateVip(new Set(tx.list("services").flatMap((s) => (s.vip ? [s.vip] : [])))) : undefined;
+        return tx.create("services", { id: newId(), spec, specVersion: 1, ...(vip ? { vip } : {}) });
       });
       deps.log.info({ serviceId: created.id, name: spec.name }, "service created");
       return reply.status(201).send(created);

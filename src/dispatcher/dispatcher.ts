@@ -4,6 +4,7 @@ import type { Logger } from "../lib/log.js";
 import type { Node, Task } from "../model/objects.js";
 import { canTransition, isAgentState, isTerminal } from "../model/task-state.js";
 import type { Store, StoreEvent, Watch, WriteTx } from "../store/store.js";
+import { EndpointsFeed } from "./endpoints.js";
 import type { AgentSession, Assignment, AssignmentChange, NodeDescription, TaskStatusUpdate } from "./protocol.js";
 
 export interface DispatcherDeps {
@@ -44,12 +45,14 @@ export class Dispatcher {
   private cancelTick: (() => void) | undefined;
   private readonly periodMs: number;
   private readonly graceMs: number;
+  private readonly endpoints: EndpointsFeed;
   private pendingStatus: { updates: TaskStatusUpdate[]; resolve: () => void; reject: (err: unknown) => void }[] = [];
   private flushScheduled = false;
 
   constructor(private readonly deps: DispatcherDeps) {
     this.periodMs = deps.heartbeatPeriodMs ?? 1000;
     this.graceMs = deps.heartbeatGraceMs ?? this.periodMs * 3 + 2000;
+    this.endpoints = new EndpointsFeed((fn) => deps.store.view(fn));
   }
 
   start(): void {
@@ -89,6 +92,11 @@ export class Dispatcher {
         return off;
       },
       reportStatus: (updates) => this.reportStatus(updates),
+      endpoints: (onChange) => {
+        const off = this.endpoints.subscribe(onChange);
+        unsubs.push(off);
+        return off;
+      },
       close: () => {
         for (const u of unsubs) u();
       },
@@ -156,6 +164,7 @@ export class Dispatcher {
   }
 
   private onEvents(events: StoreEvent[]): void {
+    this.endpoints.onEvents(events);
     if (this.streams.size === 0) return;
     const perNode = new Map<string, { upserts: Assignment[]; removes: string[] }>();
     const bucket = (nodeId: string): { upserts: Assignment[]; removes: string[] } => {
@@ -233,6 +242,8 @@ export function applyStatus(tx: WriteTx, u: TaskStatusUpdate): void {
   if (u.pid !== undefined) status.pid = u.pid;
   if (u.port !== undefined) status.port = u.port;
   if (u.health !== undefined) status.health = u.health;
+  if (u.ports !== undefined) status.ports = u.ports;
+  if (u.ready !== undefined) status.ready = u.ready;
   if (u.state === "running" && status.startedAt === undefined) status.startedAt = u.timestamp;
   tx.update("tasks", { ...t, status });
 }

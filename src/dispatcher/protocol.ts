@@ -1,5 +1,5 @@
 import type { DesiredState, TaskState } from "../model/task-state.js";
-import type { Node, TaskSpec, TaskStatus } from "../model/objects.js";
+import type { EndpointSpec, Node, PublishedPort, TaskSpec, TaskStatus } from "../model/objects.js";
 
 /**
  * The session between an agent and the dispatcher. The agent imports only this file and the
@@ -42,6 +42,31 @@ export interface TaskStatusUpdate extends Omit<TaskStatus, "startedAt" | "seq"> 
   seq: number;
 }
 
+/** A ready task of a service, as the mesh reaches it. */
+export interface EndpointBackend {
+  taskId: string;
+  nodeId: string;
+  /** Address of the task's node as seen from other nodes (127.0.0.1 in `baton up`). */
+  host: string;
+  /** Service port target → the task's port on its node. */
+  ports: Record<string, number>;
+}
+
+/** What every node's mesh needs to know about one service: its ports and its ready tasks. */
+export interface ServiceEndpoints {
+  serviceId: string;
+  name: string;
+  vip?: string;
+  ports: PublishedPort[];
+  balance: EndpointSpec["balance"];
+  waitForBackendMs: number;
+  backends: EndpointBackend[];
+}
+
+export type EndpointsChange =
+  | { type: "full"; services: ServiceEndpoints[] }
+  | { type: "update"; upserts: ServiceEndpoints[]; removes: string[] };
+
 export interface AgentSession {
   /** Registers (or re-registers) the node; answers the heartbeat period to keep. */
   register(desc: NodeDescription): Promise<{ heartbeatPeriodMs: number }>;
@@ -49,5 +74,7 @@ export interface AgentSession {
   /** First call delivers the full set, then changes. Returns a function that unsubscribes. */
   assignments(onChange: (change: AssignmentChange) => void): () => void;
   reportStatus(updates: TaskStatusUpdate[]): Promise<void>;
+  /** Every service's endpoints (the mesh's input): the full set first, then changes. Returns unsubscribe. */
+  endpoints(onChange: (change: EndpointsChange) => void): () => void;
   close(): void;
 }

@@ -1,9 +1,11 @@
 import { parseDuration, durationProblem } from "../lib/duration.js";
 import { validationError, type FieldProblem } from "../lib/errors.js";
-import type { HealthCheck, HealthConfig, RestartPolicy, ServiceSpec } from "../model/objects.js";
+import type { HealthConfig, RestartPolicy, ServiceSpec } from "../model/objects.js";
 import type { ServiceSpecInput } from "./schemas.js";
 import { parseConstraint } from "../model/constraints.js";
 import { parseBytes } from "./bytes.js";
+import { parseCheck, resolveProbes } from "./probes.js";
+import { resolvePorts } from "./ports.js";
 
 /** Defaults applied to every service (docker's where docker has one). */
 export const defaults = {
@@ -14,6 +16,8 @@ export const defaults = {
   health: { intervalMs: 30_000, timeoutMs: 30_000, retries: 3, startPeriodMs: 0 },
   logMaxBytes: 10 * 1024 * 1024,
   maxEnvBytes: 256 * 1024,
+  /** A request arriving while no task is ready waits this long for one (a restart, a slow start). */
+  waitForBackendMs: 5_000,
 } as const;
 
 const SIGNALS = new Set(["SIGTERM", "SIGINT", "SIGQUIT", "SIGHUP", "SIGUSR1", "SIGUSR2", "SIGKILL", "SIGWINCH"]);
@@ -67,20 +71,10 @@ export function resolveServiceSpec(input: ServiceSpecInput): ServiceSpec {
   let health: HealthConfig | undefined;
   const hc = input.healthcheck;
   if (hc) {
-    const checks: HealthCheck[] = [];
-    if (hc.cmd !== undefined) checks.push({ kind: "exec", command: ["/bin/sh", "-c", hc.cmd] });
-    if (hc.http !== undefined) {
-      const m = /^(?::(\d+))?(\/.*)?$/.exec(hc.http);
-      const port = m?.[1] ? Number(m[1]) : undefined;
-      if (!m || (port !== undefined && port > 65535)) problems.push({ path: ["healthcheck", "http"], problem: `"${hc.http}" is not a path or :port/path` });
-      else checks.push({ kind: "http", path: m[2] ?? "/", ...(port !== undefined ? { port } : {}) });
-    }
-    if (hc.tcp !== undefined) checks.push({ kind: "tcp", ...(hc.tcp ? { port: hc.tcp } : {}) });
-    if (checks.length !== 1) {
-      problems.push({ path: ["healthcheck"], problem: "give exactly one of cmd, http or tcp" });
-    } else {
+    const check = parseCheck(["healthcheck"], hc, problems);
+    if (check) {
       health = {
-        check: checks[0]!,
+        check,
         intervalMs: dur(["healthcheck", "interval"], hc.interval, defaults.health.intervalMs),
         timeoutMs: dur(["healthcheck", "timeout"], hc.timeout, defaults.health.timeoutMs),
         retries: hc.retries ?? defaults.health.retries,
@@ -90,7 +84,9 @@ export function resolveServiceSpec(input: ServiceSpecInput): ServiceSpec {
       if (health.timeoutMs < 1) problems.push({ path: ["healthcheck", "timeout"], problem: "must be at least 1ms" });
     }
   }
-
+  const probes = resolveProbes(input.probes, dur, problems);
+  const ports = resolvePorts(input.publish, problems);
+  const waitForBackendMs = dur(["waitForBackend"], input.waitForBackend, defaults.waitForBackendMs);
   const stopSignal = (input.stopSignal ?? defaults.stopSignal).toUpperCase();
   const normalizedSignal = stopSignal.startsWith("SIG") ? stopSignal : `SIG${stopSignal}`;
   if (!SIGNALS.has(normalizedSignal)) problems.push({ path: ["stopSignal"], problem: `unknown signal "${input.stopSignal}"` });
@@ -114,12 +110,16 @@ export function resolveServiceSpec(input: ServiceSpecInput): ServiceSpec {
 
   const stopGracePeriodMs = dur(["stopGracePeriod"], input.stopGracePeriod, defaults.stopGracePeriodMs);
   if (problems.length) throw validationError(problems);
+  // Distinct targets in order: the first is the task's $PORT, others $PORT_<target>.
+  const targets = [...new Set(ports.map((p) => p.target))];
+  const hostPorts = ports.filter((p) => p.mode === "host").map((p) => ({ published: p.published!, target: p.target }));
 
   return {
     name: input.name,
     labels: input.labels ?? {},
     mode: input.mode === "global" ? { kind: "global" } : { kind: "replicated", replicas: input.replicas ?? defaults.replicas },
     taskHistoryLimit: input.taskHistoryLimit ?? defaults.taskHistoryLimit,
+    endpoint: { ports, balance: input.loadBalance ?? "round-robin", waitForBackendMs },
     task: {
       driver: "process",
       command: input.command,
@@ -128,6 +128,9 @@ export function resolveServiceSpec(input: ServiceSpecInput): ServiceSpec {
       stopSignal: normalizedSignal,
       stopGracePeriodMs,
       ...(health ? { health } : {}),
+      ...(probes ? { probes } : {}),
+      ...(targets.length ? { targets } : {}),
+      ...(hostPorts.length ? { hostPorts } : {}),
       restartPolicy,
       placement: { constraints: input.constraints ?? [] },
       reservations: {

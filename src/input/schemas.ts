@@ -34,6 +34,33 @@ export const HealthcheckInput = Type.Object(
   strict,
 );
 
+export const ProbeInput = Type.Object(
+  {
+    http: Type.Optional(Type.String({ minLength: 1, maxLength: 2048, description: "GET path on the task's PORT (or :port/path); 2xx/3xx passes" })),
+    tcp: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535, description: "TCP connect; 0 = the task's PORT" })),
+    cmd: Type.Optional(Type.String({ minLength: 1, maxLength: 8192, description: "run with /bin/sh -c; exit 0 passes" })),
+    initialDelay: Type.Optional(Duration),
+    period: Type.Optional(Duration),
+    timeout: Type.Optional(Duration),
+    successThreshold: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })),
+    failureThreshold: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })),
+  },
+  strict,
+);
+
+export const PortInput = Type.Union([
+  Type.String({ maxLength: 64, description: "PUBLISHED:TARGET[/tcp|udp|http], or the long form published=P,target=T,protocol=…,mode=ingress|host" }),
+  Type.Object(
+    {
+      published: Type.Optional(Type.Integer({ description: "port on every node (ingress) or the task's node (host)" })),
+      target: Type.Optional(Type.Integer({ description: "port behind the service address; default: published" })),
+      protocol: Type.Optional(StringEnum(["tcp", "udp", "http"])),
+      mode: Type.Optional(StringEnum(["ingress", "host"])),
+    },
+    strict,
+  ),
+]);
+
 export const ServiceSpecInput = Type.Object(
   {
     name: Type.String({ minLength: 1, maxLength: 63, pattern: NAME_PATTERN }),
@@ -46,6 +73,10 @@ export const ServiceSpecInput = Type.Object(
     workdir: Type.Optional(Type.String({ minLength: 1, maxLength: 4096 })),
     restartPolicy: Type.Optional(RestartPolicyInput),
     healthcheck: Type.Optional(HealthcheckInput),
+    probes: Type.Optional(Type.Object({ liveness: Type.Optional(ProbeInput), readiness: Type.Optional(ProbeInput), startup: Type.Optional(ProbeInput) }, strict)),
+    publish: Type.Optional(Type.Array(PortInput, { maxItems: 64 })),
+    loadBalance: Type.Optional(StringEnum(["round-robin", "least-connections"])),
+    waitForBackend: Type.Optional(Duration),
     stopSignal: Type.Optional(Type.String({ maxLength: 16 })),
     stopGracePeriod: Type.Optional(Duration),
     constraints: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 512 }), { maxItems: 64 })),

@@ -33,6 +33,50 @@ export interface HealthConfig {
   startPeriodMs: number;
 }
 
+/**
+ * A Kubernetes-style probe: liveness restarts the task, readiness takes it out of (and back
+ * into) the mesh's pools, startup holds the other two back until it passes once.
+ */
+export interface ProbeConfig {
+  check: HealthCheck;
+  initialDelayMs: number;
+  periodMs: number;
+  timeoutMs: number;
+  /** Consecutive successes to pass (readiness; 1 for liveness and startup). */
+  successThreshold: number;
+  /** Consecutive failures to fail. */
+  failureThreshold: number;
+}
+
+export interface Probes {
+  liveness?: ProbeConfig;
+  readiness?: ProbeConfig;
+  startup?: ProbeConfig;
+}
+
+export type PortProtocol = "tcp" | "udp" | "http";
+
+/**
+ * A service port. `target` is the port the service answers on behind its virtual address
+ * (`web:80`); `published` (when set) is the port every node listens on (ingress) or the task's own
+ * port on its node (host). For the process driver the task listens on $PORT for the first target
+ * and on $PORT_<target> for any other.
+ */
+export interface PublishedPort {
+  published?: number;
+  target: number;
+  protocol: PortProtocol;
+  mode: "ingress" | "host";
+}
+
+/** How the mesh reaches a service. */
+export interface EndpointSpec {
+  ports: PublishedPort[];
+  balance: "round-robin" | "least-connections";
+  /** How long a new connection or request waits for a ready task before it fails. */
+  waitForBackendMs: number;
+}
+
 export interface Resources {
   /** CPUs as a fraction of cores (1.5 = one and a half cores). */
   cpus?: number;
@@ -48,6 +92,11 @@ export interface TaskSpec {
   stopSignal: string;
   stopGracePeriodMs: number;
   health?: HealthConfig;
+  probes?: Probes;
+  /** Service port targets the task listens on, in order: the first is $PORT, others $PORT_<target>. */
+  targets?: number[];
+  /** Published ports in host mode: the task binds `published` on its node for `target` (one task per node each). */
+  hostPorts?: { published: number; target: number }[];
   restartPolicy: RestartPolicy;
   placement: { constraints: string[] };
   reservations: Resources;
@@ -60,12 +109,15 @@ export interface ServiceSpec {
   labels: Record<string, string>;
   mode: { kind: "replicated"; replicas: number } | { kind: "global" };
   task: TaskSpec;
+  endpoint: EndpointSpec;
   /** Terminal tasks kept per slot for `service ps`. */
   taskHistoryLimit: number;
 }
 
 export interface Service extends Meta {
   spec: ServiceSpec;
+  /** Stable virtual address in 127.0.0.0/8, the same on every node (set when it has service ports). */
+  vip?: string;
   /** Increments on every spec change that needs new tasks; scale does not change it. */
   specVersion: number;
 }
@@ -80,7 +132,11 @@ export interface TaskStatus {
   signal?: string;
   pid?: number;
   port?: number;
+  /** Every service port target the task listens on → its port on the node. */
+  ports?: Record<string, number>;
   health?: "starting" | "healthy" | "unhealthy";
+  /** In the mesh's pools: probes (or the port) say it takes traffic, and it is not draining. */
+  ready?: boolean;
   /** When the task first reached running. */
   startedAt?: number;
   /**

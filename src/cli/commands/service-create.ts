@@ -32,13 +32,21 @@ interface CreateOpts {
   reserveMemory?: string;
   historyLimit?: number;
   logMaxSize?: string;
+  publish?: string[];
+  loadBalance?: string;
+  waitForBackend?: string;
   detach?: boolean;
   quiet?: boolean;
+  [probeFlag: string]: unknown;
 }
+
+const PROBE_KINDS = ["liveness", "readiness", "startup"] as const;
+/** Per probe kind: --<kind>-http PATH | --<kind>-tcp [PORT] | --<kind>-cmd CMD, and its timings. */
+const PROBE_FIELDS = { Http: "http", Tcp: "tcp", Cmd: "cmd", InitialDelay: "initialDelay", Period: "period", Timeout: "timeout", SuccessThreshold: "successThreshold", FailureThreshold: "failureThreshold" } as const;
 
 /** Flags follow `docker service create` wherever the concept exists. */
 export function registerServiceCreate(service: Command): void {
-  service
+  const create = service
     .command("create")
     .description("Create a service that runs COMMAND [ARG...] as replicated tasks")
     .argument("<command>", "executable to run (relative paths resolve against --workdir, default: the current directory)")
@@ -69,9 +77,23 @@ export function registerServiceCreate(service: Command): void {
     .option("--reserve-memory <bytes>", "memory reserved per task (512m, 2g)")
     .option("--history-limit <n>", "ended tasks kept per slot (default 5)", parseInteger)
     .option("--log-max-size <bytes>", "per-task log size before rotation (default 10m)")
+    .option("-p, --publish <port>", "publish a port: PUBLISHED:TARGET[/tcp|udp|http] or published=P,target=T,protocol=tcp|udp|http,mode=ingress|host (repeatable)", collect)
+    .addOption(new Option("--load-balance <how>", "how the mesh picks a task (default round-robin)").choices(["round-robin", "least-connections"]))
+    .option("--wait-for-backend <duration>", "how long a request waits for a ready task before failing (default 5s)")
     .option("-d, --detach", "return at once instead of waiting for the service to converge")
-    .option("-q, --quiet", "print only the service id")
-    .action(async (command: string, args: string[], opts: CreateOpts, cmd: Command) => {
+    .option("-q, --quiet", "print only the service id");
+  for (const kind of PROBE_KINDS) {
+    create
+      .option(`--${kind}-http <path>`, `${kind} probe: HTTP GET on the task's PORT (/path or :port/path)`)
+      .option(`--${kind}-tcp [port]`, `${kind} probe: TCP connect (default the task's PORT)`, parseInteger)
+      .option(`--${kind}-cmd <command>`, `${kind} probe: command run with /bin/sh -c`)
+      .option(`--${kind}-initial-delay <duration>`, `${kind} probe: wait before the first probe (default 0s)`)
+      .option(`--${kind}-period <duration>`, `${kind} probe: time between probes (default 5s)`)
+      .option(`--${kind}-timeout <duration>`, `${kind} probe: time a probe may take (default 1s)`)
+      .option(`--${kind}-success-threshold <n>`, `${kind} probe: consecutive successes to pass (default 1)`, parseInteger)
+      .option(`--${kind}-failure-threshold <n>`, `${kind} probe: consecutive failures to fail (default 3)`, parseInteger);
+  }
+  create.action(async (command: string, args: string[], opts: CreateOpts, cmd: Command) => {
       const env = resolveEnv([...(opts.envFile ?? []).flatMap(readEnvFile), ...(opts.env ?? [])]);
       const restartPolicy = given(opts, { condition: "restartCondition", delay: "restartDelay", maxAttempts: "restartMaxAttempts", window: "restartWindow" });
       const health = given(opts, { cmd: "healthCmd", http: "healthHttp", tcp: "healthTcp", interval: "healthInterval", timeout: "healthTimeout", retries: "healthRetries", startPeriod: "healthStartPeriod" });
@@ -93,6 +115,10 @@ export function registerServiceCreate(service: Command): void {
         ...(opts.reserveMemory ? { reserveMemory: opts.reserveMemory } : {}),
         ...(opts.historyLimit !== undefined ? { taskHistoryLimit: opts.historyLimit } : {}),
         ...(opts.logMaxSize ? { logMaxSize: opts.logMaxSize } : {}),
+        ...(opts.publish ? { publish: opts.publish } : {}),
+        ...(opts.loadBalance ? { loadBalance: opts.loadBalance } : {}),
+        ...(opts.waitForBackend ? { waitForBackend: opts.waitForBackend } : {}),
+        ...probesFrom(opts),
       } as ServiceSpecInput;
       await withClient(cmd, async (c) => {
         const created = await c.call<Service>("POST", "/v1/services", body);
@@ -100,6 +126,20 @@ export function registerServiceCreate(service: Command): void {
         if (!opts.detach && !opts.quiet) await waitConverged(c, created.id);
       });
     });
+}
+
+/** --liveness-*, --readiness-*, --startup-* → the API's `probes`. `--X-tcp` alone means the task's PORT. */
+function probesFrom(opts: CreateOpts): { probes?: Record<string, Record<string, unknown>> } {
+  const probes: Record<string, Record<string, unknown>> = {};
+  for (const kind of PROBE_KINDS) {
+    const p: Record<string, unknown> = {};
+    for (const [suffix, field] of Object.entries(PROBE_FIELDS)) {
+      const v = opts[`${kind}${suffix}`];
+      if (v !== undefined) p[field] = v === true ? 0 : v;
+    }
+    if (Object.keys(p).length) probes[kind] = p;
+  }
+  return Object.keys(probes).length ? { probes } : {};
 }
 
 /** The options that were given, under the API's field names. */

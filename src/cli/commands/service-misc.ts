@@ -58,10 +58,10 @@ export function registerServiceCommands(service: Command): void {
         printList(
           rows,
           opts,
-          ["ID", "NAME", "NODE", "DESIRED STATE", "CURRENT STATE", "ERROR", "PORTS"],
-          ({ task: t, history }) => [id(t), `${history ? " \\_ " : ""}${taskName(t)}`, t.nodeId ? nodes.get(t.nodeId) ?? shortId(t.nodeId) : "", desiredState(t), currentState(t, now), err(t), t.status.port && t.status.state === "running" ? `*:${t.status.port}` : ""],
+          ["ID", "NAME", "NODE", "DESIRED STATE", "CURRENT STATE", "READY", "ERROR", "PORTS"],
+          ({ task: t, history }) => [id(t), `${history ? " \\_ " : ""}${taskName(t)}`, t.nodeId ? nodes.get(t.nodeId) ?? shortId(t.nodeId) : "", desiredState(t), currentState(t, now), readiness(t), err(t), t.status.port && t.status.state === "running" ? `*:${t.status.port}` : ""],
           ({ task: t }) => t.id,
-          ({ task: t }) => ({ ID: t.id, Name: taskName(t), Node: t.nodeId ? nodes.get(t.nodeId) ?? t.nodeId : "", DesiredState: t.desiredState, CurrentState: t.status.state, Timestamp: new Date(t.status.timestamp).toISOString(), Error: t.status.err ?? "", Message: t.status.message, Port: t.status.port ?? null, Pid: t.status.pid ?? null, Slot: t.slot }),
+          ({ task: t }) => ({ ID: t.id, Name: taskName(t), Node: t.nodeId ? nodes.get(t.nodeId) ?? t.nodeId : "", DesiredState: t.desiredState, CurrentState: t.status.state, Timestamp: new Date(t.status.timestamp).toISOString(), Error: t.status.err ?? "", Message: t.status.message, Port: t.status.port ?? null, Ports: t.status.ports ?? null, Ready: t.status.state === "running" ? t.status.ready === true : null, Pid: t.status.pid ?? null, Slot: t.slot }),
         );
       }),
     );
@@ -132,6 +132,12 @@ export function registerServiceCommands(service: Command): void {
         }, ac.signal);
       }),
     );
+}
+
+/** In the mesh's pools or not: only a running task has an answer. */
+function readiness(t: Task): string {
+  if (t.status.state !== "running") return "";
+  return t.status.ready ? "yes" : "no";
 }
 
 /** Per slot: the current task first, its earlier tasks under it, newest first (docker's ps). */

@@ -9,13 +9,15 @@ export function registerUpDown(program: Command): void {
     .option("--data-dir <dir>", "where the store, task logs and socket live (default $BATON_DATA_DIR or ~/.baton)")
     .option("--demo", "create the demo service `hello` (2 replicas of examples/hello) if it does not exist")
     .option("--log-level <level>", "trace, debug, info, warn, error (default info)")
-    .action(async (opts: { dataDir?: string; demo?: boolean; logLevel?: string }) => {
+    .option("--dns-addr <host:port>", "where the DNS responder for service names listens (default 127.77.0.1:53)")
+    .action(async (opts: { dataDir?: string; demo?: boolean; logLevel?: string; dnsAddr?: string }) => {
       // The server (fastify, SQLite, the agent) loads only here, so other commands start fast.
       const { startUp } = await import("../../up.js");
       const up = await startUp({
         dataDir: opts.dataDir ?? defaultDataDir(),
         ...(opts.demo ? { demo: true } : {}),
         ...(opts.logLevel ? { logLevel: opts.logLevel } : {}),
+        ...(opts.dnsAddr ? { dnsAddress: opts.dnsAddr } : {}),
         pretty: process.stderr.isTTY === true,
       });
       process.stderr.write(`baton is up: export BATON_HOST=unix://${up.socketPath}\n`);

@@ -11,6 +11,9 @@ const migrations: string[] = [
   // Schema 1 trimmed whole revisions (revision <= X), so what is left starts at a whole revision.
   `INSERT INTO meta(key, value) VALUES ('compacted',
      (SELECT COALESCE(MIN(revision) - 1, (SELECT value FROM meta WHERE key = 'revision')) FROM changes));`,
+  // Services gained an endpoint spec (published ports, balancing) with the mesh.
+  `UPDATE objects SET data = json_set(data, '$.spec.endpoint', json('{"ports":[],"balance":"round-robin","waitForBackendMs":5000}'))
+     WHERE kind = 'services' AND json_extract(data, '$.spec.endpoint') IS NULL;`,
 ];
 
 export const schemaVersion = migrations.length;

@@ -1,0 +1,73 @@
+import type { Node, Service, Task } from "../model/objects.js";
+import type { ReadTx, StoreEvent } from "../store/store.js";
+import type { EndpointsChange, ServiceEndpoints } from "./protocol.js";
+
+/** A task takes traffic when it runs, is wanted, and says it is ready (probes, port, not draining). */
+export const isBackend = (t: Task): boolean => t.desiredState === "running" && t.status.state === "running" && t.status.ready === true && !!t.nodeId;
+
+/** The node address other nodes reach tasks at; `baton up`'s single node is loopback. */
+const hostOf = (n: Node | undefined): string => n?.status.address ?? "127.0.0.1";
+
+export function serviceEndpoints(tx: ReadTx, s: Service): ServiceEndpoints {
+  const nodes = new Map<string, Node | undefined>();
+  const backends = tx.tasksOfService(s.id).filter(isBackend).map((t) => {
+    if (!nodes.has(t.nodeId!)) nodes.set(t.nodeId!, tx.get("nodes", t.nodeId!));
+    const ports = t.status.ports ?? (t.status.port !== undefined && s.spec.endpoint.ports[0] ? { [String(s.spec.endpoint.ports[0].target)]: t.status.port } : {});
+    return { taskId: t.id, nodeId: t.nodeId!, host: hostOf(nodes.get(t.nodeId!)), ports };
+  });
+  backends.sort((a, b) => (a.taskId < b.taskId ? -1 : 1));
+  const { endpoint } = s.spec;
+  return { serviceId: s.id, name: s.spec.name, ...(s.vip ? { vip: s.vip } : {}), ports: endpoint.ports, balance: endpoint.balance, waitForBackendMs: endpoint.waitForBackendMs, backends };
+}
+
+/**
+ * Keeps the endpoints of every service and turns store events into changes for subscribers,
+ * sending a service again only when what the mesh sees of it changed (a health detail of a
+ * task is not a change of its pools).
+ */
+export class EndpointsFeed {
+  private readonly last = new Map<string, string>();
+  private readonly subscribers = new Set<(c: EndpointsChange) => void>();
+
+  constructor(private readonly view: <T>(fn: (tx: ReadTx) => T) => T) {}
+
+  subscribe(onChange: (c: EndpointsChange) => void): () => void {
+    const services = this.view((tx) => tx.list("services").map((s) => serviceEndpoints(tx, s)));
+    for (const e of services) this.last.set(e.serviceId, JSON.stringify(e));
+    this.subscribers.add(onChange);
+    onChange({ type: "full", services });
+    return () => this.subscribers.delete(onChange);
+  }
+
+  onEvents(events: StoreEvent[]): void {
+    if (this.subscribers.size === 0) return;
+    const touched = new Set<string>();
+    const removed = new Set<string>();
+    let nodesChanged = false;
+    for (const e of events) {
+      if (e.kind === "services") (e.op === "delete" ? removed : touched).add(e.object.id);
+      else if (e.kind === "tasks") touched.add((e.object as Task).serviceId);
+      else nodesChanged = true;
+    }
+    const upserts = this.view((tx) => {
+      // A node's address change moves every backend on it.
+      const ids = nodesChanged ? tx.list("services").map((s) => s.id) : [...touched];
+      const out: ServiceEndpoints[] = [];
+      for (const id of ids) {
+        if (removed.has(id)) continue;
+        const s = tx.get("services", id);
+        if (!s) continue;
+        const e = serviceEndpoints(tx, s);
+        const json = JSON.stringify(e);
+        if (this.last.get(id) === json) continue;
+        this.last.set(id, json);
+        out.push(e);
+      }
+      return out;
+    });
+    for (const id of removed) this.last.delete(id);
+    if (upserts.length === 0 && removed.size === 0) return;
+    const change: EndpointsChange = { type: "update", upserts, removes: [...removed] };
+    for (const fn of this.subscribers) fn(change);
+  }
+}

@@ -1,0 +1,108 @@
+import type { Logger } from "../lib/log.js";
+import type { AgentSession, EndpointsChange, ServiceEndpoints } from "../dispatcher/protocol.js";
+import { discoveryVariables } from "../model/service-address.js";
+import type { Mesh } from "./mesh.js";
+import type { ListenerSpec, MeshProtocol } from "./types.js";
+
+/** The pool of one service port: a service with several targets has one pool per target. */
+const poolKey = (serviceId: string, target: number): string => `${serviceId}:${target}`;
+
+/**
+ * Turns the dispatcher's endpoints stream into the mesh's configuration on this node: for every
+ * service port, a listener on the service's virtual address (`web:80`) and, when published in
+ * ingress mode, one on every node's published port; each fed the service's ready tasks. Also
+ * answers service names (DNS) and the discovery variables of starting tasks.
+ */
+export class MeshSync {
+  private readonly services = new Map<string, ServiceEndpoints>();
+  private unsubscribe: () => void = () => undefined;
+  private lastErrors = new Map<string, string>();
+
+  constructor(private readonly deps: { session: AgentSession; mesh: Mesh; log: Logger }) {}
+
+  start(): void {
+    this.unsubscribe = this.deps.session.endpoints((c) => this.apply(c));
+  }
+
+  stop(): void {
+    this.unsubscribe();
+  }
+
+  /** Takes a task out of every pool and resolves once its in-flight work is done (or the deadline passed). */
+  async drain(taskId: string, deadlineMs: number): Promise<void> {
+    const r = await this.deps.mesh.drain(taskId, deadlineMs);
+    if (!r.drained) this.deps.log.warn({ taskId, closed: r.closedConnections }, "drain deadline passed; remaining connections closed");
+  }
+
+  /** <NAME>_SERVICE_HOST / _PORT of every service with a virtual address, for a starting task. */
+  discoveryEnv(): Record<string, string> {
+    return discoveryVariables([...this.services.values()].map((s) => ({ name: s.name, ...(s.vip ? { vip: s.vip } : {}), targets: [...new Set(s.ports.map((p) => p.target))] })));
+  }
+
+  /** Service name → its virtual address (the DNS responder's answers). */
+  resolve(name: string): string[] | undefined {
+    const bare = name.toLowerCase().replace(/\.$/, "");
+    for (const s of this.services.values()) if (s.vip && s.name.toLowerCase() === bare) return [s.vip];
+    return undefined;
+  }
+
+  private apply(change: EndpointsChange): void {
+    if (change.type === "full") {
+      for (const id of this.services.keys()) this.clearPools(this.services.get(id)!);
+      this.services.clear();
+      for (const s of change.services) this.services.set(s.serviceId, s);
+    } else {
+      for (const id of change.removes) {
+        const gone = this.services.get(id);
+        if (gone) this.clearPools(gone);
+        this.services.delete(id);
+      }
+      for (const s of change.upserts) {
+        const prev = this.services.get(s.serviceId);
+        if (prev) this.clearPools(prev, s);
+        this.services.set(s.serviceId, s);
+      }
+    }
+    for (const s of change.type === "full" ? change.services : change.upserts) this.feedPools(s);
+    void this.deps.mesh.setListeners(this.listeners()).then((errors) => this.reportListenerErrors(errors));
+  }
+
+  private feedPools(s: ServiceEndpoints): void {
+    for (const target of new Set(s.ports.map((p) => p.target))) {
+      const key = poolKey(s.serviceId, target);
+      this.deps.mesh.setPolicy(key, { balance: s.balance, waitForBackendMs: s.waitForBackendMs });
+      const backends = s.backends.flatMap((b) => {
+        const port = b.ports[String(target)];
+        return port === undefined ? [] : [{ id: b.taskId, host: b.host, port }];
+      });
+      this.deps.mesh.setBackends(key, backends);
+    }
+  }
+
+  /** Empties the pools of targets a service no longer has (or all of them when it is gone). */
+  private clearPools(prev: ServiceEndpoints, next?: ServiceEndpoints): void {
+    const kept = new Set(next?.ports.map((p) => p.target) ?? []);
+    for (const p of prev.ports) if (!kept.has(p.target)) this.deps.mesh.setBackends(poolKey(prev.serviceId, p.target), []);
+  }
+
+  private listeners(): ListenerSpec[] {
+    const out: ListenerSpec[] = [];
+    for (const s of this.services.values()) {
+      for (const p of s.ports) {
+        const protocol: MeshProtocol = p.protocol;
+        const serviceId = poolKey(s.serviceId, p.target);
+        if (s.vip) out.push({ key: `vip ${s.vip}:${p.target}/${protocol}`, serviceId, host: s.vip, port: p.target, protocol });
+        if (p.published !== undefined && p.mode === "ingress") out.push({ key: `published ${p.published}/${protocol === "udp" ? "udp" : "tcp"}`, serviceId, host: "0.0.0.0", port: p.published, protocol });
+      }
+    }
+    // Two ports of one service on the same VIP port (e.g. 80/tcp and 80/http) would collide: first wins.
+    const seen = new Set<string>();
+    return out.filter((l) => (seen.has(l.key) ? false : (seen.add(l.key), true)));
+  }
+
+  private reportListenerErrors(errors: { key: string; error: string }[]): void {
+    const now = new Map(errors.map((e) => [e.key, e.error]));
+    for (const [key, error] of now) if (this.lastErrors.get(key) !== error) this.deps.log.error({ listener: key, error }, "mesh cannot listen");
+    this.lastErrors = now;
+  }
+}
