@@ -17,6 +17,8 @@ export interface ListenerDeps {
 /** A bound listener. close() stops accepting; traffic already in flight carries on. */
 export interface ListenerHandle {
   readonly spec: ListenerSpec;
+  /** The bound port (differs from spec.port when that is 0). */
+  readonly port: number;
   close(): Promise<void>;
 }
 

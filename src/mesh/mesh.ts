@@ -84,6 +84,11 @@ export class Mesh {
     return listenHttp(s, this.listenerDeps);
   }
 
+  /** The port a listener is bound to (useful when its spec asked for port 0); undefined when not open. */
+  port(key: string): number | undefined {
+    return this.listeners.get(key)?.port;
+  }
+
   setPolicy(serviceId: string, p: Partial<ServicePolicy>): void {
     const pool = this.pool(serviceId);
     pool.policy = { ...pool.policy, ...p };

@@ -66,6 +66,6 @@ export async function listenTcp(spec: ListenerSpec, deps: ListenerDeps): Promise
     });
   }
 
-  await listen(server, spec);
-  return { spec, close: () => closeServer(server) };
+  const port = await listen(server, spec);
+  return { spec, port, close: () => closeServer(server) };
 }

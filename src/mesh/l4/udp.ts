@@ -107,6 +107,7 @@ export async function listenUdp(spec: ListenerSpec, deps: ListenerDeps, idleMs =
   });
   return {
     spec,
+    port: server.address().port,
     close: async () => {
       for (const [k, s] of [...sessions]) endSession(k, s);
       await new Promise<void>((r) => server.close(() => r()));

@@ -32,15 +32,18 @@ export async function listenHttp(spec: ListenerSpec, deps: ListenerDeps, opts: H
   const retry = opts.retry ?? retryOnConnectFailure;
   const server = http.createServer({ noDelay: true, keepAliveTimeout: 5000 }, (req, res) => new Exchange(req, res, pool, deps, retry).start());
   server.on("clientError", (_err, socket) => socket.destroy());
-  await listen(server, spec);
+  const port = await listen(server, spec);
   return {
     spec,
+    port,
     close: async () => {
       await closeServer(server);
       server.closeIdleConnections();
     },
   };
 }
+
+const uncork = (res: http.ServerResponse): void => res.uncork();
 
 /** One client request, through its attempts on one or more backends. */
 class Exchange implements Dispatcher.DispatchHandler {
@@ -116,6 +119,10 @@ class Exchange implements Dispatcher.DispatchHandler {
     this.responded = true;
     const raw = controller.rawHeaders;
     const headers = Array.isArray(raw) ? responseHeaders(raw) : [];
+    // Headers, body and end usually arrive from one upstream read: cork so they leave in one
+    // writev instead of two or three syscalls (syscalls dominate the proxy's profile here).
+    this.res.cork();
+    process.nextTick(uncork, this.res);
     if (statusMessage) this.res.writeHead(statusCode, statusMessage, headers);
     else this.res.writeHead(statusCode, headers);
   }
