@@ -56,6 +56,7 @@ class Exchange implements Dispatcher.DispatchHandler {
   private sent = false;
   private responded = false;
   private clientGone = false;
+  private ended = false;
   private abort?: AbortController;
 
   constructor(
@@ -73,6 +74,9 @@ class Exchange implements Dispatcher.DispatchHandler {
 
   start(): void {
     this.res.once("close", () => {
+      // The backend is released only once the response left for the client's socket, so that
+      // drain() resolves after in-flight responses were delivered, not merely produced.
+      if (this.ended) return this.done(false);
       if (this.res.writableFinished) return;
       this.clientGone = true;
       this.abort?.abort();
@@ -135,8 +139,8 @@ class Exchange implements Dispatcher.DispatchHandler {
   }
 
   onResponseEnd(): void {
+    this.ended = true;
     this.res.end();
-    this.done(false);
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
