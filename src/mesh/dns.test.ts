@@ -15,7 +15,7 @@ after(async () => {
 
 const names: Record<string, string[]> = { web: ["127.77.0.5"] };
 
-type Reply = dnsPacket.DecodedPacket & { rcode: string; answers: { type: string; name: string; data: unknown }[] };
+type Reply = Omit<dnsPacket.DecodedPacket, "answers"> & { rcode: string; answers: { type: string; name: string; data: unknown }[] };
 
 async function query(name: string, type: "A" | "AAAA" = "A"): Promise<Reply> {
   responder ??= await startDnsResponder({ host: "127.0.0.1", port: 0, resolve: (n) => names[n], log: silentLogger() });
