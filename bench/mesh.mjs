@@ -36,8 +36,6 @@ const startChild = (cmd, args, opts = {}) => {
 };
 const cleanup = () => { for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGTERM'); };
 process.on('exit', cleanup);
-process.once('SIGINT', () => process.exit(130));
-process.once('SIGTERM', () => process.exit(143));
 
 function nginxConf(dir) {
   return `
@@ -193,6 +191,8 @@ export function meshTable(o) {
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  process.once('SIGINT', () => process.exit(130));
+  process.once('SIGTERM', () => process.exit(143));
   try {
     const o = await runMeshBench();
     process.stdout.write(meshTable(o));
