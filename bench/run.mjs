@@ -10,13 +10,14 @@
 // Env: BENCH_REPS (5), BENCH_SIZES (1,10,30), BENCH_SKIP_RSS, BENCH_POLL_MS (10),
 // BENCH_RSS_TASKS (1000), BENCH_BATON_CLI=1 (also time `baton service create --detach`),
 // BENCH_HEAL_SPACED=1 (also Baton self-heal on one long-lived service, kills 10.5 s apart),
-// BENCH_ONLY=create,heal,rss (sections to run), BENCH_OUT (result file name, latest.json), BENCH_PM2_PORT (18100), BENCH_FLOOR_PORT (18400), BENCH_TIMEOUT_S (900).
+// BENCH_ONLY=create,heal,rss,mesh (sections to run; mesh = bench/mesh.mjs, mesh vs nginx), BENCH_OUT (result file name, latest.json), BENCH_PM2_PORT (18100), BENCH_FLOOR_PORT (18400), BENCH_TIMEOUT_S (900).
 import { spawn, execFileSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { meshTable } from './mesh.mjs';
 import { batonApi, childrenOf, cpuMs, isAlive, loadavg, log, memOf, now, pollUntil, probe, r1, rotate, sleep, stats, waitGone } from './lib.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -27,7 +28,7 @@ const RESULTS = path.join(HERE, 'results');
 
 const REPS = Number(process.env.BENCH_REPS || 5);
 const SIZES = (process.env.BENCH_SIZES || '1,10,30').split(',').map(Number).filter((n) => n > 0);
-const ONLY = (process.env.BENCH_ONLY || 'create,heal,rss').split(',');
+const ONLY = (process.env.BENCH_ONLY || 'create,heal,rss,mesh').split(',');
 const SKIP_RSS = process.env.BENCH_SKIP_RSS === '1' || !ONLY.includes('rss');
 const POLL_MS = Number(process.env.BENCH_POLL_MS || 10);
 const RSS_TASKS = Number(process.env.BENCH_RSS_TASKS || 1000);
@@ -524,6 +525,12 @@ async function main() {
     out.rss = await rssSection();
     save();
   }
+  // 4. Mesh data plane vs nginx (its own result file too: results/mesh-latest.json).
+  if (ONLY.includes('mesh')) {
+    const { runMeshBench } = await import('./mesh.mjs');
+    out.mesh = await runMeshBench();
+    save();
+  }
   out.total_s = r1((now() - t00) / 1000);
   save(true);
   if (process.env.BENCH_ARCHIVE !== '0' && !process.env.BENCH_OUT) writeFileSync(path.join(RESULTS, `run-${out.conditions.date.replace(/[:.]/g, '-')}.json`), JSON.stringify(out, null, 2) + '\n');
@@ -657,6 +664,7 @@ function printTable() {
     if (!d.clean) L.push(`| \`baton up\` RSS at the end of the direct attempt (MiB; VmHWM) | ${(d.settled_3s ?? d.at_failure).rss_mib} (${(d.settled_3s ?? d.at_failure).hwm_mib}) | — | — | — | — |`);
   }
   L.push('');
+  if (out.mesh) L.push(meshTable(out.mesh));
   if (out.heal) L.push('¹ spawn floor for one process (the create N=1 row): a restart cannot beat it.');
   process.stdout.write(L.join('\n') + '\n');
 }
