@@ -39,7 +39,7 @@ export const servicesRoutes: FastifyPluginAsync<{ deps: ApiDeps }> = async (app,
         }
         const conflicts = portConflicts(tx, spec.endpoint.ports);
         if (conflicts.length) throw validationError(conflicts);
-        const vip = spec.endpoint.ports.length ? allocateVip(new Set(tx.list("services").flatMap((s) => (s.vip ? [s.vip] : [])))) : undefined;
+        const vip = spec.endpoint.ports.length ? allocateVip(spec.name, new Set(tx.list("services").flatMap((s) => (s.vip ? [s.vip] : [])))) : undefined;
         return tx.create("services", { id: newId(), spec, specVersion: 1, ...(vip ? { vip } : {}) });
       });
       deps.log.info({ serviceId: created.id, name: spec.name }, "service created");

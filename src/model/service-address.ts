@@ -1,37 +1,59 @@
 /**
- * Service addresses: every service with service ports gets a stable virtual address in
- * 127.77.0.0/16 — on loopback on every Linux host (all of 127.0.0.0/8 is), so `web:80` means the
- * same on every node and two services can both use port 80 — and Kubernetes-style variables.
+ * Service addresses: a stable virtual IP per service in 127.0.0.0/8 and the Kubernetes-style
+ * environment names that carry it to tasks. Pure functions; the caller persists what it allocated.
+ *
+ * Linux routes all of 127.0.0.0/8 to the loopback interface, so a listener can bind 127.77.0.5
+ * with no configuration (verified on this project's kernel; macOS would need `ifconfig lo0 alias`).
  */
-const VIP_BASE = [127, 77];
-/** 127.77.0.0 and .1 are skipped; 65,534 addresses is far more services than a cluster runs. */
-const FIRST = 2;
-const LAST = 256 * 256 - 2;
 
-export function vipOf(index: number): string {
-  return `${VIP_BASE[0]}.${VIP_BASE[1]}.${index >> 8}.${index & 255}`;
-}
+/** 127.77.0.0/16: far from 127.0.0.1 and 127.0.0.53 (systemd-resolved), 65 534 addresses. */
+export const MESH_ADDRESS = "127.77.0.1"; // the mesh's own (its DNS responder): never a service's
+export const VIP_RANGE = { base: (127 << 24) | (77 << 16), size: 1 << 16 };
 
-/** The lowest free address, so addresses stay small and an address freed by `rm` is reused last. */
-export function allocateVip(inUse: ReadonlySet<string>): string {
-  for (let i = FIRST; i <= LAST; i++) {
-    const v = vipOf(i);
-    if (!inUse.has(v)) return v;
+/**
+ * A VIP for `serviceName`: derived from a hash of the name, so the same name gets the same
+ * address on every node and after a restart, moving to the next free address only on a
+ * collision with `inUse`. Skips .0 and .255 host bytes (not wrong on loopback, but confusing).
+ * Throws when the range is full.
+ */
+export function allocateVip(serviceName: string, inUse: ReadonlySet<string>, range = VIP_RANGE): string {
+  const start = fnv1a(serviceName) % range.size;
+  for (let i = 0; i < range.size; i++) {
+    const n = (range.base + ((start + i) % range.size)) >>> 0;
+    const last = n & 0xff;
+    if (last === 0 || last === 255) continue;
+    const ip = toIp(n);
+    if (ip !== "127.0.0.1" && ip !== MESH_ADDRESS && !inUse.has(ip)) return ip;
   }
-  throw new Error("no free service address in 127.77.0.0/16");
+  throw new Error(`no free service address in ${toIp(range.base)}/${32 - Math.log2(range.size)}`);
 }
 
-/** `web` → `WEB`, `my-api.v2` → `MY_API_V2`: the prefix of <NAME>_SERVICE_HOST / _PORT. */
-export function serviceEnvPrefix(name: string): string {
-  return name.toUpperCase().replace(/[^A-Z0-9]/g, "_");
+/** `web` → `WEB`, `my-api.v2` → `MY_API_V2`: uppercase, every non-alphanumeric becomes `_`. */
+export function envPrefix(serviceName: string): string {
+  const p = serviceName.toUpperCase().replace(/[^A-Z0-9]/g, "_");
+  return /^[0-9]/.test(p) ? `_${p}` : p;
 }
+
+/** `{ WEB_SERVICE_HOST: vip, WEB_SERVICE_PORT: "80" }`, as Kubernetes gives pods. */
+export function serviceEnv(serviceName: string, host: string, port: number): Record<string, string> {
+  const p = envPrefix(serviceName);
+  return { [`${p}_SERVICE_HOST`]: host, [`${p}_SERVICE_PORT`]: String(port) };
+}
+
+function fnv1a(s: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
+  return h >>> 0;
+}
+
+const toIp = (n: number): string => [n >>> 24, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff].join(".");
 
 /** WEB_SERVICE_HOST=<vip>, WEB_SERVICE_PORT=<first target>, WEB_SERVICE_PORT_<T>=<T> for each. */
 export function discoveryVariables(services: readonly { name: string; vip?: string; targets: number[] }[]): Record<string, string> {
   const env: Record<string, string> = {};
   for (const s of services) {
     if (!s.vip || s.targets.length === 0) continue;
-    const p = serviceEnvPrefix(s.name);
+    const p = envPrefix(s.name);
     env[`${p}_SERVICE_HOST`] = s.vip;
     env[`${p}_SERVICE_PORT`] = String(s.targets[0]);
     for (const t of s.targets) env[`${p}_SERVICE_PORT_${t}`] = String(t);

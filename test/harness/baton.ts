@@ -20,7 +20,11 @@ export class BatonProcess {
   proc: ChildProcess | undefined;
   output = "";
 
-  constructor(readonly dataDir = mkdtempSync(join(tmpdir(), "baton-it-"))) {}
+  constructor(
+    readonly dataDir = mkdtempSync(join(tmpdir(), "baton-it-")),
+    /** More `baton up` flags, e.g. ["--dns-addr", "127.77.0.1:0"]. */
+    readonly upArgs: string[] = [],
+  ) {}
 
   get socket(): string {
     return join(this.dataDir, "baton.sock");
@@ -28,7 +32,7 @@ export class BatonProcess {
 
   async start(): Promise<void> {
     // detached: its own process group, like a terminal session of its own.
-    this.proc = spawn(process.execPath, [BIN, "up", "--data-dir", this.dataDir, "--log-level", "debug"], { stdio: ["ignore", "pipe", "pipe"], detached: true, cwd: ROOT });
+    this.proc = spawn(process.execPath, [BIN, "up", "--data-dir", this.dataDir, "--log-level", "debug", ...this.upArgs], { stdio: ["ignore", "pipe", "pipe"], detached: true, cwd: ROOT });
     this.proc.stdout!.on("data", (d: Buffer) => (this.output += d.toString()));
     this.proc.stderr!.on("data", (d: Buffer) => (this.output += d.toString()));
     await waitFor(async () => existsSync(this.socket) && (await this.cli("node", "ls", "-q")).code === 0, 15_000, () => `baton up never answered; output:\n${this.output.slice(-3000)}`);
@@ -122,9 +126,9 @@ export function getJson(socket: string, path: string): Promise<unknown> {
 }
 
 /** GET http://127.0.0.1:port/ → body, or undefined when it does not answer. */
-export function httpGet(port: number, timeoutMs = 1000): Promise<string | undefined> {
+export function httpGet(port: number, timeoutMs = 1000, host = "127.0.0.1"): Promise<string | undefined> {
   return new Promise((res) => {
-    const req = request({ host: "127.0.0.1", port, path: "/", agent: false, timeout: timeoutMs }, (r) => {
+    const req = request({ host, port, path: "/", agent: false, timeout: timeoutMs }, (r) => {
       let b = "";
       r.on("data", (c: Buffer) => (b += c.toString()));
       r.on("end", () => res(r.statusCode === 200 ? b : undefined));

@@ -1,7 +1,16 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import net from "node:net";
-import { allocateVip, envPrefix, serviceEnv } from "./addresses.js";
+import { allocateVip, discoveryVariables, envPrefix, serviceEnv } from "./service-address.js";
+
+test("discovery variables: host, first port, and one per target, for services with an address", () => {
+  assert.deepEqual(discoveryVariables([{ name: "my-api", vip: "127.77.3.4", targets: [80, 443] }, { name: "worker", targets: [] }]), {
+    MY_API_SERVICE_HOST: "127.77.3.4",
+    MY_API_SERVICE_PORT: "80",
+    MY_API_SERVICE_PORT_80: "80",
+    MY_API_SERVICE_PORT_443: "443",
+  });
+});
 
 test("env names are Kubernetes-style: uppercase, non-alphanumerics become _", () => {
   assert.deepEqual(serviceEnv("web", "127.77.0.5", 80), { WEB_SERVICE_HOST: "127.77.0.5", WEB_SERVICE_PORT: "80" });
