@@ -227,13 +227,15 @@ export class TaskRunner {
     if (this.phase.name === "ended") return;
     this.phase = { name: "running", handle };
     const { spec } = this.assignment;
+    // Nothing to probe: ready as soon as it runs, in the same report.
     const watched = !!(spec.health || spec.probes || spec.targets?.length);
+    this.ready = !watched;
     this.transition("running", message, {
       pid: handle.pid,
       ...(this.port !== undefined ? { port: this.port } : {}),
       ...(Object.keys(this.ports).length ? { ports: this.ports } : {}),
       ...(spec.health ? { health: "starting" as const } : {}),
-      ready: false,
+      ready: this.ready,
     });
     const target = { ...(this.port !== undefined ? { port: this.port } : {}), env, ...(spec.workdir ? { workdir: spec.workdir } : {}) };
     this.monitor = new TaskProbes(spec, target, startedAt, this.deps.clock, {
@@ -252,10 +254,6 @@ export class TaskRunner {
       },
     });
     if (watched) this.monitor.start();
-    else {
-      this.ready = true;
-      this.transition("running", message, { ready: true });
-    }
     if (this.assignment.desiredState !== "running" || isTerminal(this.assignment.state)) void this.stop("shutdown");
   }
 

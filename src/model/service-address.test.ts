@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import net from "node:net";
-import { allocateVip, discoveryVariables, envPrefix, serviceEnv } from "./service-address.js";
+import { allocateVip, discoveryVariables, envPrefix, MESH_ADDRESS, serviceEnv } from "./service-address.js";
 
 test("discovery variables: host, first port, and one per target, for services with an address", () => {
   assert.deepEqual(discoveryVariables([{ name: "my-api", vip: "127.77.3.4", targets: [80, 443] }, { name: "worker", targets: [] }]), {
@@ -28,11 +28,13 @@ test("a service's VIP is stable, in 127.77.0.0/16, and avoids addresses in use",
   assert.notEqual(allocateVip("api", new Set()), a);
 });
 
-test("a VIP never ends in .0 or .255 and the allocator reports a full range", () => {
+test("a VIP never ends in .0 or .255, is never the mesh's own address, and the allocator reports a full range", () => {
   const range = { base: (127 << 24) | (77 << 16), size: 256 };
   const used = new Set<string>();
-  for (let i = 0; i < 254; i++) used.add(allocateVip(`s${i}`, used, range));
+  // 256 addresses less .0, .255 and 127.77.0.1 (the mesh's DNS responder).
+  for (let i = 0; i < 253; i++) used.add(allocateVip(`s${i}`, used, range));
   assert.ok(![...used].some((ip) => ip.endsWith(".0") || ip.endsWith(".255")));
+  assert.ok(!used.has(MESH_ADDRESS));
   assert.throws(() => allocateVip("one-more", used, range), /no free service address/);
 });
 

@@ -159,7 +159,9 @@ describe("bad input: clear errors, store unchanged", () => {
   const baton = new BatonProcess();
   before(async () => {
     await baton.start();
-    await baton.cliOk("service", "create", "--detach", "--name", "taken", "sleep", "3600");
+    await baton.cliOk("service", "create", "--name", "taken", "sleep", "3600");
+    // Converged: no write of its own lands inside a test's before/after revision window.
+    await waitFor(async () => (await baton.tasks("taken"))[0]?.CurrentState === "running", 5000, "taken running");
   });
   after(() => baton.destroy());
 
