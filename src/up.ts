@@ -14,6 +14,7 @@ import { newId } from "./lib/ids.js";
 import { createLogger, type Logger } from "./lib/log.js";
 import { Manager } from "./manager/manager.js";
 import { Mesh } from "./mesh/mesh.js";
+import { MESH_ADDRESS } from "./model/service-address.js";
 import { MeshSync } from "./mesh/mesh-sync.js";
 import { startDnsResponder, type DnsResponder } from "./mesh/dns.js";
 import { resolveServiceSpec } from "./input/resolve.js";
@@ -130,7 +131,7 @@ export async function startUp(opts: UpOptions): Promise<RunningBaton> {
 }
 
 /** 127.77.0.1 is the mesh's own address in the service address range (model/service-address.ts). */
-const DEFAULT_DNS_ADDRESS = "127.77.0.1:53";
+const DEFAULT_DNS_ADDRESS = `${MESH_ADDRESS}:53`;
 
 /** The DNS responder for service names; Baton runs on without it (a port taken, no root). */
 async function startDns(sync: MeshSync, address: string, log: Logger): Promise<{ responder: DnsResponder; address: string } | undefined> {

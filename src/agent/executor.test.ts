@@ -207,3 +207,41 @@ test("adoption: a live task is running again; one that ended meanwhile reports i
     cleanup();
   }
 });
+
+// Mesh issue (#8): a task leaves every pool before its stop signal; a second stop while it
+// drains changes nothing.
+test("stop drains first (not ready, then beforeStop), signals once after it; a stop during the drain is absorbed", async () => {
+  const { clock, driver, deps, assignment, reports, cleanup } = setup();
+  try {
+    const order: string[] = [];
+    deps.beforeStop = async (taskId) => {
+      order.push(`drain ${taskId === a.taskId}`);
+      await clock.sleep(300);
+      order.push("drained");
+    };
+    const a = assignment({ spec: { ...svc.spec.task, targets: [80] } });
+    const r = new TaskRunner(a, deps);
+    await r.run();
+    // A task with nothing to probe is ready as soon as it runs.
+    const r2 = new TaskRunner(assignment(), deps);
+    await r2.run();
+    assert.equal(reports.filter((u) => u.taskId === r2.taskId).at(-1)!.ready, true);
+    void r2.stop("shutdown");
+    assert.deepEqual(reports.filter((u) => u.taskId === r2.taskId).at(-1), { taskId: r2.taskId, state: "running", message: "draining", ready: false }, "out of the pools first");
+    await clock.advance(100);
+    void r2.stop("shutdown");
+    r2.update({ ...assignment(), taskId: r2.taskId, desiredState: "remove" });
+    assert.deepEqual(driver.byTask(r2.taskId)!.signals, [], "no signal while draining");
+    await clock.advance(200);
+    assert.deepEqual(driver.byTask(r2.taskId)!.signals, ["SIGTERM"], "one signal, after the drain");
+    await settle();
+    assert.equal(r2.isDone, true);
+    void r.stop("shutdown");
+    await clock.advance(300);
+    await settle();
+    assert.equal(r.isDone, true);
+    assert.deepEqual(order.filter((o) => o.startsWith("drain ")), ["drain false", "drain true"], "every stop drains, ready or not");
+  } finally {
+    cleanup();
+  }
+});

@@ -72,3 +72,12 @@ test("a global task is only considered for its own node", () => {
   const [d] = planPlacements([aTask(svc, { slot: 0, nodeId: b.id, state: "new" })], [a, b], [], new Pipeline());
   assert.equal(d!.reason, "no node satisfies: 1 node availability pause");
 });
+
+test("a host-mode published port is held by one task per node; the rest say which port", () => {
+  const svc = aService({ replicas: 3, publish: ["published=18500,target=80,mode=host"] });
+  const nodes = [aNode({ hostname: "a" }), aNode({ hostname: "b" })];
+  const tasks = [1, 2, 3].map((slot) => aTask(svc, { slot, state: "new" }));
+  const ds = planPlacements(tasks, nodes, tasks, new Pipeline());
+  assert.deepEqual(new Set(ds.filter((d) => d.nodeId).map((d) => d.nodeId)).size, 2, "one per node");
+  assert.equal(ds[2]!.reason, "no node satisfies: 2 nodes host port 18500 in use");
+});

@@ -1,6 +1,7 @@
 import { availabilityFilter } from "./filters/availability-filter.js";
 import { constraintFilter } from "./filters/constraint-filter.js";
 import { driverFilter } from "./filters/driver-filter.js";
+import { hostPortFilter } from "./filters/host-port-filter.js";
 import type { Filter, PlacementTask } from "./filters/filter.js";
 import { readyFilter } from "./filters/ready-filter.js";
 import { resourceFilter } from "./filters/resource-filter.js";
@@ -11,7 +12,7 @@ import { explainRejections } from "./explain.js";
 import { addTask, type NodeView } from "./view.js";
 
 /** Cheap filters first: most nodes are rejected before constraints are parsed. */
-export const defaultFilters: Filter[] = [readyFilter, availabilityFilter, driverFilter, constraintFilter, resourceFilter];
+export const defaultFilters: Filter[] = [readyFilter, availabilityFilter, driverFilter, constraintFilter, resourceFilter, hostPortFilter];
 export const defaultScorers: Scorer[] = [spreadScorer, leastAllocatedScorer];
 
 export type Placement = { nodeId: string; scores: Record<string, number> } | { reason: string };

@@ -8,6 +8,8 @@ export interface NodeView {
   reservedMemoryBytes: number;
   taskCount: number;
   tasksByService: Map<string, number>;
+  /** Ports tasks on this node publish in host mode. */
+  hostPorts: Set<number>;
 }
 
 /**
@@ -20,7 +22,7 @@ const holdsResources = (t: Task): boolean => t.nodeId !== undefined && !isTermin
 export function buildNodeViews(nodes: Node[], tasks: Iterable<Task>): Map<string, NodeView> {
   const views = new Map<string, NodeView>();
   for (const node of nodes) {
-    views.set(node.id, { node, reservedCpus: 0, reservedMemoryBytes: 0, taskCount: 0, tasksByService: new Map() });
+    views.set(node.id, { node, reservedCpus: 0, reservedMemoryBytes: 0, taskCount: 0, tasksByService: new Map(), hostPorts: new Set() });
   }
   for (const t of tasks) {
     if (!holdsResources(t) || t.status.state === "new" || t.status.state === "pending") continue;
@@ -35,4 +37,5 @@ export function addTask(v: NodeView, t: Pick<Task, "serviceId" | "spec">): void 
   v.reservedMemoryBytes += t.spec.reservations.memoryBytes ?? 0;
   v.taskCount++;
   v.tasksByService.set(t.serviceId, (v.tasksByService.get(t.serviceId) ?? 0) + 1);
+  for (const h of t.spec.hostPorts ?? []) v.hostPorts.add(h.published);
 }
