@@ -75,6 +75,18 @@ describe("routing mesh: published ports, balancing, draining", () => {
     assert.equal(svc.endpoints.backends[0]!.taskId, running(await baton.tasks("web"))[0]!.ID);
   });
 
+  test("host mode: the task itself listens on the published port; a second one on the node stays pending, naming the port", async () => {
+    await baton.cliOk("service", "create", "--detach", "--name", "hostweb", "--replicas", "2", "--publish", "published=18200,target=80,mode=host", "node", APP);
+    const rows = await waitFor(async () => {
+      const rs = await baton.tasks("hostweb");
+      return running(rs).length === 1 && rs.some((r) => r.CurrentState === "pending") && rs;
+    }, 10_000, "one running, one pending");
+    assert.equal(running(rows)[0]!.Port, 18200, "its $PORT is the published port");
+    assert.match((await waitFor(() => httpGet(18200), 5000, "answers on 18200"))!, /^hostweb\.\d /);
+    assert.equal(rows.find((r) => r.CurrentState === "pending")!.Message, "no node satisfies: 1 node host port 18200 in use");
+    await baton.cliOk("service", "rm", "hostweb");
+  });
+
   test("no ready task: a request waits for one instead of failing", async () => {
     await baton.cliOk("service", "scale", "web=0");
     await waitFor(async () => running(await baton.tasks("web")).length === 0, 10_000, "web scaled to 0");
