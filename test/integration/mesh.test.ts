@@ -35,10 +35,10 @@ describe("routing mesh: published ports, balancing, draining", () => {
     }
   });
 
-  test("kill -9 of one replica under L7 load: no failed GET", async () => {
+  test("kill -9 of one replica of 4 under L7 load for 10 s: no failed GET", async () => {
     const victim = running(await baton.tasks("web"))[1]!;
-    const load = runLoad({ port: 18080, durationMs: 4000, concurrency: 8 });
-    await new Promise((r) => setTimeout(r, 800));
+    const load = runLoad({ port: 18080, durationMs: 10_000, concurrency: 8 });
+    await new Promise((r) => setTimeout(r, 2000));
     process.kill(victim.Pid!, "SIGKILL");
     const r = await load;
     assert.equal(r.failed, 0, `failed: ${r.errors.join("; ")}`);
