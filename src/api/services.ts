@@ -1,6 +1,7 @@
 import type { FastifyPluginAsync } from "fastify";
 import { Type } from "@sinclair/typebox";
-import { BatonError, validationError } from "../lib/errors.js";
+import { BatonError, validationError, type FieldProblem } from "../lib/errors.js";
+import { withNewSpec, withRollback } from "../updater/transitions.js";
 import { allocateVip } from "../model/service-address.js";
 import { serviceEndpoints } from "../dispatcher/endpoints.js";
 import type { ServiceEndpoints } from "../dispatcher/protocol.js";
@@ -8,7 +9,7 @@ import { portConflicts, portsInUseOnHost, publishedByBaton } from "./published-p
 import { newId } from "../lib/ids.js";
 import type { Service } from "../model/objects.js";
 import { resolveServiceSpec } from "../input/resolve.js";
-import { ErrorBody, ScaleInput, ServiceSpecInput } from "../input/schemas.js";
+import { ErrorBody, ScaleInput, ServiceSpecInput, UpdateServiceInput } from "../input/schemas.js";
 import type { ApiDeps } from "./deps.js";
 import { findService } from "./lookup.js";
 import { serviceStatus } from "../model/service-status.js";
@@ -40,10 +41,51 @@ export const servicesRoutes: FastifyPluginAsync<{ deps: ApiDeps }> = async (app,
         const conflicts = portConflicts(tx, spec.endpoint.ports);
         if (conflicts.length) throw validationError(conflicts);
         const vip = spec.endpoint.ports.length ? allocateVip(spec.name, new Set(tx.list("services").flatMap((s) => (s.vip ? [s.vip] : [])))) : undefined;
-        return tx.create("services", { id: newId(), spec, specVersion: 1, ...(vip ? { vip } : {}) });
+        return tx.create("services", { id: newId(), spec, specInput: req.body, specVersion: 1, ...(vip ? { vip } : {}) });
       });
       deps.log.info({ serviceId: created.id, name: spec.name }, "service created");
       return reply.status(201).send(created);
+    },
+  );
+
+  app.post<{ Params: { ref: string }; Body: UpdateServiceInput }>(
+    "/services/:ref/update",
+    { schema: { tags: ["services"], summary: "Change a service's spec (the whole input form, with the version it was read at); a rolling update follows", params: Ref, body: UpdateServiceInput, response: errors } },
+    async (req) => {
+      const current = store.view((tx) => findService(tx, req.params.ref));
+      const { version, spec: input, force } = req.body;
+      const spec = resolveServiceSpec(input);
+      const problems: FieldProblem[] = [];
+      if (spec.name !== current.spec.name) problems.push({ path: ["name"], problem: `a service cannot be renamed (it is "${current.spec.name}")` });
+      if (spec.mode.kind !== current.spec.mode.kind) problems.push({ path: ["mode"], problem: `a ${current.spec.mode.kind} service cannot become ${spec.mode.kind}` });
+      const published = new Set(current.spec.endpoint.ports.map((p) => `${p.published}/${p.protocol === "udp" ? "udp" : "tcp"}`));
+      const added = spec.endpoint.ports.filter((p) => !published.has(`${p.published}/${p.protocol === "udp" ? "udp" : "tcp"}`));
+      // Paths name the fields of the spec, as for create: `publish[1].published: …`.
+      problems.push(...(await portsInUseOnHost(added, store.view(publishedByBaton))).map((f) => ({ ...f, path: ["publish", spec.endpoint.ports.indexOf(added[f.path[1] as number]!), "published"] })));
+      if (problems.length) throw validationError(problems);
+      const updated = await store.update((tx) => {
+        const svc = tx.get("services", current.id);
+        if (!svc) throw new BatonError("NOT_FOUND", `service "${current.spec.name}" was removed`);
+        if (svc.version !== version) {
+          throw new BatonError("VERSION_CONFLICT", `service "${svc.spec.name}" changed since it was read (version ${version}, now ${svc.version}): read it again and re-apply the change`, [{ path: ["version"], problem: `${version} is not the current version ${svc.version}` }], { retryable: true });
+        }
+        const conflicts = portConflicts(tx, spec.endpoint.ports, svc.id);
+        if (conflicts.length) throw validationError(conflicts);
+        const vip = svc.vip ?? (spec.endpoint.ports.length ? allocateVip(spec.name, new Set(tx.list("services").flatMap((s) => (s.vip ? [s.vip] : [])))) : undefined);
+        return tx.update("services", { ...withNewSpec(svc, spec, input, deps.clock.now(), force === true), ...(vip ? { vip } : {}) });
+      });
+      deps.log.info({ serviceId: updated.id, specVersion: updated.specVersion, updating: updated.updateStatus?.state }, "service updated");
+      return withStatus(updated);
+    },
+  );
+
+  app.post<{ Params: { ref: string } }>(
+    "/services/:ref/rollback",
+    { schema: { tags: ["services"], summary: "Return to the previous spec, rolled out with the rollback config", params: Ref, response: errors } },
+    async (req) => {
+      const updated = await store.update((tx) => tx.update("services", withRollback(findService(tx, req.params.ref), deps.clock.now())));
+      deps.log.info({ serviceId: updated.id, specVersion: updated.specVersion }, "service rollback started");
+      return withStatus(updated);
     },
   );
 

@@ -2,6 +2,7 @@ import { Command, CommanderError } from "commander";
 import { BatonError, formatPath } from "../lib/errors.js";
 import { registerServiceCreate } from "./commands/service-create.js";
 import { registerServiceCommands } from "./commands/service-misc.js";
+import { registerServiceUpdate } from "./commands/service-update.js";
 import { registerNodeCommands } from "./commands/node.js";
 import { registerEvents } from "./commands/events.js";
 import { registerUpDown } from "./commands/up-down.js";
@@ -19,6 +20,7 @@ export function buildProgram(): Command {
   const service = program.command("service").description("Manage services").exitOverride();
   registerServiceCreate(service);
   registerServiceCommands(service);
+  registerServiceUpdate(service);
   registerNodeCommands(program.command("node").description("Manage nodes").exitOverride());
   registerEvents(program);
   for (const c of [...program.commands, ...service.commands]) c.exitOverride();

@@ -1,6 +1,6 @@
 import { parseDuration, durationProblem } from "../lib/duration.js";
 import { validationError, type FieldProblem } from "../lib/errors.js";
-import type { HealthConfig, RestartPolicy, ServiceSpec } from "../model/objects.js";
+import type { HealthConfig, RestartPolicy, ServiceSpec, UpdateConfig } from "../model/objects.js";
 import type { ServiceSpecInput } from "./schemas.js";
 import { parseConstraint } from "../model/constraints.js";
 import { parseBytes } from "./bytes.js";
@@ -18,6 +18,8 @@ export const defaults = {
   maxEnvBytes: 256 * 1024,
   /** A request arriving while no task is ready waits this long for one (a restart, a slow start). */
   waitForBackendMs: 5_000,
+  /** docker's, except the order: start-first (see resolveUpdate). */
+  update: { parallelism: 1, delayMs: 0, failureAction: "pause", monitorMs: 5_000, maxFailureRatio: 0 },
 } as const;
 
 const SIGNALS = new Set(["SIGTERM", "SIGINT", "SIGQUIT", "SIGHUP", "SIGUSR1", "SIGUSR2", "SIGKILL", "SIGWINCH"]);
@@ -87,6 +89,26 @@ export function resolveServiceSpec(input: ServiceSpecInput): ServiceSpec {
   const probes = resolveProbes(input.probes, dur, problems);
   const ports = resolvePorts(input.publish, problems);
   const waitForBackendMs = dur(["waitForBackend"], input.waitForBackend, defaults.waitForBackendMs);
+  // start-first by default, so a one-replica service is updated without a gap; a host-mode port
+  // can be held by one task only, so such services go stop-first.
+  const defaultOrder: UpdateConfig["order"] = ports.some((p) => p.mode === "host") ? "stop-first" : "start-first";
+  const resolveUpdate = (key: "update" | "rollback"): UpdateConfig => {
+    const u = input[key] ?? {};
+    const order = u.order ?? defaultOrder;
+    if (order === "start-first" && ports.some((p) => p.mode === "host")) problems.push({ path: [key, "order"], problem: "start-first cannot be used with a host-mode published port (two tasks cannot hold it)" });
+    return {
+      parallelism: u.parallelism ?? defaults.update.parallelism,
+      delayMs: dur([key, "delay"], u.delay, defaults.update.delayMs),
+      // A rollback that fails has nothing to roll back to: it pauses.
+      failureAction: u.failureAction ?? (key === "rollback" ? "pause" : defaults.update.failureAction),
+      monitorMs: dur([key, "monitor"], u.monitor, defaults.update.monitorMs),
+      maxFailureRatio: u.maxFailureRatio ?? defaults.update.maxFailureRatio,
+      order,
+    };
+  };
+  const update = resolveUpdate("update");
+  const rollback = resolveUpdate("rollback");
+  if (rollback.failureAction === "rollback") problems.push({ path: ["rollback", "failureAction"], problem: "a rollback cannot roll back: use pause or continue" });
   const stopSignal = (input.stopSignal ?? defaults.stopSignal).toUpperCase();
   const normalizedSignal = stopSignal.startsWith("SIG") ? stopSignal : `SIG${stopSignal}`;
   if (!SIGNALS.has(normalizedSignal)) problems.push({ path: ["stopSignal"], problem: `unknown signal "${input.stopSignal}"` });
@@ -120,6 +142,8 @@ export function resolveServiceSpec(input: ServiceSpecInput): ServiceSpec {
     mode: input.mode === "global" ? { kind: "global" } : { kind: "replicated", replicas: input.replicas ?? defaults.replicas },
     taskHistoryLimit: input.taskHistoryLimit ?? defaults.taskHistoryLimit,
     endpoint: { ports, balance: input.loadBalance ?? "round-robin", waitForBackendMs },
+    update,
+    rollback,
     task: {
       driver: "process",
       command: input.command,

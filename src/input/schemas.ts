@@ -61,6 +61,18 @@ export const PortInput = Type.Union([
   ),
 ]);
 
+export const UpdateConfigInput = Type.Object(
+  {
+    parallelism: Type.Optional(Type.Integer({ minimum: 0, maximum: 10_000, description: "slots at once; 0 = all" })),
+    delay: Type.Optional(Duration),
+    failureAction: Type.Optional(StringEnum(["pause", "continue", "rollback"])),
+    monitor: Type.Optional(Duration),
+    maxFailureRatio: Type.Optional(Type.Number({ minimum: 0, maximum: 1 })),
+    order: Type.Optional(StringEnum(["stop-first", "start-first"])),
+  },
+  strict,
+);
+
 export const ServiceSpecInput = Type.Object(
   {
     name: Type.String({ minLength: 1, maxLength: 63, pattern: NAME_PATTERN }),
@@ -77,6 +89,8 @@ export const ServiceSpecInput = Type.Object(
     publish: Type.Optional(Type.Array(PortInput, { maxItems: 64 })),
     loadBalance: Type.Optional(StringEnum(["round-robin", "least-connections"])),
     waitForBackend: Type.Optional(Duration),
+    update: Type.Optional(UpdateConfigInput),
+    rollback: Type.Optional(UpdateConfigInput),
     stopSignal: Type.Optional(Type.String({ maxLength: 16 })),
     stopGracePeriod: Type.Optional(Duration),
     constraints: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 512 }), { maxItems: 64 })),
@@ -88,6 +102,16 @@ export const ServiceSpecInput = Type.Object(
   strict,
 );
 export type ServiceSpecInput = Static<typeof ServiceSpecInput>;
+
+export const UpdateServiceInput = Type.Object(
+  {
+    version: Type.Integer({ minimum: 0, description: "the service version this change was made against (optimistic concurrency)" }),
+    spec: ServiceSpecInput,
+    force: Type.Optional(Type.Boolean({ description: "replace every task even if the spec is unchanged" })),
+  },
+  strict,
+);
+export type UpdateServiceInput = Static<typeof UpdateServiceInput>;
 
 export const ScaleInput = Type.Object({ replicas: Type.Integer({ minimum: 0, maximum: 10_000 }) }, strict);
 export type ScaleInput = Static<typeof ScaleInput>;

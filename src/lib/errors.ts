@@ -8,6 +8,7 @@ export const errorCodes = {
   COMPACTED: 410,
   PAYLOAD_TOO_LARGE: 413,
   SLOW_CONSUMER: 429,
+  UPDATE_FAILED: 409,
   INTERNAL: 500,
   UNAVAILABLE: 503,
 } as const;

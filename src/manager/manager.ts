@@ -3,6 +3,7 @@ import type { Logger } from "../lib/log.js";
 import { Dispatcher } from "../dispatcher/dispatcher.js";
 import { Orchestrator } from "../orchestrator/controller.js";
 import { Scheduler } from "../scheduler/scheduler.js";
+import { Updater } from "../updater/controller.js";
 import type { Store } from "../store/store.js";
 
 export interface ManagerDeps {
@@ -20,6 +21,7 @@ export class Manager {
   readonly dispatcher: Dispatcher;
   readonly orchestrator: Orchestrator;
   readonly scheduler: Scheduler;
+  readonly updater: Updater;
   private running = false;
 
   constructor(deps: ManagerDeps) {
@@ -27,6 +29,7 @@ export class Manager {
     this.dispatcher = new Dispatcher({ store: deps.store, clock: deps.clock, log: child("dispatcher"), ...(deps.heartbeatPeriodMs ? { heartbeatPeriodMs: deps.heartbeatPeriodMs } : {}) });
     this.orchestrator = new Orchestrator({ store: deps.store, clock: deps.clock, log: child("orchestrator") });
     this.scheduler = new Scheduler({ store: deps.store, clock: deps.clock, log: child("scheduler") });
+    this.updater = new Updater({ store: deps.store, clock: deps.clock, log: child("updater") });
   }
 
   start(): void {
@@ -35,12 +38,14 @@ export class Manager {
     this.dispatcher.start();
     this.orchestrator.start();
     this.scheduler.start();
+    this.updater.start();
   }
 
   /** Idempotent. The controllers stop first, so nothing is restarted while tasks are stopped. */
   stopControllers(): void {
     this.orchestrator.stop();
     this.scheduler.stop();
+    this.updater.stop();
   }
 
   stop(): void {

@@ -104,12 +104,46 @@ export interface TaskSpec {
   logMaxBytes: number;
 }
 
+/** How a spec change rolls over the tasks (docker's --update-* and --rollback-* flags). */
+export interface UpdateConfig {
+  /** Slots replaced at once; 0 = all at once. */
+  parallelism: number;
+  /** Wait after a slot is updated before the next one starts. */
+  delayMs: number;
+  failureAction: "pause" | "continue" | "rollback";
+  /** How long a new task must stay up (and ready) to count as updated; failures in it count. */
+  monitorMs: number;
+  /** Failed new tasks per updated slot tolerated before the failure action (0..1). */
+  maxFailureRatio: number;
+  /** start-first: the new task runs beside the old until ready; stop-first: the old goes first. */
+  order: "stop-first" | "start-first";
+}
+
+export type UpdateState = "updating" | "paused" | "completed" | "rollback_started" | "rollback_paused" | "rollback_completed";
+
+export interface UpdateStatus {
+  state: UpdateState;
+  message: string;
+  startedAt: number;
+  completedAt?: number;
+  /** Slot keys whose new task has stayed up for the monitor period. */
+  updated: string[];
+  /** New tasks that failed (or never became ready) during this update. */
+  failures: number;
+  /** No new slot starts before this time (the update delay after the last one). */
+  nextStartAt: number;
+  /** Why this update (or rollback) started: "manual rollback", or the failure that rolled it back. */
+  reason?: string;
+}
+
 export interface ServiceSpec {
   name: string;
   labels: Record<string, string>;
   mode: { kind: "replicated"; replicas: number } | { kind: "global" };
   task: TaskSpec;
   endpoint: EndpointSpec;
+  update: UpdateConfig;
+  rollback: UpdateConfig;
   /** Terminal tasks kept per slot for `service ps`. */
   taskHistoryLimit: number;
 }
@@ -118,6 +152,13 @@ export interface Service extends Meta {
   spec: ServiceSpec;
   /** Stable virtual address in 127.0.0.0/8, the same on every node (set when it has service ports). */
   vip?: string;
+  /** The spec as the user sent it (API input form): `service update` applies its changes to it. */
+  specInput?: unknown;
+  /** The spec before the last change: what `service rollback` returns to. */
+  previousSpec?: ServiceSpec;
+  previousSpecInput?: unknown;
+  /** Progress of the last spec change over the tasks. */
+  updateStatus?: UpdateStatus;
   /** Increments on every spec change that needs new tasks; scale does not change it. */
   specVersion: number;
 }
@@ -169,6 +210,8 @@ export interface Task extends Meta {
   restart: RestartState;
   /** Set when the orchestrator decided this slot will not be restarted, with why. */
   restartBlocked?: string;
+  /** Set when the updater gave up on this new task (it never became ready), with why. */
+  updateFailure?: string;
 }
 
 export type NodeAvailability = "active" | "pause" | "drain";

@@ -14,10 +14,16 @@ export interface ServiceStatus {
 export const isTaskUp = (t: Task): boolean =>
   t.desiredState === "running" && t.status.state === "running" && (!t.spec.health || t.status.health === "healthy");
 
+/**
+ * The task runs the service's current spec: its spec version, or an earlier version with the
+ * same task spec (after a rollback, tasks that never left the old spec are current again).
+ */
+export const isCurrentSpec = (t: Task, s: Service): boolean => t.specVersion === s.specVersion || JSON.stringify(t.spec) === JSON.stringify(s.spec.task);
+
 /** The definition of converged from the core issue, shared by the API, the CLI and tests. */
 export function serviceStatus(s: Service, tasks: Task[], nodes: Node[]): ServiceStatus {
   const wanted = tasks.filter((t) => t.desiredState === "running");
-  const up = wanted.filter((t) => isTaskUp(t) && t.specVersion === s.specVersion);
+  const up = wanted.filter((t) => isTaskUp(t) && isCurrentSpec(t, s));
   // Global: one per eligible node, counted from the nodes, so a service whose tasks the
   // orchestrator has not created yet is not "0/0, converged".
   const desired = s.spec.mode.kind === "replicated" ? s.spec.mode.replicas : globalNodes(nodes, s.spec.task, tasks).length;

@@ -5,6 +5,7 @@ import type { NewObject } from "../store/store.js";
 import { decideRestart } from "./restart.js";
 import { globalNodes } from "../model/eligibility.js";
 import { slotKey } from "../model/slots.js";
+import { isCurrentSpec } from "../model/service-status.js";
 
 /** Everything a plan looks at: one service (or its id when deleted), its tasks, the nodes. */
 export interface ServiceSnapshot {
@@ -44,9 +45,12 @@ export function planService(s: ServiceSnapshot, now: number): Plan {
 
   for (const [key, tasks] of slots) {
     const current = tasks.filter((t) => t.desiredState === "running");
-    // Invariant: at most one task per slot is wanted running; extra ones (a lost race) go.
+    // Invariant: at most one task per slot is wanted running; extra ones (a lost race) go —
+    // except an older-version task beside the current version's: that is a start-first update,
+    // and the updater stops the old one once the new one is ready.
     current.sort((a, b) => b.createdAt - a.createdAt || (a.id < b.id ? -1 : 1));
-    for (const extra of current.slice(1)) plan.update.push(shutdownTask(extra, now));
+    const isUpdatePair = (extra: Task): boolean => current.length === 2 && isCurrentSpec(current[0]!, svc) && !isCurrentSpec(extra, svc);
+    for (const extra of current.slice(1)) if (!isUpdatePair(extra)) plan.update.push(shutdownTask(extra, now));
     const head = current[0];
     if (!wanted.has(key)) {
       if (head) plan.update.push(shutdownTask(head, now));
@@ -102,7 +106,7 @@ function groupBySlot(tasks: Task[]): Map<string, Task[]> {
   return m;
 }
 
-function newTask(svc: Service, key: string, now: number, restart: RestartState): NewObject<"tasks"> {
+export function newTask(svc: Service, key: string, now: number, restart: RestartState): NewObject<"tasks"> {
   const global = key.startsWith("node:");
   return {
     id: newId(),
@@ -121,7 +125,7 @@ function newTask(svc: Service, key: string, now: number, restart: RestartState):
 /**
  * Tasks no agent holds yet (new, pending) are ended here; the agent ends the others.
  */
-function shutdownTask(t: Task, now: number, desired: "shutdown" | "remove" = "shutdown"): Task {
+export function shutdownTask(t: Task, now: number, desired: "shutdown" | "remove" = "shutdown"): Task {
   if (t.status.state === "new" || t.status.state === "pending") {
     return { ...t, desiredState: desired, status: { ...t.status, state: "shutdown", timestamp: now, message: "shut down before it was assigned" } };
   }

@@ -5,6 +5,7 @@ import type { ServiceSpecInput } from "../../input/schemas.js";
 import { withClient } from "../context.js";
 import { collect, parseInteger, parseLabels, parseNumber, readEnvFile, resolveEnv } from "../parse.js";
 import { waitConverged } from "../output/progress.js";
+import { addUpdateConfigFlags, updateConfigFrom } from "./service-update.js";
 
 interface CreateOpts {
   name?: string;
@@ -93,6 +94,7 @@ export function registerServiceCreate(service: Command): void {
       .option(`--${kind}-success-threshold <n>`, `${kind} probe: consecutive successes to pass (default 1)`, parseInteger)
       .option(`--${kind}-failure-threshold <n>`, `${kind} probe: consecutive failures to fail (default 3)`, parseInteger);
   }
+  addUpdateConfigFlags(create);
   create.action(async (command: string, args: string[], opts: CreateOpts, cmd: Command) => {
       const env = resolveEnv([...(opts.envFile ?? []).flatMap(readEnvFile), ...(opts.env ?? [])]);
       const restartPolicy = given(opts, { condition: "restartCondition", delay: "restartDelay", maxAttempts: "restartMaxAttempts", window: "restartWindow" });
@@ -119,6 +121,8 @@ export function registerServiceCreate(service: Command): void {
         ...(opts.loadBalance ? { loadBalance: opts.loadBalance } : {}),
         ...(opts.waitForBackend ? { waitForBackend: opts.waitForBackend } : {}),
         ...probesFrom(opts),
+        ...(updateConfigFrom(opts, "update") ? { update: updateConfigFrom(opts, "update") } : {}),
+        ...(updateConfigFrom(opts, "rollback") ? { rollback: updateConfigFrom(opts, "rollback") } : {}),
       } as ServiceSpecInput;
       await withClient(cmd, async (c) => {
         const created = await c.call<Service>("POST", "/v1/services", body);

@@ -1,7 +1,7 @@
 import type { Node, Service, Task } from "../../model/objects.js";
 import { taskName } from "../../model/objects.js";
 import { BatonError } from "../../lib/errors.js";
-import { isTaskUp, serviceStatus } from "../../model/service-status.js";
+import { isCurrentSpec, isTaskUp, serviceStatus } from "../../model/service-status.js";
 import type { ApiClient } from "../client.js";
 
 const STAGES = ["new", "pending", "assigned", "accepted", "preparing", "starting", "running"];
@@ -23,7 +23,7 @@ export function redraw(drawn: number, lines: string[]): string {
  * healthy — task of the current spec), like `docker service create`. Follows the events stream,
  * so it reacts as soon as the store changes. Fails when a slot will not be restarted.
  */
-export async function waitConverged(c: ApiClient, serviceId: string): Promise<void> {
+export async function waitConverged(c: ApiClient, serviceId: string, expect: "converged" | "update" | "rollback" = "converged"): Promise<void> {
   const tty = process.stdout.isTTY === true;
   const { revision } = await c.call<{ revision: number }>("GET", "/v1/info");
   let service = await c.call<Service>("GET", `/v1/services/${serviceId}`);
@@ -36,8 +36,9 @@ export async function waitConverged(c: ApiClient, serviceId: string): Promise<vo
 
   const render = (): void => {
     const st = serviceStatus(service, [...tasks.values()], nodes);
-    const overall = `overall progress: ${st.running} out of ${st.desired} tasks`;
-    const current = [...tasks.values()].filter((t) => t.desiredState === "running" && t.specVersion === service.specVersion);
+    const u = service.updateStatus;
+    const overall = expect !== "converged" && u ? u.message : `overall progress: ${st.running} out of ${st.desired} tasks`;
+    const current = [...tasks.values()].filter((t) => t.desiredState === "running" && isCurrentSpec(t, service));
     if (tty) {
       const lines = [overall];
       if (st.desired <= MAX_SLOT_LINES) {
@@ -61,6 +62,19 @@ export async function waitConverged(c: ApiClient, serviceId: string): Promise<vo
 
   const check = (): void => {
     const st = serviceStatus(service, [...tasks.values()], nodes);
+    const u = service.updateStatus;
+    // An update ends completed (exit 0), paused or rolled back (exit 1: CI can rely on it).
+    if (expect !== "converged" && u) {
+      if (u.state === "paused" || u.state === "rollback_paused") {
+        outcome = new BatonError("UPDATE_FAILED", `${u.message}; see \`baton service ps ${service.spec.name}\``);
+        return;
+      }
+      if (u.state === "rollback_completed" && expect === "update") {
+        outcome = new BatonError("UPDATE_FAILED", u.reason ?? "the update was rolled back");
+        return;
+      }
+      if (u.state !== "completed" && u.state !== "rollback_completed") return;
+    }
     if (st.converged) {
       outcome = null;
       return;
@@ -91,5 +105,5 @@ export async function waitConverged(c: ApiClient, serviceId: string): Promise<vo
   }
   if (outcome === undefined) throw new BatonError("UNAVAILABLE", "baton closed the connection before the service converged");
   if (outcome) throw outcome;
-  process.stdout.write(`verify: Service ${service.spec.name} converged\n`);
+  process.stdout.write(expect === "converged" ? `verify: Service ${service.spec.name} converged\n` : `verify: Service ${service.spec.name} ${expect === "update" ? "updated" : "rolled back"} and converged\n`);
 }

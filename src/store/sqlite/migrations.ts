@@ -14,6 +14,11 @@ const migrations: string[] = [
   // Services gained an endpoint spec (published ports, balancing) with the mesh.
   `UPDATE objects SET data = json_set(data, '$.spec.endpoint', json('{"ports":[],"balance":"round-robin","waitForBackendMs":5000}'))
      WHERE kind = 'services' AND json_extract(data, '$.spec.endpoint') IS NULL;`,
+  // Services gained update and rollback configs with the updater.
+  `UPDATE objects SET data = json_set(data,
+       '$.spec.update', json('{"parallelism":1,"delayMs":0,"failureAction":"pause","monitorMs":5000,"maxFailureRatio":0,"order":"start-first"}'),
+       '$.spec.rollback', json('{"parallelism":1,"delayMs":0,"failureAction":"pause","monitorMs":5000,"maxFailureRatio":0,"order":"start-first"}'))
+     WHERE kind = 'services' AND json_extract(data, '$.spec.update') IS NULL;`,
 ];
 
 export const schemaVersion = migrations.length;

@@ -1,0 +1,150 @@
+import type { Command } from "commander";
+import { Option } from "commander";
+import { BatonError } from "../../lib/errors.js";
+import type { Service } from "../../model/objects.js";
+import type { ServiceSpecInput } from "../../input/schemas.js";
+import { withClient } from "../context.js";
+import { collect, parseInteger, parseLabels, parseNumber, resolveEnv } from "../parse.js";
+import { waitConverged } from "../output/progress.js";
+
+/** --update-* and --rollback-* (docker's names), on create and update. */
+export function addUpdateConfigFlags(cmd: Command): Command {
+  for (const kind of ["update", "rollback"] as const) {
+    cmd
+      .option(`--${kind}-parallelism <n>`, `slots ${kind}d at once, 0 = all (default 1)`, parseInteger)
+      .option(`--${kind}-delay <duration>`, `wait after each slot (default 0s)`)
+      .addOption(new Option(`--${kind}-failure-action <action>`, `on too many failures (default ${kind === "update" ? "pause" : "pause"})`).choices(kind === "update" ? ["pause", "continue", "rollback"] : ["pause", "continue"]))
+      .option(`--${kind}-monitor <duration>`, "how long a new task must stay up to count as updated (default 5s)")
+      .option(`--${kind}-max-failure-ratio <ratio>`, "failed new tasks per slot tolerated, 0..1 (default 0)", parseNumber)
+      .addOption(new Option(`--${kind}-order <order>`, "start-first (default) or stop-first").choices(["start-first", "stop-first"]));
+  }
+  return cmd;
+}
+
+type Opts = Record<string, unknown>;
+
+/** The update/rollback config fields given as flags, under the API's names. */
+export function updateConfigFrom(opts: Opts, kind: "update" | "rollback"): Record<string, unknown> | undefined {
+  const out: Record<string, unknown> = {};
+  for (const [suffix, field] of [["Parallelism", "parallelism"], ["Delay", "delay"], ["FailureAction", "failureAction"], ["Monitor", "monitor"], ["MaxFailureRatio", "maxFailureRatio"], ["Order", "order"]] as const) {
+    const v = opts[`${kind}${suffix}`];
+    if (v !== undefined) out[field] = v;
+  }
+  return Object.keys(out).length ? out : undefined;
+}
+
+/** "8080:80/http" or "published=8080,target=80" → [published, target] to match --publish-rm against. */
+function portsOf(p: NonNullable<ServiceSpecInput["publish"]>[number]): number[] {
+  if (typeof p !== "string") return [p.published, p.target].filter((n): n is number => n !== undefined);
+  if (p.includes("=")) return [...p.matchAll(/(?:published|target)=(\d+)/g)].map((m) => Number(m[1]));
+  return [...p.matchAll(/\d+/g)].map((m) => Number(m[0]));
+}
+
+/** docker's --args: a string split into words, with '…' and "…" quoting. */
+function splitArgs(text: string): string[] {
+  return [...text.matchAll(/"([^"]*)"|'([^']*)'|(\S+)/g)].map((m) => m[1] ?? m[2] ?? m[3]!);
+}
+
+/** Applies the flags to the spec as it was sent (its input form); the API validates the result. */
+function applyChanges(input: ServiceSpecInput, o: Opts): ServiceSpecInput {
+  const next: ServiceSpecInput = structuredClone(input);
+  if (o.args !== undefined) next.command = [next.command[0]!, ...splitArgs(o.args as string)];
+  if (o.replicas !== undefined) next.replicas = o.replicas as number;
+  const envRm = new Set((o.envRm as string[] | undefined) ?? []);
+  const envAdd = resolveEnv((o.envAdd as string[] | undefined) ?? []);
+  const addKeys = new Set(envAdd.map((e) => e.slice(0, e.indexOf("="))));
+  if (envRm.size || envAdd.length) next.env = [...(next.env ?? []).filter((e) => { const k = e.split("=")[0]!; return !envRm.has(k) && !addKeys.has(k); }), ...envAdd];
+  if (o.labelAdd || o.labelRm) {
+    const labels = { ...(next.labels ?? {}), ...parseLabels(o.labelAdd as string[] | undefined) };
+    for (const k of (o.labelRm as string[] | undefined) ?? []) delete labels[k];
+    next.labels = labels;
+  }
+  if (o.publishRm || o.publishAdd) {
+    const rm = new Set(((o.publishRm as string[] | undefined) ?? []).map(Number));
+    next.publish = [...(next.publish ?? []).filter((p) => !portsOf(p).some((n) => rm.has(n))), ...((o.publishAdd as string[] | undefined) ?? [])];
+  }
+  if (o.constraintAdd || o.constraintRm) {
+    const rm = new Set((o.constraintRm as string[] | undefined) ?? []);
+    next.constraints = [...(next.constraints ?? []).filter((c) => !rm.has(c)), ...((o.constraintAdd as string[] | undefined) ?? [])];
+  }
+  const health = { cmd: o.healthCmd, http: o.healthHttp, tcp: o.healthTcp, interval: o.healthInterval, timeout: o.healthTimeout, retries: o.healthRetries, startPeriod: o.healthStartPeriod };
+  if (o.healthcheck === false) delete next.healthcheck;
+  else if (Object.values(health).some((v) => v !== undefined)) {
+    const kind = health.cmd !== undefined || health.http !== undefined || health.tcp !== undefined;
+    next.healthcheck = { ...(kind ? {} : next.healthcheck ?? {}), ...Object.fromEntries(Object.entries(health).filter(([, v]) => v !== undefined)) } as ServiceSpecInput["healthcheck"];
+  }
+  for (const [flag, field] of [["stopSignal", "stopSignal"], ["stopGracePeriod", "stopGracePeriod"], ["workdir", "workdir"], ["reserveCpu", "reserveCpus"], ["reserveMemory", "reserveMemory"], ["loadBalance", "loadBalance"], ["waitForBackend", "waitForBackend"]] as const) {
+    if (o[flag] !== undefined) (next as Record<string, unknown>)[field] = o[flag];
+  }
+  const rp = { condition: o.restartCondition, delay: o.restartDelay, maxAttempts: o.restartMaxAttempts, window: o.restartWindow };
+  if (Object.values(rp).some((v) => v !== undefined)) next.restartPolicy = { ...(next.restartPolicy ?? {}), ...Object.fromEntries(Object.entries(rp).filter(([, v]) => v !== undefined)) };
+  for (const kind of ["update", "rollback"] as const) {
+    const u = updateConfigFrom(o, kind);
+    if (u) next[kind] = { ...(next[kind] ?? {}), ...u };
+  }
+  return next;
+}
+
+export function registerServiceUpdate(service: Command): void {
+  const update = service
+    .command("update")
+    .description("Change a service; its tasks are replaced by a rolling update (docker service update)")
+    .argument("<service>")
+    .option("--args <args>", "the command's arguments (replaces them)")
+    .option("--replicas <n>", "number of tasks (does not replace any task)", parseInteger)
+    .option("--env-add <KEY=VALUE>", "add or change an environment variable (repeatable)", collect)
+    .option("--env-rm <KEY>", "remove an environment variable (repeatable)", collect)
+    .option("--label-add <key=value>", "add or change a label (repeatable)", collect)
+    .option("--label-rm <key>", "remove a label (repeatable)", collect)
+    .option("--publish-add <port>", "publish a port, as -p on create (repeatable)", collect)
+    .option("--publish-rm <port>", "stop publishing a port, by published or target port (repeatable)", collect)
+    .option("--constraint-add <expr>", "add a placement constraint (repeatable)", collect)
+    .option("--constraint-rm <expr>", "remove a placement constraint (repeatable)", collect)
+    .option("--health-cmd <command>", "health check run with /bin/sh -c")
+    .option("--health-http <path>", "health check: HTTP GET on the task's PORT")
+    .option("--health-tcp <port>", "health check: TCP connect (0 = the task's PORT)", parseInteger)
+    .option("--health-interval <duration>", "time between checks")
+    .option("--health-timeout <duration>", "time a check may take")
+    .option("--health-retries <n>", "consecutive failures before unhealthy", parseInteger)
+    .option("--health-start-period <duration>", "failures in this period after start do not count")
+    .option("--no-healthcheck", "remove the health check")
+    .option("--restart-condition <cond>", "none, on-failure or any")
+    .option("--restart-delay <duration>", "fixed delay between restarts")
+    .option("--restart-max-attempts <n>", "restarts before giving up", parseInteger)
+    .option("--restart-window <duration>", "window in which max attempts are counted")
+    .option("--stop-signal <signal>", "signal that stops a task")
+    .option("--stop-grace-period <duration>", "time to wait before SIGKILL")
+    .option("-w, --workdir <dir>", "working directory of the command")
+    .option("--reserve-cpu <cpus>", "CPUs reserved per task", parseNumber)
+    .option("--reserve-memory <bytes>", "memory reserved per task")
+    .addOption(new Option("--load-balance <how>", "how the mesh picks a task").choices(["round-robin", "least-connections"]))
+    .option("--wait-for-backend <duration>", "how long a request waits for a ready task")
+    .option("--force", "replace every task even if nothing changed")
+    .option("-d, --detach", "return at once instead of following the update")
+    .option("-q, --quiet", "print nothing but errors");
+  addUpdateConfigFlags(update);
+  update.action(async (ref: string, opts: Opts, cmd: Command) =>
+    withClient(cmd, async (c) => {
+      const svc = await c.call<Service>("GET", `/v1/services/${encodeURIComponent(ref)}`);
+      if (svc.specInput === undefined) throw new BatonError("VALIDATION_FAILED", `service "${svc.spec.name}" was created by an older baton and cannot be updated; remove and create it again`);
+      const spec = applyChanges(svc.specInput as ServiceSpecInput, opts);
+      const updated = await c.call<Service>("POST", `/v1/services/${svc.id}/update`, { version: svc.version, spec, ...(opts.force ? { force: true } : {}) });
+      if (!opts.quiet) process.stdout.write(`${updated.spec.name}\n`);
+      if (!opts.detach && !opts.quiet) await waitConverged(c, updated.id, updated.specVersion !== svc.specVersion ? "update" : "converged");
+    }),
+  );
+
+  service
+    .command("rollback")
+    .description("Return a service to its previous spec (docker service rollback)")
+    .argument("<service>")
+    .option("-d, --detach", "return at once instead of following the rollback")
+    .option("-q, --quiet", "print nothing but errors")
+    .action(async (ref: string, opts: { detach?: boolean; quiet?: boolean }, cmd: Command) =>
+      withClient(cmd, async (c) => {
+        const s = await c.call<Service>("POST", `/v1/services/${encodeURIComponent(ref)}/rollback`);
+        if (!opts.quiet) process.stdout.write(`${s.spec.name}\n`);
+        if (!opts.detach && !opts.quiet) await waitConverged(c, s.id, "rollback");
+      }),
+    );
+}

@@ -1,0 +1,145 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { planUpdate, type UpdatePlan } from "./plan.js";
+import { withNewSpec, withRollback } from "./transitions.js";
+import { aService, aTask } from "../../test/harness/builders.js";
+import type { Service, Task } from "../model/objects.js";
+import type { ServiceSpecInput } from "../input/schemas.js";
+import { resolveServiceSpec } from "../input/resolve.js";
+
+const T0 = 1_000_000;
+
+/** A service at v1 with `replicas` running, ready tasks, then changed (v2) with the given update config. */
+function updating(replicas: number, update: ServiceSpecInput["update"] = {}) {
+  const v1 = aService({ replicas, env: ["V=1"], update });
+  const old = Array.from({ length: replicas }, (_, i) => aTask(v1, { slot: i + 1, startedAt: 0, status: { state: "running", timestamp: 0, message: "", ready: true, startedAt: 0 } }));
+  const v2 = withNewSpec(v1, resolveServiceSpec({ name: "web", command: ["node", "server.js"], replicas, env: ["V=2"], update }), {}, T0);
+  return { v1, v2, old };
+}
+
+/** Applies a plan's writes to a task list, as the store would (for stepping through an update). */
+function apply(svc: Service, tasks: Task[], p: UpdatePlan, now: number): { svc: Service; tasks: Task[] } {
+  const byId = new Map(tasks.map((t) => [t.id, t]));
+  for (const u of p.update) byId.set(u.id, u);
+  for (const c of p.create) byId.set(c.id, { ...c, version: 1, createdAt: now, updatedAt: now } as Task);
+  return { svc: p.status ? { ...svc, updateStatus: p.status } : svc, tasks: [...byId.values()] };
+}
+
+/** Marks the new-version tasks running and ready since `at`. */
+const becomeReady = (svc: Service, tasks: Task[], at: number): Task[] =>
+  tasks.map((t) => (t.specVersion === svc.specVersion && t.status.state === "new" ? { ...t, status: { ...t.status, state: "running", ready: true, startedAt: at, timestamp: at } } : t));
+
+test("a spec change is a new version with the previous spec kept; scale alone is not", () => {
+  const { v1, v2 } = updating(3);
+  assert.equal(v2.specVersion, 2);
+  assert.equal(v2.previousSpec, v1.spec);
+  assert.equal(v2.updateStatus?.state, "updating");
+  const scaled = withNewSpec(v1, { ...v1.spec, mode: { kind: "replicated", replicas: 9 } }, {}, T0);
+  assert.equal(scaled.specVersion, 1);
+  assert.equal(scaled.updateStatus, undefined);
+});
+
+test("parallelism 1, start-first: one new task at a time; the old one goes once the new one is ready; a slot is done after the monitor period", () => {
+  const { v2, old } = updating(3, { parallelism: 1, monitor: "2s" });
+  let p = planUpdate({ service: v2, tasks: old }, T0);
+  assert.deepEqual(p.create.map((t) => t.slot), [1], "slot 1 first");
+  assert.deepEqual(p.update, [], "start-first: the old task stays until the new one is ready");
+  let st = apply(v2, old, p, T0);
+  p = planUpdate({ service: st.svc, tasks: st.tasks }, T0 + 100);
+  assert.deepEqual(p.create, [], "one in progress: nothing new");
+  st = { ...st, tasks: becomeReady(st.svc, st.tasks, T0 + 500) };
+  p = planUpdate({ service: st.svc, tasks: st.tasks }, T0 + 500);
+  assert.deepEqual(p.update.map((t) => [t.slot, t.desiredState]), [[1, "shutdown"]], "old task of slot 1 goes");
+  st = apply(st.svc, st.tasks, p, T0 + 500);
+  p = planUpdate({ service: st.svc, tasks: st.tasks }, T0 + 2500);
+  assert.deepEqual(p.status!.updated, ["1"], "slot 1 updated after the monitor period");
+  assert.deepEqual(p.create.map((t) => t.slot), [2], "then slot 2");
+});
+
+test("stop-first and parallelism 2 with a delay: two at a time, the old ones go with the new ones' creation, the next waits the delay", () => {
+  const { v2, old } = updating(3, { parallelism: 2, order: "stop-first", delay: "10s", monitor: "1s" });
+  let p = planUpdate({ service: v2, tasks: old }, T0);
+  assert.deepEqual(p.create.map((t) => t.slot), [1, 2]);
+  assert.deepEqual(p.update.map((t) => [t.slot, t.desiredState]), [[1, "shutdown"], [2, "shutdown"]]);
+  let st = apply(v2, old, p, T0);
+  st = { ...st, tasks: becomeReady(st.svc, st.tasks, T0 + 200) };
+  p = planUpdate({ service: st.svc, tasks: st.tasks }, T0 + 1200);
+  assert.deepEqual(p.status!.updated.sort(), ["1", "2"]);
+  assert.deepEqual(p.create, [], "slot 3 waits for the delay");
+  assert.equal(p.requeueAfterMs, 10_000);
+  st = apply(st.svc, st.tasks, p, T0 + 1200);
+  p = planUpdate({ service: st.svc, tasks: st.tasks }, T0 + 11_200);
+  assert.deepEqual(p.create.map((t) => t.slot), [3]);
+});
+
+test("parallelism 0 updates every slot at once; all done → completed", () => {
+  const { v2, old } = updating(4, { parallelism: 0, monitor: "1s" });
+  let p = planUpdate({ service: v2, tasks: old }, T0);
+  assert.equal(p.create.length, 4);
+  let st = apply(v2, old, p, T0);
+  st = { ...st, tasks: becomeReady(st.svc, st.tasks, T0) };
+  p = planUpdate({ service: st.svc, tasks: st.tasks }, T0);
+  st = apply(st.svc, st.tasks, p, T0);
+  st = { ...st, tasks: st.tasks.filter((t) => t.desiredState === "running") };
+  p = planUpdate({ service: st.svc, tasks: st.tasks }, T0 + 1000);
+  assert.equal(p.status!.state, "completed");
+});
+
+const failNew = (svc: Service, tasks: Task[], at: number): Task[] =>
+  tasks.map((t) => (t.specVersion === svc.specVersion && t.status.state === "new" ? { ...t, status: { ...t.status, state: "failed", err: "exit code 1", timestamp: at } } : t));
+
+test("failure actions: pause stops the update, rollback returns to the previous spec, continue passes the slot over", () => {
+  for (const action of ["pause", "rollback", "continue"] as const) {
+    const { v2, old } = updating(2, { failureAction: action, monitor: "1s" });
+    const p0 = planUpdate({ service: v2, tasks: old }, T0);
+    let st = apply(v2, old, p0, T0);
+    st = { ...st, tasks: failNew(st.svc, st.tasks, T0 + 100) };
+    const p = planUpdate({ service: st.svc, tasks: st.tasks }, T0 + 100);
+    if (action === "pause") {
+      assert.equal(p.status!.state, "paused");
+      assert.match(p.status!.message, /update paused: 1 new task failed \(max failure ratio 0\): exit code 1/);
+    } else if (action === "rollback") {
+      assert.match(p.rollback!, /update rolled back: 1 new task failed/);
+    } else {
+      assert.equal(p.status!.state, "updating");
+      assert.deepEqual(p.create.map((t) => t.slot), [2], "the next slot starts");
+    }
+  }
+});
+
+test("max failure ratio tolerates failures up to the ratio", () => {
+  const { v2, old } = updating(4, { parallelism: 0, maxFailureRatio: 0.25 });
+  let st = apply(v2, old, planUpdate({ service: v2, tasks: old }, T0), T0);
+  const firstNew = st.tasks.find((t) => t.specVersion === 2)!;
+  st = { ...st, tasks: st.tasks.map((t) => (t.id === firstNew.id ? { ...t, status: { ...t.status, state: "failed" as const, err: "boom", timestamp: T0 } } : t)) };
+  assert.equal(planUpdate({ service: st.svc, tasks: st.tasks }, T0).status!.state, "updating", "1 of 4 = 0.25 is tolerated");
+});
+
+test("a new task that never becomes ready fails the update after the monitor period", () => {
+  const { v2, old } = updating(1, { monitor: "2s", failureAction: "rollback" });
+  let st = apply(v2, old, planUpdate({ service: v2, tasks: old }, T0), T0);
+  st = { ...st, tasks: st.tasks.map((t) => (t.specVersion === 2 ? { ...t, status: { ...t.status, state: "running" as const, ready: false, startedAt: T0, timestamp: T0 } } : t)) };
+  let p = planUpdate({ service: st.svc, tasks: st.tasks }, T0 + 1000);
+  assert.equal(p.requeueAfterMs, 1000);
+  p = planUpdate({ service: st.svc, tasks: st.tasks }, T0 + 2000);
+  assert.match(p.update.find((t) => t.specVersion === 2)!.updateFailure!, /not ready within 2s/);
+  assert.match(p.rollback!, /not ready within 2s/);
+});
+
+test("restartable: a slot that already carries the new version is not updated again", () => {
+  const { v2, old } = updating(3, { parallelism: 1, monitor: "1s" });
+  const st = apply(v2, old, planUpdate({ service: v2, tasks: old }, T0), T0);
+  // "baton up" was killed here and restarted: the plan from the store alone.
+  const again = planUpdate({ service: st.svc, tasks: st.tasks }, T0 + 50);
+  assert.deepEqual(again.create, [], "slot 1 is in progress, not started twice");
+});
+
+test("rollback keeps the current replica count and is a new version", () => {
+  const { v2 } = updating(3);
+  const scaled = { ...v2, spec: { ...v2.spec, mode: { kind: "replicated" as const, replicas: 5 } } };
+  const rb = withRollback(scaled, T0 + 5);
+  assert.equal(rb.specVersion, 3);
+  assert.deepEqual(rb.spec.task.env, { V: "1" });
+  assert.deepEqual(rb.spec.mode, { kind: "replicated", replicas: 5 });
+  assert.equal(rb.updateStatus!.state, "rollback_started");
+});

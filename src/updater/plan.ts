@@ -1,0 +1,156 @@
+import type { Service, Task, UpdateConfig, UpdateStatus } from "../model/objects.js";
+import { slotKey } from "../model/slots.js";
+import { isCurrentSpec } from "../model/service-status.js";
+import { isTerminal } from "../model/task-state.js";
+import { newTask, shutdownTask } from "../orchestrator/plan.js";
+import type { NewObject } from "../store/store.js";
+
+/** Everything the updater looks at: one service and its tasks. */
+export interface UpdateSnapshot {
+  service: Service;
+  tasks: Task[];
+}
+
+/** The writes one step makes; `status` replaces the service's update status. */
+export interface UpdatePlan {
+  create: NewObject<"tasks">[];
+  update: Task[];
+  status?: UpdateStatus;
+  /** Roll back to the previous spec (failure action rollback). */
+  rollback?: string;
+  requeueAfterMs?: number;
+}
+
+/** A new task that failed by its own doing, or never became ready. */
+const isFailed = (t: Task): boolean => !!t.updateFailure || ((t.status.state === "failed" || t.status.state === "rejected") && t.desiredState !== "remove");
+
+const isActive = (st: UpdateStatus | undefined): st is UpdateStatus => st?.state === "updating" || st?.state === "rollback_started";
+
+/** A task takes traffic and counts as up: running, wanted, ready. */
+const isUp = (t: Task): boolean => t.desiredState === "running" && t.status.state === "running" && t.status.ready !== false && (!t.spec.health || t.status.health === "healthy");
+
+/** How long a new task may take to become ready before it counts as a failure. */
+function readyDeadlineMs(t: Task, cfg: UpdateConfig): number {
+  const s = t.spec.probes?.startup;
+  return cfg.monitorMs + (s ? s.initialDelayMs + s.periodMs * s.failureThreshold : 0);
+}
+
+/**
+ * One step of a rolling update (or rollback), pure: which slots get a new task next (by slot
+ * order, `parallelism` at a time, `delay` after each one is done), which old tasks go (start-first:
+ * once the new one is ready; stop-first: together with the new one's creation, the mesh drains the
+ * old one first), which new tasks failed, and whether the failure action fires. A slot is updated
+ * once its new task has been up for the monitor period. Restartable: the store says which slots
+ * carry the new version, so no slot is updated twice.
+ */
+export function planUpdate(s: UpdateSnapshot, now: number): UpdatePlan {
+  const plan: UpdatePlan = { create: [], update: [] };
+  const svc = s.service;
+  const st = svc.updateStatus;
+  if (!isActive(st)) return plan;
+  const rollingBack = st.state === "rollback_started";
+  const cfg = rollingBack ? svc.spec.rollback : svc.spec.update;
+  const requeue = (ms: number): void => {
+    plan.requeueAfterMs = Math.min(plan.requeueAfterMs ?? Infinity, Math.max(ms, 1));
+  };
+  const isNew = (t: Task): boolean => isCurrentSpec(t, svc);
+  const ofThisUpdate = (t: Task): boolean => isNew(t) && t.createdAt >= st.startedAt;
+
+  // Slots in scope: replicated 1..N; global: every node slot with a task wanted running.
+  const bySlot = new Map<string, Task[]>();
+  for (const t of s.tasks) {
+    const k = slotKey(t);
+    bySlot.set(k, [...(bySlot.get(k) ?? []), t]);
+  }
+  const slots = svc.spec.mode.kind === "replicated"
+    ? Array.from({ length: svc.spec.mode.replicas }, (_, i) => String(i + 1))
+    : [...bySlot.entries()].filter(([, ts]) => ts.some((t) => t.desiredState === "running")).map(([k]) => k).sort();
+
+  const updated = new Set(st.updated.filter((k) => slots.includes(k)));
+  let nextStartAt = st.nextStartAt;
+  const dirty: string[] = [];
+  const passed = new Set<string>();
+  let inProgress = 0;
+  for (const key of slots) {
+    if (updated.has(key)) continue;
+    const tasks = bySlot.get(key) ?? [];
+    const wanted = tasks.filter((t) => t.desiredState === "running");
+    const fresh = wanted.find(isNew);
+    const old = wanted.filter((t) => !isNew(t));
+    // failure action continue: a slot whose new task failed is passed over, the update goes on.
+    if (cfg.failureAction === "continue" && tasks.some((t) => ofThisUpdate(t) && isFailed(t))) {
+      passed.add(key);
+      continue;
+    }
+    if (!fresh) {
+      // No current-version task wanted here: untouched (dirty), or one that ended and the
+      // orchestrator restarts (in progress: its failure is counted below).
+      if (old.length) dirty.push(key);
+      else if (tasks.some(ofThisUpdate)) inProgress++;
+      else dirty.push(key);
+      continue;
+    }
+    inProgress++;
+    if (isUp(fresh)) {
+      for (const o of old) plan.update.push(shutdownTask(o, now));
+      const upSince = fresh.status.startedAt ?? now;
+      if (old.length === 0 && now - upSince >= cfg.monitorMs) {
+        updated.add(key);
+        inProgress--;
+        // docker's --update-delay: the next slot waits this long after one is done.
+        nextStartAt = Math.max(nextStartAt, now + cfg.delayMs);
+      } else requeue(upSince + cfg.monitorMs - now);
+    } else if (fresh.status.state === "running" && !fresh.updateFailure) {
+      const since = fresh.status.startedAt ?? fresh.status.timestamp;
+      const deadline = readyDeadlineMs(fresh, cfg);
+      if (now - since >= deadline) {
+        // Never became ready: it fails the update (its slot gets another try from the orchestrator).
+        const why = `not ready within ${Math.round(deadline / 100) / 10}s`;
+        plan.update.push({ ...shutdownTask(fresh, now), updateFailure: why });
+      } else requeue(since + deadline - now);
+    }
+  }
+
+  // Failures of this update: new tasks that ended by their own fault, or never became ready.
+  const changed = new Map(plan.update.map((t) => [t.id, t]));
+  const failedNew = s.tasks.map((t) => changed.get(t.id) ?? t).filter((t) => ofThisUpdate(t) && isFailed(t));
+  const failures = Math.max(st.failures, failedNew.length);
+  const attempted = new Set(s.tasks.filter(ofThisUpdate).map(slotKey)).size;
+  const lastError = [...failedNew].sort((a, b) => b.status.timestamp - a.status.timestamp)[0];
+  const why = lastError ? `${lastError.updateFailure ?? lastError.status.err ?? lastError.status.message}` : "";
+  const status: UpdateStatus = { ...st, updated: [...updated], failures, nextStartAt };
+  plan.status = status;
+
+  if (failures > 0 && failures / Math.max(attempted, 1) > cfg.maxFailureRatio && cfg.failureAction !== "continue") {
+    const summary = `${failures} new task${failures === 1 ? "" : "s"} failed (max failure ratio ${cfg.maxFailureRatio})${why ? `: ${why}` : ""}`;
+    if (cfg.failureAction === "rollback" && !rollingBack && svc.previousSpec) {
+      plan.rollback = `update rolled back: ${summary}`;
+      return plan;
+    }
+    plan.status = { ...status, state: rollingBack ? "rollback_paused" : "paused", message: `${rollingBack ? "rollback" : "update"} paused: ${summary}` };
+    return plan;
+  }
+
+  if (updated.size + passed.size === slots.length) {
+    const tail = passed.size ? ` (${passed.size} slot${passed.size === 1 ? "" : "s"} failed: ${why})` : "";
+    plan.status = { ...status, state: rollingBack ? "rollback_completed" : "completed", message: `${rollingBack ? "rollback" : "update"} completed${tail}`, completedAt: now, nextStartAt: now };
+    return plan;
+  }
+
+  // Start the next slots: at most `parallelism` in progress, none before the delay has passed.
+  const capacity = cfg.parallelism === 0 ? Infinity : cfg.parallelism - inProgress;
+  if (capacity > 0 && dirty.length) {
+    if (now < nextStartAt) requeue(nextStartAt - now);
+    else {
+      for (const key of dirty.slice(0, capacity)) {
+        const old = (bySlot.get(key) ?? []).filter((t) => t.desiredState === "running");
+        const restart = old[0] ? { ...old[0].restart, streak: 0 } : { attempts: 0, recent: [], streak: 0 };
+        plan.create.push(newTask(svc, key, now, restart));
+        if (cfg.order === "stop-first") for (const o of old) plan.update.push(shutdownTask(o, now));
+      }
+    }
+  }
+  const total = slots.length;
+  plan.status = { ...status, message: `${rollingBack ? "rolling back" : "updating"}: ${updated.size}/${total} slots updated${failures ? `, ${failures} failed` : ""}` };
+  return plan;
+}
