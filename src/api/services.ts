@@ -7,7 +7,7 @@ import { serviceEndpoints } from "../dispatcher/endpoints.js";
 import type { ServiceEndpoints } from "../dispatcher/protocol.js";
 import { portConflicts, portsInUseOnHost, publishedByBaton } from "./published-ports.js";
 import { newId } from "../lib/ids.js";
-import type { Service } from "../model/objects.js";
+import type { Service, ServiceSpec } from "../model/objects.js";
 import { resolveServiceSpec } from "../input/resolve.js";
 import { ErrorBody, ScaleInput, ServiceSpecInput, UpdateServiceInput } from "../input/schemas.js";
 import type { ApiDeps } from "./deps.js";
@@ -54,7 +54,15 @@ export const servicesRoutes: FastifyPluginAsync<{ deps: ApiDeps }> = async (app,
     async (req) => {
       const current = store.view((tx) => findService(tx, req.params.ref));
       const { version, spec: input, force } = req.body;
-      const spec = resolveServiceSpec(input);
+      // Paths are relative to the body, as the schema's are: spec.update.delay, spec.publish[1]…
+      const inSpec = (fields: FieldProblem[]): FieldProblem[] => fields.map((f) => ({ ...f, path: ["spec", ...f.path] }));
+      let spec: ServiceSpec;
+      try {
+        spec = resolveServiceSpec(input);
+      } catch (err) {
+        if (err instanceof BatonError && err.code === "VALIDATION_FAILED") throw validationError(inSpec(err.fields));
+        throw err;
+      }
       const problems: FieldProblem[] = [];
       if (spec.name !== current.spec.name) problems.push({ path: ["name"], problem: `a service cannot be renamed (it is "${current.spec.name}")` });
       if (spec.mode.kind !== current.spec.mode.kind) problems.push({ path: ["mode"], problem: `a ${current.spec.mode.kind} service cannot become ${spec.mode.kind}` });
@@ -62,7 +70,7 @@ export const servicesRoutes: FastifyPluginAsync<{ deps: ApiDeps }> = async (app,
       const added = spec.endpoint.ports.filter((p) => !published.has(`${p.published}/${p.protocol === "udp" ? "udp" : "tcp"}`));
       // Paths name the fields of the spec, as for create: `publish[1].published: …`.
       problems.push(...(await portsInUseOnHost(added, store.view(publishedByBaton))).map((f) => ({ ...f, path: ["publish", spec.endpoint.ports.indexOf(added[f.path[1] as number]!), "published"] })));
-      if (problems.length) throw validationError(problems);
+      if (problems.length) throw validationError(inSpec(problems));
       const updated = await store.update((tx) => {
         const svc = tx.get("services", current.id);
         if (!svc) throw new BatonError("NOT_FOUND", `service "${current.spec.name}" was removed`);
@@ -70,7 +78,7 @@ export const servicesRoutes: FastifyPluginAsync<{ deps: ApiDeps }> = async (app,
           throw new BatonError("VERSION_CONFLICT", `service "${svc.spec.name}" changed since it was read (version ${version}, now ${svc.version}): read it again and re-apply the change`, [{ path: ["version"], problem: `${version} is not the current version ${svc.version}` }], { retryable: true });
         }
         const conflicts = portConflicts(tx, spec.endpoint.ports, svc.id);
-        if (conflicts.length) throw validationError(conflicts);
+        if (conflicts.length) throw validationError(inSpec(conflicts));
         const vip = svc.vip ?? (spec.endpoint.ports.length ? allocateVip(spec.name, new Set(tx.list("services").flatMap((s) => (s.vip ? [s.vip] : [])))) : undefined);
         return tx.update("services", { ...withNewSpec(svc, spec, input, deps.clock.now(), force === true), ...(vip ? { vip } : {}) });
       });

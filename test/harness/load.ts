@@ -7,6 +7,10 @@ export interface LoadResult {
   errors: string[];
   /** Response bodies' first word (the task that answered) → count. */
   by: Map<string, number>;
+  /** Response bodies' third word (the version that answered, e.g. "v2") → count. */
+  versions: Map<string, number>;
+  /** The version of the last answer. */
+  lastVersion?: string;
 }
 
 /**
@@ -16,7 +20,7 @@ export interface LoadResult {
  */
 export async function runLoad(opts: { port: number; path?: string; durationMs: number; concurrency?: number; keepAlive?: boolean; stop?: Promise<unknown> }): Promise<LoadResult> {
   const agent = new Agent({ keepAlive: opts.keepAlive ?? true, maxSockets: opts.concurrency ?? 4 });
-  const res: LoadResult = { ok: 0, failed: 0, errors: [], by: new Map() };
+  const res: LoadResult = { ok: 0, failed: 0, errors: [], by: new Map(), versions: new Map() };
   const deadline = Date.now() + opts.durationMs;
   let stopped = false;
   void opts.stop?.then(() => (stopped = true));
@@ -28,8 +32,12 @@ export async function runLoad(opts: { port: number; path?: string; durationMs: n
         r.on("end", () => {
           if ((r.statusCode ?? 0) >= 200 && (r.statusCode ?? 0) < 300) {
             res.ok++;
-            const who = body.split(" ")[0]!;
-            res.by.set(who, (res.by.get(who) ?? 0) + 1);
+            const [who, , version] = body.trim().split(" ");
+            res.by.set(who!, (res.by.get(who!) ?? 0) + 1);
+            if (version) {
+              res.versions.set(version, (res.versions.get(version) ?? 0) + 1);
+              res.lastVersion = version;
+            }
           } else fail(`HTTP ${r.statusCode}: ${body.slice(0, 80)}`);
           resolve();
         });

@@ -6,6 +6,7 @@ import { withClient } from "../context.js";
 import { collect, parseInteger, parseLabels, parseNumber, readEnvFile, resolveEnv } from "../parse.js";
 import { waitConverged } from "../output/progress.js";
 import { addUpdateConfigFlags, updateConfigFrom } from "./service-update.js";
+import { addProbeFlags, probesFrom } from "./probe-flags.js";
 
 interface CreateOpts {
   name?: string;
@@ -40,10 +41,6 @@ interface CreateOpts {
   quiet?: boolean;
   [probeFlag: string]: unknown;
 }
-
-const PROBE_KINDS = ["liveness", "readiness", "startup"] as const;
-/** Per probe kind: --<kind>-http PATH | --<kind>-tcp [PORT] | --<kind>-cmd CMD, and its timings. */
-const PROBE_FIELDS = { Http: "http", Tcp: "tcp", Cmd: "cmd", InitialDelay: "initialDelay", Period: "period", Timeout: "timeout", SuccessThreshold: "successThreshold", FailureThreshold: "failureThreshold" } as const;
 
 /** Flags follow `docker service create` wherever the concept exists. */
 export function registerServiceCreate(service: Command): void {
@@ -83,17 +80,7 @@ export function registerServiceCreate(service: Command): void {
     .option("--wait-for-backend <duration>", "how long a request waits for a ready task before failing (default 5s)")
     .option("-d, --detach", "return at once instead of waiting for the service to converge")
     .option("-q, --quiet", "print only the service id");
-  for (const kind of PROBE_KINDS) {
-    create
-      .option(`--${kind}-http <path>`, `${kind} probe: HTTP GET on the task's PORT (/path or :port/path)`)
-      .option(`--${kind}-tcp [port]`, `${kind} probe: TCP connect (default the task's PORT)`, parseInteger)
-      .option(`--${kind}-cmd <command>`, `${kind} probe: command run with /bin/sh -c`)
-      .option(`--${kind}-initial-delay <duration>`, `${kind} probe: wait before the first probe (default 0s)`)
-      .option(`--${kind}-period <duration>`, `${kind} probe: time between probes (default 5s)`)
-      .option(`--${kind}-timeout <duration>`, `${kind} probe: time a probe may take (default 1s)`)
-      .option(`--${kind}-success-threshold <n>`, `${kind} probe: consecutive successes to pass (default 1)`, parseInteger)
-      .option(`--${kind}-failure-threshold <n>`, `${kind} probe: consecutive failures to fail (default 3)`, parseInteger);
-  }
+  addProbeFlags(create);
   addUpdateConfigFlags(create);
   create.action(async (command: string, args: string[], opts: CreateOpts, cmd: Command) => {
       const env = resolveEnv([...(opts.envFile ?? []).flatMap(readEnvFile), ...(opts.env ?? [])]);
@@ -130,20 +117,6 @@ export function registerServiceCreate(service: Command): void {
         if (!opts.detach && !opts.quiet) await waitConverged(c, created.id);
       });
     });
-}
-
-/** --liveness-*, --readiness-*, --startup-* → the API's `probes`. `--X-tcp` alone means the task's PORT. */
-function probesFrom(opts: CreateOpts): { probes?: Record<string, Record<string, unknown>> } {
-  const probes: Record<string, Record<string, unknown>> = {};
-  for (const kind of PROBE_KINDS) {
-    const p: Record<string, unknown> = {};
-    for (const [suffix, field] of Object.entries(PROBE_FIELDS)) {
-      const v = opts[`${kind}${suffix}`];
-      if (v !== undefined) p[field] = v === true ? 0 : v;
-    }
-    if (Object.keys(p).length) probes[kind] = p;
-  }
-  return Object.keys(probes).length ? { probes } : {};
 }
 
 /** The options that were given, under the API's field names. */

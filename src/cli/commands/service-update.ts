@@ -6,6 +6,7 @@ import type { ServiceSpecInput } from "../../input/schemas.js";
 import { withClient } from "../context.js";
 import { collect, parseInteger, parseLabels, parseNumber, resolveEnv } from "../parse.js";
 import { waitConverged } from "../output/progress.js";
+import { addProbeFlags, probesFrom } from "./probe-flags.js";
 
 /** --update-* and --rollback-* (docker's names), on create and update. */
 export function addUpdateConfigFlags(cmd: Command): Command {
@@ -78,6 +79,13 @@ function applyChanges(input: ServiceSpecInput, o: Opts): ServiceSpecInput {
   }
   const rp = { condition: o.restartCondition, delay: o.restartDelay, maxAttempts: o.restartMaxAttempts, window: o.restartWindow };
   if (Object.values(rp).some((v) => v !== undefined)) next.restartPolicy = { ...(next.restartPolicy ?? {}), ...Object.fromEntries(Object.entries(rp).filter(([, v]) => v !== undefined)) };
+  const { probes } = probesFrom(o);
+  for (const [kind, p] of Object.entries(probes ?? {})) {
+    // A new check (http, tcp or cmd) replaces the probe; timings alone change the existing one.
+    const replaces = p.http !== undefined || p.tcp !== undefined || p.cmd !== undefined;
+    const prev = (next.probes as Record<string, Record<string, unknown>> | undefined)?.[kind];
+    next.probes = { ...(next.probes ?? {}), [kind]: { ...(replaces ? {} : prev ?? {}), ...p } };
+  }
   for (const kind of ["update", "rollback"] as const) {
     const u = updateConfigFrom(o, kind);
     if (u) next[kind] = { ...(next[kind] ?? {}), ...u };
@@ -122,6 +130,7 @@ export function registerServiceUpdate(service: Command): void {
     .option("--force", "replace every task even if nothing changed")
     .option("-d, --detach", "return at once instead of following the update")
     .option("-q, --quiet", "print nothing but errors");
+  addProbeFlags(update);
   addUpdateConfigFlags(update);
   update.action(async (ref: string, opts: Opts, cmd: Command) =>
     withClient(cmd, async (c) => {

@@ -1,0 +1,166 @@
+// Updates issue (#9): rolling updates, rollback and failure actions against a real `baton up`,
+// under bounded load to 127.0.0.1 through the mesh.
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { request } from "node:http";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { BatonProcess, ROOT, waitFor, type PsRow } from "../harness/baton.js";
+import { runLoad } from "../harness/load.js";
+
+const APP = join(ROOT, "test", "fixtures", "mesh-app.js");
+const running = (rows: PsRow[]): PsRow[] => rows.filter((r) => r.DesiredState === "running" && r.CurrentState === "running");
+const readyCount = async (b: BatonProcess, svc: string): Promise<number> => running(await b.tasks(svc)).filter((r) => (r as PsRow & { Ready: boolean }).Ready).length;
+/** Starts a load, runs `during` once it is flowing, and returns the load's result. */
+async function underLoad(port: number, durationMs: number, during: () => Promise<void>) {
+  let done!: () => void;
+  const stop = new Promise<void>((r) => (done = r));
+  const load = runLoad({ port, durationMs, concurrency: 4, stop });
+  await new Promise((r) => setTimeout(r, 300));
+  try {
+    await during();
+  } finally {
+    await new Promise((r) => setTimeout(r, 300));
+    done();
+  }
+  return load;
+}
+
+describe("rolling updates and rollback", () => {
+  const baton = new BatonProcess(undefined, ["--dns-addr", "127.77.0.1:0"]);
+  before(() => baton.start());
+  after(() => baton.destroy());
+
+  test("4 replicas: rolling update then rollback under load, 0 failed requests; the version changes both ways", async () => {
+    await baton.cliOk("service", "create", "--name", "web", "--replicas", "4", "-p", "18400:80/http", "-e", "VERSION=1", "--update-monitor", "500ms", "--rollback-monitor", "500ms", "node", APP);
+    await waitFor(() => readyCount(baton, "web").then((n) => n === 4), 10_000, "4 ready");
+    let out = "";
+    const up = await underLoad(18400, 60_000, async () => {
+      out = await baton.cliOk("service", "update", "--env-add", "VERSION=2", "--update-parallelism", "2", "web");
+    });
+    assert.match(out, /verify: Service web updated and converged/);
+    assert.equal(up.failed, 0, up.errors.join("; "));
+    assert.ok(up.versions.has("v1") && up.versions.has("v2"), `both versions answered during the update: ${[...up.versions.keys()]}`);
+    assert.equal(up.lastVersion, "v2");
+    const [svc] = JSON.parse(await baton.cliOk("service", "inspect", "web")) as [{ specVersion: number; updateStatus: { state: string } }];
+    assert.equal(svc.updateStatus.state, "completed");
+    const back = await underLoad(18400, 60_000, async () => {
+      out = await baton.cliOk("service", "rollback", "web");
+    });
+    assert.match(out, /rolled back and converged/);
+    assert.equal(back.failed, 0, back.errors.join("; "));
+    assert.equal(back.lastVersion, "v1");
+    const after1 = await runLoad({ port: 18400, durationMs: 500 });
+    assert.deepEqual([...after1.versions.keys()], ["v1"]);
+  });
+
+  test("1 replica with the defaults: an update under load fails no request", async () => {
+    await baton.cliOk("service", "create", "--name", "one", "-p", "18401:80/http", "-e", "VERSION=1", "node", APP);
+    await waitFor(() => readyCount(baton, "one").then((n) => n === 1), 10_000, "ready");
+    const load = await underLoad(18401, 60_000, async () => {
+      await baton.cliOk("service", "update", "--env-add", "VERSION=2", "one");
+    });
+    assert.equal(load.failed, 0, load.errors.join("; "));
+    assert.equal(load.lastVersion, "v2");
+    await baton.cliOk("service", "rm", "one");
+  });
+
+  test("a version that exits at start is rolled back automatically: 0 failed requests, the CLI exits non-zero naming why", async () => {
+    let r = { code: 0, stdout: "", stderr: "" };
+    const load = await underLoad(18400, 60_000, async () => {
+      r = await baton.cli("service", "update", "--env-add", "CRASH=1", "--update-failure-action", "rollback", "--update-monitor", "500ms", "web");
+    });
+    assert.equal(r.code, 1, r.stdout);
+    assert.match(r.stderr, /update rolled back: \d+ new tasks? failed \(max failure ratio 0\): exit code 1/);
+    assert.equal(load.failed, 0, load.errors.join("; "));
+    assert.equal(load.lastVersion, "v1");
+  });
+
+  test("a version that never becomes ready is rolled back: 0 failed requests", async () => {
+    const flag = join(baton.dataDir, "never-ready");
+    writeFileSync(flag, "");
+    let r = { code: 0, stdout: "", stderr: "" };
+    const load = await underLoad(18400, 60_000, async () => {
+      r = await baton.cli("service", "update", "-q", "--env-add", `NOT_READY_FILE=${flag}`, "--env-add", "VERSION=3", "--readiness-http", "/ready", "--readiness-period", "200ms", "--update-failure-action", "rollback", "--update-monitor", "1s", "web");
+      // -q returns at once: follow the update to its end.
+      await waitFor(async () => {
+        const [svc] = JSON.parse(await baton.cliOk("service", "inspect", "web")) as [{ updateStatus: { state: string } }];
+        return svc.updateStatus.state === "rollback_completed";
+      }, 30_000, "rolled back");
+    });
+    assert.equal(r.code, 0);
+    assert.equal(load.failed, 0, load.errors.join("; "));
+    assert.deepEqual([...load.versions.keys()], ["v1"], "the never-ready version never got traffic");
+  });
+
+  test("failure action pause: the update stops, the CLI exits non-zero; the old version keeps serving", async () => {
+    const r = await baton.cli("service", "update", "--env-add", "CRASH=1", "--update-failure-action", "pause", "--update-monitor", "500ms", "web");
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /update paused: \d+ new tasks? failed/);
+    const [svc] = JSON.parse(await baton.cliOk("service", "inspect", "web")) as [{ updateStatus: { state: string } }];
+    assert.equal(svc.updateStatus.state, "paused");
+    assert.equal((await runLoad({ port: 18400, durationMs: 300 })).failed, 0);
+    await baton.cliOk("service", "rollback", "web");
+  });
+
+  test("a stale version is a conflict; bad update flags are clear errors and change nothing", async () => {
+    const { version } = JSON.parse(await baton.cliOk("service", "inspect", "web"))[0] as { version: number; specInput: unknown };
+    const [svc] = JSON.parse(await baton.cliOk("service", "inspect", "web")) as [{ id: string; specInput: Record<string, unknown> }];
+    const post = (body: unknown) =>
+      new Promise<{ status: number; body: { code: string; message: string } }>((resolve) => {
+        const data = JSON.stringify(body);
+        const req = request({ socketPath: baton.socket, method: "POST", path: `/v1/services/${svc.id}/update`, headers: { "content-type": "application/json", "content-length": Buffer.byteLength(data) } }, (res) => {
+          let b = "";
+          res.on("data", (d: Buffer) => (b += d.toString()));
+          res.on("end", () => resolve({ status: res.statusCode!, body: JSON.parse(b) }));
+        });
+        req.end(data);
+      });
+    const first = await post({ version, spec: { ...svc.specInput, labels: { a: "1" } } });
+    assert.equal(first.status, 200);
+    const second = await post({ version, spec: { ...svc.specInput, labels: { a: "2" } } });
+    assert.equal(second.status, 409);
+    assert.equal(second.body.code, "VERSION_CONFLICT");
+    const rev = (await baton.info()).revision;
+    for (const [flags, expected] of [
+      [["--update-parallelism", "-1"], /spec\.update\.parallelism: must be an integer >= 0/],
+      [["--update-delay", "soon"], /spec\.update\.delay: (invalid duration "soon"|must match)/],
+      [["--publish-add", "99999:80"], /spec\.publish\[1\]\.published: 99999 is not a port/],
+    ] as const) {
+      const r = await baton.cli("service", "update", ...flags, "web");
+      assert.equal(r.code, 1, flags.join(" "));
+      assert.match(r.stderr, expected);
+    }
+    assert.equal((await baton.info()).revision, rev, "nothing changed");
+  });
+});
+
+describe("updates survive baton's own death", () => {
+  const baton = new BatonProcess(undefined, ["--dns-addr", "127.77.0.1:0"]);
+  after(() => baton.destroy());
+
+  test("kill -9 of baton up in the middle of a 10-replica update with a delay: after restart it completes once", async () => {
+    await baton.start();
+    await baton.cliOk("service", "create", "--name", "ten", "--replicas", "10", "-e", "VERSION=1", "--update-delay", "300ms", "--update-monitor", "200ms", "node", APP);
+    await baton.cliOk("service", "update", "--detach", "--env-add", "VERSION=2", "ten");
+    await waitFor(async () => {
+      const [svc] = JSON.parse(await baton.cliOk("service", "inspect", "ten")) as [{ updateStatus: { updated: string[] } }];
+      return svc.updateStatus.updated.length >= 3;
+    }, 20_000, "3 slots updated");
+    await baton.kill("SIGKILL");
+    await baton.start();
+    await waitFor(async () => {
+      const [svc] = JSON.parse(await baton.cliOk("service", "inspect", "ten")) as [{ updateStatus: { state: string } }];
+      return svc.updateStatus.state === "completed";
+    }, 30_000, "update completed after the restart");
+    const rows = await baton.tasks("ten");
+    const [svc] = JSON.parse(await baton.cliOk("service", "inspect", "ten")) as [{ specVersion: number }];
+    const tasks = JSON.parse(await baton.cliOk("service", "ps", "ten", "--format", "json", "--no-trunc").then((o) => `[${o.trim().split("\n").join(",")}]`)) as PsRow[];
+    assert.equal(running(rows).length, 10);
+    // Each slot got exactly one task of the new version: none was updated twice.
+    const perSlot = new Map<number, number>();
+    for (const t of tasks) if (t.Slot > 0) perSlot.set(t.Slot, (perSlot.get(t.Slot) ?? 0) + 1);
+    for (const [slot, n] of perSlot) assert.equal(n, 2, `slot ${slot}: one old and one new task (${n})`);
+    assert.equal(svc.specVersion, 2);
+  });
+});
