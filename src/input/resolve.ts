@@ -19,7 +19,7 @@ export const defaults = {
   /** A request arriving while no task is ready waits this long for one (a restart, a slow start). */
   waitForBackendMs: 5_000,
   /** docker's, except the order: start-first (see resolveUpdate). */
-  update: { parallelism: 1, delayMs: 0, failureAction: "pause", monitorMs: 5_000, maxFailureRatio: 0 },
+  update: { parallelism: 1, delayMs: 0, failureAction: "pause", monitorMs: 5_000, maxFailureRatio: 0, readyTimeoutMs: 60_000 },
 } as const;
 
 const SIGNALS = new Set(["SIGTERM", "SIGINT", "SIGQUIT", "SIGHUP", "SIGUSR1", "SIGUSR2", "SIGKILL", "SIGWINCH"]);
@@ -103,6 +103,7 @@ export function resolveServiceSpec(input: ServiceSpecInput): ServiceSpec {
       failureAction: u.failureAction ?? (key === "rollback" ? "pause" : defaults.update.failureAction),
       monitorMs: dur([key, "monitor"], u.monitor, defaults.update.monitorMs),
       maxFailureRatio: u.maxFailureRatio ?? defaults.update.maxFailureRatio,
+      readyTimeoutMs: dur([key, "readyTimeout"], u.readyTimeout, defaults.update.readyTimeoutMs),
       order,
     };
   };

@@ -69,6 +69,7 @@ export const UpdateConfigInput = Type.Object(
     monitor: Type.Optional(Duration),
     maxFailureRatio: Type.Optional(Type.Number({ minimum: 0, maximum: 1 })),
     order: Type.Optional(StringEnum(["stop-first", "start-first"])),
+    readyTimeout: Type.Optional(Duration),
   },
   strict,
 );

@@ -115,6 +115,11 @@ export interface UpdateConfig {
   monitorMs: number;
   /** Failed new tasks per updated slot tolerated before the failure action (0..1). */
   maxFailureRatio: number;
+  /**
+   * A new task not ready this long after it started counts as failed (Kubernetes'
+   * progressDeadlineSeconds, per task; a startup probe's allowance is added).
+   */
+  readyTimeoutMs: number;
   /** start-first: the new task runs beside the old until ready; stop-first: the old goes first. */
   order: "stop-first" | "start-first";
 }

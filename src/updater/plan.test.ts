@@ -115,8 +115,8 @@ test("max failure ratio tolerates failures up to the ratio", () => {
   assert.equal(planUpdate({ service: st.svc, tasks: st.tasks }, T0).status!.state, "updating", "1 of 4 = 0.25 is tolerated");
 });
 
-test("a new task that never becomes ready fails the update after the monitor period", () => {
-  const { v2, old } = updating(1, { monitor: "2s", failureAction: "rollback" });
+test("a new task that never becomes ready fails the update after the ready timeout", () => {
+  const { v2, old } = updating(1, { monitor: "1s", readyTimeout: "2s", failureAction: "rollback" });
   let st = apply(v2, old, planUpdate({ service: v2, tasks: old }, T0), T0);
   st = { ...st, tasks: st.tasks.map((t) => (t.specVersion === 2 ? { ...t, status: { ...t.status, state: "running" as const, ready: false, startedAt: T0, timestamp: T0 } } : t)) };
   let p = planUpdate({ service: st.svc, tasks: st.tasks }, T0 + 1000);

@@ -1,7 +1,6 @@
 import type { Service, Task, UpdateConfig, UpdateStatus } from "../model/objects.js";
 import { slotKey } from "../model/slots.js";
 import { isCurrentSpec } from "../model/service-status.js";
-import { isTerminal } from "../model/task-state.js";
 import { newTask, shutdownTask } from "../orchestrator/plan.js";
 import type { NewObject } from "../store/store.js";
 
@@ -32,7 +31,7 @@ const isUp = (t: Task): boolean => t.desiredState === "running" && t.status.stat
 /** How long a new task may take to become ready before it counts as a failure. */
 function readyDeadlineMs(t: Task, cfg: UpdateConfig): number {
   const s = t.spec.probes?.startup;
-  return cfg.monitorMs + (s ? s.initialDelayMs + s.periodMs * s.failureThreshold : 0);
+  return cfg.readyTimeoutMs + (s ? s.initialDelayMs + s.periodMs * s.failureThreshold : 0);
 }
 
 /**

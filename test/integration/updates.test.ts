@@ -81,7 +81,7 @@ describe("rolling updates and rollback", () => {
     writeFileSync(flag, "");
     let r = { code: 0, stdout: "", stderr: "" };
     const load = await underLoad(18400, 60_000, async () => {
-      r = await baton.cli("service", "update", "-q", "--env-add", `NOT_READY_FILE=${flag}`, "--env-add", "VERSION=3", "--readiness-http", "/ready", "--readiness-period", "200ms", "--update-failure-action", "rollback", "--update-monitor", "1s", "web");
+      r = await baton.cli("service", "update", "-q", "--env-add", `NOT_READY_FILE=${flag}`, "--env-add", "VERSION=3", "--readiness-http", "/ready", "--readiness-period", "200ms", "--update-failure-action", "rollback", "--update-monitor", "1s", "--update-ready-timeout", "2s", "web");
       // -q returns at once: follow the update to its end.
       await waitFor(async () => {
         const [svc] = JSON.parse(await baton.cliOk("service", "inspect", "web")) as [{ updateStatus: { state: string } }];

@@ -17,7 +17,8 @@ export function addUpdateConfigFlags(cmd: Command): Command {
       .addOption(new Option(`--${kind}-failure-action <action>`, `on too many failures (default ${kind === "update" ? "pause" : "pause"})`).choices(kind === "update" ? ["pause", "continue", "rollback"] : ["pause", "continue"]))
       .option(`--${kind}-monitor <duration>`, "how long a new task must stay up to count as updated (default 5s)")
       .option(`--${kind}-max-failure-ratio <ratio>`, "failed new tasks per slot tolerated, 0..1 (default 0)", parseNumber)
-      .addOption(new Option(`--${kind}-order <order>`, "start-first (default) or stop-first").choices(["start-first", "stop-first"]));
+      .addOption(new Option(`--${kind}-order <order>`, "start-first (default) or stop-first").choices(["start-first", "stop-first"]))
+      .option(`--${kind}-ready-timeout <duration>`, "a new task not ready this long after it started counts as failed (default 60s)");
   }
   return cmd;
 }
@@ -27,7 +28,7 @@ type Opts = Record<string, unknown>;
 /** The update/rollback config fields given as flags, under the API's names. */
 export function updateConfigFrom(opts: Opts, kind: "update" | "rollback"): Record<string, unknown> | undefined {
   const out: Record<string, unknown> = {};
-  for (const [suffix, field] of [["Parallelism", "parallelism"], ["Delay", "delay"], ["FailureAction", "failureAction"], ["Monitor", "monitor"], ["MaxFailureRatio", "maxFailureRatio"], ["Order", "order"]] as const) {
+  for (const [suffix, field] of [["Parallelism", "parallelism"], ["Delay", "delay"], ["FailureAction", "failureAction"], ["Monitor", "monitor"], ["MaxFailureRatio", "maxFailureRatio"], ["Order", "order"], ["ReadyTimeout", "readyTimeout"]] as const) {
     const v = opts[`${kind}${suffix}`];
     if (v !== undefined) out[field] = v;
   }
