@@ -26,10 +26,10 @@ export function registerServiceCommands(service: Command): void {
         printList(
           list,
           opts,
-          ["ID", "NAME", "MODE", "REPLICAS", "COMMAND"],
-          (s) => [shortId(s.id), s.spec.name, s.spec.mode.kind, `${s.status.running}/${s.status.desired}`, s.spec.task.command.join(" ").slice(0, 60)],
+          ["ID", "NAME", "MODE", "REPLICAS", "UPDATE", "COMMAND"],
+          (s) => [shortId(s.id), s.spec.name, s.spec.mode.kind, `${s.status.running}/${s.status.desired}`, updateColumn(s), s.spec.task.command.join(" ").slice(0, 60)],
           (s) => s.id,
-          (s) => ({ ID: s.id, Name: s.spec.name, Mode: s.spec.mode.kind, Replicas: `${s.status.running}/${s.status.desired}`, Command: s.spec.task.command.join(" ") }),
+          (s) => ({ ID: s.id, Name: s.spec.name, Mode: s.spec.mode.kind, Replicas: `${s.status.running}/${s.status.desired}`, UpdateState: s.updateStatus?.state ?? null, UpdateMessage: s.updateStatus?.message ?? null, Command: s.spec.task.command.join(" ") }),
         );
       }),
     );
@@ -132,6 +132,14 @@ export function registerServiceCommands(service: Command): void {
         }, ac.signal);
       }),
     );
+}
+
+/** The update state, with progress while one runs: "updating 2/4", "paused", "completed". */
+function updateColumn(s: ServiceWithStatus): string {
+  const u = s.updateStatus;
+  if (!u) return "";
+  const inFlight = u.state === "updating" || u.state === "rollback_started";
+  return inFlight ? `${u.state} ${u.updated.length}/${s.status.desired}` : u.state;
 }
 
 /** In the mesh's pools or not: only a running task has an answer. */
