@@ -22,3 +22,26 @@ test("a late report (lower sequence number) never overwrites a newer one", async
   await report(12, { state: "starting", message: "backwards" });
   assert.equal(store.view((tx) => tx.get("tasks", t.id))!.status.state, "running", "states never go backwards");
 });
+
+test("blue-green: the pools hold one color — the old tasks before the switch, the new ones after", async () => {
+  const { serviceEndpoints } = await import("./endpoints.js");
+  const { withNewSpec } = await import("../updater/transitions.js");
+  const store = createMemoryStore();
+  const v1 = aService({ name: "web", publish: ["8080:80"], update: { strategy: "blue-green" } });
+  const v2 = withNewSpec(v1, { ...v1.spec, task: { ...v1.spec.task, env: { V: "2" } } }, {}, 0);
+  const ready = { state: "running" as const, timestamp: 0, message: "", ready: true, port: 1 };
+  const oldT = aTask(v1, { slot: 1, nodeId: "n", status: ready });
+  const newT = { ...aTask(v2, { slot: 1, nodeId: "n", status: ready }), specVersion: 2, spec: v2.spec.task };
+  await store.update((tx) => {
+    tx.create("services", v2);
+    tx.create("tasks", oldT);
+    tx.create("tasks", newT);
+  });
+  const ids = (): string[] => store.view((tx) => serviceEndpoints(tx, tx.get("services", v2.id)!).backends.map((b) => b.taskId));
+  assert.deepEqual(ids(), [oldT.id], "before the switch: old only");
+  await store.update((tx) => {
+    const s = tx.get("services", v2.id)!;
+    tx.update("services", { ...s, updateStatus: { ...s.updateStatus!, switchedAt: 1 } });
+  });
+  assert.deepEqual(ids(), [newT.id], "after the switch: new only");
+});

@@ -1,4 +1,5 @@
 import type { Node, Service, Task } from "../model/objects.js";
+import { isCurrentSpec } from "../model/service-status.js";
 import type { ReadTx, StoreEvent } from "../store/store.js";
 import type { EndpointsChange, ServiceEndpoints } from "./protocol.js";
 
@@ -8,9 +9,23 @@ export const isBackend = (t: Task): boolean => t.desiredState === "running" && t
 /** The node address other nodes reach tasks at; `baton up`'s single node is loopback. */
 const hostOf = (n: Node | undefined): string => n?.status.address ?? "127.0.0.1";
 
+/**
+ * During a blue-green update one color serves: the old tasks until the switch, the new ones
+ * after it — never a mix.
+ */
+function servesNow(s: Service): (t: Task) => boolean {
+  const u = s.updateStatus;
+  if (!u?.blueGreen || u.state === "completed" || u.state === "rollback_completed") return () => true;
+  // Rolling a blue-green update back: the color that is current again serves.
+  if (u.state === "rollback_started" || u.state === "rollback_paused") return (t) => isCurrentSpec(t, s);
+  const switched = u.switchedAt !== undefined;
+  return (t) => isCurrentSpec(t, s) === switched;
+}
+
 export function serviceEndpoints(tx: ReadTx, s: Service): ServiceEndpoints {
   const nodes = new Map<string, Node | undefined>();
-  const backends = tx.tasksOfService(s.id).filter(isBackend).map((t) => {
+  const serves = servesNow(s);
+  const backends = tx.tasksOfService(s.id).filter((t) => isBackend(t) && serves(t)).map((t) => {
     if (!nodes.has(t.nodeId!)) nodes.set(t.nodeId!, tx.get("nodes", t.nodeId!));
     const ports = t.status.ports ?? (t.status.port !== undefined && s.spec.endpoint.ports[0] ? { [String(s.spec.endpoint.ports[0].target)]: t.status.port } : {});
     return { taskId: t.id, nodeId: t.nodeId!, host: hostOf(nodes.get(t.nodeId!)), ports };

@@ -95,7 +95,10 @@ export function resolveServiceSpec(input: ServiceSpecInput): ServiceSpec {
   const resolveUpdate = (key: "update" | "rollback"): UpdateConfig => {
     const u = input[key] ?? {};
     const order = u.order ?? defaultOrder;
+    const strategy = u.strategy ?? "rolling";
     if (order === "start-first" && ports.some((p) => p.mode === "host")) problems.push({ path: [key, "order"], problem: "start-first cannot be used with a host-mode published port (two tasks cannot hold it)" });
+    if (strategy === "blue-green" && ports.some((p) => p.mode === "host")) problems.push({ path: [key, "strategy"], problem: "blue-green runs old and new tasks side by side: not with a host-mode published port" });
+    if (strategy === "blue-green" && u.order === "stop-first") problems.push({ path: [key, "order"], problem: "blue-green is start-first by nature" });
     return {
       parallelism: u.parallelism ?? defaults.update.parallelism,
       delayMs: dur([key, "delay"], u.delay, defaults.update.delayMs),
@@ -104,7 +107,8 @@ export function resolveServiceSpec(input: ServiceSpecInput): ServiceSpec {
       monitorMs: dur([key, "monitor"], u.monitor, defaults.update.monitorMs),
       maxFailureRatio: u.maxFailureRatio ?? defaults.update.maxFailureRatio,
       readyTimeoutMs: dur([key, "readyTimeout"], u.readyTimeout, defaults.update.readyTimeoutMs),
-      order,
+      order: strategy === "blue-green" ? "start-first" : order,
+      strategy,
     };
   };
   const update = resolveUpdate("update");

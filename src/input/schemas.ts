@@ -70,6 +70,7 @@ export const UpdateConfigInput = Type.Object(
     maxFailureRatio: Type.Optional(Type.Number({ minimum: 0, maximum: 1 })),
     order: Type.Optional(StringEnum(["stop-first", "start-first"])),
     readyTimeout: Type.Optional(Duration),
+    strategy: Type.Optional(StringEnum(["rolling", "blue-green"])),
   },
   strict,
 );

@@ -122,6 +122,11 @@ export interface UpdateConfig {
   readyTimeoutMs: number;
   /** start-first: the new task runs beside the old until ready; stop-first: the old goes first. */
   order: "stop-first" | "start-first";
+  /**
+   * rolling: slot by slot. blue-green: every new task is started beside the old ones, traffic
+   * switches at once when all are ready, then the old ones are drained and stopped.
+   */
+  strategy: "rolling" | "blue-green";
 }
 
 export type UpdateState = "updating" | "paused" | "completed" | "rollback_started" | "rollback_paused" | "rollback_completed";
@@ -139,6 +144,10 @@ export interface UpdateStatus {
   nextStartAt: number;
   /** Why this update (or rollback) started: "manual rollback", or the failure that rolled it back. */
   reason?: string;
+  /** A blue-green update (or the rollback of one): one color of tasks serves at a time. */
+  blueGreen?: boolean;
+  /** Blue-green: when traffic switched to the new tasks (unset: the old ones still serve). */
+  switchedAt?: number;
 }
 
 export interface ServiceSpec {

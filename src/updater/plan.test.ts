@@ -143,3 +143,24 @@ test("rollback keeps the current replica count and is a new version", () => {
   assert.deepEqual(rb.spec.mode, { kind: "replicated", replicas: 5 });
   assert.equal(rb.updateStatus!.state, "rollback_started");
 });
+
+test("blue-green: every new task at once; the switch only when all are up; then the old ones go; done after the monitor", () => {
+  const { v2, old } = updating(3, { strategy: "blue-green", monitor: "1s" });
+  assert.equal(v2.updateStatus!.blueGreen, true);
+  let p = planUpdate({ service: v2, tasks: old }, T0);
+  assert.deepEqual(p.create.map((t) => t.slot), [1, 2, 3], "all new tasks at once, parallelism aside");
+  assert.deepEqual(p.update, [], "the old ones keep serving");
+  let st = apply(v2, old, p, T0);
+  const two = becomeReady(st.svc, st.tasks, T0 + 100).map((t) => (t.slot === 3 && t.specVersion === 2 ? { ...t, status: { ...t.status, state: "starting" as const } } : t));
+  p = planUpdate({ service: st.svc, tasks: two }, T0 + 100);
+  assert.equal(p.status!.switchedAt, undefined, "not all new tasks are up: no switch");
+  st = { ...st, tasks: becomeReady(st.svc, st.tasks, T0 + 200) };
+  p = planUpdate({ service: st.svc, tasks: st.tasks }, T0 + 200);
+  assert.equal(p.status!.switchedAt, T0 + 200, "switched");
+  assert.deepEqual(p.update, [], "the switch is its own step: the pools change before the old tasks go");
+  st = apply(st.svc, st.tasks, p, T0 + 200);
+  p = planUpdate({ service: st.svc, tasks: st.tasks }, T0 + 201);
+  assert.deepEqual(p.update.map((t) => t.desiredState), ["shutdown", "shutdown", "shutdown"]);
+  st = apply(st.svc, st.tasks, p, T0 + 201);
+  assert.equal(planUpdate({ service: st.svc, tasks: st.tasks }, T0 + 1200).status!.state, "completed");
+});

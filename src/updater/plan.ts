@@ -65,7 +65,10 @@ export function planUpdate(s: UpdateSnapshot, now: number): UpdatePlan {
     ? Array.from({ length: svc.spec.mode.replicas }, (_, i) => String(i + 1))
     : [...bySlot.entries()].filter(([, ts]) => ts.some((t) => t.desiredState === "running")).map(([k]) => k).sort();
 
+  const blueGreen = st.blueGreen === true && !rollingBack;
+  const switched = st.switchedAt !== undefined;
   const updated = new Set(st.updated.filter((k) => slots.includes(k)));
+  let allUp = true;
   let nextStartAt = st.nextStartAt;
   const dirty: string[] = [];
   const passed = new Set<string>();
@@ -90,9 +93,12 @@ export function planUpdate(s: UpdateSnapshot, now: number): UpdatePlan {
       continue;
     }
     inProgress++;
+    if (!isUp(fresh)) allUp = false;
     if (isUp(fresh)) {
+      // Blue-green: the old tasks serve until the switch; then they go, all at once.
+      if (blueGreen && !switched) continue;
       for (const o of old) plan.update.push(shutdownTask(o, now));
-      const upSince = fresh.status.startedAt ?? now;
+      const upSince = blueGreen ? st.switchedAt! : fresh.status.startedAt ?? now;
       if (old.length === 0 && now - upSince >= cfg.monitorMs) {
         updated.add(key);
         inProgress--;
@@ -136,8 +142,16 @@ export function planUpdate(s: UpdateSnapshot, now: number): UpdatePlan {
     return plan;
   }
 
-  // Start the next slots: at most `parallelism` in progress, none before the delay has passed.
-  const capacity = cfg.parallelism === 0 ? Infinity : cfg.parallelism - inProgress;
+  // Blue-green: every new task is up, none serves yet: switch the traffic now (the mesh's pools
+  // take the new tasks only, the old ones drain), then the old ones are stopped.
+  if (blueGreen && !switched && dirty.length === 0 && allUp) {
+    plan.status = { ...status, switchedAt: now, message: "switched: the new tasks take the traffic" };
+    requeue(1);
+    return plan;
+  }
+
+  // Start the next slots: at most `parallelism` in progress (blue-green: all), none before the delay has passed.
+  const capacity = cfg.parallelism === 0 || blueGreen ? Infinity : cfg.parallelism - inProgress;
   if (capacity > 0 && dirty.length) {
     if (now < nextStartAt) requeue(nextStartAt - now);
     else {

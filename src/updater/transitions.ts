@@ -21,7 +21,7 @@ export function withNewSpec(svc: Service, spec: ServiceSpec, specInput: unknown,
     specVersion: svc.specVersion + 1,
     previousSpec: svc.spec,
     ...(svc.specInput !== undefined ? { previousSpecInput: svc.specInput } : {}),
-    updateStatus: freshStatus("updating", "update started", now),
+    updateStatus: { ...freshStatus("updating", "update started", now), ...(spec.update.strategy === "blue-green" ? { blueGreen: true } : {}) },
   };
 }
 
@@ -37,6 +37,6 @@ export function withRollback(svc: Service, now: number, message = "manual rollba
     specVersion: svc.specVersion + 1,
     previousSpec: svc.spec,
     ...(svc.specInput !== undefined ? { previousSpecInput: svc.specInput } : {}),
-    updateStatus: freshStatus("rollback_started", message, now),
+    updateStatus: { ...freshStatus("rollback_started", message, now), ...(svc.updateStatus?.blueGreen ? { blueGreen: true } : {}) },
   };
 }

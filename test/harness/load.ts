@@ -11,6 +11,8 @@ export interface LoadResult {
   versions: Map<string, number>;
   /** The version of the last answer. */
   lastVersion?: string;
+  /** Every answer: when its request started and ended (ms, monotonic) and its version. */
+  answers: { start: number; end: number; version: string }[];
 }
 
 /**
@@ -20,12 +22,13 @@ export interface LoadResult {
  */
 export async function runLoad(opts: { port: number; path?: string; durationMs: number; concurrency?: number; keepAlive?: boolean; stop?: Promise<unknown> }): Promise<LoadResult> {
   const agent = new Agent({ keepAlive: opts.keepAlive ?? true, maxSockets: opts.concurrency ?? 4 });
-  const res: LoadResult = { ok: 0, failed: 0, errors: [], by: new Map(), versions: new Map() };
+  const res: LoadResult = { ok: 0, failed: 0, errors: [], by: new Map(), versions: new Map(), answers: [] };
   const deadline = Date.now() + opts.durationMs;
   let stopped = false;
   void opts.stop?.then(() => (stopped = true));
   const one = (): Promise<void> =>
     new Promise((resolve) => {
+      const start = performance.now();
       const req = request({ host: "127.0.0.1", port: opts.port, path: opts.path ?? "/", agent, timeout: 10_000 }, (r) => {
         let body = "";
         r.on("data", (d: Buffer) => (body += d.toString()));
@@ -37,6 +40,7 @@ export async function runLoad(opts: { port: number; path?: string; durationMs: n
             if (version) {
               res.versions.set(version, (res.versions.get(version) ?? 0) + 1);
               res.lastVersion = version;
+              res.answers.push({ start, end: performance.now(), version });
             }
           } else fail(`HTTP ${r.statusCode}: ${body.slice(0, 80)}`);
           resolve();

@@ -65,6 +65,22 @@ describe("rolling updates and rollback", () => {
     await baton.cliOk("service", "rm", "one");
   });
 
+  test("blue-green: all new tasks ready, traffic switched at once, never a mix of versions after the switch; old tasks drained", async () => {
+    let out = "";
+    const load = await underLoad(18400, 60_000, async () => {
+      out = await baton.cliOk("service", "update", "--env-add", "VERSION=bg", "--update-strategy", "blue-green", "--update-monitor", "500ms", "web");
+    });
+    assert.match(out, /updated and converged/);
+    assert.equal(load.failed, 0, load.errors.join("; "));
+    const firstNew = load.answers.filter((a) => a.version === "vbg").sort((a, b) => a.end - b.end)[0]!;
+    const oldAfter = load.answers.filter((a) => a.version !== "vbg" && a.start > firstNew.end);
+    assert.deepEqual(oldAfter, [], "no request started after the first new answer reached an old task");
+    const before = load.answers.filter((a) => a.end < firstNew.start);
+    assert.ok(before.length > 0 && before.every((a) => a.version !== "vbg"), "before the switch only the old version answered");
+    assert.equal(running(await baton.tasks("web")).length, 4, "old tasks gone");
+    await baton.cliOk("service", "rollback", "web");
+  });
+
   test("a version that exits at start is rolled back automatically: 0 failed requests, the CLI exits non-zero naming why", async () => {
     let r = { code: 0, stdout: "", stderr: "" };
     const load = await underLoad(18400, 60_000, async () => {

@@ -18,7 +18,8 @@ export function addUpdateConfigFlags(cmd: Command): Command {
       .option(`--${kind}-monitor <duration>`, "how long a new task must stay up to count as updated (default 5s)")
       .option(`--${kind}-max-failure-ratio <ratio>`, "failed new tasks per slot tolerated, 0..1 (default 0)", parseNumber)
       .addOption(new Option(`--${kind}-order <order>`, "start-first (default) or stop-first").choices(["start-first", "stop-first"]))
-      .option(`--${kind}-ready-timeout <duration>`, "a new task not ready this long after it started counts as failed (default 60s)");
+      .option(`--${kind}-ready-timeout <duration>`, "a new task not ready this long after it started counts as failed (default 60s)")
+      .addOption(new Option(`--${kind}-strategy <strategy>`, "rolling (default) or blue-green").choices(["rolling", "blue-green"]));
   }
   return cmd;
 }
@@ -28,7 +29,7 @@ type Opts = Record<string, unknown>;
 /** The update/rollback config fields given as flags, under the API's names. */
 export function updateConfigFrom(opts: Opts, kind: "update" | "rollback"): Record<string, unknown> | undefined {
   const out: Record<string, unknown> = {};
-  for (const [suffix, field] of [["Parallelism", "parallelism"], ["Delay", "delay"], ["FailureAction", "failureAction"], ["Monitor", "monitor"], ["MaxFailureRatio", "maxFailureRatio"], ["Order", "order"], ["ReadyTimeout", "readyTimeout"]] as const) {
+  for (const [suffix, field] of [["Parallelism", "parallelism"], ["Delay", "delay"], ["FailureAction", "failureAction"], ["Monitor", "monitor"], ["MaxFailureRatio", "maxFailureRatio"], ["Order", "order"], ["ReadyTimeout", "readyTimeout"], ["Strategy", "strategy"]] as const) {
     const v = opts[`${kind}${suffix}`];
     if (v !== undefined) out[field] = v;
   }

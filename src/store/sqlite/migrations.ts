@@ -16,8 +16,8 @@ const migrations: string[] = [
      WHERE kind = 'services' AND json_extract(data, '$.spec.endpoint') IS NULL;`,
   // Services gained update and rollback configs with the updater.
   `UPDATE objects SET data = json_set(data,
-       '$.spec.update', json('{"parallelism":1,"delayMs":0,"failureAction":"pause","monitorMs":5000,"maxFailureRatio":0,"readyTimeoutMs":60000,"order":"start-first"}'),
-       '$.spec.rollback', json('{"parallelism":1,"delayMs":0,"failureAction":"pause","monitorMs":5000,"maxFailureRatio":0,"readyTimeoutMs":60000,"order":"start-first"}'))
+       '$.spec.update', json('{"parallelism":1,"delayMs":0,"failureAction":"pause","monitorMs":5000,"maxFailureRatio":0,"readyTimeoutMs":60000,"order":"start-first","strategy":"rolling"}'),
+       '$.spec.rollback', json('{"parallelism":1,"delayMs":0,"failureAction":"pause","monitorMs":5000,"maxFailureRatio":0,"readyTimeoutMs":60000,"order":"start-first","strategy":"rolling"}'))
      WHERE kind = 'services' AND json_extract(data, '$.spec.update') IS NULL;`,
 ];
 
