@@ -69,6 +69,7 @@ export async function startUp(opts: UpOptions): Promise<RunningBaton> {
     dataDir: join(dataDir, "agent"),
     beforeStop: (taskId, graceMs) => meshSync.drain(taskId, graceMs),
     discoveryEnv: () => ({ ...meshSync.discoveryEnv(), ...(dns ? { BATON_DNS: dns.address } : {}) }),
+    trafficByTask: () => meshSync.trafficByTask(),
   });
   meshSync.start();
   await agent.start();

@@ -5,6 +5,7 @@ import type { Clock } from "../lib/clock.js";
 import { newId } from "../lib/ids.js";
 import type { Logger } from "../lib/log.js";
 import type { AgentSession, Assignment, AssignmentChange, TaskStatusUpdate } from "../dispatcher/protocol.js";
+import type { TrafficCounters } from "../model/objects.js";
 import { isTerminal } from "../model/task-state.js";
 import pLimit from "p-limit";
 import { BATON_VERSION } from "../lib/version.js";
@@ -21,6 +22,8 @@ import { TaskRecords, type TaskRecord } from "./task-records.js";
 const START_CONCURRENCY = 8;
 /** How often log files are checked against their cap. */
 const LOG_ROTATE_CHECK_MS = 2000;
+/** How often the mesh's per-task traffic counters are reported (when they moved). */
+const TRAFFIC_REPORT_MS = 1000;
 /** Retry delay of a status report that did not go through. */
 const REPORT_RETRY_MS = 500;
 
@@ -33,6 +36,8 @@ export interface AgentDeps {
   role?: "manager" | "worker";
   beforeStop?: ExecutorDeps["beforeStop"];
   discoveryEnv?: ExecutorDeps["discoveryEnv"];
+  /** The mesh's per-task traffic on this node, reported every second for the tasks it moved for. */
+  trafficByTask?: () => ReadonlyMap<string, TrafficCounters>;
 }
 
 type Report = Omit<TaskStatusUpdate, "timestamp">;
@@ -56,6 +61,7 @@ export class Agent {
   private lastSeq = 0;
   private stopHeartbeat: () => void = () => undefined;
   private stopRotate: () => void = () => undefined;
+  private stopTraffic: () => void = () => undefined;
   private unsubscribe: () => void = () => undefined;
   private readonly knownTasks = new Map<string, Assignment>();
   private readonly startLimit = pLimit(START_CONCURRENCY);
@@ -99,6 +105,7 @@ export class Agent {
     this.unsubscribe = session.assignments((c) => this.onAssignments(c));
     this.beat(heartbeatPeriodMs);
     this.rotateLogs();
+    this.reportTraffic();
     log.info({ nodeId: this.nodeId, adopted: this.runners.size }, "agent started");
   }
 
@@ -106,6 +113,7 @@ export class Agent {
   detach(): number {
     this.stopHeartbeat();
     this.stopRotate();
+    this.stopTraffic();
     this.unsubscribe();
     let alive = 0;
     for (const r of this.runners.values()) {
@@ -147,6 +155,15 @@ export class Agent {
         if (a && !r.isDone) this.logs.rotateIfNeeded(r.taskId, a.spec.logMaxBytes);
       }
       this.rotateLogs();
+    });
+  }
+
+  private reportTraffic(): void {
+    const source = this.deps.trafficByTask;
+    if (!source) return;
+    this.stopTraffic = this.deps.clock.setTimer(TRAFFIC_REPORT_MS, () => {
+      for (const [taskId, c] of source()) this.runners.get(taskId)?.reportTraffic(c);
+      this.reportTraffic();
     });
   }
 

@@ -2,6 +2,7 @@ import type { Clock } from "../lib/clock.js";
 import type { Logger } from "../lib/log.js";
 import type { Assignment, TaskStatusUpdate } from "../dispatcher/protocol.js";
 import { canTransition, isTerminal, type TaskState } from "../model/task-state.js";
+import type { TrafficCounters } from "../model/objects.js";
 import { describeExit, StartError, type Driver, type ExitStatus, type TaskHandle } from "./drivers/driver.js";
 import type { LogFiles } from "./logs/log-files.js";
 import type { PortAllocator } from "./ports.js";
@@ -78,6 +79,8 @@ export class TaskRunner {
   private cancelWait: () => void = () => undefined;
   private cancelKill: () => void = () => undefined;
   private monitor: TaskProbes | undefined;
+  private lastMessage = "";
+  private lastTraffic = "";
   /** Why a probe failed (liveness, startup, health): the task's error. */
   private failure = "";
   private readonly exited: Promise<void>;
@@ -322,6 +325,16 @@ export class TaskRunner {
       this.observed = to;
       this.deps.log.debug({ taskId: this.taskId, state: to }, "task state");
     }
+    this.lastMessage = message;
     this.deps.report({ taskId: this.taskId, state: to, message, ...extra });
+  }
+
+  /** The mesh's counters for this task, reported when they moved (a canary watches them). */
+  reportTraffic(c: TrafficCounters): void {
+    if (this.phase.name !== "running" && this.phase.name !== "stopping") return;
+    const key = `${c.requests}/${c.errors}`;
+    if (key === this.lastTraffic) return;
+    this.lastTraffic = key;
+    this.deps.report({ taskId: this.taskId, state: this.observed, message: this.lastMessage, traffic: { ...c } });
   }
 }

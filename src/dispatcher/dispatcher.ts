@@ -244,6 +244,7 @@ export function applyStatus(tx: WriteTx, u: TaskStatusUpdate): void {
   if (u.health !== undefined) status.health = u.health;
   if (u.ports !== undefined) status.ports = u.ports;
   if (u.ready !== undefined) status.ready = u.ready;
+  if (u.traffic !== undefined) status.traffic = u.traffic;
   if (u.state === "running" && status.startedAt === undefined) status.startedAt = u.timestamp;
   tx.update("tasks", { ...t, status });
 }

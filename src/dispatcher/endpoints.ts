@@ -15,6 +15,13 @@ const hostOf = (n: Node | undefined): string => n?.status.address ?? "127.0.0.1"
  */
 function servesNow(s: Service): (t: Task) => boolean {
   const u = s.updateStatus;
+  // A canary not yet promoted: before its first step, or paused, only the old tasks serve.
+  if (u?.canary && (u.state === "updating" || u.state === "paused") && s.spec.update.canary) {
+    const promoted = u.canary.step >= s.spec.update.canary.steps.length;
+    if (promoted) return (t) => isCurrentSpec(t, s);
+    if (u.canary.step < 0 || u.state === "paused") return (t) => !isCurrentSpec(t, s);
+    return () => true;
+  }
   if (!u?.blueGreen || u.state === "completed" || u.state === "rollback_completed") return () => true;
   // Rolling a blue-green update back: the color that is current again serves.
   if (u.state === "rollback_started" || u.state === "rollback_paused") return (t) => isCurrentSpec(t, s);
@@ -22,13 +29,29 @@ function servesNow(s: Service): (t: Task) => boolean {
   return (t) => isCurrentSpec(t, s) === switched;
 }
 
+/**
+ * Canary weights: the new tasks together get the step's share of requests whatever the counts —
+ * each new task weighs share × old count, each old one (100 − share) × new count.
+ */
+function canaryWeights(s: Service, tasks: Task[]): (t: Task) => { weight?: number } {
+  const u = s.updateStatus;
+  const steps = s.spec.update.canary?.steps;
+  if (!u?.canary || u.state !== "updating" || !steps || u.canary.step < 0 || u.canary.step >= steps.length) return () => ({});
+  const share = steps[u.canary.step]!;
+  const fresh = tasks.filter((t) => isCurrentSpec(t, s)).length;
+  const old = tasks.length - fresh;
+  return (t) => ({ weight: isCurrentSpec(t, s) ? share * Math.max(old, 1) : (100 - share) * Math.max(fresh, 1) });
+}
+
 export function serviceEndpoints(tx: ReadTx, s: Service): ServiceEndpoints {
   const nodes = new Map<string, Node | undefined>();
   const serves = servesNow(s);
-  const backends = tx.tasksOfService(s.id).filter((t) => isBackend(t) && serves(t)).map((t) => {
+  const candidates = tx.tasksOfService(s.id).filter((t) => isBackend(t) && serves(t));
+  const weightOf = canaryWeights(s, candidates);
+  const backends = candidates.map((t) => {
     if (!nodes.has(t.nodeId!)) nodes.set(t.nodeId!, tx.get("nodes", t.nodeId!));
     const ports = t.status.ports ?? (t.status.port !== undefined && s.spec.endpoint.ports[0] ? { [String(s.spec.endpoint.ports[0].target)]: t.status.port } : {});
-    return { taskId: t.id, nodeId: t.nodeId!, host: hostOf(nodes.get(t.nodeId!)), ports };
+    return { taskId: t.id, nodeId: t.nodeId!, host: hostOf(nodes.get(t.nodeId!)), ports, ...weightOf(t) };
   });
   backends.sort((a, b) => (a.taskId < b.taskId ? -1 : 1));
   const { endpoint } = s.spec;

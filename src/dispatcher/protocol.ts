@@ -50,6 +50,8 @@ export interface EndpointBackend {
   host: string;
   /** Service port target → the task's port on its node. */
   ports: Record<string, number>;
+  /** Share of new traffic relative to the other backends (canary); absent = 1. */
+  weight?: number;
 }
 
 /** What every node's mesh needs to know about one service: its ports and its ready tasks. */

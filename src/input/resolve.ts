@@ -24,6 +24,21 @@ export const defaults = {
 
 const SIGNALS = new Set(["SIGTERM", "SIGINT", "SIGQUIT", "SIGHUP", "SIGUSR1", "SIGUSR2", "SIGKILL", "SIGWINCH"]);
 
+/** Canary steps (percent, increasing, ending at 100), interval and the highest error rate. */
+function resolveCanary(u: NonNullable<ServiceSpecInput["update"]>, path: string[], dur: (path: string[], text: string | undefined, fallback: number) => number, problems: FieldProblem[]): UpdateConfig["canary"] {
+  const steps = u.canarySteps ?? [10, 50, 100];
+  if (steps.some((s, i) => i > 0 && s <= steps[i - 1]!)) problems.push({ path: [...path, "canarySteps"], problem: `${steps.join(",")}: steps must increase` });
+  if (steps.at(-1) !== 100) problems.push({ path: [...path, "canarySteps"], problem: `${steps.join(",")}: the last step must be 100` });
+  let maxErrorRate = 0.01;
+  if (u.canaryMaxErrorRate !== undefined) {
+    const m = /^(\d+(?:\.\d+)?)(%?)$/.exec(u.canaryMaxErrorRate.trim());
+    const v = m ? Number(m[1]) / (m[2] ? 100 : 1) : NaN;
+    if (!(v >= 0 && v <= 1)) problems.push({ path: [...path, "canaryMaxErrorRate"], problem: `"${u.canaryMaxErrorRate}" is not a rate: use 1% or 0.01` });
+    else maxErrorRate = v;
+  }
+  return { steps, intervalMs: dur([...path, "canaryInterval"], u.canaryInterval, 30_000), maxErrorRate };
+}
+
 /**
  * Input (schema-valid) → resolved spec with defaults. Collects every cross-field problem and
  * throws them together, so nothing is half-applied.
@@ -96,19 +111,23 @@ export function resolveServiceSpec(input: ServiceSpecInput): ServiceSpec {
     const u = input[key] ?? {};
     const order = u.order ?? defaultOrder;
     const strategy = u.strategy ?? "rolling";
+    const canary = strategy === "canary" ? resolveCanary(u, [key], dur, problems) : undefined;
+    if (strategy !== "canary" && (u.canarySteps || u.canaryInterval || u.canaryMaxErrorRate)) problems.push({ path: [key, "strategy"], problem: "canary settings need --update-strategy canary" });
     if (order === "start-first" && ports.some((p) => p.mode === "host")) problems.push({ path: [key, "order"], problem: "start-first cannot be used with a host-mode published port (two tasks cannot hold it)" });
-    if (strategy === "blue-green" && ports.some((p) => p.mode === "host")) problems.push({ path: [key, "strategy"], problem: "blue-green runs old and new tasks side by side: not with a host-mode published port" });
-    if (strategy === "blue-green" && u.order === "stop-first") problems.push({ path: [key, "order"], problem: "blue-green is start-first by nature" });
+    if (strategy === "canary" && !ports.some((p) => p.protocol === "http")) problems.push({ path: [key, "strategy"], problem: "a canary shares requests through the L7 mesh: publish a port with protocol http" });
+    if (strategy !== "rolling" && ports.some((p) => p.mode === "host")) problems.push({ path: [key, "strategy"], problem: "blue-green runs old and new tasks side by side: not with a host-mode published port" });
+    if (strategy !== "rolling" && u.order === "stop-first") problems.push({ path: [key, "order"], problem: `${strategy} is start-first by nature` });
     return {
       parallelism: u.parallelism ?? defaults.update.parallelism,
       delayMs: dur([key, "delay"], u.delay, defaults.update.delayMs),
-      // A rollback that fails has nothing to roll back to: it pauses.
-      failureAction: u.failureAction ?? (key === "rollback" ? "pause" : defaults.update.failureAction),
+      // A rollback that fails has nothing to roll back to: it pauses. A canary is rolled back.
+      failureAction: u.failureAction ?? (key === "rollback" ? "pause" : strategy === "canary" ? "rollback" : defaults.update.failureAction),
       monitorMs: dur([key, "monitor"], u.monitor, defaults.update.monitorMs),
       maxFailureRatio: u.maxFailureRatio ?? defaults.update.maxFailureRatio,
       readyTimeoutMs: dur([key, "readyTimeout"], u.readyTimeout, defaults.update.readyTimeoutMs),
-      order: strategy === "blue-green" ? "start-first" : order,
+      order: strategy !== "rolling" ? "start-first" : order,
       strategy,
+      ...(canary ? { canary } : {}),
     };
   };
   const update = resolveUpdate("update");

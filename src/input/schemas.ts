@@ -70,7 +70,10 @@ export const UpdateConfigInput = Type.Object(
     maxFailureRatio: Type.Optional(Type.Number({ minimum: 0, maximum: 1 })),
     order: Type.Optional(StringEnum(["stop-first", "start-first"])),
     readyTimeout: Type.Optional(Duration),
-    strategy: Type.Optional(StringEnum(["rolling", "blue-green"])),
+    strategy: Type.Optional(StringEnum(["rolling", "blue-green", "canary"])),
+    canarySteps: Type.Optional(Type.Array(Type.Integer({ minimum: 1, maximum: 100 }), { minItems: 1, maxItems: 20, description: "traffic shares of the new version in percent, e.g. [10, 50, 100]" })),
+    canaryInterval: Type.Optional(Duration),
+    canaryMaxErrorRate: Type.Optional(Type.String({ maxLength: 16, description: "highest error rate of the new version, e.g. 1% or 0.01" })),
   },
   strict,
 );

@@ -1,6 +1,7 @@
 import type { Logger } from "../lib/log.js";
 import type { AgentSession, EndpointsChange, ServiceEndpoints } from "../dispatcher/protocol.js";
 import { discoveryVariables } from "../model/service-address.js";
+import type { TrafficCounters } from "../model/objects.js";
 import type { Mesh } from "./mesh.js";
 import type { ListenerSpec, MeshProtocol } from "./types.js";
 
@@ -17,6 +18,9 @@ export class MeshSync {
   private readonly services = new Map<string, ServiceEndpoints>();
   private unsubscribe: () => void = () => undefined;
   private lastErrors = new Map<string, string>();
+  /** Cumulative traffic per task, kept here: a backend that leaves and rejoins a pool restarts its own counters. */
+  private readonly totals = new Map<string, TrafficCounters>();
+  private readonly lastSeen = new Map<string, TrafficCounters>();
 
   constructor(private readonly deps: { session: AgentSession; mesh: Mesh; log: Logger }) {}
 
@@ -37,6 +41,23 @@ export class MeshSync {
   /** <NAME>_SERVICE_HOST / _PORT of every service with a virtual address, for a starting task. */
   discoveryEnv(): Record<string, string> {
     return discoveryVariables([...this.services.values()].map((s) => ({ name: s.name, ...(s.vip ? { vip: s.vip } : {}), targets: [...new Set(s.ports.map((p) => p.target))] })));
+  }
+
+  /** What the mesh on this node has sent each task so far (requests, and failures: 5xx or transport). */
+  trafficByTask(): Map<string, TrafficCounters> {
+    for (const pool of this.deps.mesh.stats()) {
+      for (const b of pool.backends) {
+        const key = `${pool.serviceId}|${b.id}`;
+        const now = { requests: b.requests, errors: b.errors + b.serverErrors };
+        const prev = this.lastSeen.get(key) ?? { requests: 0, errors: 0 };
+        // Counters that went down belong to a new backend instance: count them from zero.
+        const base = now.requests < prev.requests || now.errors < prev.errors ? { requests: 0, errors: 0 } : prev;
+        const t = this.totals.get(b.id) ?? { requests: 0, errors: 0 };
+        this.totals.set(b.id, { requests: t.requests + now.requests - base.requests, errors: t.errors + now.errors - base.errors });
+        this.lastSeen.set(key, now);
+      }
+    }
+    return this.totals;
   }
 
   /** Service name → its virtual address (the DNS responder's answers). */
@@ -73,7 +94,7 @@ export class MeshSync {
       this.deps.mesh.setPolicy(key, { balance: s.balance, waitForBackendMs: s.waitForBackendMs });
       const backends = s.backends.flatMap((b) => {
         const port = b.ports[String(target)];
-        return port === undefined ? [] : [{ id: b.taskId, host: b.host, port }];
+        return port === undefined ? [] : [{ id: b.taskId, host: b.host, port, ...(b.weight !== undefined ? { weight: b.weight } : {}) }];
       });
       this.deps.mesh.setBackends(key, backends);
     }

@@ -31,6 +31,8 @@ export class BackendState implements Candidate {
   ejectedUntil = 0;
   requests = 0;
   errors = 0;
+  /** L7 answers with a 5xx status (the canary's error rate counts them with `errors`). */
+  serverErrors = 0;
   readonly latency = new LatencyReservoir();
   /** Open L4 connections and UDP sessions, so that a drain deadline can close them. */
   readonly holders = new Set<Cuttable>();
@@ -84,7 +86,7 @@ export class BackendState implements Candidate {
 
   stats(): BackendStats {
     const [p50Ms, p99Ms] = this.latency.percentiles(50, 99);
-    return { id: this.id, requests: this.requests, errors: this.errors, active: this.active, ...(p50Ms === undefined ? {} : { p50Ms, p99Ms }) };
+    return { id: this.id, requests: this.requests, errors: this.errors, serverErrors: this.serverErrors, active: this.active, ...(p50Ms === undefined ? {} : { p50Ms, p99Ms }) };
   }
 
   private finish(): void {

@@ -57,6 +57,8 @@ export interface BackendStats {
   requests: number;
   /** Failed connects, resets and 5xx-free transport errors. */
   errors: number;
+  /** L7 answers with a 5xx status. */
+  serverErrors: number;
   /** Open L4 connections + UDP sessions + outstanding L7 requests. */
   active: number;
   /** L7: request arrival to response end; L4: connect time. Over the last 1024 samples. */

@@ -126,7 +126,15 @@ export interface UpdateConfig {
    * rolling: slot by slot. blue-green: every new task is started beside the old ones, traffic
    * switches at once when all are ready, then the old ones are drained and stopped.
    */
-  strategy: "rolling" | "blue-green";
+  strategy: "rolling" | "blue-green" | "canary";
+  /** Canary: traffic shares (percent) of the new version, step by step; watched for `intervalMs` each. */
+  canary?: { steps: number[]; intervalMs: number; maxErrorRate: number };
+}
+
+/** Requests the mesh sent a task, and how many failed (5xx answers, transport errors). */
+export interface TrafficCounters {
+  requests: number;
+  errors: number;
 }
 
 export type UpdateState = "updating" | "paused" | "completed" | "rollback_started" | "rollback_paused" | "rollback_completed";
@@ -144,10 +152,12 @@ export interface UpdateStatus {
   nextStartAt: number;
   /** Why this update (or rollback) started: "manual rollback", or the failure that rolled it back. */
   reason?: string;
-  /** A blue-green update (or the rollback of one): one color of tasks serves at a time. */
+  /** A blue-green update (or the rollback of one, or of a canary): one color of tasks serves at a time. */
   blueGreen?: boolean;
   /** Blue-green: when traffic switched to the new tasks (unset: the old ones still serve). */
   switchedAt?: number;
+  /** Canary: the step in progress (-1 while the new tasks come up), since when, and the new tasks' counters then. */
+  canary?: { step: number; since: number; base: TrafficCounters; errorRate?: number };
 }
 
 export interface ServiceSpec {
@@ -192,6 +202,8 @@ export interface TaskStatus {
   health?: "starting" | "healthy" | "unhealthy";
   /** In the mesh's pools: probes (or the port) say it takes traffic, and it is not draining. */
   ready?: boolean;
+  /** What the mesh has sent this task so far (cumulative): canary updates watch the error rate. */
+  traffic?: TrafficCounters;
   /** When the task first reached running. */
   startedAt?: number;
   /**

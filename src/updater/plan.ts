@@ -1,4 +1,4 @@
-import type { Service, Task, UpdateConfig, UpdateStatus } from "../model/objects.js";
+import type { Service, Task, TrafficCounters, UpdateConfig, UpdateStatus } from "../model/objects.js";
 import { slotKey } from "../model/slots.js";
 import { isCurrentSpec } from "../model/service-status.js";
 import { newTask, shutdownTask } from "../orchestrator/plan.js";
@@ -67,6 +67,11 @@ export function planUpdate(s: UpdateSnapshot, now: number): UpdatePlan {
 
   const blueGreen = st.blueGreen === true && !rollingBack;
   const switched = st.switchedAt !== undefined;
+  const canaryCfg = !rollingBack && cfg.strategy === "canary" ? cfg.canary : undefined;
+  const canary = canaryCfg ? (st.canary ?? { step: -1, since: st.startedAt, base: { requests: 0, errors: 0 } }) : undefined;
+  const promoted = !!canaryCfg && canary!.step >= canaryCfg.steps.length;
+  // Blue-green before the switch and a canary before its promotion keep every old task.
+  const holdOld = (blueGreen && !switched) || (!!canaryCfg && !promoted);
   const updated = new Set(st.updated.filter((k) => slots.includes(k)));
   let allUp = true;
   let nextStartAt = st.nextStartAt;
@@ -95,10 +100,10 @@ export function planUpdate(s: UpdateSnapshot, now: number): UpdatePlan {
     inProgress++;
     if (!isUp(fresh)) allUp = false;
     if (isUp(fresh)) {
-      // Blue-green: the old tasks serve until the switch; then they go, all at once.
-      if (blueGreen && !switched) continue;
+      // Blue-green: the old tasks serve until the switch; a canary's until its promotion.
+      if (holdOld) continue;
       for (const o of old) plan.update.push(shutdownTask(o, now));
-      const upSince = blueGreen ? st.switchedAt! : fresh.status.startedAt ?? now;
+      const upSince = blueGreen ? st.switchedAt! : canaryCfg ? canary!.since : fresh.status.startedAt ?? now;
       if (old.length === 0 && now - upSince >= cfg.monitorMs) {
         updated.add(key);
         inProgress--;
@@ -126,14 +131,18 @@ export function planUpdate(s: UpdateSnapshot, now: number): UpdatePlan {
   const status: UpdateStatus = { ...st, updated: [...updated], failures, nextStartAt };
   plan.status = status;
 
-  if (failures > 0 && failures / Math.max(attempted, 1) > cfg.maxFailureRatio && cfg.failureAction !== "continue") {
-    const summary = `${failures} new task${failures === 1 ? "" : "s"} failed (max failure ratio ${cfg.maxFailureRatio})${why ? `: ${why}` : ""}`;
+  // The failure action: roll back (when there is something to go back to), or pause here.
+  const failWith = (summary: string): UpdatePlan => {
     if (cfg.failureAction === "rollback" && !rollingBack && svc.previousSpec) {
       plan.rollback = `update rolled back: ${summary}`;
       return plan;
     }
-    plan.status = { ...status, state: rollingBack ? "rollback_paused" : "paused", message: `${rollingBack ? "rollback" : "update"} paused: ${summary}` };
+    plan.status = { ...(plan.status ?? status), state: rollingBack ? "rollback_paused" : "paused", message: `${rollingBack ? "rollback" : "update"} paused: ${summary}` };
     return plan;
+  };
+
+  if (failures > 0 && failures / Math.max(attempted, 1) > cfg.maxFailureRatio && cfg.failureAction !== "continue") {
+    return failWith(`${failures} new task${failures === 1 ? "" : "s"} failed (max failure ratio ${cfg.maxFailureRatio})${why ? `: ${why}` : ""}`);
   }
 
   if (updated.size + passed.size === slots.length) {
@@ -141,6 +150,7 @@ export function planUpdate(s: UpdateSnapshot, now: number): UpdatePlan {
     plan.status = { ...status, state: rollingBack ? "rollback_completed" : "completed", message: `${rollingBack ? "rollback" : "update"} completed${tail}`, completedAt: now, nextStartAt: now };
     return plan;
   }
+
 
   // Blue-green: every new task is up, none serves yet: switch the traffic now (the mesh's pools
   // take the new tasks only, the old ones drain), then the old ones are stopped.
@@ -150,8 +160,8 @@ export function planUpdate(s: UpdateSnapshot, now: number): UpdatePlan {
     return plan;
   }
 
-  // Start the next slots: at most `parallelism` in progress (blue-green: all), none before the delay has passed.
-  const capacity = cfg.parallelism === 0 || blueGreen ? Infinity : cfg.parallelism - inProgress;
+  // Start the next slots: at most `parallelism` in progress (blue-green, canary: all), none before the delay has passed.
+  const capacity = cfg.parallelism === 0 || blueGreen || !!canaryCfg ? Infinity : cfg.parallelism - inProgress;
   if (capacity > 0 && dirty.length) {
     if (now < nextStartAt) requeue(nextStartAt - now);
     else {
@@ -163,7 +173,66 @@ export function planUpdate(s: UpdateSnapshot, now: number): UpdatePlan {
       }
     }
   }
+  // A canary (all its new tasks started above) moves from step to step on its error rate.
+  if (canaryCfg && !promoted) {
+    const newTasks = s.tasks.filter((t) => ofThisUpdate(t) && t.desiredState === "running");
+    return planCanaryStep(plan, status, canaryCfg, canary!, newTasks, dirty.length === 0 && allUp, now, requeue, cfg.failureAction === "continue" ? undefined : failWith);
+  }
   const total = slots.length;
   plan.status = { ...status, message: `${rollingBack ? "rolling back" : "updating"}: ${updated.size}/${total} slots updated${failures ? `, ${failures} failed` : ""}` };
+  return plan;
+}
+
+const sumTraffic = (tasks: Task[]): TrafficCounters =>
+  tasks.reduce((a, t) => ({ requests: a.requests + (t.status.traffic?.requests ?? 0), errors: a.errors + (t.status.traffic?.errors ?? 0) }), { requests: 0, errors: 0 });
+
+const pct = (x: number): string => `${Math.round(x * 1000) / 10}%`;
+
+/**
+ * One canary step: start the first step once every new task is up (until then only the old
+ * tasks serve), then per step watch the new tasks' error rate for the interval — over the limit
+ * aborts (the failure action: rollback by default), otherwise the next share; after the last
+ * step (100 %) the canary is promoted and the old tasks go.
+ */
+function planCanaryStep(
+  plan: UpdatePlan,
+  status: UpdateStatus,
+  cfg: NonNullable<UpdateConfig["canary"]>,
+  c: NonNullable<UpdateStatus["canary"]>,
+  newTasks: Task[],
+  allNewUp: boolean,
+  now: number,
+  requeue: (ms: number) => void,
+  failWith: ((summary: string) => UpdatePlan) | undefined,
+): UpdatePlan {
+  const counters = sumTraffic(newTasks);
+  if (c.step < 0) {
+    if (!allNewUp) return plan;
+    plan.status = { ...status, canary: { step: 0, since: now, base: counters }, message: `canary: ${cfg.steps[0]}% of requests to the new version` };
+    requeue(cfg.intervalMs);
+    return plan;
+  }
+  const share = cfg.steps[c.step]!;
+  const requests = counters.requests - c.base.requests;
+  const errors = counters.errors - c.base.errors;
+  const rate = requests > 0 ? errors / requests : 0;
+  if (failWith && requests > 0 && rate > cfg.maxErrorRate) {
+    plan.status = { ...status, canary: { ...c, errorRate: rate } };
+    return failWith(`canary aborted at ${share}%: error rate ${pct(rate)} (${errors} of ${requests} requests) > ${pct(cfg.maxErrorRate)}`);
+  }
+  const elapsed = now - c.since;
+  if (elapsed < cfg.intervalMs) {
+    plan.status = { ...status, canary: { ...c, errorRate: rate }, message: `canary: ${share}% of requests to the new version, error rate ${pct(rate)} (${requests} requests)` };
+    requeue(Math.min(cfg.intervalMs - elapsed, 1000));
+    return plan;
+  }
+  const next = c.step + 1;
+  if (next >= cfg.steps.length) {
+    plan.status = { ...status, canary: { step: next, since: now, base: counters, errorRate: rate }, message: `canary promoted (error rate ${pct(rate)} at ${share}%)` };
+  } else {
+    plan.status = { ...status, canary: { step: next, since: now, base: counters }, message: `canary: ${cfg.steps[next]}% of requests to the new version` };
+    requeue(cfg.intervalMs);
+  }
+  requeue(1);
   return plan;
 }

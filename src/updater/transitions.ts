@@ -37,6 +37,7 @@ export function withRollback(svc: Service, now: number, message = "manual rollba
     specVersion: svc.specVersion + 1,
     previousSpec: svc.spec,
     ...(svc.specInput !== undefined ? { previousSpecInput: svc.specInput } : {}),
-    updateStatus: { ...freshStatus("rollback_started", message, now), ...(svc.updateStatus?.blueGreen ? { blueGreen: true } : {}) },
+    // Rolling back a blue-green or canary update: the old color takes all traffic at once.
+    updateStatus: { ...freshStatus("rollback_started", message, now), ...(svc.updateStatus?.blueGreen || svc.updateStatus?.canary ? { blueGreen: true } : {}) },
   };
 }

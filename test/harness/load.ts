@@ -12,7 +12,7 @@ export interface LoadResult {
   /** The version of the last answer. */
   lastVersion?: string;
   /** Every answer: when its request started and ended (ms, monotonic) and its version. */
-  answers: { start: number; end: number; version: string }[];
+  answers: { start: number; end: number; version: string; status: number }[];
 }
 
 /**
@@ -40,9 +40,13 @@ export async function runLoad(opts: { port: number; path?: string; durationMs: n
             if (version) {
               res.versions.set(version, (res.versions.get(version) ?? 0) + 1);
               res.lastVersion = version;
-              res.answers.push({ start, end: performance.now(), version });
+              res.answers.push({ start, end: performance.now(), version, status: r.statusCode ?? 0 });
             }
-          } else fail(`HTTP ${r.statusCode}: ${body.slice(0, 80)}`);
+          } else {
+            fail(`HTTP ${r.statusCode}: ${body.slice(0, 80)}`);
+            const version = body.trim().split(" ")[2];
+            if (version) res.answers.push({ start, end: performance.now(), version, status: r.statusCode ?? 0 });
+          }
           resolve();
         });
         r.on("error", (e) => (fail(e.message), resolve()));

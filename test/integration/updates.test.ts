@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { request } from "node:http";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { BatonProcess, ROOT, waitFor, type PsRow } from "../harness/baton.js";
+import { BatonProcess, ROOT, getJson, waitFor, type PsRow } from "../harness/baton.js";
 import { runLoad } from "../harness/load.js";
 
 const APP = join(ROOT, "test", "fixtures", "mesh-app.js");
@@ -178,5 +178,63 @@ describe("updates survive baton's own death", () => {
     for (const t of tasks) if (t.Slot > 0) perSlot.set(t.Slot, (perSlot.get(t.Slot) ?? 0) + 1);
     for (const [slot, n] of perSlot) assert.equal(n, 2, `slot ${slot}: one old and one new task (${n})`);
     assert.equal(svc.specVersion, 2);
+  });
+});
+
+describe("canary updates", () => {
+  const baton = new BatonProcess(undefined, ["--dns-addr", "127.77.0.1:0"]);
+  before(() => baton.start());
+  after(() => baton.destroy());
+
+  /** Polls the canary's step while `during` runs: [time, step] pairs, to cut the answers by step. */
+  async function watchSteps(during: Promise<unknown>): Promise<[number, number][]> {
+    const seen: [number, number][] = [];
+    let done = false;
+    void during.finally(() => (done = true));
+    while (!done) {
+      // Straight from the API (a CLI run takes ~0.1 s): the step changes are timed within ~25 ms.
+      const svc = (await getJson(baton.socket, "/v1/services/web")) as { updateStatus?: { canary?: { step: number } } };
+      const step = svc.updateStatus?.canary?.step;
+      if (step !== undefined && seen.at(-1)?.[1] !== step) seen.push([performance.now(), step]);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    return seen;
+  }
+
+  test("a good version goes 10 → 50 → 100 % and is promoted; measured shares within ±5 points of the weights", async () => {
+    await baton.cliOk("service", "create", "--name", "web", "--replicas", "4", "-p", "18450:80/http", "-e", "VERSION=1", "node", APP);
+    await waitFor(() => readyCount(baton, "web").then((n) => n === 4), 10_000, "4 ready");
+    let steps: [number, number][] = [];
+    const load = await underLoad(18450, 60_000, async () => {
+      const upd = baton.cliOk("service", "update", "--env-add", "VERSION=2", "--update-strategy", "canary", "--update-canary-steps", "10,50,100", "--update-canary-interval", "3s", "--update-monitor", "500ms", "web");
+      steps = await watchSteps(upd);
+      assert.match(await upd, /updated and converged/);
+    });
+    assert.equal(load.failed, 0, load.errors.join("; "));
+    const [svc] = JSON.parse(await baton.cliOk("service", "inspect", "web")) as [{ updateStatus: { state: string; message: string } }];
+    assert.equal(svc.updateStatus.state, "completed");
+    for (const [i, share] of [[0, 10], [1, 50]] as const) {
+      const from = steps.find(([, s]) => s === i)?.[0];
+      const to = steps.find(([, s]) => s === i + 1)?.[0];
+      assert.ok(from !== undefined && to !== undefined, `saw step ${i}: ${JSON.stringify(steps)}`);
+      // Leave out the edges: the step's weights reach the mesh a moment after the store says so.
+      const window = load.answers.filter((a) => a.start > from! + 300 && a.end < to! - 300);
+      const measured = (100 * window.filter((a) => a.version === "v2").length) / window.length;
+      assert.ok(window.length > 200, `enough requests at ${share}% (${window.length})`);
+      assert.ok(Math.abs(measured - share) <= 5, `step ${i}: ${measured.toFixed(1)} % of requests to the new version, weight ${share} %`);
+    }
+    assert.equal((await runLoad({ port: 18450, durationMs: 300 })).lastVersion, "v2");
+  });
+
+  test("a version that answers 500 is aborted at its first step and rolled back; the CLI says why", async () => {
+    let r = { code: 0, stdout: "", stderr: "" };
+    const load = await underLoad(18450, 60_000, async () => {
+      r = await baton.cli("service", "update", "--env-add", "FAIL500=1", "--env-add", "VERSION=3", "--update-strategy", "canary", "--update-canary-steps", "10,100", "--update-canary-interval", "5s", "--update-canary-max-error-rate", "1%", "web");
+    });
+    assert.equal(r.code, 1, r.stdout);
+    assert.match(r.stderr, /update rolled back: canary aborted at 10%: error rate \d+(\.\d)?% \(\d+ of \d+ requests\) > 1%/);
+    const bad = load.answers.filter((a) => a.version === "v3").length;
+    assert.ok(bad > 0 && bad < load.answers.length * 0.2, `only the canary's share saw the bad version (${bad} of ${load.answers.length})`);
+    assert.equal((await runLoad({ port: 18450, durationMs: 300 })).lastVersion, "v2", "back on the good version");
   });
 });

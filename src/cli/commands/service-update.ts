@@ -19,17 +19,25 @@ export function addUpdateConfigFlags(cmd: Command): Command {
       .option(`--${kind}-max-failure-ratio <ratio>`, "failed new tasks per slot tolerated, 0..1 (default 0)", parseNumber)
       .addOption(new Option(`--${kind}-order <order>`, "start-first (default) or stop-first").choices(["start-first", "stop-first"]))
       .option(`--${kind}-ready-timeout <duration>`, "a new task not ready this long after it started counts as failed (default 60s)")
-      .addOption(new Option(`--${kind}-strategy <strategy>`, "rolling (default) or blue-green").choices(["rolling", "blue-green"]));
+      .addOption(new Option(`--${kind}-strategy <strategy>`, "rolling (default), blue-green or canary").choices(["rolling", "blue-green", "canary"]))
+      .option(`--${kind}-canary-steps <percents>`, "canary: shares of requests for the new version, e.g. 10,50,100", parseSteps)
+      .option(`--${kind}-canary-interval <duration>`, "canary: how long each step is watched (default 30s)")
+      .option(`--${kind}-canary-max-error-rate <rate>`, "canary: abort above this error rate of the new version, e.g. 1% (default 1%)");
   }
   return cmd;
 }
 
 type Opts = Record<string, unknown>;
 
+/** "10,50,100" → [10, 50, 100]; the API checks the values. */
+function parseSteps(v: string): number[] {
+  return v.split(",").map((x) => parseInteger(x.trim().replace(/%$/, "")));
+}
+
 /** The update/rollback config fields given as flags, under the API's names. */
 export function updateConfigFrom(opts: Opts, kind: "update" | "rollback"): Record<string, unknown> | undefined {
   const out: Record<string, unknown> = {};
-  for (const [suffix, field] of [["Parallelism", "parallelism"], ["Delay", "delay"], ["FailureAction", "failureAction"], ["Monitor", "monitor"], ["MaxFailureRatio", "maxFailureRatio"], ["Order", "order"], ["ReadyTimeout", "readyTimeout"], ["Strategy", "strategy"]] as const) {
+  for (const [suffix, field] of [["Parallelism", "parallelism"], ["Delay", "delay"], ["FailureAction", "failureAction"], ["Monitor", "monitor"], ["MaxFailureRatio", "maxFailureRatio"], ["Order", "order"], ["ReadyTimeout", "readyTimeout"], ["Strategy", "strategy"], ["CanarySteps", "canarySteps"], ["CanaryInterval", "canaryInterval"], ["CanaryMaxErrorRate", "canaryMaxErrorRate"]] as const) {
     const v = opts[`${kind}${suffix}`];
     if (v !== undefined) out[field] = v;
   }

@@ -121,6 +121,7 @@ class Exchange implements Dispatcher.DispatchHandler {
 
   onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, _headers: unknown, statusMessage?: string): void {
     this.responded = true;
+    if (statusCode >= 500) this.backend!.serverErrors++;
     const raw = controller.rawHeaders;
     const headers = Array.isArray(raw) ? responseHeaders(raw) : [];
     // Headers, body and end usually arrive from one upstream read: cork so they leave in one
