@@ -24,6 +24,29 @@ export const defaults = {
 
 const SIGNALS = new Set(["SIGTERM", "SIGINT", "SIGQUIT", "SIGHUP", "SIGUSR1", "SIGUSR2", "SIGKILL", "SIGWINCH"]);
 
+/**
+ * Kubernetes' maxSurge / maxUnavailable onto the same updater: a surge means start-first
+ * (new tasks beside the old), and surge + unavailable slots are replaced at once; no surge means
+ * stop-first with `maxUnavailable` at once. Percentages are of the replicas: surge rounded up,
+ * unavailable rounded down, as Kubernetes does.
+ */
+function surgeMapping(u: NonNullable<ServiceSpecInput["update"]>, replicas: number, path: string[], problems: FieldProblem[]): { order: UpdateConfig["order"]; parallelism: number } | undefined {
+  if (u.maxSurge === undefined && u.maxUnavailable === undefined) return undefined;
+  if (u.parallelism !== undefined || u.order !== undefined) {
+    problems.push({ path: [...path, "maxSurge"], problem: "give either maxSurge/maxUnavailable or parallelism/order, not both" });
+    return undefined;
+  }
+  const count = (v: string | undefined, round: (x: number) => number): number =>
+    v === undefined ? 0 : v.endsWith("%") ? round((Number(v.slice(0, -1)) / 100) * replicas) : Number(v);
+  const surge = count(u.maxSurge ?? (u.maxUnavailable === undefined ? "25%" : "0"), Math.ceil);
+  const unavailable = count(u.maxUnavailable, Math.floor);
+  if (surge === 0 && unavailable === 0) {
+    problems.push({ path: [...path, "maxUnavailable"], problem: "maxSurge and maxUnavailable cannot both be 0: nothing could be replaced" });
+    return undefined;
+  }
+  return surge > 0 ? { order: "start-first", parallelism: surge + unavailable } : { order: "stop-first", parallelism: unavailable };
+}
+
 /** Canary steps (percent, increasing, ending at 100), interval and the highest error rate. */
 function resolveCanary(u: NonNullable<ServiceSpecInput["update"]>, path: string[], dur: (path: string[], text: string | undefined, fallback: number) => number, problems: FieldProblem[]): UpdateConfig["canary"] {
   const steps = u.canarySteps ?? [10, 50, 100];
@@ -109,7 +132,8 @@ export function resolveServiceSpec(input: ServiceSpecInput): ServiceSpec {
   const defaultOrder: UpdateConfig["order"] = ports.some((p) => p.mode === "host") ? "stop-first" : "start-first";
   const resolveUpdate = (key: "update" | "rollback"): UpdateConfig => {
     const u = input[key] ?? {};
-    const order = u.order ?? defaultOrder;
+    const surge = surgeMapping(u, input.mode === "global" ? 1 : input.replicas ?? defaults.replicas, [key], problems);
+    const order = surge?.order ?? u.order ?? defaultOrder;
     const strategy = u.strategy ?? "rolling";
     const canary = strategy === "canary" ? resolveCanary(u, [key], dur, problems) : undefined;
     if (strategy !== "canary" && (u.canarySteps || u.canaryInterval || u.canaryMaxErrorRate)) problems.push({ path: [key, "strategy"], problem: "canary settings need --update-strategy canary" });
@@ -118,7 +142,7 @@ export function resolveServiceSpec(input: ServiceSpecInput): ServiceSpec {
     if (strategy !== "rolling" && ports.some((p) => p.mode === "host")) problems.push({ path: [key, "strategy"], problem: "blue-green runs old and new tasks side by side: not with a host-mode published port" });
     if (strategy !== "rolling" && u.order === "stop-first") problems.push({ path: [key, "order"], problem: `${strategy} is start-first by nature` });
     return {
-      parallelism: u.parallelism ?? defaults.update.parallelism,
+      parallelism: surge?.parallelism ?? u.parallelism ?? defaults.update.parallelism,
       delayMs: dur([key, "delay"], u.delay, defaults.update.delayMs),
       // A rollback that fails has nothing to roll back to: it pauses. A canary is rolled back.
       failureAction: u.failureAction ?? (key === "rollback" ? "pause" : strategy === "canary" ? "rollback" : defaults.update.failureAction),

@@ -71,6 +71,8 @@ export const UpdateConfigInput = Type.Object(
     order: Type.Optional(StringEnum(["stop-first", "start-first"])),
     readyTimeout: Type.Optional(Duration),
     strategy: Type.Optional(StringEnum(["rolling", "blue-green", "canary"])),
+    maxSurge: Type.Optional(Type.String({ maxLength: 8, pattern: "^\\d+%?$", description: "Kubernetes' maxSurge: tasks (or % of replicas, rounded up) above the replica count during an update" })),
+    maxUnavailable: Type.Optional(Type.String({ maxLength: 8, pattern: "^\\d+%?$", description: "Kubernetes' maxUnavailable: tasks (or % of replicas, rounded down) below the replica count" })),
     canarySteps: Type.Optional(Type.Array(Type.Integer({ minimum: 1, maximum: 100 }), { minItems: 1, maxItems: 20, description: "traffic shares of the new version in percent, e.g. [10, 50, 100]" })),
     canaryInterval: Type.Optional(Duration),
     canaryMaxErrorRate: Type.Optional(Type.String({ maxLength: 16, description: "highest error rate of the new version, e.g. 1% or 0.01" })),
@@ -113,6 +115,7 @@ export const UpdateServiceInput = Type.Object(
     version: Type.Integer({ minimum: 0, description: "the service version this change was made against (optimistic concurrency)" }),
     spec: ServiceSpecInput,
     force: Type.Optional(Type.Boolean({ description: "replace every task even if the spec is unchanged" })),
+    dryRun: Type.Optional(Type.Boolean({ description: "answer the field diff and the plan; change nothing" })),
   },
   strict,
 );

@@ -20,6 +20,8 @@ export function addUpdateConfigFlags(cmd: Command): Command {
       .addOption(new Option(`--${kind}-order <order>`, "start-first (default) or stop-first").choices(["start-first", "stop-first"]))
       .option(`--${kind}-ready-timeout <duration>`, "a new task not ready this long after it started counts as failed (default 60s)")
       .addOption(new Option(`--${kind}-strategy <strategy>`, "rolling (default), blue-green or canary").choices(["rolling", "blue-green", "canary"]))
+      .option(`--${kind}-max-surge <n|n%>`, "Kubernetes' maxSurge, mapped onto order and parallelism (docs/updates.md)")
+      .option(`--${kind}-max-unavailable <n|n%>`, "Kubernetes' maxUnavailable, mapped onto order and parallelism")
       .option(`--${kind}-canary-steps <percents>`, "canary: shares of requests for the new version, e.g. 10,50,100", parseSteps)
       .option(`--${kind}-canary-interval <duration>`, "canary: how long each step is watched (default 30s)")
       .option(`--${kind}-canary-max-error-rate <rate>`, "canary: abort above this error rate of the new version, e.g. 1% (default 1%)");
@@ -37,7 +39,7 @@ function parseSteps(v: string): number[] {
 /** The update/rollback config fields given as flags, under the API's names. */
 export function updateConfigFrom(opts: Opts, kind: "update" | "rollback"): Record<string, unknown> | undefined {
   const out: Record<string, unknown> = {};
-  for (const [suffix, field] of [["Parallelism", "parallelism"], ["Delay", "delay"], ["FailureAction", "failureAction"], ["Monitor", "monitor"], ["MaxFailureRatio", "maxFailureRatio"], ["Order", "order"], ["ReadyTimeout", "readyTimeout"], ["Strategy", "strategy"], ["CanarySteps", "canarySteps"], ["CanaryInterval", "canaryInterval"], ["CanaryMaxErrorRate", "canaryMaxErrorRate"]] as const) {
+  for (const [suffix, field] of [["Parallelism", "parallelism"], ["Delay", "delay"], ["FailureAction", "failureAction"], ["Monitor", "monitor"], ["MaxFailureRatio", "maxFailureRatio"], ["Order", "order"], ["ReadyTimeout", "readyTimeout"], ["Strategy", "strategy"], ["CanarySteps", "canarySteps"], ["CanaryInterval", "canaryInterval"], ["CanaryMaxErrorRate", "canaryMaxErrorRate"], ["MaxSurge", "maxSurge"], ["MaxUnavailable", "maxUnavailable"]] as const) {
     const v = opts[`${kind}${suffix}`];
     if (v !== undefined) out[field] = v;
   }
