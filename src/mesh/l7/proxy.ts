@@ -50,7 +50,9 @@ class Exchange implements Dispatcher.DispatchHandler {
   private readonly startedAt: number;
   private readonly hasBody: boolean;
   private readonly headers: string[];
-  private readonly tried = new Set<BackendState>();
+  /** Backends tried so far; a Set only once a retry needs one (most requests make one attempt). */
+  private tried?: Set<BackendState>;
+  private attempts = 0;
   private backend?: BackendState;
   private controller?: Dispatcher.DispatchController;
   private sent = false;
@@ -86,6 +88,7 @@ class Exchange implements Dispatcher.DispatchHandler {
   }
 
   private next(): void {
+    if (this.attempts === 1) this.tried = new Set([this.backend!]);
     const got = this.deps.acquire(this.pool, this.tried, this.signal());
     if (got === undefined || !(got instanceof Promise)) return this.send(got);
     got.then(
@@ -103,9 +106,10 @@ class Exchange implements Dispatcher.DispatchHandler {
 
   private send(b: BackendState | undefined): void {
     if (this.clientGone) return;
-    if (!b) return this.fail(this.tried.size === 0 ? 503 : 502);
+    if (!b) return this.fail(this.attempts === 0 ? 503 : 502);
     this.backend = b;
-    this.tried.add(b);
+    this.tried?.add(b);
+    this.attempts++;
     this.sent = false;
     this.controller = undefined;
     b.acquire();
@@ -148,7 +152,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     this.done(true);
     if (this.clientGone) return;
     if (!this.responded) b.eject(this.deps.clock.now());
-    const outcome = { method: this.req.method ?? "GET", hasBody: this.hasBody, sent: this.sent, responded: this.responded, attempts: this.tried.size, error: err };
+    const outcome = { method: this.req.method ?? "GET", hasBody: this.hasBody, sent: this.sent, responded: this.responded, attempts: this.attempts, error: err };
     if (this.retry(outcome)) return this.next();
     if (this.responded || this.res.headersSent) this.res.destroy(err);
     else this.fail(502, err);
