@@ -43,6 +43,9 @@ export async function listenHttp(spec: ListenerSpec, deps: ListenerDeps, opts: H
   };
 }
 
+/** Bodies up to this size that arrive in one chunk leave with the head in a single write. */
+const SMALL_BODY = 16 * 1024;
+
 const uncork = (res: http.ServerResponse): void => res.uncork();
 
 /** One client request, through its attempts on one or more backends. */
@@ -60,6 +63,9 @@ class Exchange implements Dispatcher.DispatchHandler {
   private clientGone = false;
   private ended = false;
   private abort?: AbortController;
+  /** The response's Content-Length (-1: none) and a small body held until the end. */
+  private bodyLength = -1;
+  private held?: Buffer;
 
   constructor(
     private readonly req: http.IncomingMessage,
@@ -123,8 +129,10 @@ class Exchange implements Dispatcher.DispatchHandler {
     if (this.clientGone) controller.abort(new Error("client closed the connection"));
   }
 
-  onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, _headers: unknown, statusMessage?: string): void {
+  onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, parsed: Record<string, string | string[] | undefined>, statusMessage?: string): void {
     this.responded = true;
+    const cl = parsed["content-length"];
+    this.bodyLength = typeof cl === "string" ? Number(cl) : -1;
     const raw = controller.rawHeaders;
     const headers = Array.isArray(raw) ? responseHeaders(raw) : [];
     // Headers, body and end usually arrive from one upstream read: cork so they leave in one
@@ -136,6 +144,12 @@ class Exchange implements Dispatcher.DispatchHandler {
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (chunk.length === this.bodyLength && chunk.length <= SMALL_BODY) {
+      // The whole (small) body in one chunk: keep it for end(), which then sends head and body
+      // in one write instead of a writev of two buffers.
+      this.held = chunk;
+      return;
+    }
     if (!this.res.write(chunk)) {
       controller.pause();
       this.res.once("drain", () => controller.resume());
@@ -144,7 +158,10 @@ class Exchange implements Dispatcher.DispatchHandler {
 
   onResponseEnd(): void {
     this.ended = true;
-    this.res.end();
+    // latin1 maps bytes 1:1, so the body goes out unchanged; node:http then prepends the
+    // head to this string and writes both at once.
+    if (this.held) this.res.end(this.held.toString("latin1"), "latin1");
+    else this.res.end();
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
