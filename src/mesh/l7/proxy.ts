@@ -135,10 +135,14 @@ class Exchange implements Dispatcher.DispatchHandler {
     this.bodyLength = typeof cl === "string" ? Number(cl) : -1;
     const raw = controller.rawHeaders;
     const headers = Array.isArray(raw) ? responseHeaders(raw) : [];
-    // Headers, body and end usually arrive from one upstream read: cork so they leave in one
-    // writev instead of two or three syscalls (syscalls dominate the proxy's profile here).
-    this.res.cork();
-    process.nextTick(uncork, this.res);
+    // Without a Content-Length the body goes chunked, and head, chunks and the terminating
+    // chunk usually arrive from one upstream read: cork so they leave in one writev instead of
+    // several syscalls. With a Content-Length node:http already sends the head with the first
+    // body write (and end() adds nothing), so the cork and its tick would be pure cost.
+    if (this.bodyLength < 0) {
+      this.res.cork();
+      process.nextTick(uncork, this.res);
+    }
     if (statusMessage) this.res.writeHead(statusCode, statusMessage, headers);
     else this.res.writeHead(statusCode, headers);
   }
