@@ -110,7 +110,9 @@ export const servicesRoutes: FastifyPluginAsync<{ deps: ApiDeps }> = async (app,
         if (s.spec.mode.kind !== "replicated") {
           throw new BatonError("VALIDATION_FAILED", `service "${s.spec.name}" is global; only replicated services can be scaled`, [{ path: ["replicas"], problem: "cannot scale a global service" }]);
         }
-        return tx.update("services", { ...s, spec: { ...s.spec, mode: { kind: "replicated", replicas: req.body.replicas } } });
+        // The input form follows, so a later `service update` keeps this count.
+        const specInput = s.specInput !== undefined ? { ...(s.specInput as object), replicas: req.body.replicas } : undefined;
+        return tx.update("services", { ...s, spec: { ...s.spec, mode: { kind: "replicated", replicas: req.body.replicas } }, ...(specInput ? { specInput } : {}) });
       });
       deps.log.info({ serviceId: updated.id, replicas: req.body.replicas }, "service scaled");
       return updated;

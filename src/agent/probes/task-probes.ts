@@ -15,9 +15,10 @@ export interface ProbeEvents {
 
 /**
  * With no readiness probe and no health check, a task of a service with service ports is ready
- * once its $PORT accepts TCP connections (a slow starter never gets traffic early).
+ * once its $PORT accepts TCP connections (a slow starter never gets traffic early). Checked every
+ * 50 ms: a loopback connect costs ~0.1 ms, and a rolling update waits on this for every slot.
  */
-const PORT_GATE: Omit<ProbeConfig, "check"> = { initialDelayMs: 0, periodMs: 250, timeoutMs: 1000, successThreshold: 1, failureThreshold: 1_000_000 };
+const PORT_GATE: Omit<ProbeConfig, "check"> = { initialDelayMs: 0, periodMs: 50, timeoutMs: 1000, successThreshold: 1, failureThreshold: 1_000_000 };
 
 /**
  * Every probe of one running task: startup first (it holds the others back until it passes

@@ -49,15 +49,27 @@ export function requestHeaders(raw: readonly string[], client: ClientInfo): stri
 
 /** Response headers for the client: hop-by-hop removed; node:http sets its own framing. */
 export function responseHeaders(raw: readonly (Buffer | string)[]): string[] {
-  const strs = raw.map((x) => (typeof x === "string" ? x : x.toString("latin1")));
-  const drop = connectionTokens(strs);
+  // One pass (this runs on every response): convert, drop hop-by-hop, note whether a
+  // Connection field names further fields to drop; only then make a second pass.
   const out: string[] = [];
-  for (let i = 0; i < strs.length; i += 2) {
-    const lower = strs[i]!.toLowerCase();
-    if (HOP_BY_HOP.has(lower) || drop?.has(lower)) continue;
-    out.push(strs[i]!, strs[i + 1]!);
+  let named = false;
+  for (let i = 0; i < raw.length; i += 2) {
+    const n = raw[i]!;
+    const v = raw[i + 1]!;
+    const name = typeof n === "string" ? n : n.toString("latin1");
+    const value = typeof v === "string" ? v : v.toString("latin1");
+    const lower = name.toLowerCase();
+    if (HOP_BY_HOP.has(lower)) {
+      if (lower === "connection" && connectionTokens([name, value]) !== undefined) named = true;
+      continue;
+    }
+    out.push(name, value);
   }
-  return out;
+  if (!named) return out;
+  const drop = connectionTokens(raw.map((x) => (typeof x === "string" ? x : x.toString("latin1"))))!;
+  const kept: string[] = [];
+  for (let i = 0; i < out.length; i += 2) if (!drop.has(out[i]!.toLowerCase())) kept.push(out[i]!, out[i + 1]!);
+  return kept;
 }
 
 /** The field names listed in Connection (e.g. "Connection: close, X-Foo" → {x-foo}); undefined when none. */

@@ -43,6 +43,9 @@ export async function listenHttp(spec: ListenerSpec, deps: ListenerDeps, opts: H
   };
 }
 
+/** Bodies up to this size that arrive in one chunk leave with the head in a single write. */
+const SMALL_BODY = 16 * 1024;
+
 const uncork = (res: http.ServerResponse): void => res.uncork();
 
 /** One client request, through its attempts on one or more backends. */
@@ -50,7 +53,9 @@ class Exchange implements Dispatcher.DispatchHandler {
   private readonly startedAt: number;
   private readonly hasBody: boolean;
   private readonly headers: string[];
-  private readonly tried = new Set<BackendState>();
+  /** Backends tried so far; a Set only once a retry needs one (most requests make one attempt). */
+  private tried?: Set<BackendState>;
+  private attempts = 0;
   private backend?: BackendState;
   private controller?: Dispatcher.DispatchController;
   private sent = false;
@@ -58,6 +63,9 @@ class Exchange implements Dispatcher.DispatchHandler {
   private clientGone = false;
   private ended = false;
   private abort?: AbortController;
+  /** The response's Content-Length (-1: none) and a small body held until the end. */
+  private bodyLength = -1;
+  private held?: Buffer;
 
   constructor(
     private readonly req: http.IncomingMessage,
@@ -86,6 +94,7 @@ class Exchange implements Dispatcher.DispatchHandler {
   }
 
   private next(): void {
+    if (this.attempts === 1) this.tried = new Set([this.backend!]);
     const got = this.deps.acquire(this.pool, this.tried, this.signal());
     if (got === undefined || !(got instanceof Promise)) return this.send(got);
     got.then(
@@ -103,9 +112,10 @@ class Exchange implements Dispatcher.DispatchHandler {
 
   private send(b: BackendState | undefined): void {
     if (this.clientGone) return;
-    if (!b) return this.fail(this.tried.size === 0 ? 503 : 502);
+    if (!b) return this.fail(this.attempts === 0 ? 503 : 502);
     this.backend = b;
-    this.tried.add(b);
+    this.tried?.add(b);
+    this.attempts++;
     this.sent = false;
     this.controller = undefined;
     b.acquire();
@@ -119,20 +129,32 @@ class Exchange implements Dispatcher.DispatchHandler {
     if (this.clientGone) controller.abort(new Error("client closed the connection"));
   }
 
-  onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, _headers: unknown, statusMessage?: string): void {
+  onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, parsed: Record<string, string | string[] | undefined>, statusMessage?: string): void {
     this.responded = true;
     if (statusCode >= 500) this.backend!.serverErrors++;
+    const cl = parsed["content-length"];
+    this.bodyLength = typeof cl === "string" ? Number(cl) : -1;
     const raw = controller.rawHeaders;
     const headers = Array.isArray(raw) ? responseHeaders(raw) : [];
-    // Headers, body and end usually arrive from one upstream read: cork so they leave in one
-    // writev instead of two or three syscalls (syscalls dominate the proxy's profile here).
-    this.res.cork();
-    process.nextTick(uncork, this.res);
+    // Without a Content-Length the body goes chunked, and head, chunks and the terminating
+    // chunk usually arrive from one upstream read: cork so they leave in one writev instead of
+    // several syscalls. With a Content-Length node:http already sends the head with the first
+    // body write (and end() adds nothing), so the cork and its tick would be pure cost.
+    if (this.bodyLength < 0) {
+      this.res.cork();
+      process.nextTick(uncork, this.res);
+    }
     if (statusMessage) this.res.writeHead(statusCode, statusMessage, headers);
     else this.res.writeHead(statusCode, headers);
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (chunk.length === this.bodyLength && chunk.length <= SMALL_BODY) {
+      // The whole (small) body in one chunk: keep it for end(), which then sends head and body
+      // in one write instead of a writev of two buffers.
+      this.held = chunk;
+      return;
+    }
     if (!this.res.write(chunk)) {
       controller.pause();
       this.res.once("drain", () => controller.resume());
@@ -141,7 +163,10 @@ class Exchange implements Dispatcher.DispatchHandler {
 
   onResponseEnd(): void {
     this.ended = true;
-    this.res.end();
+    // latin1 maps bytes 1:1, so the body goes out unchanged; node:http then prepends the
+    // head to this string and writes both at once.
+    if (this.held) this.res.end(this.held.toString("latin1"), "latin1");
+    else this.res.end();
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
@@ -149,7 +174,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     this.done(true);
     if (this.clientGone) return;
     if (!this.responded) b.eject(this.deps.clock.now());
-    const outcome = { method: this.req.method ?? "GET", hasBody: this.hasBody, sent: this.sent, responded: this.responded, attempts: this.tried.size, error: err };
+    const outcome = { method: this.req.method ?? "GET", hasBody: this.hasBody, sent: this.sent, responded: this.responded, attempts: this.attempts, error: err };
     if (this.retry(outcome)) return this.next();
     if (this.responded || this.res.headersSent) this.res.destroy(err);
     else this.fail(502, err);
