@@ -97,3 +97,13 @@ test("the OpenAPI document describes the service schema", async () => {
   const body = doc.paths["/v1/services"]!.post!.requestBody!.content["application/json"]!.schema;
   assert.ok(body.properties.replicas && body.properties.restartPolicy);
 });
+
+test("an update after a scale keeps the scaled replica count (the input form follows the scale)", async () => {
+  const { a } = await app();
+  const created = (await a.inject(create({ name: "web", replicas: 2, command: ["node", "s.js"] }))).json() as { id: string };
+  await a.inject({ method: "POST", url: `/v1/services/${created.id}/scale`, payload: { replicas: 5 } });
+  const svc = (await a.inject({ method: "GET", url: `/v1/services/${created.id}` })).json() as { version: number; specInput: Record<string, unknown> };
+  const r = await a.inject({ method: "POST", url: `/v1/services/${created.id}/update`, payload: { version: svc.version, spec: { ...svc.specInput, env: ["V=2"] } } });
+  assert.equal(r.statusCode, 200);
+  assert.deepEqual((r.json() as { spec: { mode: unknown } }).spec.mode, { kind: "replicated", replicas: 5 });
+});
