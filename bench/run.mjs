@@ -10,7 +10,8 @@
 // Env: BENCH_REPS (5), BENCH_SIZES (1,10,30), BENCH_SKIP_RSS, BENCH_POLL_MS (10),
 // BENCH_RSS_TASKS (1000), BENCH_BATON_CLI=1 (also time `baton service create --detach`),
 // BENCH_HEAL_SPACED=1 (also Baton self-heal on one long-lived service, kills 10.5 s apart),
-// BENCH_ONLY=create,heal,rss,mesh (sections to run; mesh = bench/mesh.mjs, mesh vs nginx), BENCH_OUT (result file name, latest.json), BENCH_PM2_PORT (18100), BENCH_FLOOR_PORT (18400), BENCH_TIMEOUT_S (900).
+// BENCH_ONLY=create,heal,rss,mesh,updates (sections to run; mesh = bench/mesh.mjs, mesh vs nginx;
+// updates = bench/updates.mjs, rolling updates vs pm2 reload), BENCH_OUT (result file name, latest.json), BENCH_PM2_PORT (18100), BENCH_FLOOR_PORT (18400), BENCH_TIMEOUT_S (900).
 import { spawn, execFileSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
@@ -18,6 +19,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { meshTable } from './mesh.mjs';
+import { cleanupUpdates, updatesTable } from './updates.mjs';
 import { batonApi, childrenOf, cpuMs, isAlive, loadavg, log, memOf, now, pollUntil, probe, r1, rotate, sleep, stats, waitGone } from './lib.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -28,7 +30,7 @@ const RESULTS = path.join(HERE, 'results');
 
 const REPS = Number(process.env.BENCH_REPS || 5);
 const SIZES = (process.env.BENCH_SIZES || '1,10,30').split(',').map(Number).filter((n) => n > 0);
-const ONLY = (process.env.BENCH_ONLY || 'create,heal,rss,mesh').split(',');
+const ONLY = (process.env.BENCH_ONLY || 'create,heal,rss,mesh,updates').split(',');
 const SKIP_RSS = process.env.BENCH_SKIP_RSS === '1' || !ONLY.includes('rss');
 const POLL_MS = Number(process.env.BENCH_POLL_MS || 10);
 const RSS_TASKS = Number(process.env.BENCH_RSS_TASKS || 1000);
@@ -493,7 +495,7 @@ let cleaning;
 function cleanupAll() {
   cleaning ??= (async () => {
     for (const c of floorKids) { try { c.kill('SIGKILL'); } catch { /* gone */ } }
-    await Promise.allSettled([subjects.baton?.stop(), subjects.rss?.stop(), subjects.pm2?.stop()]);
+    await Promise.allSettled([subjects.baton?.stop(), subjects.rss?.stop(), subjects.pm2?.stop(), cleanupUpdates()]);
   })();
   return cleaning;
 }
@@ -529,6 +531,12 @@ async function main() {
   if (ONLY.includes('mesh')) {
     const { runMeshBench } = await import('./mesh.mjs');
     out.mesh = await runMeshBench();
+    save();
+  }
+  // 5. Rolling updates vs pm2 reload (its own result file too: results/updates-latest.json).
+  if (ONLY.includes('updates')) {
+    const { runUpdatesBench } = await import('./updates.mjs');
+    out.updates = await runUpdatesBench();
     save();
   }
   out.total_s = r1((now() - t00) / 1000);
@@ -623,6 +631,7 @@ async function heal(baton, pm2) {
 
 function printTable() {
   const L = [];
+  if (out.create || out.heal || out.rss) {
   L.push(`Baton vs PM2 ${out.conditions.pm2 ?? ''} (fork) vs spawn floor — ${out.conditions.date}, node ${out.conditions.node}, ${out.conditions.cpus} CPUs, load ${out.conditions.loadavg_start.join('/')} → ${out.conditions.loadavg_end.join('/')}, ${REPS} reps, poll ${POLL_MS} ms. median [min–max] ms; ratio = Baton median / peer median (< 1: Baton faster).`);
   L.push('');
   L.push('| measurement | Baton | PM2 fork | spawn floor | Baton/PM2 | Baton/floor |');
@@ -664,7 +673,9 @@ function printTable() {
     if (!d.clean) L.push(`| \`baton up\` RSS at the end of the direct attempt (MiB; VmHWM) | ${(d.settled_3s ?? d.at_failure).rss_mib} (${(d.settled_3s ?? d.at_failure).hwm_mib}) | — | — | — | — |`);
   }
   L.push('');
+  }
   if (out.mesh) L.push(meshTable(out.mesh));
+  if (out.updates) L.push(updatesTable(out.updates));
   if (out.heal) L.push('¹ spawn floor for one process (the create N=1 row): a restart cannot beat it.');
   process.stdout.write(L.join('\n') + '\n');
 }
