@@ -2,6 +2,7 @@ import type { FastifyPluginAsync } from "fastify";
 import { Type } from "@sinclair/typebox";
 import { BatonError, validationError, type FieldProblem } from "../lib/errors.js";
 import { withNewSpec, withRollback } from "../updater/transitions.js";
+import { previewUpdate } from "../updater/dry-run.js";
 import { allocateVip } from "../model/service-address.js";
 import { serviceEndpoints } from "../dispatcher/endpoints.js";
 import type { ServiceEndpoints } from "../dispatcher/protocol.js";
@@ -71,6 +72,10 @@ export const servicesRoutes: FastifyPluginAsync<{ deps: ApiDeps }> = async (app,
       // Paths name the fields of the spec, as for create: `publish[1].published: …`.
       problems.push(...(await portsInUseOnHost(added, store.view(publishedByBaton))).map((f) => ({ ...f, path: ["publish", spec.endpoint.ports.indexOf(added[f.path[1] as number]!), "published"] })));
       if (problems.length) throw validationError(inSpec(problems));
+      if (req.body.dryRun) {
+        // Nothing is written: the diff and the plan, from what the store holds now.
+        return { dryRun: true, ...store.view((tx) => previewUpdate(current, spec, tx.tasksOfService(current.id), deps.clock.now(), force === true)) };
+      }
       const updated = await store.update((tx) => {
         const svc = tx.get("services", current.id);
         if (!svc) throw new BatonError("NOT_FOUND", `service "${current.spec.name}" was removed`);

@@ -119,6 +119,20 @@ describe("rolling updates and rollback", () => {
     await baton.cliOk("service", "rollback", "web");
   });
 
+  test("--dry-run prints the diff and the plan and changes nothing", async () => {
+    // The service's own version (tasks keep reporting traffic counters, so the store moves on).
+    const before = (await getJson(baton.socket, "/v1/services/web")) as { version: number };
+    const tasksBefore = (await baton.tasks("web")).map((t) => t.ID).sort();
+    const out = await baton.cliOk("service", "update", "--dry-run", "--env-add", "VERSION=9", "--update-parallelism", "3", "web");
+    assert.match(out, /spec version \d+ → \d+/);
+    assert.match(out, /~ task\.env\.VERSION: "1" → "9"/);
+    assert.match(out, /~ update\.parallelism: 1 → 3/);
+    assert.match(out, /batch 1: slots 1, 2, 3\n  batch 2: slot 4/);
+    assert.match(out, /Dry run: nothing was changed/);
+    assert.equal(((await getJson(baton.socket, "/v1/services/web")) as { version: number }).version, before.version);
+    assert.deepEqual((await baton.tasks("web")).map((t) => t.ID).sort(), tasksBefore);
+  });
+
   test("a stale version is a conflict; bad update flags are clear errors and change nothing", async () => {
     const { version } = JSON.parse(await baton.cliOk("service", "inspect", "web"))[0] as { version: number; specInput: unknown };
     const [svc] = JSON.parse(await baton.cliOk("service", "inspect", "web")) as [{ id: string; specInput: Record<string, unknown> }];
@@ -137,7 +151,8 @@ describe("rolling updates and rollback", () => {
     const second = await post({ version, spec: { ...svc.specInput, labels: { a: "2" } } });
     assert.equal(second.status, 409);
     assert.equal(second.body.code, "VERSION_CONFLICT");
-    const rev = (await baton.info()).revision;
+    const svcVersion = async (): Promise<number> => ((await getJson(baton.socket, "/v1/services/web")) as { version: number }).version;
+    const rev = await svcVersion();
     for (const [flags, expected] of [
       [["--update-parallelism", "-1"], /spec\.update\.parallelism: must be an integer >= 0/],
       [["--update-delay", "soon"], /spec\.update\.delay: (invalid duration "soon"|must match)/],
@@ -147,7 +162,7 @@ describe("rolling updates and rollback", () => {
       assert.equal(r.code, 1, flags.join(" "));
       assert.match(r.stderr, expected);
     }
-    assert.equal((await baton.info()).revision, rev, "nothing changed");
+    assert.equal(await svcVersion(), rev, "nothing changed");
   });
 });
 

@@ -6,6 +6,7 @@ import type { ServiceSpecInput } from "../../input/schemas.js";
 import { withClient } from "../context.js";
 import { collect, parseInteger, parseLabels, parseNumber, resolveEnv } from "../parse.js";
 import { waitConverged } from "../output/progress.js";
+import type { UpdatePreview } from "../../updater/dry-run.js";
 import { addProbeFlags, probesFrom } from "./probe-flags.js";
 
 /** --update-* and --rollback-* (docker's names), on create and update. */
@@ -105,6 +106,23 @@ function applyChanges(input: ServiceSpecInput, o: Opts): ServiceSpecInput {
   return next;
 }
 
+/** A plan in the manner of `nomad job plan`. */
+function formatPreview(name: string, p: UpdatePreview): string {
+  const show = (v: unknown): string => (v === undefined ? "(none)" : JSON.stringify(v));
+  const lines = [`Service ${name}: ${p.specVersion.to !== p.specVersion.from ? `spec version ${p.specVersion.from} → ${p.specVersion.to}` : "no new spec version"}`];
+  for (const c of p.changes) lines.push(`  ${c.from === undefined ? "+" : c.to === undefined ? "-" : "~"} ${c.path}: ${show(c.from)} → ${show(c.to)}`);
+  if (p.changes.length === 0) lines.push("  (no field changes)");
+  if (p.replicas) lines.push(`Scale: ${p.replicas.from} → ${p.replicas.to} replicas`);
+  const r = p.rollout;
+  if (r) {
+    lines.push(`Rollout: ${r.strategy}, ${r.order}, parallelism ${r.parallelism || "all"}, delay ${r.delayMs} ms, monitor ${r.monitorMs} ms`);
+    r.batches.forEach((b, i) => lines.push(`  batch ${i + 1}: slot${b.length === 1 ? "" : "s"} ${b.join(", ")}`));
+    lines.push(`  kept as they are: ${r.kept.length ? r.kept.join(", ") : "none"}`);
+  } else lines.push("Rollout: none (no task is replaced)");
+  lines.push("Dry run: nothing was changed.");
+  return lines.join("\n") + "\n";
+}
+
 export function registerServiceUpdate(service: Command): void {
   const update = service
     .command("update")
@@ -140,6 +158,7 @@ export function registerServiceUpdate(service: Command): void {
     .addOption(new Option("--load-balance <how>", "how the mesh picks a task").choices(["round-robin", "least-connections"]))
     .option("--wait-for-backend <duration>", "how long a request waits for a ready task")
     .option("--force", "replace every task even if nothing changed")
+    .option("--dry-run", "print the field diff and the plan (which slots, in what order, what is kept); change nothing")
     .option("-d, --detach", "return at once instead of following the update")
     .option("-q, --quiet", "print nothing but errors");
   addProbeFlags(update);
@@ -149,6 +168,11 @@ export function registerServiceUpdate(service: Command): void {
       const svc = await c.call<Service>("GET", `/v1/services/${encodeURIComponent(ref)}`);
       if (svc.specInput === undefined) throw new BatonError("VALIDATION_FAILED", `service "${svc.spec.name}" was created by an older baton and cannot be updated; remove and create it again`);
       const spec = applyChanges(svc.specInput as ServiceSpecInput, opts);
+      if (opts.dryRun) {
+        const p = await c.call<UpdatePreview>("POST", `/v1/services/${svc.id}/update`, { version: svc.version, spec, dryRun: true, ...(opts.force ? { force: true } : {}) });
+        process.stdout.write(formatPreview(svc.spec.name, p));
+        return;
+      }
       const updated = await c.call<Service>("POST", `/v1/services/${svc.id}/update`, { version: svc.version, spec, ...(opts.force ? { force: true } : {}) });
       if (!opts.quiet) process.stdout.write(`${updated.spec.name}\n`);
       if (!opts.detach && !opts.quiet) await waitConverged(c, updated.id, updated.specVersion !== svc.specVersion ? "update" : "converged");
