@@ -55,7 +55,8 @@ export function serviceEndpoints(tx: ReadTx, s: Service): ServiceEndpoints {
   });
   backends.sort((a, b) => (a.taskId < b.taskId ? -1 : 1));
   const { endpoint } = s.spec;
-  return { serviceId: s.id, name: s.spec.name, ...(s.vip ? { vip: s.vip } : {}), ports: endpoint.ports, balance: endpoint.balance, waitForBackendMs: endpoint.waitForBackendMs, backends };
+  const watchTraffic = s.updateStatus?.state === "updating" && s.spec.update.strategy === "canary";
+  return { serviceId: s.id, name: s.spec.name, ...(s.vip ? { vip: s.vip } : {}), ports: endpoint.ports, balance: endpoint.balance, waitForBackendMs: endpoint.waitForBackendMs, backends, ...(watchTraffic ? { watchTraffic } : {}) };
 }
 
 /**

@@ -63,6 +63,8 @@ export interface ServiceEndpoints {
   balance: EndpointSpec["balance"];
   waitForBackendMs: number;
   backends: EndpointBackend[];
+  /** A canary is being watched: the mesh reports what it sends each task of this service. */
+  watchTraffic?: boolean;
 }
 
 export type EndpointsChange =

@@ -43,10 +43,19 @@ export class MeshSync {
     return discoveryVariables([...this.services.values()].map((s) => ({ name: s.name, ...(s.vip ? { vip: s.vip } : {}), targets: [...new Set(s.ports.map((p) => p.target))] })));
   }
 
-  /** What the mesh on this node has sent each task so far (requests, and failures: 5xx or transport). */
+  /**
+   * What the mesh on this node has sent each task so far (requests, and failures: 5xx or
+   * transport), for the services whose canary is being watched (others are not reported: no
+   * store write per task per second outside a canary). Counters of tasks no longer in any pool
+   * are dropped, so this stays as large as the pools.
+   */
   trafficByTask(): Map<string, TrafficCounters> {
+    const watched = new Set([...this.services.values()].filter((s) => s.watchTraffic).map((s) => s.serviceId));
+    const seen = new Set<string>();
     for (const pool of this.deps.mesh.stats()) {
+      if (!watched.has(pool.serviceId.slice(0, pool.serviceId.lastIndexOf(":")))) continue;
       for (const b of pool.backends) {
+        seen.add(b.id);
         const key = `${pool.serviceId}|${b.id}`;
         const now = { requests: b.requests, errors: b.errors + b.serverErrors };
         const prev = this.lastSeen.get(key) ?? { requests: 0, errors: 0 };
@@ -57,6 +66,8 @@ export class MeshSync {
         this.lastSeen.set(key, now);
       }
     }
+    for (const id of this.totals.keys()) if (!seen.has(id)) this.totals.delete(id);
+    for (const key of this.lastSeen.keys()) if (!seen.has(key.slice(key.indexOf("|") + 1))) this.lastSeen.delete(key);
     return this.totals;
   }
 

@@ -37,6 +37,8 @@ export function planService(s: ServiceSnapshot, now: number): Plan {
   if (!svc) return planRemoved(s.tasks);
 
   const slots = groupBySlot(s.tasks);
+  // While an update runs (or is paused) the updater owns old/new pairs; after it, a pair is a lost race.
+  const updateOpen = ["updating", "paused", "rollback_started", "rollback_paused"].includes(svc.updateStatus?.state ?? "");
   const drained = new Set(s.nodes.filter((n) => n.availability === "drain").map((n) => n.id));
   const wanted = wantedSlots(svc, s.nodes, s.tasks);
   const requeue = (ms: number): void => {
@@ -49,7 +51,7 @@ export function planService(s: ServiceSnapshot, now: number): Plan {
     // except an older-version task beside the current version's: that is a start-first update,
     // and the updater stops the old one once the new one is ready.
     current.sort((a, b) => b.createdAt - a.createdAt || (a.id < b.id ? -1 : 1));
-    const isUpdatePair = (extra: Task): boolean => current.length === 2 && isCurrentSpec(current[0]!, svc) && !isCurrentSpec(extra, svc);
+    const isUpdatePair = (extra: Task): boolean => updateOpen && current.length === 2 && isCurrentSpec(current[0]!, svc) && !isCurrentSpec(extra, svc);
     for (const extra of current.slice(1)) if (!isUpdatePair(extra)) plan.update.push(shutdownTask(extra, now));
     const head = current[0];
     if (!wanted.has(key)) {

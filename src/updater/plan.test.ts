@@ -97,9 +97,9 @@ test("failure actions: pause stops the update, rollback returns to the previous 
     const p = planUpdate({ service: st.svc, tasks: st.tasks }, T0 + 100);
     if (action === "pause") {
       assert.equal(p.status!.state, "paused");
-      assert.match(p.status!.message, /update paused: 1 new task failed \(max failure ratio 0\): exit code 1/);
+      assert.match(p.status!.message, /update paused: 1 of 2 slots failed \(max failure ratio 0\): exit code 1/);
     } else if (action === "rollback") {
-      assert.match(p.rollback!, /update rolled back: 1 new task failed/);
+      assert.match(p.rollback!, /update rolled back: 1 of 2 slots failed/);
     } else {
       assert.equal(p.status!.state, "updating");
       assert.deepEqual(p.create.map((t) => t.slot), [2], "the next slot starts");

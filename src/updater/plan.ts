@@ -77,6 +77,11 @@ export function planUpdate(s: UpdateSnapshot, now: number): UpdatePlan {
   let nextStartAt = st.nextStartAt;
   const dirty: string[] = [];
   const passed = new Set<string>();
+  // docker's max failure ratio: failed new tasks over the slots being updated.
+  // Failures count per slot: a new task that crash-loops in one slot is one failed slot.
+  const failedSlots = (tasks: Task[]): number => new Set(tasks.filter((t) => ofThisUpdate(t) && isFailed(t)).map(slotKey)).size;
+  const failedBefore = Math.max(st.failures, failedSlots(s.tasks));
+  const tolerated = cfg.failureAction === "continue" || failedBefore / Math.max(slots.length, 1) <= cfg.maxFailureRatio;
   let inProgress = 0;
   for (const key of slots) {
     if (updated.has(key)) continue;
@@ -84,8 +89,9 @@ export function planUpdate(s: UpdateSnapshot, now: number): UpdatePlan {
     const wanted = tasks.filter((t) => t.desiredState === "running");
     const fresh = wanted.find(isNew);
     const old = wanted.filter((t) => !isNew(t));
-    // failure action continue: a slot whose new task failed is passed over, the update goes on.
-    if (cfg.failureAction === "continue" && tasks.some((t) => ofThisUpdate(t) && isFailed(t))) {
+    // A slot whose new task failed is passed over (the restart policy has it) when the failures
+    // are tolerated: failure action continue, or within the max failure ratio.
+    if (tolerated && tasks.some((t) => ofThisUpdate(t) && isFailed(t))) {
       passed.add(key);
       continue;
     }
@@ -123,9 +129,9 @@ export function planUpdate(s: UpdateSnapshot, now: number): UpdatePlan {
 
   // Failures of this update: new tasks that ended by their own fault, or never became ready.
   const changed = new Map(plan.update.map((t) => [t.id, t]));
-  const failedNew = s.tasks.map((t) => changed.get(t.id) ?? t).filter((t) => ofThisUpdate(t) && isFailed(t));
-  const failures = Math.max(st.failures, failedNew.length);
-  const attempted = new Set(s.tasks.filter(ofThisUpdate).map(slotKey)).size;
+  const merged = s.tasks.map((t) => changed.get(t.id) ?? t);
+  const failedNew = merged.filter((t) => ofThisUpdate(t) && isFailed(t));
+  const failures = Math.max(st.failures, failedSlots(merged));
   const lastError = [...failedNew].sort((a, b) => b.status.timestamp - a.status.timestamp)[0];
   const why = lastError ? `${lastError.updateFailure ?? lastError.status.err ?? lastError.status.message}` : "";
   const status: UpdateStatus = { ...st, updated: [...updated], failures, nextStartAt };
@@ -141,8 +147,8 @@ export function planUpdate(s: UpdateSnapshot, now: number): UpdatePlan {
     return plan;
   };
 
-  if (failures > 0 && failures / Math.max(attempted, 1) > cfg.maxFailureRatio && cfg.failureAction !== "continue") {
-    return failWith(`${failures} new task${failures === 1 ? "" : "s"} failed (max failure ratio ${cfg.maxFailureRatio})${why ? `: ${why}` : ""}`);
+  if (failures > 0 && failures / Math.max(slots.length, 1) > cfg.maxFailureRatio && cfg.failureAction !== "continue") {
+    return failWith(`${failures} of ${slots.length} slots failed (max failure ratio ${cfg.maxFailureRatio})${why ? `: ${why}` : ""}`);
   }
 
   if (updated.size + passed.size === slots.length) {
@@ -213,8 +219,9 @@ function planCanaryStep(
     return plan;
   }
   const share = cfg.steps[c.step]!;
-  const requests = counters.requests - c.base.requests;
-  const errors = counters.errors - c.base.errors;
+  // Counters restart when a task leaves the pools and comes back: never a negative delta.
+  const requests = Math.max(0, counters.requests - c.base.requests);
+  const errors = Math.max(0, counters.errors - c.base.errors);
   const rate = requests > 0 ? errors / requests : 0;
   if (failWith && requests > 0 && rate > cfg.maxErrorRate) {
     plan.status = { ...status, canary: { ...c, errorRate: rate } };

@@ -87,7 +87,7 @@ describe("rolling updates and rollback", () => {
       r = await baton.cli("service", "update", "--env-add", "CRASH=1", "--update-failure-action", "rollback", "--update-monitor", "500ms", "web");
     });
     assert.equal(r.code, 1, r.stdout);
-    assert.match(r.stderr, /update rolled back: \d+ new tasks? failed \(max failure ratio 0\): exit code 1/);
+    assert.match(r.stderr, /update rolled back: \d+ of 4 slots failed \(max failure ratio 0\): exit code 1/);
     assert.equal(load.failed, 0, load.errors.join("; "));
     assert.equal(load.lastVersion, "v1");
   });
@@ -112,11 +112,29 @@ describe("rolling updates and rollback", () => {
   test("failure action pause: the update stops, the CLI exits non-zero; the old version keeps serving", async () => {
     const r = await baton.cli("service", "update", "--env-add", "CRASH=1", "--update-failure-action", "pause", "--update-monitor", "500ms", "web");
     assert.equal(r.code, 1);
-    assert.match(r.stderr, /update paused: \d+ new tasks? failed/);
+    assert.match(r.stderr, /update paused: \d+ of 4 slots failed/);
     const [svc] = JSON.parse(await baton.cliOk("service", "inspect", "web")) as [{ updateStatus: { state: string } }];
     assert.equal(svc.updateStatus.state, "paused");
     assert.equal((await runLoad({ port: 18400, durationMs: 300 })).failed, 0);
     await baton.cliOk("service", "rollback", "web");
+  });
+
+  test("max failure ratio 0.25 tolerates one failed slot of 4; failure action continue passes failed slots over", async () => {
+    const out = await baton.cliOk("service", "update", "--env-add", "CRASH_SLOT=1", "--env-add", "VERSION=5", "--update-max-failure-ratio", "0.25", "--update-monitor", "300ms", "--update-parallelism", "0", "web");
+    assert.match(out, /updated and converged|update completed/);
+    const [svc] = JSON.parse(await baton.cliOk("service", "inspect", "web")) as [{ updateStatus: { state: string; message: string } }];
+    assert.equal(svc.updateStatus.state, "completed");
+    assert.match(svc.updateStatus.message, /update completed \(1 slot failed: exit code 1\)/);
+    const r = await baton.cli("service", "update", "--detach", "--env-add", "CRASH=1", "--update-failure-action", "continue", "--update-monitor", "300ms", "--update-parallelism", "0", "web");
+    assert.equal(r.code, 0);
+    const done = await waitFor(async () => {
+      const [s2] = JSON.parse(await baton.cliOk("service", "inspect", "web")) as [{ updateStatus: { state: string; message: string } }];
+      return s2.updateStatus.state === "completed" && s2.updateStatus;
+    }, 15_000, "continue: completed with every slot failed");
+    assert.match(done.message, /update completed \(4 slots failed/);
+    // Back to a working spec (a rollback would return to the CRASH_SLOT one, the last before).
+    await baton.cliOk("service", "update", "--env-rm", "CRASH", "--env-rm", "CRASH_SLOT", "--update-max-failure-ratio", "0", "--update-failure-action", "pause", "web");
+    await waitFor(() => readyCount(baton, "web").then((n) => n === 4), 20_000, "4 ready again");
   });
 
   test("--dry-run prints the diff and the plan and changes nothing", async () => {
@@ -125,8 +143,8 @@ describe("rolling updates and rollback", () => {
     const tasksBefore = (await baton.tasks("web")).map((t) => t.ID).sort();
     const out = await baton.cliOk("service", "update", "--dry-run", "--env-add", "VERSION=9", "--update-parallelism", "3", "web");
     assert.match(out, /spec version \d+ → \d+/);
-    assert.match(out, /~ task\.env\.VERSION: "1" → "9"/);
-    assert.match(out, /~ update\.parallelism: 1 → 3/);
+    assert.match(out, /~ task\.env\.VERSION: "\d+" → "9"/);
+    assert.match(out, /~ update\.parallelism: \d+ → 3/);
     assert.match(out, /batch 1: slots 1, 2, 3\n  batch 2: slot 4/);
     assert.match(out, /Dry run: nothing was changed/);
     assert.equal(((await getJson(baton.socket, "/v1/services/web")) as { version: number }).version, before.version);
