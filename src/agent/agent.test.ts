@@ -9,6 +9,7 @@ import { silentLogger } from "../lib/log.js";
 import { FakeClock, settle } from "../../test/harness/fake-clock.js";
 import { FakeDriver } from "../../test/harness/fake-driver.js";
 import { aService } from "../../test/harness/builders.js";
+import { MemoryTaskRecords } from "../../test/harness/memory-records.js";
 
 const svc = aService({ name: "web" });
 
@@ -50,9 +51,10 @@ async function setup() {
   const clock = new FakeClock();
   const driver = new FakeDriver(clock);
   const s = fakeSession();
-  const agent = new Agent({ session: s.session, driver, clock, log: silentLogger(), dataDir: dir });
+  const records = new MemoryTaskRecords();
+  const agent = new Agent({ session: s.session, driver, clock, log: silentLogger(), dataDir: dir, records });
   await agent.start();
-  return { dir, clock, driver, s, agent, cleanup: () => (agent.detach(), rmSync(dir, { recursive: true, force: true })) };
+  return { dir, clock, driver, s, agent, records, cleanup: () => (agent.detach(), rmSync(dir, { recursive: true, force: true })) };
 }
 
 // issue #7: the outbox grew without bound while the session was down.
@@ -106,7 +108,7 @@ test("baton down (stopAll) during a slow start waits for the task and reports it
 });
 
 test("sequence numbers keep increasing across an agent restart", async () => {
-  const { dir, clock, driver, s, agent } = await setup();
+  const { dir, clock, driver, s, agent, records } = await setup();
   try {
     s.push({ type: "update", upserts: [assignment("a")], removes: [] });
     await clock.advance(10);
@@ -114,7 +116,7 @@ test("sequence numbers keep increasing across an agent restart", async () => {
     agent.detach();
     // A restart takes far longer than the few microseconds of numbers the old agent ran ahead.
     await clock.advance(200);
-    const again = new Agent({ session: s.session, driver, clock, log: silentLogger(), dataDir: dir });
+    const again = new Agent({ session: s.session, driver, clock, log: silentLogger(), dataDir: dir, records });
     s.initial = [assignment("a", { state: "running" })];
     await again.start();
     await clock.advance(10);
@@ -133,13 +135,12 @@ test("a start the agent never saw through: its stray is killed by task id and th
   try {
     const clock = new FakeClock();
     const driver = new FakeDriver(clock);
-    const { TaskRecords } = await import("./task-records.js");
-    const records = new TaskRecords(join(dir, "tasks"));
+    const records = new MemoryTaskRecords();
     // What a crash right after the spawn leaves: the record written before it, without a handle.
-    records.save({ taskId: "half", port: 31999, logPath: join(dir, "x.log"), statePrefix: records.statePrefixOf("half") });
+    await records.save({ taskId: "half", port: 31999, logPath: join(dir, "x.log"), statePrefix: records.statePrefixOf("half") });
     const s = fakeSession();
     s.initial = [assignment("half", { state: "starting" })];
-    const agent = new Agent({ session: s.session, driver, clock, log: silentLogger(), dataDir: dir });
+    const agent = new Agent({ session: s.session, driver, clock, log: silentLogger(), dataDir: dir, records });
     await agent.start();
     await clock.advance(10);
     assert.deepEqual(driver.strayKills, [["half"]]);

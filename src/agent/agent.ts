@@ -13,7 +13,7 @@ import type { Driver } from "./drivers/driver.js";
 import { TaskRunner, type ExecutorDeps } from "./executor.js";
 import { LogFiles } from "./logs/log-files.js";
 import { PortAllocator } from "./ports.js";
-import { TaskRecords, type TaskRecord } from "./task-records.js";
+import { TaskRecords, type TaskRecord, type TaskRecordStore } from "./task-records.js";
 
 /**
  * Task starts in flight at once. A spawn blocks the event loop for a moment; 1,000 at once would
@@ -36,6 +36,8 @@ export interface AgentDeps {
   role?: "manager" | "worker";
   beforeStop?: ExecutorDeps["beforeStop"];
   discoveryEnv?: ExecutorDeps["discoveryEnv"];
+  /** Where task records are kept. @default files in DIR/tasks */
+  records?: TaskRecordStore;
   /** The mesh's per-task traffic on this node, reported every second for the tasks it moved for. */
   trafficByTask?: () => ReadonlyMap<string, TrafficCounters>;
 }
@@ -49,7 +51,7 @@ type Report = Omit<TaskStatusUpdate, "timestamp">;
 export class Agent {
   readonly nodeId: string;
   readonly logs: LogFiles;
-  private readonly records: TaskRecords;
+  private readonly records: TaskRecordStore;
   private readonly runners = new Map<string, TaskRunner>();
   /** Records found at start, waiting for the first full assignment set to be adopted. */
   private readonly adoptable = new Map<string, TaskRecord>();
@@ -70,7 +72,7 @@ export class Agent {
     mkdirSync(deps.dataDir, { recursive: true });
     this.nodeId = loadNodeId(deps.dataDir);
     this.logs = new LogFiles(join(deps.dataDir, "logs"));
-    this.records = new TaskRecords(join(deps.dataDir, "tasks"));
+    this.records = deps.records ?? new TaskRecords(join(deps.dataDir, "tasks"));
     this.executorDeps = {
       driver: deps.driver,
       clock: deps.clock,

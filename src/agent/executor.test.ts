@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { TaskRunner, type ExecutorDeps } from "./executor.js";
 import { LogFiles } from "./logs/log-files.js";
 import { PortAllocator } from "./ports.js";
-import { TaskRecords } from "./task-records.js";
+import { MemoryTaskRecords } from "../../test/harness/memory-records.js";
 import type { Assignment, TaskStatusUpdate } from "../dispatcher/protocol.js";
 import { canTransition, type TaskState } from "../model/task-state.js";
 import { silentLogger } from "../lib/log.js";
@@ -21,7 +21,7 @@ function setup() {
   const clock = new FakeClock();
   const driver = new FakeDriver(clock);
   const reports: Omit<TaskStatusUpdate, "timestamp" | "seq">[] = [];
-  const records = new TaskRecords(join(dir, "tasks"));
+  const records = new MemoryTaskRecords(join(dir, "tasks"));
   const deps: ExecutorDeps = {
     driver,
     clock,

@@ -7,7 +7,7 @@ import { describeExit, StartError, type Driver, type ExitStatus, type TaskHandle
 import type { LogFiles } from "./logs/log-files.js";
 import type { PortAllocator } from "./ports.js";
 import { TaskProbes } from "./probes/task-probes.js";
-import type { TaskRecord, TaskRecords } from "./task-records.js";
+import type { TaskRecord, TaskRecordStore } from "./task-records.js";
 
 export interface ExecutorDeps {
   driver: Driver;
@@ -15,7 +15,7 @@ export interface ExecutorDeps {
   log: Logger;
   ports: PortAllocator;
   logs: LogFiles;
-  records: TaskRecords;
+  records: TaskRecordStore;
   nodeName: string;
   report(u: Omit<TaskStatusUpdate, "timestamp" | "seq">): void;
   /** Service discovery variables for a starting task: <NAME>_SERVICE_HOST/_PORT of every service with an address. */
@@ -136,11 +136,13 @@ export class TaskRunner {
       const env = taskEnv(a, this.port, this.ports, deps.nodeName, deps.discoveryEnv?.());
       const portFields = { ...(this.port !== undefined ? { port: this.port } : {}), ports: this.ports };
       // Durable before the spawn: after a crash from here on, the process is found and stopped.
-      deps.records.save({ taskId: a.taskId, ...portFields, logPath, statePrefix });
+      await deps.records.save({ taskId: a.taskId, ...portFields, logPath, statePrefix });
       recorded = true;
+      // Stopped while the record was being written: nothing was spawned yet.
+      if (phase.stopReason) return this.end("shutdown", "shut down before it started", {});
       const handle = await deps.driver.start({ taskId: a.taskId, command: a.spec.command, env, ...(a.spec.workdir ? { workdir: a.spec.workdir } : {}), logPath, statePrefix });
       const startedAt = deps.clock.now();
-      deps.records.save({ taskId: a.taskId, handle, ...portFields, logPath, statePrefix, startedAt });
+      await deps.records.save({ taskId: a.taskId, handle, ...portFields, logPath, statePrefix, startedAt });
       this.watchExit(handle);
       // A stop that came while the start was in flight is honoured now, before any "running".
       if (phase.stopReason) return this.beginStop(handle, phase.stopReason);
