@@ -45,3 +45,30 @@ test("blue-green: the pools hold one color — the old tasks before the switch, 
   });
   assert.deepEqual(ids(), [newT.id], "after the switch: new only");
 });
+
+test("a session reports only for its own node's tasks, and times are the manager's clock", async () => {
+  const { Dispatcher } = await import("./dispatcher.js");
+  const { FakeClock, settle } = await import("../../test/harness/fake-clock.js");
+  const { silentLogger } = await import("../lib/log.js");
+  const clock = new FakeClock();
+  const store = createMemoryStore({ clock });
+  const d = new Dispatcher({ store, clock, log: silentLogger() });
+  d.start();
+  const desc = (id: string) => ({ nodeId: id, hostname: id, role: "worker" as const, resources: { cpus: 1, memoryBytes: 1 }, drivers: ["process"], platform: { os: "linux", arch: "x64" }, agentVersion: "t" });
+  const a = d.localSession();
+  const b = d.localSession();
+  await a.register(desc("node-a"));
+  await b.register(desc("node-b"));
+  const svc = aService();
+  const onA = aTask(svc, { nodeId: "node-a", state: "assigned" });
+  await store.update((tx) => tx.create("tasks", onA));
+  await b.reportStatus([{ taskId: onA.id, state: "failed", message: "forged", timestamp: clock.now(), seq: 1 }]);
+  assert.equal(store.view((tx) => tx.get("tasks", onA.id))!.status.state, "assigned", "node-b cannot report node-a's task");
+  await a.reportStatus([{ taskId: onA.id, state: "running", message: "ok", timestamp: clock.now() + 3_600_000, seq: 2 }]);
+  await settle();
+  const t = store.view((tx) => tx.get("tasks", onA.id))!;
+  assert.equal(t.status.state, "running");
+  assert.equal(t.status.timestamp, clock.now(), "an agent clock an hour ahead does not leak into the store");
+  assert.equal(t.status.startedAt, clock.now());
+  d.stop();
+});

@@ -46,7 +46,7 @@ export class Dispatcher {
   private readonly periodMs: number;
   private readonly graceMs: number;
   private readonly endpoints: EndpointsFeed;
-  private pendingStatus: { updates: TaskStatusUpdate[]; resolve: () => void; reject: (err: unknown) => void }[] = [];
+  private pendingStatus: { updates: TaskStatusUpdate[]; nodeId: string | undefined; resolve: () => void; reject: (err: unknown) => void }[] = [];
   private flushScheduled = false;
 
   constructor(private readonly deps: DispatcherDeps) {
@@ -91,7 +91,10 @@ export class Dispatcher {
         unsubs.push(off);
         return off;
       },
-      reportStatus: (updates) => this.reportStatus(updates),
+      reportStatus: (updates) => {
+        if (!nodeId) return Promise.reject(new BatonError("BAD_REQUEST", "status before register"));
+        return this.reportStatus(updates, nodeId);
+      },
       endpoints: (onChange) => {
         const off = this.endpoints.subscribe(onChange);
         unsubs.push(off);
@@ -140,9 +143,9 @@ export class Dispatcher {
    * Batches the reports of one turn of the event loop into one store transaction. Each caller's
    * promise settles with the write that carried its updates.
    */
-  reportStatus(updates: TaskStatusUpdate[]): Promise<void> {
+  reportStatus(updates: TaskStatusUpdate[], nodeId?: string): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      this.pendingStatus.push({ updates, resolve, reject });
+      this.pendingStatus.push({ updates, nodeId, resolve, reject });
       if (this.flushScheduled) return;
       this.flushScheduled = true;
       queueMicrotask(() => void this.flushStatus());
@@ -154,8 +157,11 @@ export class Dispatcher {
     const batch = this.pendingStatus;
     this.pendingStatus = [];
     try {
+      // Times are the manager's: hosts' clocks differ, and restart backoff, liveness and update
+      // monitoring must not depend on an agent's. A report applies only to the reporting node's tasks.
+      const now = this.deps.clock.now();
       await this.deps.store.update((tx) => {
-        for (const { updates } of batch) for (const u of updates) applyStatus(tx, u);
+        for (const { updates, nodeId } of batch) for (const u of updates) applyStatus(tx, { ...u, timestamp: now }, nodeId);
       });
       for (const b of batch) b.resolve();
     } catch (err) {
@@ -225,12 +231,13 @@ export class Dispatcher {
 }
 
 /**
- * Applies one agent report. Reports of a task apply in sequence order only (a late report never
+ * Applies one agent report (of a task assigned to `fromNode`, when given). Reports of a task apply in sequence order only (a late report never
  * overwrites a newer one); a state never goes backwards; within a state only details change.
  */
-export function applyStatus(tx: WriteTx, u: TaskStatusUpdate): void {
+export function applyStatus(tx: WriteTx, u: TaskStatusUpdate, fromNode?: string): void {
   const t = tx.get("tasks", u.taskId);
   if (!t) return;
+  if (fromNode !== undefined && t.nodeId !== fromNode) return;
   if (t.status.seq !== undefined && u.seq <= t.status.seq) return;
   const sameState = t.status.state === u.state;
   if (!sameState && !canTransition(t.status.state, u.state)) return;
