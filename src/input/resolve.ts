@@ -202,6 +202,7 @@ export function resolveServiceSpec(input: ServiceSpecInput): ServiceSpec {
       ...(health ? { health } : {}),
       ...(probes ? { probes } : {}),
       ...(targets.length ? { targets } : {}),
+      ...(ports.length && ports.every((p) => p.protocol === "udp") ? { udpOnly: true } : {}),
       ...(hostPorts.length ? { hostPorts } : {}),
       restartPolicy,
       placement: { constraints: input.constraints ?? [] },

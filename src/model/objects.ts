@@ -95,6 +95,8 @@ export interface TaskSpec {
   probes?: Probes;
   /** Service port targets the task listens on, in order: the first is $PORT, others $PORT_<target>. */
   targets?: number[];
+  /** Every service port is UDP: there is no TCP port to wait for before the task is ready. */
+  udpOnly?: boolean;
   /** Published ports in host mode: the task binds `published` on its node for `target` (one task per node each). */
   hostPorts?: { published: number; target: number }[];
   restartPolicy: RestartPolicy;

@@ -87,6 +87,26 @@ describe("routing mesh: published ports, balancing, draining", () => {
     await baton.cliOk("service", "rm", "hostweb");
   });
 
+  test("UDP: a published UDP port forwards datagrams to the tasks and their answers back", async () => {
+    const UDP = join(ROOT, "test", "fixtures", "udp-echo.js");
+    // No TCP port to probe: a UDP-only service is ready when its task runs.
+    await baton.cliOk("service", "create", "--name", "echo", "--replicas", "2", "-p", "18300:53/udp", "node", UDP);
+    await waitFor(async () => readyRows(await baton.tasks("echo")).length === 2, 10_000, "echo ready");
+    const answers = new Set<string>();
+    for (let i = 0; i < 6; i++) {
+      const reply = await new Promise<string>((resolve, reject) => {
+        const sock = createSocket("udp4");
+        const timer = setTimeout(() => (sock.close(), reject(new Error("no UDP answer"))), 2000);
+        sock.on("message", (m) => (clearTimeout(timer), sock.close(), resolve(m.toString())));
+        sock.send(`ping ${i}`, 18300, "127.0.0.1");
+      });
+      assert.match(reply, new RegExp(`^echo\\.\\d ping ${i}$`));
+      answers.add(reply.split(" ")[0]!);
+    }
+    assert.equal(answers.size, 2, "new client addresses are spread over both tasks");
+    await baton.cliOk("service", "rm", "echo");
+  });
+
   test("no ready task: a request waits for one instead of failing", async () => {
     await baton.cliOk("service", "scale", "web=0");
     await waitFor(async () => running(await baton.tasks("web")).length === 0, 10_000, "web scaled to 0");

@@ -14,8 +14,8 @@ export interface ProbeEvents {
 }
 
 /**
- * With no readiness probe and no health check, a task of a service with service ports is ready
- * once its $PORT accepts TCP connections (a slow starter never gets traffic early). Checked every
+ * With no readiness probe and no health check, a task of a service with (TCP or HTTP) service
+ * ports is ready once its $PORT accepts TCP connections (a slow starter never gets traffic early). Checked every
  * 50 ms: a loopback connect costs ~0.1 ms, and a rolling update waits on this for every slot.
  */
 const PORT_GATE: Omit<ProbeConfig, "check"> = { initialDelayMs: 0, periodMs: 50, timeoutMs: 1000, successThreshold: 1, failureThreshold: 1_000_000 };
@@ -84,7 +84,7 @@ export class TaskProbes {
       m.start();
     }
     if (!probes?.readiness && !health) {
-      if (targets?.length && this.target.port !== undefined) {
+      if (targets?.length && !this.spec.udpOnly && this.target.port !== undefined) {
         const gate = this.loop({ ...PORT_GATE, check: { kind: "tcp" } }, (pass) => {
           if (!pass) return;
           gate.stop();
