@@ -179,6 +179,13 @@ export function resolveServiceSpec(input: ServiceSpecInput): ServiceSpec {
   }
 
   const stopGracePeriodMs = dur(["stopGracePeriod"], input.stopGracePeriod, defaults.stopGracePeriodMs);
+  // docker's --placement-pref: only "spread=<node attribute>" exists.
+  const spread: string[] = [];
+  (input.placementPrefs ?? []).forEach((pref, i) => {
+    const m = /^spread=(node\.(?:id|hostname|role|platform\.os|platform\.arch|labels\.[A-Za-z0-9_.-]+))$/.exec(pref.trim());
+    if (!m) problems.push({ path: ["placementPrefs", i], problem: `"${pref}" is not spread=node.labels.<name> (or node.hostname, node.role, node.platform.os/arch)` });
+    else spread.push(m[1]!);
+  });
   if (problems.length) throw validationError(problems);
   // Distinct targets in order: the first is the task's $PORT, others $PORT_<target>.
   const targets = [...new Set(ports.map((p) => p.target))];
@@ -205,7 +212,11 @@ export function resolveServiceSpec(input: ServiceSpecInput): ServiceSpec {
       ...(ports.length && ports.every((p) => p.protocol === "udp") ? { udpOnly: true } : {}),
       ...(hostPorts.length ? { hostPorts } : {}),
       restartPolicy,
-      placement: { constraints: input.constraints ?? [] },
+      placement: {
+        constraints: input.constraints ?? [],
+        ...(spread.length ? { spread } : {}),
+        ...(input.maxReplicasPerNode ? { maxReplicasPerNode: input.maxReplicasPerNode } : {}),
+      },
       reservations: {
         ...(input.reserveCpus !== undefined ? { cpus: input.reserveCpus } : {}),
         ...(memoryBytes !== undefined ? { memoryBytes } : {}),

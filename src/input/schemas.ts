@@ -101,6 +101,8 @@ export const ServiceSpecInput = Type.Object(
     stopSignal: Type.Optional(Type.String({ maxLength: 16 })),
     stopGracePeriod: Type.Optional(Duration),
     constraints: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 512 }), { maxItems: 64 })),
+    placementPrefs: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 256, description: "spread=node.labels.zone" }), { maxItems: 8 })),
+    maxReplicasPerNode: Type.Optional(Type.Integer({ minimum: 0, maximum: 10_000 })),
     reserveCpus: Type.Optional(Type.Number({ minimum: 0, maximum: 4096 })),
     reserveMemory: Type.Optional(Type.String({ maxLength: 32, description: "bytes with an optional unit: 512m, 2g" })),
     taskHistoryLimit: Type.Optional(Type.Integer({ minimum: 0, maximum: 100 })),

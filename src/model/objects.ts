@@ -100,7 +100,13 @@ export interface TaskSpec {
   /** Published ports in host mode: the task binds `published` on its node for `target` (one task per node each). */
   hostPorts?: { published: number; target: number }[];
   restartPolicy: RestartPolicy;
-  placement: { constraints: string[] };
+  placement: {
+    constraints: string[];
+    /** Spread over the values of these node attributes, in order (nested), as Swarm's --placement-pref. */
+    spread?: string[];
+    /** At most this many tasks of the service on one node (0 or absent: no limit). */
+    maxReplicasPerNode?: number;
+  };
   reservations: Resources;
   /** Per-task log file cap before rotation. */
   logMaxBytes: number;

@@ -81,3 +81,29 @@ test("a host-mode published port is held by one task per node; the rest say whic
   assert.deepEqual(new Set(ds.filter((d) => d.nodeId).map((d) => d.nodeId)).size, 2, "one per node");
   assert.equal(ds[2]!.reason, "no node satisfies: 2 nodes host port 18500 in use");
 });
+
+test("spread preference: replicas spread evenly over label values first, then over nodes", () => {
+  const svc = aService({ replicas: 4, placementPrefs: ["spread=node.labels.zone"] });
+  const a = aNode({ hostname: "a", labels: { zone: "1" } });
+  const b = aNode({ hostname: "b", labels: { zone: "1" } });
+  const c = aNode({ hostname: "c", labels: { zone: "2" } });
+  const tasks = [1, 2, 3, 4].map((slot) => aTask(svc, { slot, state: "new" }));
+  const ds = planPlacements(tasks, [a, b, c], tasks, new Pipeline());
+  const on = (n: { id: string }) => ds.filter((d) => d.nodeId === n.id).length;
+  assert.equal(on(c), 2, "zone 2 (one node) gets half");
+  assert.equal(on(a) + on(b), 2, "zone 1 gets the other half");
+  assert.equal(on(a), 1, "and spreads it over its nodes");
+});
+
+test("max replicas per node: the rest stay pending, saying why", () => {
+  const svc = aService({ replicas: 4, maxReplicasPerNode: 1 });
+  const nodes = [aNode({ hostname: "a" }), aNode({ hostname: "b" }), aNode({ hostname: "c" })];
+  const tasks = [1, 2, 3, 4].map((slot) => aTask(svc, { slot, state: "new" }));
+  const ds = planPlacements(tasks, nodes, tasks, new Pipeline());
+  assert.equal(new Set(ds.filter((d) => d.nodeId).map((d) => d.nodeId)).size, 3);
+  assert.equal(ds[3]!.reason, "no node satisfies: 3 nodes max replicas per node (1)");
+});
+
+test("bad placement preferences are refused with the field named", () => {
+  assert.throws(() => aService({ placementPrefs: ["pack=node.labels.zone"] }), /placementPrefs\.0|placementPrefs\[0\]/);
+});

@@ -2,6 +2,8 @@ import { availabilityFilter } from "./filters/availability-filter.js";
 import { constraintFilter } from "./filters/constraint-filter.js";
 import { driverFilter } from "./filters/driver-filter.js";
 import { hostPortFilter } from "./filters/host-port-filter.js";
+import { maxReplicasFilter } from "./filters/max-replicas-filter.js";
+import { narrowBySpread } from "./spread-preferences.js";
 import type { Filter, PlacementTask } from "./filters/filter.js";
 import { readyFilter } from "./filters/ready-filter.js";
 import { resourceFilter } from "./filters/resource-filter.js";
@@ -12,7 +14,7 @@ import { explainRejections } from "./explain.js";
 import { addTask, type NodeView } from "./view.js";
 
 /** Cheap filters first: most nodes are rejected before constraints are parsed. */
-export const defaultFilters: Filter[] = [readyFilter, availabilityFilter, driverFilter, constraintFilter, resourceFilter, hostPortFilter];
+export const defaultFilters: Filter[] = [readyFilter, availabilityFilter, driverFilter, constraintFilter, resourceFilter, hostPortFilter, maxReplicasFilter];
 export const defaultScorers: Scorer[] = [spreadScorer, leastAllocatedScorer];
 
 export type Placement = { nodeId: string; scores: Record<string, number> } | { reason: string };
@@ -38,12 +40,13 @@ export class Pipeline {
       else rejections.push(reason);
     }
     if (feasible.length === 0) return { reason: explainRejections(candidates.length, rejections) };
+    const preferred = narrowBySpread(task, feasible);
     let maxOfService = 0;
-    for (const v of feasible) maxOfService = Math.max(maxOfService, v.tasksByService.get(task.serviceId) ?? 0);
+    for (const v of preferred) maxOfService = Math.max(maxOfService, v.tasksByService.get(task.serviceId) ?? 0);
     let best: NodeView | undefined;
     let bestScore = -Infinity;
     let bestScores: Record<string, number> = {};
-    for (const v of feasible) {
+    for (const v of preferred) {
       const scores: Record<string, number> = {};
       let total = 0;
       for (const s of this.scorers) total += (scores[s.name] = s.score(task, v, maxOfService)) * s.weight;

@@ -30,6 +30,8 @@ interface CreateOpts {
   stopSignal?: string;
   stopGracePeriod?: string;
   constraint?: string[];
+  placementPref?: string[];
+  replicasMaxPerNode?: number;
   reserveCpu?: number;
   reserveMemory?: string;
   historyLimit?: number;
@@ -71,6 +73,8 @@ export function registerServiceCreate(service: Command): void {
     .option("--stop-signal <signal>", "signal that stops a task (default SIGTERM)")
     .option("--stop-grace-period <duration>", "time to wait before SIGKILL (default 10s)")
     .option("--constraint <expr>", "placement constraint, e.g. node.labels.tier==data (repeatable)", collect)
+    .option("--placement-pref <pref>", "spread=node.labels.<name>: spread over its values (repeatable, nested in order)", collect)
+    .option("--replicas-max-per-node <n>", "at most this many tasks of the service per node (default 0 = no limit)", parseInteger)
     .option("--reserve-cpu <cpus>", "CPUs reserved per task", parseNumber)
     .option("--reserve-memory <bytes>", "memory reserved per task (512m, 2g)")
     .option("--history-limit <n>", "ended tasks kept per slot (default 5)", parseInteger)
@@ -100,6 +104,8 @@ export function registerServiceCreate(service: Command): void {
         ...(opts.stopSignal ? { stopSignal: opts.stopSignal } : {}),
         ...(opts.stopGracePeriod ? { stopGracePeriod: opts.stopGracePeriod } : {}),
         ...(opts.constraint ? { constraints: opts.constraint } : {}),
+        ...(opts.placementPref ? { placementPrefs: opts.placementPref } : {}),
+        ...(opts.replicasMaxPerNode !== undefined ? { maxReplicasPerNode: opts.replicasMaxPerNode } : {}),
         ...(opts.reserveCpu !== undefined ? { reserveCpus: opts.reserveCpu } : {}),
         ...(opts.reserveMemory ? { reserveMemory: opts.reserveMemory } : {}),
         ...(opts.historyLimit !== undefined ? { taskHistoryLimit: opts.historyLimit } : {}),

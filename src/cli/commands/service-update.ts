@@ -81,6 +81,11 @@ function applyChanges(input: ServiceSpecInput, o: Opts): ServiceSpecInput {
     const rm = new Set((o.constraintRm as string[] | undefined) ?? []);
     next.constraints = [...(next.constraints ?? []).filter((c) => !rm.has(c)), ...((o.constraintAdd as string[] | undefined) ?? [])];
   }
+  if (o.placementPrefAdd || o.placementPrefRm) {
+    const rm = new Set((o.placementPrefRm as string[] | undefined) ?? []);
+    next.placementPrefs = [...(next.placementPrefs ?? []).filter((p) => !rm.has(p)), ...((o.placementPrefAdd as string[] | undefined) ?? [])];
+  }
+  if (o.replicasMaxPerNode !== undefined) next.maxReplicasPerNode = o.replicasMaxPerNode as number;
   const health = { cmd: o.healthCmd, http: o.healthHttp, tcp: o.healthTcp, interval: o.healthInterval, timeout: o.healthTimeout, retries: o.healthRetries, startPeriod: o.healthStartPeriod };
   if (o.healthcheck === false) delete next.healthcheck;
   else if (Object.values(health).some((v) => v !== undefined)) {
@@ -138,6 +143,9 @@ export function registerServiceUpdate(service: Command): void {
     .option("--publish-rm <port>", "stop publishing a port, by published or target port (repeatable)", collect)
     .option("--constraint-add <expr>", "add a placement constraint (repeatable)", collect)
     .option("--constraint-rm <expr>", "remove a placement constraint (repeatable)", collect)
+    .option("--placement-pref-add <pref>", "add a placement preference, spread=node.labels.<name> (repeatable)", collect)
+    .option("--placement-pref-rm <pref>", "remove a placement preference (repeatable)", collect)
+    .option("--replicas-max-per-node <n>", "at most this many tasks per node (0 = no limit)", parseInteger)
     .option("--health-cmd <command>", "health check run with /bin/sh -c")
     .option("--health-http <path>", "health check: HTTP GET on the task's PORT")
     .option("--health-tcp <port>", "health check: TCP connect (0 = the task's PORT)", parseInteger)
