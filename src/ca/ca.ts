@@ -141,8 +141,13 @@ export class ClusterCa {
 
   /** Writes the key (0600) before the certificate, so a present certificate implies a present key. */
   async save(dir: string): Promise<void> {
-    await writeFileAtomic(dir, caKeyFile, await exportPrivateKeyPem(this.keys.privateKey), 0o600);
+    await writeFileAtomic(dir, caKeyFile, await this.exportKeyPem(), 0o600);
     await writeFileAtomic(dir, caCertFile, this.certPem, 0o644);
+  }
+
+  /** The private key as PKCS#8 PEM: for `save`, and for a manager that hands the CA to another (HA issue). */
+  exportKeyPem(): Promise<string> {
+    return exportPrivateKeyPem(this.keys.privateKey);
   }
 
   /** Valid until, ms since the epoch. */
