@@ -1,0 +1,57 @@
+import type { ClusterCa } from "./ca.js";
+import type { JoinTokens } from "./join-token.js";
+import { verifyCaMatchesToken } from "./join-token.js";
+import { createNodeKeyAndCsr, readNodeCert, type NodeCredentials } from "./node-cert.js";
+import type { NodeRole } from "./role.js";
+
+/** What a joining node sends once it trusts the manager's CA. */
+export interface JoinRequest {
+  token: string;
+  csrPem: string;
+  /** Addresses the node advertises (become SANs of its certificate). */
+  addresses?: string[];
+  /** Asking for "manager" with a worker token is refused; by default the token decides. */
+  requestedRole?: NodeRole;
+}
+
+export interface JoinResponse {
+  certPem: string;
+  caCertPem: string;
+  role: NodeRole;
+}
+
+/**
+ * How the joining node reaches a manager; the lead implements it over the session transport.
+ * `fetchCaCert` runs over a connection that is not yet trusted (the CA is what it fetches);
+ * `requestCertificate` only after the CA matched the token, on a connection that trusts it.
+ */
+export interface JoinTransport {
+  fetchCaCert(): Promise<string>;
+  requestCertificate(req: JoinRequest, trustedCaCertPem: string): Promise<JoinResponse>;
+}
+
+/**
+ * The joining node's side: pin the CA named by the token, make a key and a CSR, exchange the
+ * token for a certificate. The secret is never sent to a manager whose CA does not match.
+ */
+export async function joinWithToken(
+  args: { token: string; nodeId: string; addresses?: string[]; requestedRole?: NodeRole },
+  transport: JoinTransport,
+): Promise<NodeCredentials & { role: NodeRole }> {
+  const caCertPem = await transport.fetchCaCert();
+  verifyCaMatchesToken(caCertPem, args.token);
+  const { keyPem, csrPem } = await createNodeKeyAndCsr(args.nodeId);
+  const res = await transport.requestCertificate(
+    { token: args.token, csrPem, addresses: args.addresses, requestedRole: args.requestedRole },
+    caCertPem,
+  );
+  const info = readNodeCert(res.certPem);
+  return { caCertPem, certPem: res.certPem, keyPem, role: info.role };
+}
+
+/** The manager's side: the token decides the role, the CA signs the CSR with it. */
+export async function acceptJoin(req: JoinRequest, deps: { ca: ClusterCa; tokens: JoinTokens }): Promise<JoinResponse> {
+  const role = deps.tokens.authorize(req.token, req.requestedRole);
+  const issued = await deps.ca.signNodeCsr({ csrPem: req.csrPem, role, addresses: req.addresses });
+  return { certPem: issued.certPem, caCertPem: deps.ca.certPem, role };
+}
