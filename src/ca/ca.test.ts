@@ -109,7 +109,7 @@ test("verification refuses a certificate past notAfter on the injected clock, an
   const deps = { caCertPem: ca.certPem, clock, revocations: new RevocationList() };
   assert.equal(verifyPeer(node.certPem, deps).role, "worker");
   clock.jump(defaultNodeCertValidityMs + 1);
-  assert.throws(() => verifyPeer(node.certPem, deps), { code: "BAD_REQUEST", fields: [{ path: ["peer"], problem: "expired" }] });
+  assert.throws(() => verifyPeer(node.certPem, deps), { code: "UNAUTHORIZED", fields: [{ path: ["peer"], problem: "expired" }] });
   const early = new FakeClock(issuedAt - certBackdateMs - 1);
   assert.throws(() => verifyPeer(node.certPem, { ...deps, clock: early }), { fields: [{ path: ["peer"], problem: "not-yet-valid" }] });
 });

@@ -66,7 +66,7 @@ test("a wrong secret is refused", async () => {
   const { caFingerprint } = parseJoinToken(cluster.plain.worker);
   const forged = `BTN-1-${caFingerprint}-${"a".repeat(26)}`;
   await assert.rejects(joinWithToken({ token: forged, nodeId: "w1" }, aTransport(cluster).transport), {
-    code: "BAD_REQUEST",
+    code: "UNAUTHORIZED",
     fields: [{ path: ["token"], problem: "rejected" }],
   });
 });
@@ -76,14 +76,14 @@ test("a token of another cluster is refused before its secret is sent", async ()
   const other = await aCluster();
   const { transport, sent } = aTransport(cluster);
   await assert.rejects(joinWithToken({ token: other.plain.worker, nodeId: "w1" }, transport), {
-    code: "BAD_REQUEST",
+    code: "UNAUTHORIZED",
     fields: [{ path: ["token"], problem: "CA fingerprint mismatch" }],
   });
   assert.equal(sent.length, 0);
-  assert.throws(() => verifyCaMatchesToken(cluster.ca.certPem, other.plain.worker), { code: "BAD_REQUEST" });
+  assert.throws(() => verifyCaMatchesToken(cluster.ca.certPem, other.plain.worker), { code: "UNAUTHORIZED" });
   // A manager impersonating the cluster with its own CA is caught the same way.
   const mitm = aTransport(cluster, other.ca.certPem);
-  await assert.rejects(joinWithToken({ token: cluster.plain.worker, nodeId: "w1" }, mitm.transport), { code: "BAD_REQUEST" });
+  await assert.rejects(joinWithToken({ token: cluster.plain.worker, nodeId: "w1" }, mitm.transport), { code: "UNAUTHORIZED" });
   assert.equal(mitm.sent.length, 0);
   // And the manager refuses it too, should a node skip the pin.
   assert.throws(() => cluster.tokens.authorize(other.plain.worker), { fields: [{ path: ["token"], problem: "CA fingerprint mismatch" }] });
@@ -93,7 +93,7 @@ test("a rotated token is refused for new joins; the other role's token still wor
   const cluster = await aCluster();
   const fresh = cluster.tokens.rotate("worker");
   assert.notEqual(fresh, cluster.plain.worker);
-  assert.throws(() => cluster.tokens.authorize(cluster.plain.worker), { code: "BAD_REQUEST", fields: [{ path: ["token"], problem: "rejected" }] });
+  assert.throws(() => cluster.tokens.authorize(cluster.plain.worker), { code: "UNAUTHORIZED", fields: [{ path: ["token"], problem: "rejected" }] });
   assert.equal(cluster.tokens.authorize(fresh), "worker");
   assert.equal(cluster.tokens.authorize(cluster.plain.manager), "manager");
   const creds = await joinWithToken({ token: fresh, nodeId: "w9" }, aTransport(cluster).transport);
@@ -104,7 +104,7 @@ test("a worker token cannot obtain a manager role", async () => {
   const cluster = await aCluster();
   await assert.rejects(
     joinWithToken({ token: cluster.plain.worker, nodeId: "w1", requestedRole: "manager" }, aTransport(cluster).transport),
-    { code: "BAD_REQUEST", fields: [{ path: ["role"], problem: "requires the manager token" }] },
+    { code: "FORBIDDEN", fields: [{ path: ["role"], problem: "requires the manager token" }] },
   );
   // Without asking, it simply gets a worker certificate: the token decides, never the CSR.
   assert.equal(cluster.tokens.authorize(cluster.plain.worker), "worker");

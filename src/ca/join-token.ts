@@ -41,7 +41,7 @@ export function verifyCaMatchesToken(caCertPem: string, token: string): void {
   const { caFingerprint: pinned } = parseJoinToken(token);
   const shown = caFingerprint(caCertPem);
   if (!timingSafeEqual(Buffer.from(shown), Buffer.from(pinned)))
-    throw new BatonError("BAD_REQUEST", "the manager's CA does not match the join token: wrong cluster, or someone in between", [
+    throw new BatonError("UNAUTHORIZED", "the manager's CA does not match the join token: wrong cluster, or someone in between", [
       { path: ["token"], problem: "CA fingerprint mismatch" },
     ]);
 }
@@ -121,16 +121,16 @@ export class JoinTokens {
   authorize(token: string, requestedRole?: NodeRole): NodeRole {
     const parsed = parseJoinToken(token);
     if (!timingSafeEqual(Buffer.from(parsed.caFingerprint), Buffer.from(this.caFingerprint)))
-      throw new BatonError("BAD_REQUEST", "join token is for another cluster (CA fingerprint mismatch)", [{ path: ["token"], problem: "CA fingerprint mismatch" }]);
+      throw new BatonError("UNAUTHORIZED", "join token is for another cluster (CA fingerprint mismatch)", [{ path: ["token"], problem: "CA fingerprint mismatch" }]);
     let granted: NodeRole | undefined;
     for (const role of ["worker", "manager"] as const) {
       const s = this.stored[role];
       if (timingSafeEqual(hashSecret(s.salt, parsed.secret), Buffer.from(s.hash, "base64"))) granted = role;
     }
     // Wrong and rotated secrets get the same answer: a caller learns nothing about old tokens.
-    if (!granted) throw new BatonError("BAD_REQUEST", "join token is not valid (wrong or rotated)", [{ path: ["token"], problem: "rejected" }]);
+    if (!granted) throw new BatonError("UNAUTHORIZED", "join token is not valid (wrong or rotated)", [{ path: ["token"], problem: "rejected" }]);
     if (requestedRole === "manager" && granted !== "manager")
-      throw new BatonError("BAD_REQUEST", "a worker join token cannot make a manager", [{ path: ["role"], problem: "requires the manager token" }]);
+      throw new BatonError("FORBIDDEN", "a worker join token cannot make a manager", [{ path: ["role"], problem: "requires the manager token" }]);
     return granted;
   }
 

@@ -48,7 +48,7 @@ export function clientTlsOptions(creds: NodeCredentials, deps: PeerVerifierDeps,
  */
 export function verifyTlsPeer(socket: TLSSocket, deps: PeerVerifierDeps, opts: VerifyPeerOptions = {}): PeerIdentity {
   try {
-    if (!socket.authorized) throw new BatonError("BAD_REQUEST", `peer not authorized: ${String(socket.authorizationError)}`, [{ path: ["peer"], problem: "untrusted" }]);
+    if (!socket.authorized) throw new BatonError("UNAUTHORIZED", `peer not authorized: ${String(socket.authorizationError)}`, [{ path: ["peer"], problem: "untrusted" }]);
     return verifyPeer(socket.getPeerCertificate(), deps, opts);
   } catch (err) {
     socket.destroy();

@@ -36,9 +36,9 @@ export type PeerCertInput = PeerCertificate | X509Certificate | Uint8Array | str
 /** Why a peer was refused; in the error's field problem under ["peer"]. */
 export type PeerRefusal = "no-certificate" | "untrusted" | "not-yet-valid" | "expired" | "not-a-node" | "revoked" | "wrong-role";
 
-// A peer that is not who it must be is a 401/403; errors.ts has neither yet, so BAD_REQUEST with the reason.
+/** A peer that is not who it must be: 401, or 403 when it is a node of the wrong role. */
 function refuse(reason: PeerRefusal, message: string): BatonError {
-  return new BatonError("BAD_REQUEST", message, [{ path: ["peer"], problem: reason }]);
+  return new BatonError(reason === "wrong-role" ? "FORBIDDEN" : "UNAUTHORIZED", message, [{ path: ["peer"], problem: reason }]);
 }
 
 function leafOf(peer: PeerCertInput): X509Certificate {
