@@ -99,8 +99,10 @@ export function planUpdate(s: UpdateSnapshot, now: number): UpdatePlan {
       // No current-version task wanted here: untouched (dirty), or one that ended and the
       // orchestrator restarts (in progress: its failure is counted below).
       if (old.length) dirty.push(key);
-      else if (tasks.some(ofThisUpdate)) inProgress++;
-      else dirty.push(key);
+      else if (tasks.some(ofThisUpdate)) {
+        inProgress++;
+        allUp = false;
+      } else dirty.push(key);
       continue;
     }
     inProgress++;
@@ -156,7 +158,6 @@ export function planUpdate(s: UpdateSnapshot, now: number): UpdatePlan {
     plan.status = { ...status, state: rollingBack ? "rollback_completed" : "completed", message: `${rollingBack ? "rollback" : "update"} completed${tail}`, completedAt: now, nextStartAt: now };
     return plan;
   }
-
 
   // Blue-green: every new task is up, none serves yet: switch the traffic now (the mesh's pools
   // take the new tasks only, the old ones drain), then the old ones are stopped.
