@@ -164,3 +164,12 @@ test("blue-green: every new task at once; the switch only when all are up; then 
   st = apply(st.svc, st.tasks, p, T0 + 201);
   assert.equal(planUpdate({ service: st.svc, tasks: st.tasks }, T0 + 1200).status!.state, "completed");
 });
+
+test("a new task that ended is the orchestrator's to restart: the updater never starts a second one in its slot", () => {
+  const { v2, old } = updating(2, { parallelism: 2, monitor: "1s" });
+  let st = apply(v2, old, planUpdate({ service: v2, tasks: old }, T0), T0);
+  // Slot 1's new task exited 0 (not a failure); its old task still runs beside it (start-first).
+  st = { ...st, tasks: st.tasks.map((t) => (t.specVersion === 2 && t.slot === 1 ? { ...t, status: { ...t.status, state: "complete" as const, timestamp: T0 + 50 } } : t)) };
+  const p = planUpdate({ service: st.svc, tasks: st.tasks }, T0 + 50);
+  assert.deepEqual(p.create.filter((t) => t.slot === 1), [], "no second new task in slot 1");
+});

@@ -96,10 +96,9 @@ export function planUpdate(s: UpdateSnapshot, now: number): UpdatePlan {
       continue;
     }
     if (!fresh) {
-      // No current-version task wanted here: untouched (dirty), or one that ended and the
-      // orchestrator restarts (in progress: its failure is counted below).
-      if (old.length) dirty.push(key);
-      else if (tasks.some(ofThisUpdate)) {
+      // A new task of this update ended and the orchestrator restarts it (its failure is counted
+      // below): in progress, never started twice. Otherwise the slot is untouched (dirty).
+      if (tasks.some(ofThisUpdate)) {
         inProgress++;
         allUp = false;
       } else dirty.push(key);
