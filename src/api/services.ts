@@ -10,6 +10,7 @@ import { portConflicts, portsInUseOnHost, publishedByBaton } from "./published-p
 import { newId } from "../lib/ids.js";
 import type { Service, ServiceSpec } from "../model/objects.js";
 import { resolveServiceSpec } from "../input/resolve.js";
+import { specToInput } from "../input/spec-to-input.js";
 import { ErrorBody, ScaleInput, ServiceSpecInput, UpdateServiceInput } from "../input/schemas.js";
 import type { ApiDeps } from "./deps.js";
 import { findService } from "./lookup.js";
@@ -21,7 +22,13 @@ const errors = { 400: ErrorBody, 404: ErrorBody, 409: ErrorBody };
 export const servicesRoutes: FastifyPluginAsync<{ deps: ApiDeps }> = async (app, { deps }) => {
   const { store } = deps;
   const withStatus = (s: Service): Service & { status: ReturnType<typeof serviceStatus>; endpoints: ServiceEndpoints } =>
-    store.view((tx) => ({ ...s, status: serviceStatus(s, tx.tasksOfService(s.id), tx.list("nodes")), endpoints: serviceEndpoints(tx, s) }));
+    store.view((tx) => ({
+      ...s,
+      // Services stored before the input form was kept get theirs derived, so `service update` works on them.
+      specInput: s.specInput ?? specToInput(s.spec),
+      status: serviceStatus(s, tx.tasksOfService(s.id), tx.list("nodes")),
+      endpoints: serviceEndpoints(tx, s),
+    }));
 
   app.get("/services", { schema: { tags: ["services"], summary: "List services with their replica status" } }, () =>
     store.view((tx) => tx.list("services")).sort((a, b) => a.spec.name.localeCompare(b.spec.name)).map(withStatus),
