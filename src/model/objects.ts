@@ -160,6 +160,8 @@ export interface UpdateStatus {
   nextStartAt: number;
   /** Why this update (or rollback) started: "manual rollback", or the failure that rolled it back. */
   reason?: string;
+  /** `--force`: every task is replaced, even those whose spec did not change. */
+  force?: boolean;
   /** A blue-green update (or the rollback of one, or of a canary): one color of tasks serves at a time. */
   blueGreen?: boolean;
   /** Blue-green: when traffic switched to the new tasks (unset: the old ones still serve). */

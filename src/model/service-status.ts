@@ -16,9 +16,11 @@ export const isTaskUp = (t: Task): boolean =>
 
 /**
  * The task runs the service's current spec: its spec version, or an earlier version with the
- * same task spec (after a rollback, tasks that never left the old spec are current again).
+ * same task spec (after a rollback, tasks that never left the old spec are current again) —
+ * except after `--force`, whose point is to replace every task even with the spec unchanged.
  */
-export const isCurrentSpec = (t: Task, s: Service): boolean => t.specVersion === s.specVersion || JSON.stringify(t.spec) === JSON.stringify(s.spec.task);
+export const isCurrentSpec = (t: Task, s: Service): boolean =>
+  t.specVersion === s.specVersion || (!s.updateStatus?.force && JSON.stringify(t.spec) === JSON.stringify(s.spec.task));
 
 /** The definition of converged from the core issue, shared by the API, the CLI and tests. */
 export function serviceStatus(s: Service, tasks: Task[], nodes: Node[]): ServiceStatus {

@@ -173,3 +173,14 @@ test("a new task that ended is the orchestrator's to restart: the updater never 
   const p = planUpdate({ service: st.svc, tasks: st.tasks }, T0 + 50);
   assert.deepEqual(p.create.filter((t) => t.slot === 1), [], "no second new task in slot 1");
 });
+
+test("--force replaces every task even with the spec unchanged", () => {
+  const v1 = aService({ replicas: 2, update: { parallelism: 0 } });
+  const old = [1, 2].map((slot) => aTask(v1, { slot, status: { state: "running", timestamp: 0, message: "", ready: true, startedAt: 0 } }));
+  const forced = withNewSpec(v1, v1.spec, {}, T0, true);
+  assert.equal(forced.specVersion, 2);
+  assert.equal(forced.updateStatus!.force, true);
+  const p = planUpdate({ service: forced, tasks: old }, T0);
+  assert.deepEqual(p.create.map((t) => t.slot).sort(), [1, 2], "both slots get a new task");
+  assert.equal(p.status!.state, "updating", "not completed at once");
+});

@@ -21,7 +21,7 @@ export function withNewSpec(svc: Service, spec: ServiceSpec, specInput: unknown,
     specVersion: svc.specVersion + 1,
     previousSpec: svc.spec,
     ...(svc.specInput !== undefined ? { previousSpecInput: svc.specInput } : {}),
-    updateStatus: { ...freshStatus("updating", "update started", now), ...(spec.update.strategy === "blue-green" ? { blueGreen: true } : {}) },
+    updateStatus: { ...freshStatus("updating", "update started", now), ...(spec.update.strategy === "blue-green" ? { blueGreen: true } : {}), ...(force ? { force: true } : {}) },
   };
 }
 

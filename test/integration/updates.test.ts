@@ -151,6 +151,14 @@ describe("rolling updates and rollback", () => {
     assert.deepEqual((await baton.tasks("web")).map((t) => t.ID).sort(), tasksBefore);
   });
 
+  test("--force replaces every task with the spec unchanged", async () => {
+    const before = running(await baton.tasks("web")).map((r) => r.ID).sort();
+    await baton.cliOk("service", "update", "--force", "--update-monitor", "200ms", "--update-parallelism", "0", "web");
+    const after = running(await baton.tasks("web")).map((r) => r.ID);
+    assert.equal(after.length, 4);
+    assert.ok(after.every((id) => !before.includes(id)), "every running task is new");
+  });
+
   test("a stale version is a conflict; bad update flags are clear errors and change nothing", async () => {
     const { version } = JSON.parse(await baton.cliOk("service", "inspect", "web"))[0] as { version: number; specInput: unknown };
     const [svc] = JSON.parse(await baton.cliOk("service", "inspect", "web")) as [{ id: string; specInput: Record<string, unknown> }];
