@@ -10,9 +10,16 @@ export interface ServiceStatus {
   converged: boolean;
 }
 
-/** A task counts as up when it runs and, if it has a health check, passes it. */
+/**
+ * A task counts as up when it runs, passes its health check if it has one, and — when its
+ * service has service ports — is ready (in the mesh's pools): `service create` returns when the
+ * service answers through its published ports, not a moment before.
+ */
 export const isTaskUp = (t: Task): boolean =>
-  t.desiredState === "running" && t.status.state === "running" && (!t.spec.health || t.status.health === "healthy");
+  t.desiredState === "running" &&
+  t.status.state === "running" &&
+  (!t.spec.health || t.status.health === "healthy") &&
+  (!t.spec.targets?.length || t.status.ready === true);
 
 /**
  * The task runs the service's current spec: its spec version, or an earlier version with the

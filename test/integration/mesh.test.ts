@@ -207,8 +207,10 @@ describe("published ports: bad input", () => {
   after(() => baton.destroy());
 
   test("bad ports, a port of another service, a port held outside Baton: clear errors, nothing stored", async () => {
-    // Converged before the checks: none of its own writes lands in a before/after window.
-    await baton.cliOk("service", "create", "--name", "owner", "-p", "18100:80", "sleep", "60");
+    // Running before the checks: none of its own writes lands in a before/after window. (`sleep`
+    // never listens, so it is never ready: --detach, then wait for it to run.)
+    await baton.cliOk("service", "create", "--detach", "--name", "owner", "-p", "18100:80", "sleep", "60");
+    await waitFor(async () => running(await baton.tasks("owner")).length === 1, 5000, "owner running");
     const outsider = createServer().listen(18101, "0.0.0.0");
     await new Promise((r) => outsider.once("listening", r));
     try {

@@ -45,7 +45,8 @@ export async function waitConverged(c: ApiClient, serviceId: string, expect: "co
         const sorted = current.sort((a, b) => a.slot - b.slot || (a.nodeId ?? "").localeCompare(b.nodeId ?? ""));
         for (const t of sorted) {
           const label = t.slot > 0 ? `${t.slot}/${st.desired}` : `${taskName(t)}`;
-          const health = t.spec.health && t.status.state === "running" && t.status.health !== "healthy" ? ` (${t.status.health ?? "starting"})` : "";
+          const waiting = t.status.state !== "running" ? "" : t.spec.health && t.status.health !== "healthy" ? t.status.health ?? "starting" : t.spec.targets?.length && !t.status.ready ? "not ready" : "";
+          const health = waiting ? ` (${waiting})` : "";
           const stage = STAGES.indexOf(t.status.state);
           const filled = stage < 0 ? 0 : Math.round(((stage + (isTaskUp(t) ? 1 : 0)) / STAGES.length) * BAR);
           const bar = stage < 0 ? "" : `[${"=".repeat(Math.max(0, filled - 1))}${filled ? ">" : ""}${" ".repeat(BAR - filled)}]`;
