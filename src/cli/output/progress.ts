@@ -75,6 +75,10 @@ export async function waitConverged(c: ApiClient, serviceId: string, expect: "co
         return;
       }
       if (u.state !== "completed" && u.state !== "rollback_completed") return;
+      // Completed: every slot's new task stayed up for the monitor period, or failed within
+      // what the update tolerates (the message says so) — do not wait on a slot that failed.
+      outcome = null;
+      return;
     }
     if (st.converged) {
       outcome = null;
@@ -106,5 +110,12 @@ export async function waitConverged(c: ApiClient, serviceId: string, expect: "co
   }
   if (outcome === undefined) throw new BatonError("UNAVAILABLE", "baton closed the connection before the service converged");
   if (outcome) throw outcome;
-  process.stdout.write(expect === "converged" ? `verify: Service ${service.spec.name} converged\n` : `verify: Service ${service.spec.name} ${expect === "update" ? "updated" : "rolled back"} and converged\n`);
+  const u = service.updateStatus;
+  process.stdout.write(
+    expect === "converged"
+      ? `verify: Service ${service.spec.name} converged\n`
+      : u?.message && /failed/.test(u.message)
+        ? `verify: Service ${service.spec.name}: ${u.message}\n`
+        : `verify: Service ${service.spec.name} ${expect === "update" ? "updated" : "rolled back"} and converged\n`,
+  );
 }
