@@ -1,7 +1,7 @@
 import { after, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import net from "node:net";
-import { startTcpBackend, tcpExchange, testMesh, waitFor, type TestBackend } from "../testing.js";
+import { startTcpBackend, tcpExchange, testMesh, waitFor, type TestBackend } from "../../../test/harness/mesh-backends.js";
 import type { Mesh } from "../mesh.js";
 
 const cleanups: (() => Promise<void> | void)[] = [];

@@ -2,7 +2,7 @@ import { after, test } from "node:test";
 import assert from "node:assert/strict";
 import dgram from "node:dgram";
 import { once } from "node:events";
-import { testMesh } from "../testing.js";
+import { testMesh } from "../../../test/harness/mesh-backends.js";
 
 const cleanups: (() => Promise<void> | void)[] = [];
 after(async () => {

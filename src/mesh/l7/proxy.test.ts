@@ -4,7 +4,7 @@ import http from "node:http";
 import { systemClock } from "../../lib/clock.js";
 import { silentLogger } from "../../lib/log.js";
 import { Mesh } from "../mesh.js";
-import { request, startHttpBackend, testMesh, waitFor, type TestBackend } from "../testing.js";
+import { request, startHttpBackend, testMesh, waitFor, type TestBackend } from "../../../test/harness/mesh-backends.js";
 
 const agent = new http.Agent({ keepAlive: true, maxSockets: 16 });
 const cleanups: (() => Promise<void> | void)[] = [];

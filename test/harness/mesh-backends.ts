@@ -1,12 +1,13 @@
 // Test support for the mesh's socket tests: real backends on 127.0.0.1 port 0, a client that
 // counts who answered, and condition waits with deadlines (no sleeps).
 import http from "node:http";
+import { waitFor as waitForCondition } from "./baton.js";
 import net from "node:net";
 import type { AddressInfo } from "node:net";
-import { systemClock, type Clock } from "../lib/clock.js";
-import { silentLogger } from "../lib/log.js";
-import { Mesh } from "./mesh.js";
-import type { Backend } from "./types.js";
+import { systemClock, type Clock } from "../../src/lib/clock.js";
+import { silentLogger } from "../../src/lib/log.js";
+import { Mesh } from "../../src/mesh/mesh.js";
+import type { Backend } from "../../src/mesh/types.js";
 
 export interface TestBackend {
   name: string;
@@ -107,13 +108,9 @@ export function request(port: number, opts: { method?: string; path?: string; he
   });
 }
 
-/** Waits until cond() is true, checking on every event-loop turn; throws `never: what` after timeoutMs. */
+/** Waits until cond() is true (the harness's waitFor, polling every 5 ms); fails naming `what`. */
 export async function waitFor(cond: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`never happened within ${timeoutMs} ms: ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
+  await waitForCondition(cond, timeoutMs, what, 5);
 }
 
 /** Connects to port, writes `send`, half-closes, resolves everything received until the server closes. */
