@@ -54,6 +54,14 @@ function portsOf(p: NonNullable<ServiceSpecInput["publish"]>[number]): number[] 
   return [...p.matchAll(/\d+/g)].map((m) => Number(m[0]));
 }
 
+/** A repeatable flag's values (absent: none). */
+const strings = (v: unknown): string[] => (v as string[] | undefined) ?? [];
+
+/** --x-add / --x-rm on a list: drop what `removes` matches, append the additions. */
+function editList<T>(list: T[] | undefined, removes: (item: T) => boolean, additions: T[]): T[] {
+  return [...(list ?? []).filter((item) => !removes(item)), ...additions];
+}
+
 /** docker's --args: a string split into words, with '…' and "…" quoting. */
 function splitArgs(text: string): string[] {
   return [...text.matchAll(/"([^"]*)"|'([^']*)'|(\S+)/g)].map((m) => m[1] ?? m[2] ?? m[3]!);
@@ -74,17 +82,11 @@ function applyChanges(input: ServiceSpecInput, o: Opts): ServiceSpecInput {
     next.labels = labels;
   }
   if (o.publishRm || o.publishAdd) {
-    const rm = new Set(((o.publishRm as string[] | undefined) ?? []).map(Number));
-    next.publish = [...(next.publish ?? []).filter((p) => !portsOf(p).some((n) => rm.has(n))), ...((o.publishAdd as string[] | undefined) ?? [])];
+    const rm = new Set(strings(o.publishRm).map(Number));
+    next.publish = editList(next.publish, (p) => portsOf(p).some((n) => rm.has(n)), strings(o.publishAdd));
   }
-  if (o.constraintAdd || o.constraintRm) {
-    const rm = new Set((o.constraintRm as string[] | undefined) ?? []);
-    next.constraints = [...(next.constraints ?? []).filter((c) => !rm.has(c)), ...((o.constraintAdd as string[] | undefined) ?? [])];
-  }
-  if (o.placementPrefAdd || o.placementPrefRm) {
-    const rm = new Set((o.placementPrefRm as string[] | undefined) ?? []);
-    next.placementPrefs = [...(next.placementPrefs ?? []).filter((p) => !rm.has(p)), ...((o.placementPrefAdd as string[] | undefined) ?? [])];
-  }
+  if (o.constraintAdd || o.constraintRm) next.constraints = editList(next.constraints, (c) => strings(o.constraintRm).includes(c), strings(o.constraintAdd));
+  if (o.placementPrefAdd || o.placementPrefRm) next.placementPrefs = editList(next.placementPrefs, (p) => strings(o.placementPrefRm).includes(p), strings(o.placementPrefAdd));
   if (o.replicasMaxPerNode !== undefined) next.maxReplicasPerNode = o.replicasMaxPerNode as number;
   const health = { cmd: o.healthCmd, http: o.healthHttp, tcp: o.healthTcp, interval: o.healthInterval, timeout: o.healthTimeout, retries: o.healthRetries, startPeriod: o.healthStartPeriod };
   if (o.healthcheck === false) delete next.healthcheck;
