@@ -1,15 +1,18 @@
-import { chmodSync, mkdirSync, rmSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, rmSync } from "node:fs";
 import { hostname } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { FastifyInstance } from "fastify";
-import { Agent } from "./agent/agent.js";
+import { Agent, loadNodeId } from "./agent/agent.js";
 import { BATON_VERSION } from "./lib/version.js";
 import { ProcessDriver } from "./agent/drivers/process/process-driver.js";
-import { localLogSource } from "./agent/logs/local-log-source.js";
+import { readLocalLog } from "./agent/logs/local-log-source.js";
 import { buildApp } from "./api/app.js";
+import type { ClusterControl } from "./api/cluster.js";
+import type { LogSource } from "./api/logs.js";
 import { systemClock, type Clock } from "./lib/clock.js";
 import { lockDataDir } from "./lib/data-dir-lock.js";
+import { BatonError } from "./lib/errors.js";
 import { newId } from "./lib/ids.js";
 import { createLogger, type Logger } from "./lib/log.js";
 import { Manager } from "./manager/manager.js";
@@ -20,6 +23,16 @@ import { startDnsResponder, type DnsResponder } from "./mesh/dns.js";
 import { resolveServiceSpec } from "./input/resolve.js";
 import { openSqliteStore } from "./store/sqlite/sqlite-store.js";
 import type { Store } from "./store/store.js";
+import type { AgentSession } from "./dispatcher/protocol.js";
+import { ClusterAuthority, certsDir } from "./cluster/authority.js";
+import { detectAdvertiseAddr, parseHostPort, readClusterConfig, writeClusterConfig, DEFAULT_CLUSTER_PORT, type ClusterConfig } from "./cluster/config.js";
+import { startClusterListener } from "./cluster/listener.js";
+import { httpsJoinTransport, renewCertificate } from "./cluster/join-client.js";
+import { buildWorkerApp } from "./cluster/worker-api.js";
+import { joinWithToken } from "./ca/join.js";
+import { createNodeKeyAndCsr, loadNodeCredentials, needsRenewal, renewAt, saveNodeCredentials, type NodeCredentials } from "./ca/node-cert.js";
+import { SessionServer } from "./session/server.js";
+import { RemoteSession } from "./session/client.js";
 
 export interface UpOptions {
   dataDir: string;
@@ -30,21 +43,35 @@ export interface UpOptions {
   /** host:port of the DNS responder for service names. @default 127.77.0.1:53 */
   dnsAddress?: string;
   clock?: Clock;
+  /** `baton init`: become (or resume as) a cluster's manager. */
+  init?: { advertiseAddr?: string; listenAddr?: string; heartbeatPeriodMs?: number; heartbeatGraceMs?: number };
+  /** `baton join`: become a worker of the cluster of `manager` (host:port) with a join token. */
+  join?: { token: string; manager: string; advertiseAddr?: string };
 }
 
 export interface RunningBaton {
   socketPath: string;
-  store: Store;
+  role: "single" | "manager" | "worker";
+  nodeId: string;
+  /** The manager's store (absent on a worker). */
+  store?: Store;
+  /** After `baton init`: the command another host runs to join as a worker. */
+  joinCommand?: string;
+  /** The manager's TLS listener, host:port. */
+  listenAddr?: string;
   /** Leaves tasks running (Ctrl-C, SIGTERM, upgrades). Returns how many were left running. */
   detach(): Promise<number>;
   done: Promise<void>;
 }
 
+/** 127.77.0.1 is the mesh's own address in the service address range (model/service-address.ts). */
+const DEFAULT_DNS_ADDRESS = `${MESH_ADDRESS}:53`;
 
 /**
- * `baton up`: the manager (SQLite store, controllers, dispatcher), an agent with the process
- * driver on an in-memory session, and the API on DIR/baton.sock (0600). The same components a
- * cluster runs; only the session transport and the store differ.
+ * Starts whatever this data dir is: `baton up` (one host: manager, agent, mesh in one process),
+ * a cluster's manager (the same plus the CA and a TLS listener for node sessions, joins and the
+ * remote API), or a worker (agent and mesh on a session to a manager). The same components
+ * everywhere; only the session transport differs.
  */
 export async function startUp(opts: UpOptions): Promise<RunningBaton> {
   const dataDir = resolve(opts.dataDir);
@@ -52,64 +79,54 @@ export async function startUp(opts: UpOptions): Promise<RunningBaton> {
   const clock = opts.clock ?? systemClock;
   const log = createLogger({ ...(opts.logLevel ? { level: opts.logLevel } : {}), ...(opts.pretty ? { pretty: true } : {}) });
   const lock = lockDataDir(dataDir);
+  try {
+    const cfg = readClusterConfig(dataDir);
+    if (opts.join) {
+      if (cfg?.role === "manager") throw new BatonError("BAD_REQUEST", `${dataDir} belongs to a manager of a cluster: join with another --data-dir`);
+      if (!cfg && existsSync(join(dataDir, "store.db")))
+        throw new BatonError("BAD_REQUEST", `${dataDir} holds a single-host Baton's store: \`baton join\` needs a fresh --data-dir (or run \`baton init\` here to make this host the first manager)`);
+    }
+    if (opts.init && cfg?.role === "worker") throw new BatonError("BAD_REQUEST", `${dataDir} belongs to a worker of a cluster: \`baton leave\` first, or use another --data-dir`);
+    if (opts.join || cfg?.role === "worker") return await startWorker(opts, { dataDir, clock, log, lock, cfg });
+    return await startManager(opts, { dataDir, clock, log, lock, cfg });
+  } catch (err) {
+    lock.release();
+    throw err;
+  }
+}
 
-  const store = openSqliteStore(join(dataDir, "store.db"), { clock });
-  const manager = new Manager({ store, clock, log });
-  manager.start();
-  const session = manager.dispatcher.localSession();
-  // The mesh: service addresses, published ports, and draining before every stop.
+interface Context {
+  dataDir: string;
+  clock: Clock;
+  log: Logger;
+  lock: { release(): void };
+  cfg: ClusterConfig | undefined;
+}
+
+/** What manager and worker share on a node: the agent and the mesh (with DNS) on a session. */
+async function startNodeParts(ctx: Context, session: AgentSession, role: "manager" | "worker", address: string | undefined, dnsAddress: string | undefined) {
+  const { clock, log, dataDir } = ctx;
   const mesh = new Mesh({ clock, log });
   const meshSync = new MeshSync({ session, mesh, log: log.child({ component: "mesh" }) });
-  const dns = await startDns(meshSync, opts.dnsAddress ?? DEFAULT_DNS_ADDRESS, log);
+  const dns = await startDns(meshSync, dnsAddress ?? DEFAULT_DNS_ADDRESS, log);
   const agent = new Agent({
     session,
     driver: new ProcessDriver(clock),
     clock,
     log: log.child({ component: "agent" }),
     dataDir: join(dataDir, "agent"),
+    role,
+    ...(address ? { address } : {}),
     beforeStop: (taskId, graceMs) => meshSync.drain(taskId, graceMs),
     discoveryEnv: () => ({ ...meshSync.discoveryEnv(), ...(dns ? { BATON_DNS: dns.address } : {}) }),
     trafficByTask: () => meshSync.trafficByTask(),
   });
   meshSync.start();
   await agent.start();
+  return { mesh, meshSync, dns, agent };
+}
 
-  let resolveDone!: () => void;
-  const done = new Promise<void>((r) => (resolveDone = r));
-  let stopping: Promise<number> | undefined;
-  let exiting: Promise<void> | undefined;
-  // Controllers stop first, so nothing is restarted while tasks are being stopped.
-  const stopWork = (stopTasks: boolean): Promise<number> =>
-    (stopping ??= (async () => {
-      manager.stopControllers();
-      const n = stopTasks ? await agent.stopAll() : agent.runningTaskIds().length;
-      agent.detach();
-      manager.stop();
-      meshSync.stop();
-      return n;
-    })());
-  const exit = (): Promise<void> =>
-    (exiting ??= (async () => {
-      await app.close();
-      await mesh.close();
-      await dns?.responder.close();
-      store.close();
-      rmSync(join(dataDir, "baton.pid"), { force: true });
-      lock.release();
-      resolveDone();
-    })());
-
-  const app: FastifyInstance = await buildApp({
-    store,
-    clock,
-    log,
-    logs: localLogSource(agent.logs, clock),
-    system: {
-      info: () => ({ version: BATON_VERSION, nodeId: agent.nodeId, hostname: hostname(), dataDir, store: "sqlite", pid: process.pid, ...(dns ? { dns: dns.address } : {}) }),
-      shutdown: async ({ stopTasks }) => ({ stoppedTasks: await stopWork(stopTasks) }),
-      exit,
-    },
-  });
+async function listenUnix(app: FastifyInstance, dataDir: string): Promise<string> {
   const socketPath = join(dataDir, "baton.sock");
   rmSync(socketPath, { force: true });
   // The socket is created 0600 (umask), not chmod-ed after a window where others could connect.
@@ -120,19 +137,281 @@ export async function startUp(opts: UpOptions): Promise<RunningBaton> {
     process.umask(oldMask);
   }
   chmodSync(socketPath, 0o600);
+  return socketPath;
+}
+
+async function startManager(opts: UpOptions, ctx: Context): Promise<RunningBaton> {
+  const { dataDir, clock, log } = ctx;
+  // A cluster manager: asked by `init`, or resumed from the data dir.
+  let cfg = ctx.cfg;
+  if (opts.init) {
+    const advertiseAddr = opts.init.advertiseAddr ? parseHostPort(opts.init.advertiseAddr, "--advertise-addr").host : (cfg?.advertiseAddr ?? detectAdvertiseAddr());
+    const listen = parseHostPort(opts.init.listenAddr ?? cfg?.listenAddr ?? `0.0.0.0:${DEFAULT_CLUSTER_PORT}`, "--listen-addr");
+    cfg = {
+      role: "manager",
+      advertiseAddr,
+      listenAddr: `${listen.host}:${listen.port}`,
+      managers: [`${advertiseAddr}:${listen.port}`],
+      ...(opts.init.heartbeatPeriodMs ?? cfg?.heartbeatPeriodMs ? { heartbeatPeriodMs: opts.init.heartbeatPeriodMs ?? cfg?.heartbeatPeriodMs } : {}),
+      ...(opts.init.heartbeatGraceMs ?? cfg?.heartbeatGraceMs ? { heartbeatGraceMs: opts.init.heartbeatGraceMs ?? cfg?.heartbeatGraceMs } : {}),
+    };
+  }
+  const store = openSqliteStore(join(dataDir, "store.db"), { clock });
+  const manager = new Manager({
+    store,
+    clock,
+    log,
+    ...(cfg?.heartbeatPeriodMs ? { heartbeatPeriodMs: cfg.heartbeatPeriodMs } : {}),
+    ...(cfg?.heartbeatGraceMs ? { heartbeatGraceMs: cfg.heartbeatGraceMs } : {}),
+  });
+  const nodeId = loadNodeId(join(dataDir, "agent"));
+
+  // The cluster parts come up before the controllers, so nothing is decided on a half-made cluster.
+  let authority: ClusterAuthority | undefined;
+  let sessions: SessionServer | undefined;
+  let joinCommand: string | undefined;
+  if (cfg) {
+    const opened = await ClusterAuthority.open({ dataDir, store, clock, nodeId, addresses: [cfg.advertiseAddr!] });
+    authority = opened.authority;
+    sessions = new SessionServer({ dispatcher: manager.dispatcher, clock, log: log.child({ component: "sessions" }), verifier: authority.verifier });
+    await writeClusterConfig(dataDir, cfg);
+    joinCommand = `baton join --token ${authority.token("worker")} ${cfg.managers[0]}`;
+  }
+  manager.start();
+  const session = manager.dispatcher.localSession();
+  const parts = await startNodeParts(ctx, session, "manager", cfg?.advertiseAddr, opts.dnsAddress);
+  const { agent, mesh, meshSync, dns } = parts;
+
+  const local = (t: { id: string }, o: Parameters<LogSource["open"]>[1], onLines: (l: string[]) => void, isPaused?: () => boolean) => readLocalLog(agent.logs, clock, t.id, o, onLines, isPaused);
+  const logs: LogSource = {
+    open: (task, o, onLines, isPaused) => (task.nodeId === agent.nodeId || !sessions ? local(task, o, onLines, isPaused) : sessions.openLogs(task.nodeId!, task.id, o, onLines)),
+  };
+  const cluster: ClusterControl | undefined =
+    authority && sessions && cfg
+      ? {
+          caCertPem: authority.ca.certPem,
+          verifier: authority.verifier,
+          token: (role) => authority.token(role),
+          rotate: (role) => authority.rotate(role),
+          join: (req) => authority.join(req),
+          renew: (peer, raw, csr) => authority.renew(peer, raw, csr),
+          issueClientCertificate: (csr) => authority.issueClientCertificate(csr),
+          managers: () => cfg.managers,
+          revokeNodeIn: (rec, id) => authority.revokeNodeIn(rec, id),
+          disconnect: (id, message) => sessions.disconnect(id, message),
+        }
+      : undefined;
+
+  let resolveDone!: () => void;
+  const done = new Promise<void>((r) => (resolveDone = r));
+  let stopping: Promise<number> | undefined;
+  let exiting: Promise<void> | undefined;
+  let stopRenewal = (): void => undefined;
+  // Controllers stop first, so nothing is restarted while tasks are being stopped.
+  const stopWork = (stopTasks: boolean): Promise<number> =>
+    (stopping ??= (async () => {
+      manager.stopControllers();
+      const n = stopTasks ? await agent.stopAll() : agent.runningTaskIds().length;
+      agent.detach();
+      manager.stop();
+      meshSync.stop();
+      stopRenewal();
+      return n;
+    })());
+  let tcp: Awaited<ReturnType<typeof startClusterListener>> | undefined;
+  const exit = (): Promise<void> =>
+    (exiting ??= (async () => {
+      sessions?.close();
+      await tcp?.app.close();
+      await app.close();
+      await mesh.close();
+      await dns?.responder.close();
+      authority?.close();
+      store.close();
+      rmSync(join(dataDir, "baton.pid"), { force: true });
+      ctx.lock.release();
+      resolveDone();
+    })());
+
+  const apiDeps = {
+    store,
+    clock,
+    log,
+    logs,
+    ...(cluster ? { cluster } : {}),
+    system: {
+      info: () => ({
+        version: BATON_VERSION,
+        nodeId: agent.nodeId,
+        hostname: hostname(),
+        dataDir,
+        store: "sqlite",
+        pid: process.pid,
+        role: cfg ? "manager" : "single",
+        ...(cfg ? { managers: cfg.managers, listenAddr: cfg.listenAddr, connectedNodes: sessions!.connectedNodes().length } : {}),
+        ...(dns ? { dns: dns.address } : {}),
+      }),
+      shutdown: async ({ stopTasks }: { stopTasks: boolean }) => ({ stoppedTasks: await stopWork(stopTasks) }),
+      exit,
+    },
+  };
+  const app: FastifyInstance = await buildApp(apiDeps);
+  const socketPath = await listenUnix(app, dataDir);
+  if (cfg && authority && sessions) {
+    const listen = parseHostPort(cfg.listenAddr!, "--listen-addr");
+    tcp = await startClusterListener({ deps: apiDeps, host: listen.host, port: listen.port, credentials: authority.credentials, sessions });
+    sessions.start();
+    const addresses = [cfg.advertiseAddr!];
+    stopRenewal = scheduleRenewal(clock, () => authority.credentials.certPem, async () => {
+      if (await authority.renewOwnIfDue(dataDir, nodeId, addresses)) tcp?.setCredentials(authority.credentials);
+    }, log);
+  }
 
   if (opts.demo) await ensureDemo(store, log);
-  log.info({ socket: socketPath, nodeId: agent.nodeId, tasks: agent.runningTaskIds().length }, "baton is up");
+  log.info({ socket: socketPath, nodeId: agent.nodeId, tasks: agent.runningTaskIds().length, ...(cfg ? { listen: cfg.listenAddr, advertise: cfg.advertiseAddr } : {}) }, cfg ? "baton manager is up" : "baton is up");
   const detach = async (): Promise<number> => {
     const n = await stopWork(false);
     await exit();
     return n;
   };
-  return { socketPath, store, detach, done };
+  return {
+    socketPath,
+    role: cfg ? "manager" : "single",
+    nodeId,
+    store,
+    ...(joinCommand ? { joinCommand } : {}),
+    ...(cfg ? { listenAddr: cfg.listenAddr! } : {}),
+    detach,
+    done,
+  };
 }
 
-/** 127.77.0.1 is the mesh's own address in the service address range (model/service-address.ts). */
-const DEFAULT_DNS_ADDRESS = `${MESH_ADDRESS}:53`;
+async function startWorker(opts: UpOptions, ctx: Context): Promise<RunningBaton> {
+  const { dataDir, clock, log } = ctx;
+  const nodeId = loadNodeId(join(dataDir, "agent"));
+  let cfg = ctx.cfg;
+  let creds = await loadNodeCredentials(certsDir(dataDir));
+  if (!creds || !cfg) {
+    if (!opts.join) throw new BatonError("BAD_REQUEST", `${dataDir} has no cluster credentials: join with --token`);
+    const manager = parseHostPort(opts.join.manager, "manager address");
+    const managerAddr = `${manager.host}:${manager.port}`;
+    const advertiseAddr = opts.join.advertiseAddr ? parseHostPort(opts.join.advertiseAddr, "--advertise-addr").host : undefined;
+    const joined = await joinWithToken({ token: opts.join.token, nodeId, ...(advertiseAddr ? { addresses: [advertiseAddr] } : {}) }, httpsJoinTransport(managerAddr, clock));
+    if (joined.role !== "worker") throw new BatonError("BAD_REQUEST", "a manager token makes a manager: that needs the HA managers of `baton join` with --manager (not yet available); use the worker token");
+    creds = { caCertPem: joined.caCertPem, certPem: joined.certPem, keyPem: joined.keyPem };
+    await saveNodeCredentials(certsDir(dataDir), creds);
+    cfg = { role: "worker", managers: [managerAddr], ...(advertiseAddr ? { advertiseAddr } : {}) };
+    await writeClusterConfig(dataDir, cfg);
+    log.info({ manager: managerAddr, nodeId }, "joined the cluster as a worker");
+  } else if (opts.join) {
+    log.info({ managers: cfg.managers }, "this data dir already joined a cluster; resuming (the token is not needed)");
+  }
+  const workerCfg = cfg;
+  let credentials: NodeCredentials = creds;
+
+  let resolveDone!: () => void;
+  const done = new Promise<void>((r) => (resolveDone = r));
+  let exiting: Promise<void> | undefined;
+  let stopping: Promise<number> | undefined;
+  let leaving = false;
+  // eslint-disable-next-line prefer-const -- assigned once the session it needs exists
+  let agent: Agent;
+  const session = new RemoteSession({
+    managers: workerCfg.managers,
+    credentials,
+    clock,
+    log: log.child({ component: "session" }),
+    onRemoved: (message) => {
+      if (leaving) return;
+      // Its tasks were replaced elsewhere when it was removed: running them on would be duplicates.
+      log.error({ message }, "this node was removed from the cluster; stopping its tasks (`baton leave` forgets the cluster)");
+      void agent.stopAll();
+    },
+  });
+  const parts = await startNodeParts(ctx, session, "worker", workerCfg.advertiseAddr, opts.dnsAddress);
+  const { mesh, meshSync, dns } = parts;
+  agent = parts.agent;
+  session.serveLogs({ open: (taskId, o, onLines) => readLocalLog(agent.logs, clock, taskId, o, onLines) });
+
+  const stopRenewal = scheduleRenewal(clock, () => credentials.certPem, async () => {
+    const { keyPem, csrPem } = await createNodeKeyAndCsr(nodeId);
+    const res = await renewCertificate(session.connectedTo ?? workerCfg.managers[0]!, credentials, csrPem, clock);
+    credentials = { caCertPem: res.caCertPem, certPem: res.certPem, keyPem };
+    await saveNodeCredentials(certsDir(dataDir), credentials);
+    session.setCredentials(credentials);
+  }, log);
+
+  const stopWork = (stopTasks: boolean): Promise<number> =>
+    (stopping ??= (async () => {
+      stopRenewal();
+      const n = stopTasks ? await agent.stopAll() : agent.runningTaskIds().length;
+      agent.detach();
+      meshSync.stop();
+      return n;
+    })());
+  const exit = (): Promise<void> =>
+    (exiting ??= (async () => {
+      session.close();
+      await app.close();
+      await mesh.close();
+      await dns?.responder.close();
+      ctx.lock.release();
+      resolveDone();
+    })());
+  const app = await buildWorkerApp(
+    {
+      info: () => ({ version: BATON_VERSION, nodeId, hostname: hostname(), dataDir, pid: process.pid, role: "worker", managers: workerCfg.managers, connectedTo: session.connectedTo ?? null, ...(dns ? { dns: dns.address } : {}) }),
+      shutdown: async ({ stopTasks }) => ({ stoppedTasks: await stopWork(stopTasks) }),
+      leave: async () => {
+        leaving = true;
+        const stoppedTasks = await stopWork(true);
+        await session.leave();
+        // The node forgets the cluster: a later `baton join` starts over with a new identity.
+        for (const p of [certsDir(dataDir), join(dataDir, "cluster.json"), join(dataDir, "agent", "node-id")]) rmSync(p, { recursive: true, force: true });
+        return { stoppedTasks };
+      },
+      exit,
+    },
+    log,
+  );
+  const socketPath = await listenUnix(app, dataDir);
+  log.info({ socket: socketPath, nodeId, managers: workerCfg.managers }, "baton worker is up");
+  const detach = async (): Promise<number> => {
+    const n = await stopWork(false);
+    await exit();
+    return n;
+  };
+  return { socketPath, role: "worker", nodeId, detach, done };
+}
+
+/** Renews a certificate once a third of its life is left (checked hourly, and retried until it works). */
+function scheduleRenewal(clock: Clock, current: () => string, renew: () => Promise<void>, log: Logger): () => void {
+  let cancel = (): void => undefined;
+  let stopped = false;
+  const HOUR = 60 * 60 * 1000;
+  const arm = (): void => {
+    if (stopped) return;
+    const due = renewAt(current());
+    cancel = clock.setTimer(Math.min(HOUR, Math.max(0, due - clock.now())), () => {
+      if (!needsRenewal(current(), clock.now())) return arm();
+      renew().then(
+        () => {
+          log.info("node certificate renewed");
+          arm();
+        },
+        (err: unknown) => {
+          log.warn({ err }, "certificate renewal failed; retrying");
+          cancel = clock.setTimer(60_000, arm);
+        },
+      );
+    });
+  };
+  arm();
+  return () => {
+    stopped = true;
+    cancel();
+  };
+}
 
 /** The DNS responder for service names; Baton runs on without it (a port taken, no root). */
 async function startDns(sync: MeshSync, address: string, log: Logger): Promise<{ responder: DnsResponder; address: string } | undefined> {

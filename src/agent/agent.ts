@@ -34,6 +34,8 @@ export interface AgentDeps {
   log: Logger;
   dataDir: string;
   role?: "manager" | "worker";
+  /** The node's address as other nodes reach its tasks (the advertise address); loopback when alone. */
+  address?: string;
   beforeStop?: ExecutorDeps["beforeStop"];
   discoveryEnv?: ExecutorDeps["discoveryEnv"];
   /** Where task records are kept. @default files in DIR/tasks */
@@ -103,6 +105,7 @@ export class Agent {
       drivers: [driver.name],
       platform: { os: platform(), arch: arch() },
       agentVersion: BATON_VERSION,
+      ...(this.deps.address ? { address: this.deps.address } : {}),
     });
     this.unsubscribe = session.assignments((c) => this.onAssignments(c));
     this.beat(heartbeatPeriodMs);
@@ -316,7 +319,9 @@ function unknownTask(taskId: string, nodeId: string): Assignment {
   };
 }
 
-function loadNodeId(dataDir: string): string {
+/** The node's id, kept in the agent's data dir (made at first start): a restarted agent is the same node. */
+export function loadNodeId(dataDir: string): string {
+  mkdirSync(dataDir, { recursive: true });
   const p = join(dataDir, "node-id");
   if (existsSync(p)) return readFileSync(p, "utf8").trim();
   const id = newId();

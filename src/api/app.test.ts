@@ -12,7 +12,7 @@ async function app() {
     store,
     clock,
     log: silentLogger(),
-    logs: { tail: () => ({ lines: [], cursor: 0 }), follow: () => () => undefined },
+    logs: { open: () => ({ done: Promise.resolve(), cancel: () => undefined }) },
     system: { info: () => ({ version: "test" }), shutdown: async () => ({ stoppedTasks: 0 }), exit: async () => undefined },
   });
   return { a, store };

@@ -10,6 +10,8 @@ import { eventsRoutes } from "./events.js";
 import { logsRoutes } from "./logs.js";
 import { systemRoutes } from "./system.js";
 import type { ApiDeps } from "./deps.js";
+import type { TlsOptions } from "node:tls";
+import { ANONYMOUS_ROUTES, clusterRoutes, peerOf } from "./cluster.js";
 
 export type { ApiDeps } from "./deps.js";
 
@@ -20,8 +22,8 @@ export const API_PREFIX = "/v1";
  * The API: REST for nodes, services, tasks and logs, SSE for changes, and the OpenAPI document
  * built from the same TypeBox schemas that validate the bodies.
  */
-export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
-  const app = Fastify({ loggerInstance: deps.log.child({ component: "api" }) as FastifyBaseLogger, logController: new LogController({ disableRequestLogging: true }), bodyLimit: deps.bodyLimit ?? 1024 * 1024, forceCloseConnections: true });
+export async function buildApp(deps: ApiDeps, opts: { https?: TlsOptions } = {}): Promise<FastifyInstance> {
+  const app = Fastify({ ...(opts.https ? { https: opts.https } : {}), loggerInstance: deps.log.child({ component: "api" }) as FastifyBaseLogger, logController: new LogController({ disableRequestLogging: true }), bodyLimit: deps.bodyLimit ?? 1024 * 1024, forceCloseConnections: true });
   // Typos are errors (additionalProperties: false, nothing removed), no type coercion of
   // bodies, and every problem reported at once; the API is behind a 0600 socket or mTLS.
   const ajv = new Ajv({ allErrors: true, removeAdditional: false, coerceTypes: false, useDefaults: false, strict: false, verbose: true });
@@ -42,6 +44,18 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
   });
   app.setNotFoundHandler((req, reply) => reply.status(404).send(new BatonError("NOT_FOUND", `no route ${req.method} ${req.url}`).toJSON()));
 
+  // Over TCP every request needs a client certificate of the cluster (a manager's or a user's),
+  // except the two a joining node makes before it has one.
+  if (opts.https) {
+    const cluster = deps.cluster;
+    if (!cluster) throw new Error("the TCP API needs cluster membership");
+    app.addHook("onRequest", async (req) => {
+      if (ANONYMOUS_ROUTES.has(`${req.method} ${req.url.split("?")[0]}`)) return;
+      const { peer } = peerOf(req, cluster.verifier);
+      if (peer.role === "worker" && req.url.split("?")[0] !== "/v1/join/renew")
+        throw new BatonError("FORBIDDEN", "a worker's certificate cannot use the API: worker nodes cannot view or change cluster state", [{ path: ["peer"], problem: "wrong-role" }]);
+    });
+  }
   await app.register(swagger, {
     openapi: { info: { title: "Baton API", version: "1" }, servers: [{ url: "unix:/path/to/baton.sock" }] },
   });
@@ -51,6 +65,7 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
   await app.register(tasksRoutes, { prefix: API_PREFIX, deps });
   await app.register(logsRoutes, { prefix: API_PREFIX, deps });
   await app.register(eventsRoutes, { prefix: API_PREFIX, deps });
+  await app.register(clusterRoutes, { prefix: API_PREFIX, deps });
   app.get("/openapi.json", { schema: { hide: true } }, () => app.swagger());
   return app;
 }

@@ -3,6 +3,7 @@ import type { Logger } from "../lib/log.js";
 import type { Store } from "../store/store.js";
 import type { LogSource } from "./logs.js";
 import type { SystemControl } from "./system.js";
+import type { ClusterControl } from "./cluster.js";
 
 /** What every route plugin gets at registration (no module-level singletons). */
 export interface ApiDeps {
@@ -11,6 +12,8 @@ export interface ApiDeps {
   log: Logger;
   logs: LogSource;
   system: SystemControl;
+  /** Cluster membership, on a manager started with `baton init`. */
+  cluster?: ClusterControl;
   /** @default 1 MiB */
   bodyLimit?: number;
 }

@@ -33,7 +33,7 @@ test("a slow SSE reader of a 10,000-change burst: bounded buffering, then a resu
     store,
     clock: systemClock,
     log: silentLogger(),
-    logs: { tail: () => ({ lines: [], cursor: 0 }), follow: () => () => undefined },
+    logs: { open: () => ({ done: Promise.resolve(), cancel: () => undefined }) },
     system: { info: () => ({ version: "test" }), shutdown: async () => ({ stoppedTasks: 0 }), exit: async () => undefined },
   });
   const socketPath = join(dir, "api.sock");

@@ -37,7 +37,9 @@ export const eventsRoutes: FastifyPluginAsync<{ deps: ApiDeps }> = async (app, {
       const since = req.query.since ?? (typeof lastId === "string" && /^\d+$/.test(lastId) ? lastId : undefined);
       const kinds = req.query.kind ? new Set(req.query.kind.split(",")) : undefined;
       const service = req.query.service;
+      // The cluster record (token hashes, revocations) is the manager's business, not an event.
       const matches = (e: StoreEvent): boolean =>
+        e.kind !== "clusters" &&
         (!kinds || kinds.has(e.kind)) &&
         (!service || (e.kind === "services" ? e.object.id === service : e.kind === "tasks" && (e.object as Task).serviceId === service));
       const from = since !== undefined ? Number(since) : deps.store.revision();

@@ -6,16 +6,12 @@ import { ErrorBody } from "../input/schemas.js";
 import type { ApiDeps } from "./deps.js";
 import { findService } from "./lookup.js";
 import { MAX_BUFFERED_BYTES } from "./stream-writer.js";
+import type { LogReadOptions, LogStream } from "../agent/logs/local-log-source.js";
 
-/** Where task logs are read: the local agent's files in `baton up`, a node session elsewhere. */
+/** Where task logs are read: the local agent's files, or the session of the node that runs the task. */
 export interface LogSource {
-  /** The last `lines` lines (all when undefined) and a cursor to follow from. */
-  tail(task: Task, lines?: number): { lines: string[]; cursor: unknown };
-  /**
-   * Calls onLines with complete lines appended after the cursor. While `isPaused()` (the reader
-   * is behind) nothing is read: the file is the buffer. Returns cancel.
-   */
-  follow(task: Task, cursor: unknown, onLines: (lines: string[]) => void, isPaused?: () => boolean): () => void;
+  /** The last `tail` lines (all when undefined), then (follow) new ones until cancelled. */
+  open(task: Task, opts: LogReadOptions, onLines: (lines: string[]) => void, isPaused?: () => boolean): LogStream;
 }
 
 export interface LogLine {
@@ -23,6 +19,8 @@ export interface LogLine {
   task: string;
   node: string;
   line: string;
+  /** Set instead of a line when the task's logs could not be read (its node is unreachable). */
+  error?: string;
 }
 
 const Query = Type.Object(
@@ -67,28 +65,45 @@ export const logsRoutes: FastifyPluginAsync<{ deps: ApiDeps }> = async (app, { d
       };
       // Backpressure: while the reader has this much unread, followed files are not read further.
       const isPaused = (): boolean => res.writableLength > MAX_BUFFERED_BYTES;
-      const cursors = new Map<string, unknown>();
-      for (const t of tasks) {
-        const { lines, cursor } = deps.logs.tail(t, tail);
-        cursors.set(t.id, cursor);
-        send(t, lines);
+      const failed = (t: Task, err: unknown): void => {
+        const meta = { taskId: t.id, task: `${taskName(t)}.${t.id.slice(0, 12)}`, node: hostnames.get(t.nodeId!) ?? t.nodeId! };
+        if (!res.writableEnded) res.write(JSON.stringify({ ...meta, line: "", error: err instanceof Error ? err.message : String(err) } satisfies LogLine) + "\n");
+      };
+      const streams: LogStream[] = [];
+      const seen = new Set<string>();
+      if (!follow) {
+        // One task after the other, so each task's lines stay together.
+        void (async () => {
+          for (const t of tasks) {
+            const s = deps.logs.open(t, { follow: false, ...(tail !== undefined ? { tail } : {}) }, (lines) => send(t, lines), isPaused);
+            streams.push(s);
+            await s.done.catch((err: unknown) => failed(t, err));
+          }
+          res.end();
+        })();
+        req.raw.on("close", () => {
+          for (const s of streams) s.cancel();
+        });
+        return;
       }
-      if (!follow) return res.end();
-      const cancels: (() => void)[] = [];
-      const followTask = (t: Task, cursor: unknown): void => void cancels.push(deps.logs.follow(t, cursor, (lines) => send(t, lines), isPaused));
-      for (const t of tasks) followTask(t, cursors.get(t.id));
+      const followTask = (t: Task, opts: LogReadOptions): void => {
+        seen.add(t.id);
+        const s = deps.logs.open(t, opts, (lines) => send(t, lines), isPaused);
+        streams.push(s);
+        s.done.catch((err: unknown) => failed(t, err));
+      };
+      for (const t of tasks) followTask(t, { follow: true, ...(tail !== undefined ? { tail } : {}) });
       // New tasks of the service (replacements, scale up) join the stream once started.
       const watch = store.watch(store.revision(), (events: StoreEvent[]) => {
         for (const e of events) {
           const t = e.object as Task;
-          if (e.kind !== "tasks" || t.serviceId !== service.id || cursors.has(t.id) || t.status.state !== "running") continue;
-          cursors.set(t.id, null);
-          followTask(t, null);
+          if (e.kind !== "tasks" || t.serviceId !== service.id || seen.has(t.id) || t.status.state !== "running") continue;
+          followTask(t, { follow: true });
         }
       });
       req.raw.on("close", () => {
         watch.cancel();
-        for (const c of cancels) c();
+        for (const s of streams) s.cancel();
       });
     },
   );

@@ -16,7 +16,11 @@ export function findService(tx: ReadTx, ref: string): Service {
 
 export function findNode(tx: ReadTx, ref: string): Node {
   const nodes = tx.list("nodes");
-  return tx.get("nodes", ref) ?? nodes.find((n) => n.hostname === ref) ?? byPrefix(nodes, ref, "node");
+  const byId = tx.get("nodes", ref);
+  if (byId) return byId;
+  const named = nodes.filter((n) => n.hostname === ref);
+  if (named.length > 1) throw new BatonError("NOT_FOUND", `node "${ref}" is ambiguous (${named.length} nodes have that hostname): use the node id`);
+  return named[0] ?? byPrefix(nodes, ref, "node");
 }
 
 export function findTask(tx: ReadTx, ref: string): Task {

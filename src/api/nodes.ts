@@ -3,6 +3,9 @@ import { Type } from "@sinclair/typebox";
 import { ErrorBody, NodeUpdateInput } from "../input/schemas.js";
 import type { ApiDeps } from "./deps.js";
 import { findNode } from "./lookup.js";
+import { BatonError } from "../lib/errors.js";
+import { CLUSTER_ID } from "../model/objects.js";
+import { isTerminal } from "../model/task-state.js";
 
 const Ref = Type.Object({ ref: Type.String({ description: "id, hostname or unique id prefix" }) });
 
@@ -22,5 +25,40 @@ export const nodesRoutes: FastifyPluginAsync<{ deps: ApiDeps }> = async (app, { 
         const n = findNode(tx, req.params.ref);
         return tx.update("nodes", { ...n, ...(req.body.availability ? { availability: req.body.availability } : {}), ...(req.body.labels ? { labels: req.body.labels } : {}) });
       }),
+  );
+
+  app.delete<{ Params: { ref: string }; Querystring: { force?: string } }>(
+    "/nodes/:ref",
+    {
+      schema: {
+        tags: ["nodes"],
+        summary: "Remove a node: its certificate is refused from then on and its tasks are replaced elsewhere (force: even while it is up)",
+        params: Ref,
+        querystring: Type.Object({ force: Type.Optional(Type.String({ enum: ["0", "1", "true", "false"] })) }, { additionalProperties: false }),
+        response: { 400: ErrorBody, 404: ErrorBody },
+      },
+    },
+    async (req) => {
+      const force = req.query.force === "1" || req.query.force === "true";
+      const self = deps.system.info().nodeId;
+      const removed = await store.update((tx) => {
+        const n = findNode(tx, req.params.ref);
+        if (n.id === self) throw new BatonError("BAD_REQUEST", `node ${n.hostname} runs this manager: it cannot remove itself`, [{ path: ["node"], problem: "is this manager" }]);
+        if (n.status.state === "ready" && !force)
+          throw new BatonError("BAD_REQUEST", `node ${n.hostname} is up: stop it (\`baton leave\` on it) before removing it, or use --force`, [{ path: ["node"], problem: "not down" }]);
+        const now = deps.clock.now();
+        for (const t of tx.tasksOfNode(n.id)) {
+          if (isTerminal(t.status.state)) continue;
+          tx.update("tasks", { ...t, status: { ...t.status, state: "orphaned", timestamp: now, message: "node removed" } });
+        }
+        const rec = tx.get("clusters", CLUSTER_ID);
+        if (rec && deps.cluster) tx.update("clusters", deps.cluster.revokeNodeIn(rec, n.id));
+        tx.delete("nodes", n.id);
+        return n;
+      });
+      deps.cluster?.disconnect(removed.id, "this node was removed from the cluster");
+      req.log.info({ nodeId: removed.id, hostname: removed.hostname, force }, "node removed");
+      return { id: removed.id };
+    },
   );
 };

@@ -4,7 +4,7 @@ import type { Clock } from "../lib/clock.js";
 import { BatonError } from "../lib/errors.js";
 import { caFingerprint } from "./fingerprint.js";
 import { readOptional, writeFileAtomic } from "./files.js";
-import { isValidNodeId, nodeUri, type NodeRole } from "./role.js";
+import { isValidNodeId, nodeUri, type CertRole } from "./role.js";
 import {
   type CryptoKeyPair,
   type EcKeyAlgorithm,
@@ -47,7 +47,7 @@ export interface SignNodeCsrRequest {
   /** PKCS#10 request in PEM, made by the node with its own key (see createNodeKeyAndCsr). */
   csrPem: string;
   /** Granted by the join token the node presented, never taken from the CSR. */
-  role: NodeRole;
+  role: CertRole;
   /** Addresses the node advertises: IPs become IP SANs, anything else a DNS SAN. */
   addresses?: string[];
   /** @default defaultNodeCertValidityMs (90 days) */
@@ -58,7 +58,7 @@ export interface SignNodeCsrRequest {
 
 export interface IssuedNodeCert {
   nodeId: string;
-  role: NodeRole;
+  role: CertRole;
   /** Lowercase hex, as revocation lists and node:tls's `serialNumber` (uppercased) use it. */
   serial: string;
   certPem: string;

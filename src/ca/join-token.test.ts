@@ -5,12 +5,14 @@ import { ClusterCa } from "./ca.js";
 import { acceptJoin, joinWithToken, type JoinRequest, type JoinTransport } from "./join.js";
 import { JoinTokens, parseJoinToken, verifyCaMatchesToken } from "./join-token.js";
 import { readNodeCert } from "./node-cert.js";
+import { sealingKey } from "./seal.js";
 
 async function aCluster() {
   const clock = new FakeClock();
   const ca = await ClusterCa.create({ clock });
-  const { tokens, plain } = JoinTokens.create({ clock, caCertPem: ca.certPem });
-  return { clock, ca, tokens, plain };
+  const sealKey = sealingKey(await ca.exportKeyPem(), "join-tokens");
+  const { tokens, plain } = JoinTokens.create({ clock, caCertPem: ca.certPem, sealKey });
+  return { clock, ca, tokens, plain, sealKey };
 }
 
 /** An in-memory manager that records what a joining node sent it. */
@@ -37,13 +39,18 @@ test("a token is BTN-1-<CA fingerprint>-<128-bit secret>, and worker and manager
   assert.throws(() => parseJoinToken("SWMTKN-1-abc-def"), { code: "VALIDATION_FAILED", fields: [{ path: ["token"], problem: "expected BTN-1-<52 base32 characters>-<26 base32 characters>" }] });
 });
 
-test("stored tokens hold no secret, and survive a round trip", async () => {
-  const { clock, ca, tokens, plain } = await aCluster();
+test("stored tokens hold no readable secret, survive a round trip, and print again only with the CA key", async () => {
+  const { clock, ca, tokens, plain, sealKey } = await aCluster();
   const json = JSON.stringify(tokens.toJSON());
   assert.ok(!json.includes(parseJoinToken(plain.worker).secret));
   assert.ok(!json.includes(parseJoinToken(plain.manager).secret));
-  const reloaded = JoinTokens.fromJSON(JSON.parse(json), { clock, caCertPem: ca.certPem });
+  const reloaded = JoinTokens.fromJSON(JSON.parse(json), { clock, caCertPem: ca.certPem, sealKey });
   assert.equal(reloaded.authorize(plain.manager), "manager");
+  assert.equal(reloaded.plain("worker"), plain.worker);
+  const other = sealingKey(await (await ClusterCa.create({ clock })).exportKeyPem(), "join-tokens");
+  assert.throws(() => JoinTokens.fromJSON(JSON.parse(json), { clock, caCertPem: ca.certPem, sealKey: other }).plain("worker"), { code: "INTERNAL" });
+  const rotated = reloaded.rotate("worker");
+  assert.equal(reloaded.plain("worker"), rotated);
 });
 
 test("a good worker token joins as a worker with a certificate for its node id", async () => {

@@ -2,6 +2,7 @@ import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import type { Clock } from "../lib/clock.js";
 import { BatonError } from "../lib/errors.js";
 import { caFingerprint, toBase32 } from "./fingerprint.js";
+import { seal, unseal } from "./seal.js";
 import type { NodeRole } from "./role.js";
 
 /**
@@ -57,6 +58,8 @@ export interface StoredJoinToken {
   hash: string;
   /** ms since the epoch, on the manager's clock. */
   createdAt: number;
+  /** The plain token sealed with the cluster's sealing key (seal.ts), so `join-token` can print it again. */
+  sealed: string;
 }
 
 export type JoinTokensJson = Record<NodeRole, StoredJoinToken>;
@@ -65,16 +68,19 @@ function hashSecret(salt: string, secret: string): Buffer {
   return createHmac("sha256", Buffer.from(salt, "base64")).update(secret).digest();
 }
 
-function newStoredToken(clock: Clock): { stored: StoredJoinToken; secret: string } {
+function newStoredToken(deps: JoinTokensDeps, fingerprint: string): { stored: StoredJoinToken; secret: string } {
   const secret = toBase32(randomBytes(SECRET_BYTES));
   const salt = randomBytes(16).toString("base64");
-  return { secret, stored: { salt, hash: hashSecret(salt, secret).toString("base64"), createdAt: clock.now() } };
+  const sealed = seal(deps.sealKey, formatJoinToken(fingerprint, secret));
+  return { secret, stored: { salt, hash: hashSecret(salt, secret).toString("base64"), createdAt: deps.clock.now(), sealed } };
 }
 
 export interface JoinTokensDeps {
   clock: Clock;
   /** The cluster CA certificate whose fingerprint every token carries. */
   caCertPem: string;
+  /** Seals the plain tokens in the stored form (seal.ts sealingKey). */
+  sealKey: Buffer;
 }
 
 /**
@@ -93,12 +99,13 @@ export class JoinTokens {
 
   /** New tokens for both roles (at `baton init`); the plain tokens are returned once. */
   static create(deps: JoinTokensDeps): { tokens: JoinTokens; plain: Record<NodeRole, string> } {
-    const worker = newStoredToken(deps.clock);
-    const manager = newStoredToken(deps.clock);
+    const fp = caFingerprint(deps.caCertPem);
+    const worker = newStoredToken(deps, fp);
+    const manager = newStoredToken(deps, fp);
     const tokens = new JoinTokens(deps, { worker: worker.stored, manager: manager.stored });
     return {
       tokens,
-      plain: { worker: formatJoinToken(tokens.caFingerprint, worker.secret), manager: formatJoinToken(tokens.caFingerprint, manager.secret) },
+      plain: { worker: formatJoinToken(fp, worker.secret), manager: formatJoinToken(fp, manager.secret) },
     };
   }
 
@@ -108,9 +115,14 @@ export class JoinTokens {
 
   /** A new secret for one role; the old token stops working for new joins at once (joined nodes keep their certificates). */
   rotate(role: NodeRole): string {
-    const next = newStoredToken(this.deps.clock);
+    const next = newStoredToken(this.deps, this.caFingerprint);
     this.stored[role] = next.stored;
     return formatJoinToken(this.caFingerprint, next.secret);
+  }
+
+  /** The current plain token of a role (what `baton join-token` prints). */
+  plain(role: NodeRole): string {
+    return unseal(this.deps.sealKey, this.stored[role].sealed);
   }
 
   /**

@@ -2,7 +2,8 @@ import type { ClusterCa } from "./ca.js";
 import type { JoinTokens } from "./join-token.js";
 import { verifyCaMatchesToken } from "./join-token.js";
 import { createNodeKeyAndCsr, readNodeCert, type NodeCredentials } from "./node-cert.js";
-import type { NodeRole } from "./role.js";
+import { isNodeRole, type NodeRole } from "./role.js";
+import { BatonError } from "../lib/errors.js";
 
 /** What a joining node sends once it trusts the manager's CA. */
 export interface JoinRequest {
@@ -46,12 +47,21 @@ export async function joinWithToken(
     caCertPem,
   );
   const info = readNodeCert(res.certPem);
+  if (!isNodeRole(info.role) || info.nodeId !== args.nodeId) throw new BatonError("UNAUTHORIZED", "the manager issued a certificate that is not this node's");
   return { caCertPem, certPem: res.certPem, keyPem, role: info.role };
 }
 
 /** The manager's side: the token decides the role, the CA signs the CSR with it. */
-export async function acceptJoin(req: JoinRequest, deps: { ca: ClusterCa; tokens: JoinTokens }): Promise<JoinResponse> {
+export async function acceptJoin(
+  req: JoinRequest,
+  deps: { ca: ClusterCa; tokens: JoinTokens; isRevoked?: (nodeId: string) => boolean; isInUse?: (nodeId: string) => boolean },
+): Promise<JoinResponse> {
   const role = deps.tokens.authorize(req.token, req.requestedRole);
   const issued = await deps.ca.signNodeCsr({ csrPem: req.csrPem, role, addresses: req.addresses });
+  // A removed node's id stays refused, and a token does not let anyone take over a live node's id.
+  if (deps.isRevoked?.(issued.nodeId))
+    throw new BatonError("FORBIDDEN", `node id ${issued.nodeId} was removed from this cluster; join with a fresh data dir`, [{ path: ["csr", "CN"], problem: "revoked" }]);
+  if (deps.isInUse?.(issued.nodeId))
+    throw new BatonError("FORBIDDEN", `node id ${issued.nodeId} belongs to a node that is up`, [{ path: ["csr", "CN"], problem: "in use" }]);
   return { certPem: issued.certPem, caCertPem: deps.ca.certPem, role };
 }

@@ -1,7 +1,7 @@
 import { join } from "node:path";
 import { BatonError } from "../lib/errors.js";
 import { readOptional, writeFileAtomic } from "./files.js";
-import { isNodeRole, isValidNodeId, nodeUri, type NodeRole } from "./role.js";
+import { isCertRole, isValidNodeId, nodeUri, type CertRole } from "./role.js";
 import { exportPrivateKeyPem, generateKeyPair, signingAlgorithm, x509 } from "./x509.js";
 
 export const nodeCertFile = "node.crt";
@@ -18,7 +18,7 @@ export interface NodeCredentials {
 /** What a node certificate says about its holder. */
 export interface NodeCertInfo {
   nodeId: string;
-  role: NodeRole;
+  role: CertRole;
   /** Lowercase hex without leading zeros (see normalizeSerial). */
   serial: string;
   notBefore: number;
@@ -55,7 +55,7 @@ export function readNodeCert(cert: string | Uint8Array): NodeCertInfo {
   const names = san?.names.items ?? [];
   if (!isValidNodeId(nodeId) || !names.some((n) => n.type === "url" && n.value === nodeUri(nodeId)))
     throw new BatonError("BAD_REQUEST", "certificate does not name a Baton node", [{ path: ["certificate", "subject"], problem: "no node id" }]);
-  if (!isNodeRole(role))
+  if (!isCertRole(role))
     throw new BatonError("BAD_REQUEST", "certificate carries no node role", [{ path: ["certificate", "subject", "OU"], problem: `"${role ?? ""}"` }]);
   return {
     nodeId,

@@ -4,12 +4,12 @@ import type { Clock } from "../lib/clock.js";
 import { BatonError } from "../lib/errors.js";
 import { readNodeCert } from "./node-cert.js";
 import type { RevocationList } from "./revocation.js";
-import type { NodeRole } from "./role.js";
+import type { CertRole } from "./role.js";
 
 /** Who is on the other end of a verified session. */
 export interface PeerIdentity {
   nodeId: string;
-  role: NodeRole;
+  role: CertRole;
   serial: string;
   notAfter: number;
 }
@@ -24,7 +24,7 @@ export interface PeerVerifierDeps {
 
 export interface VerifyPeerOptions {
   /** Refuse a peer of another role (a worker's session must end at a manager). */
-  requireRole?: NodeRole;
+  requireRole?: CertRole;
 }
 
 /**

@@ -1,15 +1,43 @@
-import { request, type IncomingMessage } from "node:http";
+import { request, type IncomingMessage, type RequestOptions } from "node:http";
+import { request as httpsRequest } from "node:https";
+import { readFileSync } from "node:fs";
+import { verifyPeer } from "../ca/verify.js";
+import { RevocationList } from "../ca/revocation.js";
+import { systemClock } from "../lib/clock.js";
 import { createParser } from "eventsource-parser";
 import { join } from "node:path";
 import { BatonError, type ErrorCode, type FieldProblem } from "../lib/errors.js";
 
-/** BATON_HOST / -H: unix:///path/baton.sock (like DOCKER_HOST); default the default data dir's socket. */
-export function socketPathOf(host: string | undefined, defaultDataDir: string): string {
+/** Where the CLI reaches the API: the local socket, or a manager over mutual TLS. */
+export type ApiTarget = { socketPath: string } | { host: string; port: number; ca: string; cert: string; key: string; certPath: string };
+
+/**
+ * BATON_HOST / -H: unix:///path/baton.sock (like DOCKER_HOST), or tcp://MANAGER:4242 with the
+ * client certificate in $BATON_CERT_PATH (ca.pem, cert.pem, key.pem; `baton cert create`).
+ * Default: the default data dir's socket.
+ */
+export function targetOf(host: string | undefined, defaultDataDir: string): ApiTarget {
   const h = host ?? process.env.BATON_HOST;
-  if (!h) return join(defaultDataDir, "baton.sock");
-  if (h.startsWith("unix://")) return h.slice("unix://".length);
-  if (h.startsWith("/")) return h;
-  throw new BatonError("BAD_REQUEST", `unsupported host "${h}": use unix:///path/to/baton.sock`);
+  if (!h) return { socketPath: join(defaultDataDir, "baton.sock") };
+  if (h.startsWith("unix://")) return { socketPath: h.slice("unix://".length) };
+  if (h.startsWith("/")) return { socketPath: h };
+  const m = /^tcp:\/\/(\[[^\]]+\]|[^:/]+)(?::(\d+))?\/?$/.exec(h);
+  if (!m) throw new BatonError("BAD_REQUEST", `unsupported host "${h}": use unix:///path/to/baton.sock or tcp://MANAGER:4242`);
+  const certPath = process.env.BATON_CERT_PATH ?? join(defaultDataDir, "client");
+  const read = (f: string): string => {
+    try {
+      return readFileSync(join(certPath, f), "utf8");
+    } catch {
+      throw new BatonError("UNAUTHORIZED", `${h} needs a client certificate: ${join(certPath, f)} is missing (make one with \`baton cert create --out DIR\` on a manager, then set BATON_CERT_PATH=DIR)`);
+    }
+  };
+  return { host: m[1]!.replace(/^\[|\]$/g, ""), port: Number(m[2] ?? 4242), ca: read("ca.pem"), cert: read("cert.pem"), key: read("key.pem"), certPath };
+}
+
+/** The socket path of a local target (for messages). */
+export function socketPathOf(host: string | undefined, defaultDataDir: string): string {
+  const t = targetOf(host, defaultDataDir);
+  return "socketPath" in t ? t.socketPath : `tcp://${t.host}:${t.port}`;
 }
 
 type Method = "GET" | "POST" | "DELETE";
@@ -19,7 +47,15 @@ type Method = "GET" | "POST" | "DELETE";
  * requests per run, and a smaller client keeps every command's start-up short.
  */
 export class ApiClient {
-  constructor(readonly socketPath: string) {}
+  readonly target: ApiTarget;
+  constructor(target: ApiTarget | string) {
+    this.target = typeof target === "string" ? { socketPath: target } : target;
+  }
+
+  /** For messages: where this client talks to. */
+  get address(): string {
+    return "socketPath" in this.target ? `unix://${this.target.socketPath}` : `tcp://${this.target.host}:${this.target.port}`;
+  }
 
   async call<T>(method: Method, path: string, body?: unknown): Promise<T> {
     const res = await this.send(method, path, body);
@@ -75,21 +111,42 @@ export class ApiClient {
   private send(method: Method, path: string, body?: unknown, signal?: AbortSignal): Promise<IncomingMessage> {
     const data = body === undefined ? undefined : JSON.stringify(body);
     return new Promise((resolve, reject) => {
-      const req = request(
-        {
-          socketPath: this.socketPath,
-          method,
-          path,
-          headers: data === undefined ? {} : { "content-type": "application/json", "content-length": Buffer.byteLength(data) },
-          ...(signal ? { signal } : {}),
-        },
-        resolve,
-      );
+      const t = this.target;
+      const common: RequestOptions = {
+        method,
+        path,
+        headers: data === undefined ? {} : { "content-type": "application/json", "content-length": Buffer.byteLength(data) },
+        ...(signal ? { signal } : {}),
+      };
+      const req =
+        "socketPath" in t
+          ? request({ ...common, socketPath: t.socketPath }, resolve)
+          : httpsRequest(
+              {
+                ...common,
+                host: t.host,
+                port: t.port,
+                ca: [t.ca],
+                cert: t.cert,
+                key: t.key,
+                minVersion: "TLSv1.3",
+                // The manager is known by its certificate from the cluster CA, not by a DNS name.
+                checkServerIdentity: (_h, cert) => {
+                  try {
+                    verifyPeer(cert, { caCertPem: t.ca, clock: systemClock, revocations: new RevocationList() }, { requireRole: "manager" });
+                    return undefined;
+                  } catch (e) {
+                    return e instanceof Error ? e : new Error(String(e));
+                  }
+                },
+              },
+              resolve,
+            );
       req.on("error", (err: NodeJS.ErrnoException) => {
         if (err.code === "ENOENT" || err.code === "ECONNREFUSED") {
-          reject(new BatonError("UNAVAILABLE", `cannot reach baton at unix://${this.socketPath}: is \`baton up\` running? (set BATON_HOST or -H)`));
+          reject(new BatonError("UNAVAILABLE", `cannot reach baton at ${this.address}: is \`baton up\` running? (set BATON_HOST or -H)`));
         } else if (err.code === "EACCES") {
-          reject(new BatonError("UNAVAILABLE", `permission denied on unix://${this.socketPath} (the socket is 0600: run as its owner)`));
+          reject(new BatonError("UNAVAILABLE", `permission denied on ${this.address} (the socket is 0600: run as its owner)`));
         } else if (err.name === "AbortError") {
           reject(err);
         } else {

@@ -1,11 +1,11 @@
 import type { Command } from "commander";
 import { defaultDataDir } from "../lib/paths.js";
-import { ApiClient, socketPathOf } from "./client.js";
+import { ApiClient, targetOf } from "./client.js";
 
 /** The API client for the host given by -H / BATON_HOST. */
 export function clientFor(cmd: Command): ApiClient {
   const root = cmd.optsWithGlobals() as { host?: string };
-  return new ApiClient(socketPathOf(root.host, defaultDataDir()));
+  return new ApiClient(targetOf(root.host, defaultDataDir()));
 }
 
 /** Runs fn with a client for the command's host (one connection per request: nothing to close). */

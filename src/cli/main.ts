@@ -6,24 +6,27 @@ import { registerServiceUpdate } from "./commands/service-update.js";
 import { registerNodeCommands } from "./commands/node.js";
 import { registerEvents } from "./commands/events.js";
 import { registerUpDown } from "./commands/up-down.js";
+import { registerClusterCommands } from "./commands/cluster.js";
 import { BATON_VERSION } from "../lib/version.js";
 
 export function buildProgram(): Command {
   const program = new Command("baton")
     .description("Baton runs services as replicated tasks, keeps them at the declared state, heals and scales them")
     .version(BATON_VERSION)
-    .option("-H, --host <host>", "API to talk to: unix:///path/baton.sock (default $BATON_HOST, else the default data dir's socket)")
+    .option("-H, --host <host>", "API to talk to: unix:///path/baton.sock or tcp://MANAGER:4242 (default $BATON_HOST, else the default data dir's socket)")
     .enablePositionalOptions()
     .showHelpAfterError("(run with --help for usage)")
     .exitOverride();
   registerUpDown(program);
+  registerClusterCommands(program);
   const service = program.command("service").description("Manage services").exitOverride();
   registerServiceCreate(service);
   registerServiceCommands(service);
   registerServiceUpdate(service);
   registerNodeCommands(program.command("node").description("Manage nodes").exitOverride());
   registerEvents(program);
-  for (const c of [...program.commands, ...service.commands]) c.exitOverride();
+  const all = (c: Command): Command[] => [c, ...c.commands.flatMap(all)];
+  for (const c of all(program)) c.exitOverride();
   return program;
 }
 

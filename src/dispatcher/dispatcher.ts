@@ -5,15 +5,18 @@ import type { Node, Task } from "../model/objects.js";
 import { canTransition, isAgentState, isTerminal } from "../model/task-state.js";
 import type { Store, StoreEvent, Watch, WriteTx } from "../store/store.js";
 import { EndpointsFeed } from "./endpoints.js";
-import type { AgentSession, Assignment, AssignmentChange, NodeDescription, TaskStatusUpdate } from "./protocol.js";
+import type { AgentSession, Assignment, AssignmentChange, EndpointsChange, NodeDescription, TaskStatusUpdate } from "./protocol.js";
 
 export interface DispatcherDeps {
   store: Store;
   clock: Clock;
   log: Logger;
-  /** @default 1000 */
+  /** @default 500 */
   heartbeatPeriodMs?: number;
-  /** Missed-heartbeat allowance before a node is down. @default 3 periods + 2 s */
+  /**
+   * Silence after which a node is down and its tasks are replaced. @default 3 periods (1.5 s):
+   * with placement and a start, a lost node's replicas run elsewhere within 3 s.
+   */
   heartbeatGraceMs?: number;
 }
 
@@ -43,15 +46,15 @@ export class Dispatcher {
   private readonly streams = new Map<string, Set<(c: AssignmentChange) => void>>();
   private watch: Watch | undefined;
   private cancelTick: (() => void) | undefined;
-  private readonly periodMs: number;
-  private readonly graceMs: number;
+  readonly heartbeatPeriodMs: number;
+  readonly heartbeatGraceMs: number;
   private readonly endpoints: EndpointsFeed;
   private pendingStatus: { updates: TaskStatusUpdate[]; nodeId: string | undefined; resolve: () => void; reject: (err: unknown) => void }[] = [];
   private flushScheduled = false;
 
   constructor(private readonly deps: DispatcherDeps) {
-    this.periodMs = deps.heartbeatPeriodMs ?? 1000;
-    this.graceMs = deps.heartbeatGraceMs ?? this.periodMs * 3 + 2000;
+    this.heartbeatPeriodMs = deps.heartbeatPeriodMs ?? 500;
+    this.heartbeatGraceMs = deps.heartbeatGraceMs ?? this.heartbeatPeriodMs * 3;
     this.endpoints = new EndpointsFeed((fn) => deps.store.view(fn));
   }
 
@@ -79,7 +82,7 @@ export class Dispatcher {
       register: async (desc) => {
         nodeId = desc.nodeId;
         await this.register(desc);
-        return { heartbeatPeriodMs: this.periodMs };
+        return { heartbeatPeriodMs: this.heartbeatPeriodMs };
       },
       heartbeat: async () => {
         if (!nodeId) throw new BatonError("BAD_REQUEST", "heartbeat before register");
@@ -96,7 +99,7 @@ export class Dispatcher {
         return this.reportStatus(updates, nodeId);
       },
       endpoints: (onChange) => {
-        const off = this.endpoints.subscribe(onChange);
+        const off = this.subscribeEndpoints(onChange);
         unsubs.push(off);
         return off;
       },
@@ -128,6 +131,18 @@ export class Dispatcher {
         if (n) tx.update("nodes", { ...n, status: { ...n.status, state: "ready", message: "", heartbeatAt: this.deps.clock.now() } });
       });
     }
+  }
+
+  /** Every service's endpoints (the mesh's input): the full set first, then changes. */
+  subscribeEndpoints(onChange: (c: EndpointsChange) => void): () => void {
+    return this.endpoints.subscribe(onChange);
+  }
+
+  /** The node said it leaves: it is down at once (no grace to wait out) and its tasks are replaced. */
+  async leave(nodeId: string): Promise<void> {
+    this.lastSeen.delete(nodeId);
+    await this.markDown([nodeId], () => "left the cluster");
+    this.deps.log.info({ nodeId }, "node left the cluster");
   }
 
   subscribe(nodeId: string, onChange: (c: AssignmentChange) => void): () => void {
@@ -191,13 +206,13 @@ export class Dispatcher {
   }
 
   private scheduleTick(): void {
-    const due = this.deps.clock.now() + this.periodMs;
-    this.cancelTick = this.deps.clock.setTimer(this.periodMs, () => {
+    const due = this.deps.clock.now() + this.heartbeatPeriodMs;
+    this.cancelTick = this.deps.clock.setTimer(this.heartbeatPeriodMs, () => {
       // A tick that fires late means this manager was stalled (a busy event loop, a paused VM):
       // heartbeats could not be received meanwhile, so nobody's silence counts. Everyone gets a
       // fresh grace period instead of being marked down for the manager's own stall.
       const lag = this.deps.clock.now() - due;
-      if (lag > this.periodMs) {
+      if (lag > this.heartbeatPeriodMs) {
         const now = this.deps.clock.now();
         for (const id of this.lastSeen.keys()) this.lastSeen.set(id, now);
         this.deps.log.warn({ lagMs: lag }, "dispatcher stalled; node heartbeat deadlines reset");
@@ -212,21 +227,27 @@ export class Dispatcher {
   async checkLiveness(): Promise<void> {
     const now = this.deps.clock.now();
     const late = this.deps.store.view((tx) =>
-      tx.list("nodes").filter((n) => n.status.state === "ready" && now - (this.lastSeen.get(n.id) ?? 0) > this.graceMs),
+      tx.list("nodes").filter((n) => n.status.state === "ready" && now - (this.lastSeen.get(n.id) ?? 0) > this.heartbeatGraceMs),
     );
     if (late.length === 0) return;
+    await this.markDown(late.map((n) => n.id), (id) => `no heartbeat for ${Math.round((now - (this.lastSeen.get(id) ?? 0)) / 1000)} s`);
+    for (const n of late) this.deps.log.warn({ nodeId: n.id, hostname: n.hostname }, "node down: missed heartbeats");
+  }
+
+  /** Marks nodes down and orphans their unfinished tasks, so the orchestrator replaces them elsewhere. */
+  private async markDown(nodeIds: string[], message: (nodeId: string) => string): Promise<void> {
+    const now = this.deps.clock.now();
     await this.deps.store.update((tx) => {
-      for (const n0 of late) {
-        const n = tx.get("nodes", n0.id);
+      for (const id of nodeIds) {
+        const n = tx.get("nodes", id);
         if (!n) continue;
-        tx.update("nodes", { ...n, status: { ...n.status, state: "down", message: `no heartbeat for ${Math.round((now - (this.lastSeen.get(n.id) ?? 0)) / 1000)} s` } });
+        if (n.status.state !== "down") tx.update("nodes", { ...n, status: { ...n.status, state: "down", message: message(id) } });
         for (const t of tx.tasksOfNode(n.id)) {
           if (isTerminal(t.status.state) || !isAgentState(t.status.state) && t.status.state !== "assigned") continue;
           tx.update("tasks", { ...t, status: { ...t.status, state: "orphaned", timestamp: now, message: "node down" } });
         }
       }
     });
-    for (const n of late) this.deps.log.warn({ nodeId: n.id, hostname: n.hostname }, "node down: missed heartbeats");
   }
 }
 

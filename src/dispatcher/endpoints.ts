@@ -86,7 +86,7 @@ export class EndpointsFeed {
     for (const e of events) {
       if (e.kind === "services") (e.op === "delete" ? removed : touched).add(e.object.id);
       else if (e.kind === "tasks") touched.add((e.object as Task).serviceId);
-      else nodesChanged = true;
+      else if (e.kind === "nodes") nodesChanged = true;
     }
     const upserts = this.view((tx) => {
       // A node's address change moves every backend on it.

@@ -11,6 +11,7 @@ export interface ManagerDeps {
   clock: Clock;
   log: Logger;
   heartbeatPeriodMs?: number;
+  heartbeatGraceMs?: number;
 }
 
 /**
@@ -26,7 +27,7 @@ export class Manager {
 
   constructor(deps: ManagerDeps) {
     const child = (component: string): Logger => deps.log.child({ component });
-    this.dispatcher = new Dispatcher({ store: deps.store, clock: deps.clock, log: child("dispatcher"), ...(deps.heartbeatPeriodMs ? { heartbeatPeriodMs: deps.heartbeatPeriodMs } : {}) });
+    this.dispatcher = new Dispatcher({ store: deps.store, clock: deps.clock, log: child("dispatcher"), ...(deps.heartbeatPeriodMs ? { heartbeatPeriodMs: deps.heartbeatPeriodMs } : {}), ...(deps.heartbeatGraceMs ? { heartbeatGraceMs: deps.heartbeatGraceMs } : {}) });
     this.orchestrator = new Orchestrator({ store: deps.store, clock: deps.clock, log: child("orchestrator") });
     this.scheduler = new Scheduler({ store: deps.store, clock: deps.clock, log: child("scheduler") });
     this.updater = new Updater({ store: deps.store, clock: deps.clock, log: child("updater") });

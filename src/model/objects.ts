@@ -265,13 +265,27 @@ export interface Node extends Meta {
   agentVersion: string;
 }
 
+/**
+ * The cluster's own record (one, id "cluster"), written at `baton init`: the CA certificate,
+ * the join tokens (salted hashes to check them, and the plain token sealed with a key only the
+ * CA key holder derives, for `join-token` to print again), and the revoked nodes and serials.
+ */
+export interface Cluster extends Meta {
+  caCertPem: string;
+  joinTokens: Record<"worker" | "manager", { salt: string; hash: string; createdAt: number; sealed: string }>;
+  revocations: { nodeIds: string[]; serials: string[] };
+}
+
+export const CLUSTER_ID = "cluster";
+
 export interface Collections {
   nodes: Node;
   services: Service;
   tasks: Task;
+  clusters: Cluster;
 }
 export type Kind = keyof Collections;
-export const kinds: Kind[] = ["nodes", "services", "tasks"];
+export const kinds: Kind[] = ["nodes", "services", "tasks", "clusters"];
 
 /** A task's display name, like docker's: web.1 (replicated) or web.<node> (global). */
 export function taskName(t: Pick<Task, "serviceName" | "slot" | "nodeId">): string {

@@ -1,37 +1,53 @@
 import type { Clock } from "../../lib/clock.js";
-import type { Task } from "../../model/objects.js";
 import type { LogFiles } from "./log-files.js";
 
 /** How often a followed log file is checked for new lines. */
 const FOLLOW_POLL_MS = 100;
 
-/** Reads this node's task log files for the API (the LogSource of `baton up`). */
-export function localLogSource(files: LogFiles, clock: Clock): {
-  tail(task: Task, lines?: number): { lines: string[]; cursor: unknown };
-  follow(task: Task, cursor: unknown, onLines: (lines: string[]) => void, isPaused?: () => boolean): () => void;
-} {
+/** One open read of a task's log: lines arrive through the callback; `done` settles when it ends. */
+export interface LogStream {
+  done: Promise<void>;
+  cancel(): void;
+}
+
+export interface LogReadOptions {
+  /** The last lines to send first; all when undefined. */
+  tail?: number;
+  /** Keep sending new lines until cancelled. */
+  follow: boolean;
+}
+
+/**
+ * Reads this node's task log files: the last lines, then (follow) new complete lines every
+ * 100 ms. While `isPaused()` (the reader is behind) nothing is read: the file is the buffer.
+ */
+export function readLocalLog(files: LogFiles, clock: Clock, taskId: string, opts: LogReadOptions, onLines: (lines: string[]) => void, isPaused?: () => boolean): LogStream {
+  const first = files.readTail(taskId, opts.tail);
+  if (first.lines.length) onLines(first.lines);
+  if (!opts.follow) return { done: Promise.resolve(), cancel: () => undefined };
+  let offset = first.offset;
+  let partial = "";
+  let stopped = false;
+  let cancelTimer = (): void => undefined;
+  let finish!: () => void;
+  const done = new Promise<void>((r) => (finish = r));
+  const poll = (): void => {
+    if (stopped) return;
+    if (!isPaused?.()) {
+      const r = files.readFrom(taskId, offset, partial);
+      offset = r.offset;
+      partial = r.partial;
+      if (r.lines.length) onLines(r.lines);
+    }
+    cancelTimer = clock.setTimer(FOLLOW_POLL_MS, poll);
+  };
+  cancelTimer = clock.setTimer(FOLLOW_POLL_MS, poll);
   return {
-    tail(task, lines) {
-      const r = files.readTail(task.id, lines);
-      return { lines: r.lines, cursor: r.offset };
-    },
-    follow(task, cursor, onLines, isPaused) {
-      let offset = typeof cursor === "number" ? cursor : 0;
-      let partial = "";
-      let cancel = (): void => undefined;
-      const poll = (): void => {
-        if (isPaused?.()) {
-          cancel = clock.setTimer(FOLLOW_POLL_MS, poll);
-          return;
-        }
-        const r = files.readFrom(task.id, offset, partial);
-        offset = r.offset;
-        partial = r.partial;
-        if (r.lines.length) onLines(r.lines);
-        cancel = clock.setTimer(FOLLOW_POLL_MS, poll);
-      };
-      poll();
-      return () => cancel();
+    done,
+    cancel: () => {
+      stopped = true;
+      cancelTimer();
+      finish();
     },
   };
 }

@@ -8,6 +8,9 @@ import { collect, parseLabels } from "../parse.js";
 
 const cap = (s: string): string => s.charAt(0).toUpperCase() + s.slice(1);
 
+/** One manager leads (the HA issue adds Reachable followers); a manager that is down is Unreachable. */
+const managerStatus = (n: Node): string => (n.role !== "manager" ? "" : n.status.state === "ready" ? "Leader" : "Unreachable");
+
 export function registerNodeCommands(node: Command): void {
   node
     .command("ls")
@@ -22,10 +25,10 @@ export function registerNodeCommands(node: Command): void {
         printList(
           nodes,
           opts,
-          ["ID", "HOSTNAME", "STATUS", "AVAILABILITY", "MANAGER STATUS", "DRIVERS", "VERSION"],
-          (n) => [`${shortId(n.id)}${n.id === self ? " *" : ""}`, n.hostname, cap(n.status.state), cap(n.availability), n.role === "manager" ? "Leader" : "", n.drivers.join(","), n.agentVersion],
+          ["ID", "HOSTNAME", "STATUS", "AVAILABILITY", "MANAGER STATUS", "ADDRESS", "DRIVERS", "VERSION"],
+          (n) => [`${shortId(n.id)}${n.id === self ? " *" : ""}`, n.hostname, cap(n.status.state), cap(n.availability), managerStatus(n), n.status.address ?? "", n.drivers.join(","), n.agentVersion],
           (n) => n.id,
-          (n) => ({ ID: n.id, Self: n.id === self, Hostname: n.hostname, Status: cap(n.status.state), Availability: cap(n.availability), ManagerStatus: n.role === "manager" ? "Leader" : "", Drivers: n.drivers, Version: n.agentVersion }),
+          (n) => ({ ID: n.id, Self: n.id === self, Hostname: n.hostname, Status: cap(n.status.state), Availability: cap(n.availability), ManagerStatus: managerStatus(n), Address: n.status.address ?? "", Drivers: n.drivers, Version: n.agentVersion }),
         );
       }),
     );
@@ -56,6 +59,21 @@ export function registerNodeCommands(node: Command): void {
         for (const k of opts.labelRm ?? []) delete labels[k];
         const n = await c.call<Node>("POST", `/v1/nodes/${cur.id}/update`, { ...(opts.availability ? { availability: opts.availability } : {}), labels });
         process.stdout.write(n.id + "\n");
+      }),
+    );
+
+  node
+    .command("rm")
+    .alias("remove")
+    .description("Remove nodes from the cluster: their certificates are refused from then on, their tasks move elsewhere")
+    .argument("<node...>")
+    .option("-f, --force", "remove a node even while it is up (its tasks are replaced; it can no longer reconnect)")
+    .action(async (refs: string[], opts: { force?: boolean }, cmd: Command) =>
+      withClient(cmd, async (c) => {
+        for (const r of refs) {
+          const res = await c.call<{ id: string }>("DELETE", `/v1/nodes/${encodeURIComponent(r)}${opts.force ? "?force=true" : ""}`);
+          process.stdout.write(res.id + "\n");
+        }
       }),
     );
 }

@@ -128,6 +128,7 @@ export function registerServiceCommands(service: Command): void {
         process.once("SIGINT", () => ac.abort());
         await c.stream(`/v1/services/${encodeURIComponent(ref)}/logs?${q.toString()}`, (line) => {
           const l = JSON.parse(line) as LogLine;
+          if (l.error !== undefined) return void process.stderr.write(`${l.task}@${l.node}: logs unavailable: ${l.error}\n`);
           process.stdout.write(opts.raw ? `${l.line}\n` : `${l.task}@${l.node}    | ${l.line}\n`);
         }, ac.signal);
       }),

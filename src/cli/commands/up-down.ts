@@ -1,6 +1,7 @@
 import type { Command } from "commander";
 import { defaultDataDir } from "../../lib/paths.js";
 import { withClient } from "../context.js";
+import type { UpOptions } from "../../up.js";
 
 export function registerUpDown(program: Command): void {
   program
@@ -10,34 +11,14 @@ export function registerUpDown(program: Command): void {
     .option("--demo", "create the demo service `hello` (2 replicas of examples/hello) if it does not exist")
     .option("--log-level <level>", "trace, debug, info, warn, error (default info)")
     .option("--dns-addr <host:port>", "where the DNS responder for service names listens (default 127.77.0.1:53)")
-    .action(async (opts: { dataDir?: string; demo?: boolean; logLevel?: string; dnsAddr?: string }) => {
-      // The server (fastify, SQLite, the agent) loads only here, so other commands start fast.
-      const { startUp } = await import("../../up.js");
-      const up = await startUp({
+    .action(async (opts: { dataDir?: string; demo?: boolean; logLevel?: string; dnsAddr?: string }) =>
+      runInForeground({
         dataDir: opts.dataDir ?? defaultDataDir(),
         ...(opts.demo ? { demo: true } : {}),
         ...(opts.logLevel ? { logLevel: opts.logLevel } : {}),
         ...(opts.dnsAddr ? { dnsAddress: opts.dnsAddr } : {}),
-        pretty: process.stderr.isTTY === true,
-      });
-      process.stderr.write(`baton is up: export BATON_HOST=unix://${up.socketPath}\n`);
-      let signalled = false;
-      const onSignal = (sig: string): void => {
-        if (signalled) return;
-        signalled = true;
-        void up.detach().then((n) => {
-          process.stderr.write(`baton stopped (${sig}); ${n} task${n === 1 ? "" : "s"} left running: the next \`baton up\` re-adopts them, \`baton down\` stops them\n`);
-          process.exit(0);
-        });
-      };
-      // `on`, not `once`: a second Ctrl-C (or the launcher forwarding one) must not kill baton
-      // halfway through detaching; detach is idempotent.
-      process.on("SIGINT", () => onSignal("SIGINT"));
-      process.on("SIGTERM", () => onSignal("SIGTERM"));
-      await up.done;
-      // Reached by `baton down` through the API.
-      setImmediate(() => process.exit(0));
-    });
+      }),
+    );
 
   program
     .command("down")
@@ -48,4 +29,34 @@ export function registerUpDown(program: Command): void {
         process.stdout.write(`stopped ${r.stoppedTasks} task${r.stoppedTasks === 1 ? "" : "s"}; baton is down\n`);
       }),
     );
+}
+
+/**
+ * Runs Baton in this process until a signal (tasks left running) or `baton down`: what `up`,
+ * `init` and `join` do, for whatever the data dir is.
+ */
+export async function runInForeground(opts: Omit<UpOptions, "pretty">): Promise<void> {
+  // The server (fastify, SQLite, the agent) loads only here, so other commands start fast.
+  const { startUp } = await import("../../up.js");
+  const up = await startUp({ ...opts, pretty: process.stderr.isTTY === true });
+  if (up.joinCommand) {
+    process.stdout.write(`This node is now the manager of a Baton cluster (node ${up.nodeId}).\n\nTo add a worker, run on another host:\n\n    ${up.joinCommand}\n\nTo print it again: baton join-token worker\n`);
+  }
+  process.stderr.write(`baton is up (${up.role === "single" ? "single host" : up.role}): export BATON_HOST=unix://${up.socketPath}\n`);
+  let signalled = false;
+  const onSignal = (sig: string): void => {
+    if (signalled) return;
+    signalled = true;
+    void up.detach().then((n) => {
+      process.stderr.write(`baton stopped (${sig}); ${n} task${n === 1 ? "" : "s"} left running: the next start re-adopts them, \`baton down\` stops them\n`);
+      process.exit(0);
+    });
+  };
+  // `on`, not `once`: a second Ctrl-C (or the launcher forwarding one) must not kill baton
+  // halfway through detaching; detach is idempotent.
+  process.on("SIGINT", () => onSignal("SIGINT"));
+  process.on("SIGTERM", () => onSignal("SIGTERM"));
+  await up.done;
+  // Reached by `baton down` or `baton leave` through the API.
+  setImmediate(() => process.exit(0));
 }
