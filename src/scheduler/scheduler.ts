@@ -1,9 +1,10 @@
+import { isDeepStrictEqual } from "node:util";
 import type { Clock } from "../lib/clock.js";
 import type { Logger } from "../lib/log.js";
 import type { Task } from "../model/objects.js";
 import { isTerminal } from "../model/task-state.js";
 import type { Store, StoreEvent, Watch } from "../store/store.js";
-import { Pipeline } from "./pipeline.js";
+import { Pipeline, type Placement } from "./pipeline.js";
 import { buildNodeViews } from "./view.js";
 
 export interface SchedulerDeps {
@@ -25,22 +26,37 @@ const needsPlacement = (t: Task): boolean =>
 
 /**
  * Plans placements for every unassigned task against one incremental view of node usage.
- * Tasks of one service are placed together (in slot order) so spread sees each placement.
- * Pure: the caller commits the decisions.
+ * Tasks of one service are placed together (in slot order) so spread sees each placement; a run of
+ * them with the same spec is placed as one group (Pipeline.placeAlike). Pure: the caller commits
+ * the decisions.
  */
 export function planPlacements(tasks: Task[], nodes: Parameters<typeof buildNodeViews>[0], allTasks: Iterable<Task>, pipeline: Pipeline): Decision[] {
   const views = buildNodeViews(nodes, allTasks);
   const candidates = [...views.values()].sort((a, b) => (a.node.id < b.node.id ? -1 : 1));
   const ordered = [...tasks].sort((a, b) => (a.serviceId < b.serviceId ? -1 : a.serviceId > b.serviceId ? 1 : a.slot - b.slot));
   const out: Decision[] = [];
-  for (const t of ordered) {
-    // A global task names its node already; only that node is a candidate.
-    const pool = t.nodeId ? candidates.filter((v) => v.node.id === t.nodeId) : candidates;
-    const p = pipeline.place(t, pool);
-    out.push("nodeId" in p ? { taskId: t.id, version: t.version, nodeId: p.nodeId } : { taskId: t.id, version: t.version, reason: p.reason });
+  const decide = (t: Task, p: Placement): number => out.push("nodeId" in p ? { taskId: t.id, version: t.version, nodeId: p.nodeId } : { taskId: t.id, version: t.version, reason: p.reason });
+  for (let i = 0; i < ordered.length; ) {
+    const t = ordered[i]!;
+    if (t.nodeId) {
+      // A global task names its node already; only that node is a candidate.
+      const own = views.get(t.nodeId);
+      decide(t, pipeline.place(t, own ? [own] : []));
+      i++;
+      continue;
+    }
+    let end = i + 1;
+    while (end < ordered.length && isAlike(ordered[end]!, t)) end++;
+    const placements = pipeline.placeAlike(t, end - i, candidates);
+    for (let k = i; k < end; k++) decide(ordered[k]!, placements[k - i]!);
+    i = end;
   }
   return out;
 }
+
+/** Alike for placement: filters and scorers see only the service and the spec. */
+const isAlike = (a: Task, b: Task): boolean =>
+  !a.nodeId && a.serviceId === b.serviceId && (a.spec === b.spec || isDeepStrictEqual(a.spec, b.spec));
 
 /**
  * Moves tasks new → pending → assigned. Runs as one batch per turn of the event loop, so a
