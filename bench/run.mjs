@@ -10,8 +10,9 @@
 // Env: BENCH_REPS (5), BENCH_SIZES (1,10,30), BENCH_SKIP_RSS, BENCH_POLL_MS (10),
 // BENCH_RSS_TASKS (1000), BENCH_BATON_CLI=1 (also time `baton service create --detach`),
 // BENCH_HEAL_SPACED=1 (also Baton self-heal on one long-lived service, kills 10.5 s apart),
-// BENCH_ONLY=create,heal,rss,mesh,updates (sections to run; mesh = bench/mesh.mjs, mesh vs nginx;
-// updates = bench/updates.mjs, rolling updates vs pm2 reload), BENCH_OUT (result file name, latest.json), BENCH_PM2_PORT (18100), BENCH_FLOOR_PORT (18400), BENCH_TIMEOUT_S (900).
+// BENCH_ONLY=create,heal,rss,mesh,updates,scheduler (sections to run; mesh = bench/mesh.mjs, mesh vs nginx;
+// updates = bench/updates.mjs, rolling updates vs pm2 reload; scheduler = bench/scheduler.mjs, the
+// scheduler alone in process, 150,000 tasks onto 5,000 nodes, knobs BENCH_SCHED_* listed there), BENCH_OUT (result file name, latest.json), BENCH_PM2_PORT (18100), BENCH_FLOOR_PORT (18400), BENCH_TIMEOUT_S (900).
 import { spawn, execFileSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
@@ -20,6 +21,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { meshTable } from './mesh.mjs';
 import { cleanupUpdates, updatesTable } from './updates.mjs';
+import { schedulerTable } from './scheduler.mjs';
 import { batonApi, childrenOf, cpuMs, isAlive, loadavg, log, memOf, now, pollUntil, probe, r1, rotate, sleep, stats, waitGone } from './lib.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -30,7 +32,7 @@ const RESULTS = path.join(HERE, 'results');
 
 const REPS = Number(process.env.BENCH_REPS || 5);
 const SIZES = (process.env.BENCH_SIZES || '1,10,30').split(',').map(Number).filter((n) => n > 0);
-const ONLY = (process.env.BENCH_ONLY || 'create,heal,rss,mesh,updates').split(',');
+const ONLY = (process.env.BENCH_ONLY || 'create,heal,rss,mesh,updates,scheduler').split(',');
 const SKIP_RSS = process.env.BENCH_SKIP_RSS === '1' || !ONLY.includes('rss');
 const POLL_MS = Number(process.env.BENCH_POLL_MS || 10);
 const RSS_TASKS = Number(process.env.BENCH_RSS_TASKS || 1000);
@@ -539,6 +541,12 @@ async function main() {
     out.updates = await runUpdatesBench();
     save();
   }
+  // 6. The scheduler alone, in process (its own result file too: results/scheduler-latest.json).
+  if (ONLY.includes('scheduler')) {
+    const { runSchedulerBench } = await import('./scheduler.mjs');
+    out.scheduler = await runSchedulerBench();
+    save();
+  }
   out.total_s = r1((now() - t00) / 1000);
   save(true);
   if (process.env.BENCH_ARCHIVE !== '0' && !process.env.BENCH_OUT) writeFileSync(path.join(RESULTS, `run-${out.conditions.date.replace(/[:.]/g, '-')}.json`), JSON.stringify(out, null, 2) + '\n');
@@ -676,6 +684,7 @@ function printTable() {
   }
   if (out.mesh) L.push(meshTable(out.mesh));
   if (out.updates) L.push(updatesTable(out.updates));
+  if (out.scheduler) L.push(schedulerTable(out.scheduler));
   if (out.heal) L.push('¹ spawn floor for one process (the create N=1 row): a restart cannot beat it.');
   process.stdout.write(L.join('\n') + '\n');
 }

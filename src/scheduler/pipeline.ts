@@ -11,6 +11,7 @@ import { leastAllocatedScorer } from "./scorers/least-allocated-scorer.js";
 import type { Scorer } from "./scorers/scorer.js";
 import { spreadScorer } from "./scorers/spread-scorer.js";
 import { explainRejections } from "./explain.js";
+import { GroupPlacement } from "./group-placement.js";
 import { addTask, type NodeView } from "./view.js";
 
 /** Cheap filters first: most nodes are rejected before constraints are parsed. */
@@ -59,5 +60,26 @@ export class Pipeline {
     }
     addTask(best!, task);
     return { nodeId: best!.node.id, scores: bestScores };
+  }
+
+  /**
+   * Places `count` tasks that are alike for placement (one service, one spec), in turn: the same
+   * placements, in the same order, as `count` calls of `place`, at a fraction of the cost on
+   * thousands of nodes (group-placement.ts says why they are the same).
+   */
+  placeAlike(task: PlacementTask, count: number, candidates: NodeView[]): Placement[] {
+    const out: Placement[] = [];
+    const group = new GroupPlacement(task, candidates, this.filters, this.scorers);
+    while (out.length < count) {
+      const p = group.next();
+      if (!p) break;
+      out.push({ nodeId: candidates[p.index]!.node.id, scores: p.scores });
+    }
+    if (out.length < count) {
+      // No node fits: `place` builds the reason; nothing is booked, so it holds for the rest.
+      const unplaced = this.place(task, candidates);
+      while (out.length < count) out.push(unplaced);
+    }
+    return out;
   }
 }

@@ -1,9 +1,10 @@
+import { isDeepStrictEqual } from "node:util";
 import type { Clock } from "../lib/clock.js";
 import type { Logger } from "../lib/log.js";
 import type { Task } from "../model/objects.js";
 import { isTerminal } from "../model/task-state.js";
 import type { Store, StoreEvent, Watch } from "../store/store.js";
-import { Pipeline } from "./pipeline.js";
+import { Pipeline, type Placement } from "./pipeline.js";
 import { buildNodeViews } from "./view.js";
 
 export interface SchedulerDeps {
@@ -11,7 +12,17 @@ export interface SchedulerDeps {
   clock: Clock;
   log: Logger;
   pipeline?: Pipeline;
+  /**
+   * Most task writes in one store transaction: a pass's decisions are committed in chunks of this
+   * size. A chunk bounds the transaction's memory and the time the event loop is held, and etcd
+   * caps a transaction's operations (128 by default), which the etcd store will need.
+   * @default 1000
+   */
+  maxOpsPerCommit?: number;
 }
+
+/** 1000: on SQLite (one fsync per commit) 150,000 assignments take ~150 fsyncs, well under a second's worth here. */
+const DEFAULT_OPS_PER_COMMIT = 1000;
 
 export interface Decision {
   taskId: string;
@@ -25,26 +36,42 @@ const needsPlacement = (t: Task): boolean =>
 
 /**
  * Plans placements for every unassigned task against one incremental view of node usage.
- * Tasks of one service are placed together (in slot order) so spread sees each placement.
- * Pure: the caller commits the decisions.
+ * Tasks of one service are placed together (in slot order) so spread sees each placement; a run of
+ * them with the same spec is placed as one group (Pipeline.placeAlike). Pure: the caller commits
+ * the decisions.
  */
 export function planPlacements(tasks: Task[], nodes: Parameters<typeof buildNodeViews>[0], allTasks: Iterable<Task>, pipeline: Pipeline): Decision[] {
   const views = buildNodeViews(nodes, allTasks);
   const candidates = [...views.values()].sort((a, b) => (a.node.id < b.node.id ? -1 : 1));
   const ordered = [...tasks].sort((a, b) => (a.serviceId < b.serviceId ? -1 : a.serviceId > b.serviceId ? 1 : a.slot - b.slot));
   const out: Decision[] = [];
-  for (const t of ordered) {
-    // A global task names its node already; only that node is a candidate.
-    const pool = t.nodeId ? candidates.filter((v) => v.node.id === t.nodeId) : candidates;
-    const p = pipeline.place(t, pool);
-    out.push("nodeId" in p ? { taskId: t.id, version: t.version, nodeId: p.nodeId } : { taskId: t.id, version: t.version, reason: p.reason });
+  const decide = (t: Task, p: Placement): number => out.push("nodeId" in p ? { taskId: t.id, version: t.version, nodeId: p.nodeId } : { taskId: t.id, version: t.version, reason: p.reason });
+  for (let i = 0; i < ordered.length; ) {
+    const t = ordered[i]!;
+    if (t.nodeId) {
+      // A global task names its node already; only that node is a candidate.
+      const own = views.get(t.nodeId);
+      decide(t, pipeline.place(t, own ? [own] : []));
+      i++;
+      continue;
+    }
+    let end = i + 1;
+    while (end < ordered.length && isAlike(ordered[end]!, t)) end++;
+    const placements = pipeline.placeAlike(t, end - i, candidates);
+    for (let k = i; k < end; k++) decide(ordered[k]!, placements[k - i]!);
+    i = end;
   }
   return out;
 }
 
+/** Alike for placement: filters and scorers see only the service and the spec. */
+const isAlike = (a: Task, b: Task): boolean =>
+  !a.nodeId && a.serviceId === b.serviceId && (a.spec === b.spec || isDeepStrictEqual(a.spec, b.spec));
+
 /**
  * Moves tasks new → pending → assigned. Runs as one batch per turn of the event loop, so a
- * service's 30 new tasks are placed in one pass and committed in one transaction.
+ * service's 30 new tasks are placed in one pass and committed in one transaction (in chunks of
+ * `maxOpsPerCommit` when a pass decides more).
  */
 export class Scheduler {
   private watch: Watch | undefined;
@@ -118,22 +145,27 @@ export class Scheduler {
     if (decisions.length === 0) return;
     const now = clock.now();
     let lost = 0;
-    await store.update((tx) => {
-      for (const d of decisions) {
-        const cur = tx.get("tasks", d.taskId);
-        // Lost race (the orchestrator moved the task on): skip it, the next pass sees it again.
-        if (!cur || cur.version !== d.version || !needsPlacement(cur)) {
-          lost++;
-          continue;
+    const chunk = Math.max(1, this.deps.maxOpsPerCommit ?? DEFAULT_OPS_PER_COMMIT);
+    for (let from = 0; from < decisions.length; from += chunk) {
+      // Each chunk re-reads its tasks: what moved on since the plan (or an earlier chunk) is skipped.
+      await store.update((tx) => {
+        for (let i = from; i < Math.min(decisions.length, from + chunk); i++) {
+          const d = decisions[i]!;
+          const cur = tx.get("tasks", d.taskId);
+          // Lost race (the orchestrator moved the task on): skip it, the next pass sees it again.
+          if (!cur || cur.version !== d.version || !needsPlacement(cur)) {
+            lost++;
+            continue;
+          }
+          if (d.nodeId) {
+            if (!tx.get("nodes", d.nodeId)) { lost++; continue; }
+            tx.update("tasks", { ...cur, nodeId: d.nodeId, status: { ...cur.status, state: "assigned", timestamp: now, message: "scheduler assigned task to node" } });
+          } else if (cur.status.state !== "pending" || cur.status.message !== d.reason) {
+            tx.update("tasks", { ...cur, status: { ...cur.status, state: "pending", timestamp: cur.status.state === "pending" ? cur.status.timestamp : now, message: d.reason! } });
+          }
         }
-        if (d.nodeId) {
-          if (!tx.get("nodes", d.nodeId)) { lost++; continue; }
-          tx.update("tasks", { ...cur, nodeId: d.nodeId, status: { ...cur.status, state: "assigned", timestamp: now, message: "scheduler assigned task to node" } });
-        } else if (cur.status.state !== "pending" || cur.status.message !== d.reason) {
-          tx.update("tasks", { ...cur, status: { ...cur.status, state: "pending", timestamp: cur.status.state === "pending" ? cur.status.timestamp : now, message: d.reason! } });
-        }
-      }
-    });
+      });
+    }
     const pending = decisions.filter((d) => d.reason);
     if (pending.length) log.warn({ pending: pending.length, reason: pending[0]!.reason }, "tasks unschedulable");
     log.debug({ placed: decisions.length - pending.length - lost, lost, considered: tasks.size }, "scheduling pass");

@@ -144,7 +144,9 @@ export class CachedStore implements Store {
     this.backend.commit(revision, events, compactThrough);
     this.rev = revision;
     for (const e of events) this.apply(e.kind, e.object, e.op === "delete");
-    this.history.push(...events);
+    // A loop, not push(...events): spread arguments overflow the stack past ~120k events, after
+    // the state was applied and before the watchers heard of it.
+    for (const e of events) this.history.push(e);
     if (compactThrough !== undefined) {
       this.history = this.history.filter((e) => e.revision > compactThrough);
       this.compacted = compactThrough;
@@ -170,7 +172,7 @@ export class CachedStore implements Store {
       onEvents(batch);
     };
     const listener = (events: StoreEvent[]): void => {
-      pending.push(...events);
+      for (const e of events) pending.push(e);
       if (!scheduled) {
         scheduled = true;
         queueMicrotask(flush);
