@@ -37,7 +37,9 @@ export function planPlacements(tasks: Task[], nodes: Parameters<typeof buildNode
     // A global task names its node already; only that node is a candidate.
     const pool = t.nodeId ? candidates.filter((v) => v.node.id === t.nodeId) : candidates;
     const p = pipeline.place(t, pool);
-    out.push("nodeId" in p ? { taskId: t.id, version: t.version, nodeId: p.nodeId } : { taskId: t.id, version: t.version, reason: p.reason });
+    // A start-first move waits for its replacement: say that nothing is lost meanwhile.
+    const reason = "reason" in p && t.moveOf ? `${p.reason} (the task it replaces keeps running meanwhile)` : undefined;
+    out.push("nodeId" in p ? { taskId: t.id, version: t.version, nodeId: p.nodeId } : { taskId: t.id, version: t.version, reason: reason ?? p.reason });
   }
   return out;
 }
