@@ -107,3 +107,34 @@ test("an update after a scale keeps the scaled replica count (the input form fol
   assert.equal(r.statusCode, 200);
   assert.deepEqual((r.json() as { spec: { mode: unknown } }).spec.mode, { kind: "replicated", replicas: 5 });
 });
+
+test("rebalance: an unknown service is a 404; a global one a 400 naming the problem; nothing is changed", async () => {
+  const { a, store } = await app();
+  const unknown = await a.inject({ method: "POST", url: "/v1/services/nope/rebalance" });
+  assert.equal(unknown.statusCode, 404);
+  assert.deepEqual([unknown.json().code, unknown.json().message], ["NOT_FOUND", 'service "nope" not found']);
+  await a.inject(create({ name: "agent", mode: "global", command: ["x"] }));
+  const rev = store.revision();
+  const global = await a.inject({ method: "POST", url: "/v1/services/agent/rebalance" });
+  assert.equal(global.statusCode, 400);
+  const body = global.json() as { code: string; message: string; fields: { path: string[]; problem: string }[] };
+  assert.equal(body.code, "VALIDATION_FAILED");
+  assert.equal(body.message, 'service "agent" is global (one task per eligible node); only replicated services can be rebalanced');
+  assert.deepEqual(body.fields, [{ path: ["mode"], problem: "cannot rebalance a global service" }]);
+  assert.equal(store.revision(), rev);
+});
+
+test("rebalance of a service with no tasks placed is a no-op that says so", async () => {
+  const { a } = await app();
+  await a.inject(create({ name: "web", replicas: 2, command: ["x"] }));
+  const r = await a.inject({ method: "POST", url: "/v1/services/web/rebalance" });
+  assert.equal(r.statusCode, 200);
+  assert.deepEqual([r.json().moves, r.json().message], [[], "web is balanced: nothing to move (no tasks placed)"]);
+});
+
+test("node update: rebalance must be a boolean", async () => {
+  const { a } = await app();
+  const r = await a.inject({ method: "POST", url: "/v1/nodes/x/update", payload: { rebalance: "yes" } });
+  assert.equal(r.statusCode, 400);
+  assert.deepEqual(r.json().fields, [{ path: ["rebalance"], problem: "must be a boolean" }]);
+});

@@ -6,6 +6,7 @@ import { findNode } from "./lookup.js";
 import { BatonError } from "../lib/errors.js";
 import { CLUSTER_ID } from "../model/objects.js";
 import { isTerminal } from "../model/task-state.js";
+import { rebalanceService } from "./rebalance.js";
 
 const Ref = Type.Object({ ref: Type.String({ description: "id, hostname or unique id prefix" }) });
 
@@ -19,12 +20,20 @@ export const nodesRoutes: FastifyPluginAsync<{ deps: ApiDeps }> = async (app, { 
   );
   app.post<{ Params: { ref: string }; Body: NodeUpdateInput }>(
     "/nodes/:ref/update",
-    { schema: { tags: ["nodes"], summary: "Change a node's availability or labels", params: Ref, body: NodeUpdateInput, response: { 400: ErrorBody, 404: ErrorBody } } },
-    (req) =>
-      store.update((tx) => {
+    { schema: { tags: ["nodes"], summary: "Change a node's availability or labels; `rebalance: true` then rebalances every replicated service", params: Ref, body: NodeUpdateInput, response: { 400: ErrorBody, 404: ErrorBody } } },
+    async (req) => {
+      const { availability, labels, rebalance } = req.body;
+      // One transaction: the rebalance plans against the node as just changed (active again).
+      const { node, rebalanced } = await store.update((tx) => {
         const n = findNode(tx, req.params.ref);
-        return tx.update("nodes", { ...n, ...(req.body.availability ? { availability: req.body.availability } : {}), ...(req.body.labels ? { labels: req.body.labels } : {}) });
-      }),
+        const node = tx.update("nodes", { ...n, ...(availability ? { availability } : {}), ...(labels ? { labels } : {}) });
+        if (!rebalance) return { node, rebalanced: undefined };
+        const replicated = tx.list("services").filter((s) => s.spec.mode.kind === "replicated").sort((a, b) => a.spec.name.localeCompare(b.spec.name));
+        return { node, rebalanced: replicated.map((s) => rebalanceService(tx, s, deps.clock.now())) };
+      });
+      if (rebalanced) deps.log.info({ nodeId: node.id, moves: rebalanced.reduce((n, r) => n + r.moves.length, 0) }, "services rebalanced");
+      return rebalanced ? { ...node, rebalanced } : node;
+    },
   );
 
   app.delete<{ Params: { ref: string }; Querystring: { force?: string } }>(

@@ -14,6 +14,7 @@ import { specToInput } from "../input/spec-to-input.js";
 import { ErrorBody, ScaleInput, ServiceSpecInput, UpdateServiceInput } from "../input/schemas.js";
 import type { ApiDeps } from "./deps.js";
 import { findService } from "./lookup.js";
+import { rebalanceService } from "./rebalance.js";
 import { serviceStatus } from "../model/service-status.js";
 
 const Ref = Type.Object({ ref: Type.String({ description: "id, name or unique id prefix" }) });
@@ -128,6 +129,16 @@ export const servicesRoutes: FastifyPluginAsync<{ deps: ApiDeps }> = async (app,
       });
       deps.log.info({ serviceId: updated.id, replicas: req.body.replicas }, "service scaled");
       return updated;
+    },
+  );
+
+  app.post<{ Params: { ref: string } }>(
+    "/services/:ref/rebalance",
+    { schema: { tags: ["services"], summary: "Move a replicated service's tasks toward an even spread over the nodes that can take them (start-first); answers what moves", params: Ref, response: errors } },
+    async (req) => {
+      const result = await store.update((tx) => rebalanceService(tx, findService(tx, req.params.ref), deps.clock.now()));
+      if (result.moves.length) deps.log.info({ serviceId: result.serviceId, moves: result.moves.length }, "service rebalance started");
+      return result;
     },
   );
 

@@ -130,6 +130,8 @@ export const NodeUpdateInput = Type.Object(
   {
     availability: Type.Optional(StringEnum(["active", "pause", "drain"])),
     labels: Type.Optional(Labels),
+    /** After the change, rebalance every replicated service (`baton node update --rebalance`). */
+    rebalance: Type.Optional(Type.Boolean()),
   },
   strict,
 );

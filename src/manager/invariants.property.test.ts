@@ -155,6 +155,14 @@ function checkConverged(sim: SimCluster): string[] {
     return pool.every((n) => whyNotPlaceable(t, n, tasks) !== undefined);
   };
   const checkHead = (svc: Service, where: string, wanted: Task[]): void => {
+    // A start-first move whose replacement cannot be placed: the old task keeps running on its
+    // (drained) node beside the pending replacement, so the slot stays served.
+    const replacement = wanted.length === 2 ? wanted.find((t) => t.moveOf && wanted.some((o) => o.id === t.moveOf!.taskId)) : undefined;
+    if (replacement) {
+      if (replacement.status.state !== "pending" || !pendingIsJustified(replacement)) problems.push(`${svc.spec.name} ${where}: a move not done although its replacement could run: ${wanted.map(describeTask).join("; ")}`);
+      checkHead(svc, where, wanted.filter((t) => t !== replacement));
+      return;
+    }
     if (wanted.length !== 1) {
       problems.push(`${svc.spec.name} ${where}: ${wanted.length} tasks wanted running: ${wanted.map(describeTask).join("; ")}`);
       return;
@@ -204,10 +212,13 @@ function checkRestartCounts(rec: EventRecorder): string[] {
     const policy = lives[0]!.policy;
     lives.sort((a, b) => a.createdRevision - b.createdRevision);
     const ownEnds = lives.filter((l) => l.endedByItself);
-    const firstEnd = lives.findIndex((l) => l.endedByItself);
-    const firstComplete = lives.findIndex((l) => l.endedByItself === "complete");
-    if (policy.condition === "none" && firstEnd >= 0 && firstEnd < lives.length - 1) problems.push(`${k}: restart condition none, yet replaced after it ended ${lives[firstEnd]!.endedByItself}`);
-    if (policy.condition === "on-failure" && firstComplete >= 0 && firstComplete < lives.length - 1) problems.push(`${k}: on-failure, yet a completed task was replaced`);
+    // "Replaced" means a task created after the end: a start-first move's replacement already
+    // exists when the task it replaces ends by itself (the slot is then blocked, the replacement stopped).
+    const createdAfter = (end: TaskLife | undefined): boolean => !!end && lives.some((l) => l.createdRevision > end.endedRevision!);
+    const firstEnd = lives.find((l) => l.endedByItself);
+    const firstComplete = lives.find((l) => l.endedByItself === "complete");
+    if (policy.condition === "none" && createdAfter(firstEnd)) problems.push(`${k}: restart condition none, yet replaced after it ended ${firstEnd!.endedByItself}`);
+    if (policy.condition === "on-failure" && createdAfter(firstComplete)) problems.push(`${k}: on-failure, yet a completed task was replaced`);
     if (policy.maxAttempts > 0 && ownEnds.length > policy.maxAttempts + 1) problems.push(`${k}: max attempts ${policy.maxAttempts}, yet ${ownEnds.length} tasks ended by themselves`);
   }
   return problems;

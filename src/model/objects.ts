@@ -248,6 +248,26 @@ export interface Task extends Meta {
   restartBlocked?: string;
   /** Set when the updater gave up on this new task (it never became ready), with why. */
   updateFailure?: string;
+  /**
+   * Set by `service rebalance` on a task that should leave its node: the orchestrator starts a
+   * replacement elsewhere and stops this one once the replacement is up. (A drained node needs no
+   * mark: its availability says so.) Kept in the store so a restarted manager carries on.
+   */
+  moveRequest?: { reason: "rebalance"; requestedAt: number };
+  /**
+   * This task replaces `taskId` of the same slot, moving it off `nodeId` start-first: the
+   * scheduler places it on another node, the old task runs until this one is up.
+   */
+  moveOf?: TaskMove;
+}
+
+/** Why a task moves off its node. */
+export type MoveReason = "drain" | "rebalance";
+
+export interface TaskMove {
+  taskId: string;
+  nodeId: string;
+  reason: MoveReason;
 }
 
 export type NodeAvailability = "active" | "pause" | "drain";

@@ -50,9 +50,10 @@ export class Orchestrator {
     for (const e of events) {
       if (e.kind === "services") this.queue.add(e.object.id);
       else if (e.kind === "tasks") {
-        // Only an ended or deleted task can change a plan; accepted → running cannot.
+        // Only an ended or deleted task can change a plan; accepted → running cannot — except in
+        // a move, whose old task is stopped once the replacement is up (running, ready).
         const t = e.object as Task;
-        if (e.op === "delete" || isTerminal(t.status.state)) this.queue.add(t.serviceId);
+        if (e.op === "delete" || isTerminal(t.status.state) || t.moveOf || t.moveRequest) this.queue.add(t.serviceId);
       } else changedNodes.add(e.object.id);
     }
     if (changedNodes.size === 0) return;

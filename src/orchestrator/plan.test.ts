@@ -168,3 +168,106 @@ test("two tasks wanted running in one slot (a lost race): the older one is shut 
   const p = plan(svc, [older, newer]);
   assert.deepEqual(p.update.map((t) => [t.id, t.desiredState]), [[older.id, "shutdown"]]);
 });
+
+// Moves (drain, rebalance): one code path, start-first unless a drain of a stop-first service.
+const drainedAnd = (): { a: ReturnType<typeof aNode>; b: ReturnType<typeof aNode> } => ({ a: aNode({ hostname: "a", availability: "drain" }), b: aNode({ hostname: "b" }) });
+
+test("drain, start-first: a replacement is created beside the drained task, which keeps running", () => {
+  const svc = aService({ replicas: 1, publish: ["8080:80"] });
+  const { a, b } = drainedAnd();
+  const old = aTask(svc, { nodeId: a.id, status: { state: "running", timestamp: 0, message: "", ready: true } });
+  const p = plan(svc, [old], T0, [a, b]);
+  assert.deepEqual(p.update, [], "the drained task is not touched");
+  assert.equal(p.create.length, 1);
+  assert.deepEqual(p.create[0]!.moveOf, { taskId: old.id, nodeId: a.id, reason: "drain" });
+});
+
+test("drain, start-first: the drained task is stopped once its replacement runs and is ready, not before", () => {
+  const svc = aService({ replicas: 1, publish: ["8080:80"] });
+  const { a, b } = drainedAnd();
+  const old = aTask(svc, { nodeId: a.id, at: T0 - 10 });
+  const moveOf = { taskId: old.id, nodeId: a.id, reason: "drain" as const };
+  const starting = aTask(svc, { nodeId: b.id, at: T0, moveOf, status: { state: "running", timestamp: T0, message: "", ready: false } });
+  assert.deepEqual(plan(svc, [old, starting], T0, [a, b]), { create: [], update: [], delete: [] }, "a move pair is no lost race: both stay");
+  const ready = { ...starting, status: { ...starting.status, ready: true } };
+  const p = plan(svc, [old, ready], T0, [a, b]);
+  assert.deepEqual(p.update.map((t) => [t.id, t.desiredState]), [[old.id, "shutdown"]]);
+  assert.equal(p.create.length, 0);
+});
+
+test("drain, stop-first: the drained task is shut down as its replacement is created", () => {
+  const svc = aService({ replicas: 1, update: { order: "stop-first" } });
+  const { a, b } = drainedAnd();
+  const old = aTask(svc, { nodeId: a.id });
+  const p = plan(svc, [old], T0, [a, b]);
+  assert.deepEqual(p.update.map((t) => [t.id, t.desiredState]), [[old.id, "shutdown"]]);
+  assert.equal(p.create.length, 1);
+  assert.equal(p.create[0]!.moveOf, undefined);
+});
+
+test("a move pair created in the same millisecond: the old task never heads the slot", () => {
+  const svc = aService({ replicas: 1 });
+  const { a, b } = drainedAnd();
+  // Ids chosen so that the old task sorts first on the tie.
+  const old = aTask(svc, { id: "a-old", nodeId: a.id, at: T0 });
+  const repl = aTask(svc, { id: "z-new", at: T0, state: "pending", moveOf: { taskId: "a-old", nodeId: a.id, reason: "drain" } });
+  assert.deepEqual(plan(svc, [old, repl], T0, [a, b]), { create: [], update: [], delete: [] });
+});
+
+test("rebalance: a marked task moves start-first even for a stop-first service", () => {
+  const svc = aService({ replicas: 1, update: { order: "stop-first" } });
+  const a = aNode({ hostname: "a" });
+  const old = aTask(svc, { nodeId: a.id, moveRequest: { reason: "rebalance", requestedAt: T0 } });
+  const p = plan(svc, [old], T0, [a, aNode()]);
+  assert.deepEqual(p.update, []);
+  assert.deepEqual(p.create[0]!.moveOf, { taskId: old.id, nodeId: a.id, reason: "rebalance" });
+});
+
+test("the node active again before the replacement is up: the replacement goes, the task stays", () => {
+  const svc = aService({ replicas: 1 });
+  const a = aNode({ hostname: "a" });
+  const old = aTask(svc, { nodeId: a.id, at: T0 - 10 });
+  const repl = aTask(svc, { at: T0, state: "pending", moveOf: { taskId: old.id, nodeId: a.id, reason: "drain" } });
+  const p = plan(svc, [old, repl], T0, [a]);
+  assert.deepEqual(p.update.map((t) => [t.id, t.desiredState, t.status.state]), [[repl.id, "shutdown", "shutdown"]]);
+});
+
+test("a replacement that fails before it is up is restarted as the same move; the old task keeps running", () => {
+  const svc = aService({ replicas: 1 });
+  const { a, b } = drainedAnd();
+  const old = aTask(svc, { nodeId: a.id, at: T0 - 10 });
+  const moveOf = { taskId: old.id, nodeId: a.id, reason: "drain" as const };
+  const failed = aTask(svc, { nodeId: b.id, at: T0 - 5, state: "failed", moveOf });
+  const p = plan(svc, [old, failed], T0, [a, b]);
+  assert.deepEqual(p.update.map((t) => [t.id, t.desiredState]), [[failed.id, "shutdown"]]);
+  assert.deepEqual(p.create[0]!.moveOf, moveOf);
+});
+
+test("the old task ends by itself during a move: its restart policy decides, the replacement is the restart", () => {
+  const { a, b } = drainedAnd();
+  for (const [condition, expect] of [["none", "blocked"], ["any", "carried"]] as const) {
+    const svc = aService({ replicas: 1, restartPolicy: { condition } });
+    const old = aTask(svc, { nodeId: a.id, at: T0 - 10, state: "complete" });
+    const repl = aTask(svc, { nodeId: b.id, at: T0 - 5, state: "starting", moveOf: { taskId: old.id, nodeId: a.id, reason: "drain" } });
+    const p = plan(svc, [old, repl], T0, [a, b]);
+    assert.equal(p.create.length, 0, condition);
+    const byId = new Map(p.update.map((t) => [t.id, t]));
+    if (expect === "blocked") {
+      assert.equal(byId.get(old.id)!.restartBlocked, "restart condition is none");
+      assert.equal(byId.get(repl.id)!.desiredState, "shutdown");
+    } else {
+      assert.equal(byId.get(old.id)!.desiredState, "shutdown");
+      assert.equal(byId.get(repl.id)!.restart.attempts, 1, "the replacement counts as the restart");
+    }
+  }
+});
+
+test("scaled away during a move: both tasks of the pair go", () => {
+  const svc = aService({ replicas: 0 });
+  const { a, b } = drainedAnd();
+  const old = aTask(svc, { nodeId: a.id, at: T0 - 10 });
+  const repl = aTask(svc, { nodeId: b.id, at: T0, state: "starting", moveOf: { taskId: old.id, nodeId: a.id, reason: "drain" } });
+  const p = plan(svc, [old, repl], T0, [a, b]);
+  assert.deepEqual(p.update.map((t) => t.id).sort(), [old.id, repl.id].sort());
+  assert.ok(p.update.every((t) => t.desiredState === "shutdown"));
+});

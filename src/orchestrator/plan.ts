@@ -1,11 +1,12 @@
-import { newId } from "../lib/ids.js";
 import type { Node, RestartState, Service, Task } from "../model/objects.js";
+import { newTask, shutdownTask } from "./task-factory.js";
 import { isTerminal } from "../model/task-state.js";
 import type { NewObject } from "../store/store.js";
 import { decideRestart } from "./restart.js";
 import { globalNodes } from "../model/eligibility.js";
 import { slotKey } from "../model/slots.js";
 import { isCurrentSpec } from "../model/service-status.js";
+import { findMovePair, isStartFirstMove, moveReason, planMoveStep } from "./moves.js";
 
 /** Everything a plan looks at: one service (or its id when deleted), its tasks, the nodes. */
 export interface ServiceSnapshot {
@@ -47,15 +48,22 @@ export function planService(s: ServiceSnapshot, now: number): Plan {
 
   for (const [key, tasks] of slots) {
     const current = tasks.filter((t) => t.desiredState === "running");
-    // Invariant: at most one task per slot is wanted running; extra ones (a lost race) go —
-    // except an older-version task beside the current version's: that is a start-first update,
-    // and the updater stops the old one once the new one is ready.
     current.sort((a, b) => b.createdAt - a.createdAt || (a.id < b.id ? -1 : 1));
-    const isUpdatePair = (extra: Task): boolean => updateOpen && current.length === 2 && isCurrentSpec(current[0]!, svc) && !isCurrentSpec(extra, svc);
-    for (const extra of current.slice(1)) if (!isUpdatePair(extra)) plan.update.push(shutdownTask(extra, now));
-    const head = current[0];
+    // A move pair's old task never heads its slot, even when both were created in the same ms.
+    const pair = findMovePair(current);
+    const ordered = pair ? [...current.filter((t) => t !== pair.from), pair.from] : current;
+    const head = ordered[0];
+    // Invariant: at most one task per slot is wanted running; extra ones (a lost race) go —
+    // except a move pair (the old task runs until its replacement is up), and an older-version
+    // task beside the current version's: that is a start-first update, and the updater stops the
+    // old one once the new one is ready (a move pair caught by an update holds two such tasks).
+    const isPairMember = (t: Task): boolean => t === pair?.from || t === pair?.to;
+    const isUpdatePair = (extra: Task): boolean =>
+      updateOpen && (current.length === 2 || isPairMember(extra)) && isCurrentSpec(head!, svc) && !isCurrentSpec(extra, svc);
+    for (const extra of ordered.slice(1)) if (!isPairMember(extra) && !isUpdatePair(extra)) plan.update.push(shutdownTask(extra, now));
     if (!wanted.has(key)) {
       if (head) plan.update.push(shutdownTask(head, now));
+      if (pair) for (const t of [pair.from, pair.to]) if (t !== head) plan.update.push(shutdownTask(t, now));
       continue;
     }
     wanted.delete(key);
@@ -63,11 +71,17 @@ export function planService(s: ServiceSnapshot, now: number): Plan {
       plan.create.push(newTask(svc, key, now, freshRestart()));
       continue;
     }
-    // Drain moves a replicated task off its node: a replacement is placed elsewhere (by the
-    // scheduler) as the drained one is stopped; it is Baton's doing, not a restart.
-    if (head.slot > 0 && head.nodeId && !isTerminal(head.status.state) && drained.has(head.nodeId)) {
+    if (pair && planMoveStep(pair, head, drained, now, plan.update)) continue;
+    const reason = pair ? undefined : moveReason(head, drained);
+    if (reason && !isStartFirstMove(reason, svc)) {
+      // Stop-first drain: the replacement is placed elsewhere (by the scheduler) as the drained
+      // task is stopped; it is Baton's doing, not a restart.
       plan.update.push(shutdownTask(head, now));
       plan.create.push(newTask(svc, key, now, { ...head.restart, streak: 0 }));
+      continue;
+    }
+    if (reason) {
+      plan.create.push(newTask(svc, key, now, { ...head.restart, streak: 0 }, { taskId: head.id, nodeId: head.nodeId!, reason }));
       continue;
     }
     if (!isTerminal(head.status.state) || head.restartBlocked) continue;
@@ -78,7 +92,10 @@ export function planService(s: ServiceSnapshot, now: number): Plan {
       requeue(d.dueAt - now);
     } else {
       plan.update.push({ ...head, desiredState: "shutdown" });
-      plan.create.push(newTask(svc, key, now, d.next));
+      // A move's replacement that ended before it was up is replaced as the same move: the old
+      // task keeps running until a replacement is up.
+      const stillMoving = pair?.to === head && !isTerminal(pair.from.status.state) ? head.moveOf : undefined;
+      plan.create.push(newTask(svc, key, now, d.next, stillMoving));
     }
   }
   for (const key of wanted) plan.create.push(newTask(svc, key, now, freshRestart()));
@@ -106,32 +123,6 @@ function groupBySlot(tasks: Task[]): Map<string, Task[]> {
     else m.set(k, [t]);
   }
   return m;
-}
-
-export function newTask(svc: Service, key: string, now: number, restart: RestartState): NewObject<"tasks"> {
-  const global = key.startsWith("node:");
-  return {
-    id: newId(),
-    serviceId: svc.id,
-    serviceName: svc.spec.name,
-    specVersion: svc.specVersion,
-    slot: global ? 0 : Number(key),
-    ...(global ? { nodeId: key.slice(5) } : {}),
-    desiredState: "running",
-    status: { state: "new", timestamp: now, message: "created" },
-    spec: svc.spec.task,
-    restart,
-  };
-}
-
-/**
- * Tasks no agent holds yet (new, pending) are ended here; the agent ends the others.
- */
-export function shutdownTask(t: Task, now: number, desired: "shutdown" | "remove" = "shutdown"): Task {
-  if (t.status.state === "new" || t.status.state === "pending") {
-    return { ...t, desiredState: desired, status: { ...t.status, state: "shutdown", timestamp: now, message: "shut down before it was assigned" } };
-  }
-  return { ...t, desiredState: desired };
 }
 
 function planRemoved(tasks: Task[]): Plan {

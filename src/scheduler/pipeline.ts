@@ -3,6 +3,7 @@ import { constraintFilter } from "./filters/constraint-filter.js";
 import { driverFilter } from "./filters/driver-filter.js";
 import { hostPortFilter } from "./filters/host-port-filter.js";
 import { maxReplicasFilter } from "./filters/max-replicas-filter.js";
+import { moveFilter } from "./filters/move-filter.js";
 import { narrowBySpread } from "./spread-preferences.js";
 import type { Filter, PlacementTask } from "./filters/filter.js";
 import { readyFilter } from "./filters/ready-filter.js";
@@ -15,7 +16,7 @@ import { GroupPlacement } from "./group-placement.js";
 import { addTask, type NodeView } from "./view.js";
 
 /** Cheap filters first: most nodes are rejected before constraints are parsed. */
-export const defaultFilters: Filter[] = [readyFilter, availabilityFilter, driverFilter, constraintFilter, resourceFilter, hostPortFilter, maxReplicasFilter];
+export const defaultFilters: Filter[] = [readyFilter, availabilityFilter, moveFilter, driverFilter, constraintFilter, resourceFilter, hostPortFilter, maxReplicasFilter];
 export const defaultScorers: Scorer[] = [spreadScorer, leastAllocatedScorer];
 
 export type Placement = { nodeId: string; scores: Record<string, number> } | { reason: string };

@@ -45,7 +45,9 @@ export function planPlacements(tasks: Task[], nodes: Parameters<typeof buildNode
   const candidates = [...views.values()].sort((a, b) => (a.node.id < b.node.id ? -1 : 1));
   const ordered = [...tasks].sort((a, b) => (a.serviceId < b.serviceId ? -1 : a.serviceId > b.serviceId ? 1 : a.slot - b.slot));
   const out: Decision[] = [];
-  const decide = (t: Task, p: Placement): number => out.push("nodeId" in p ? { taskId: t.id, version: t.version, nodeId: p.nodeId } : { taskId: t.id, version: t.version, reason: p.reason });
+  // A start-first move waits for its replacement: say that nothing is lost meanwhile.
+  const decide = (t: Task, p: Placement): number =>
+    out.push("nodeId" in p ? { taskId: t.id, version: t.version, nodeId: p.nodeId } : { taskId: t.id, version: t.version, reason: t.moveOf ? `${p.reason} (the task it replaces keeps running meanwhile)` : p.reason });
   for (let i = 0; i < ordered.length; ) {
     const t = ordered[i]!;
     if (t.nodeId) {
@@ -66,7 +68,7 @@ export function planPlacements(tasks: Task[], nodes: Parameters<typeof buildNode
 
 /** Alike for placement: filters and scorers see only the service and the spec. */
 const isAlike = (a: Task, b: Task): boolean =>
-  !a.nodeId && a.serviceId === b.serviceId && (a.spec === b.spec || isDeepStrictEqual(a.spec, b.spec));
+  !a.nodeId && a.serviceId === b.serviceId && a.moveOf?.nodeId === b.moveOf?.nodeId && (a.spec === b.spec || isDeepStrictEqual(a.spec, b.spec));
 
 /**
  * Moves tasks new → pending → assigned. Runs as one batch per turn of the event loop, so a

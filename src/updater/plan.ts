@@ -1,7 +1,7 @@
 import type { Service, Task, TrafficCounters, UpdateConfig, UpdateStatus } from "../model/objects.js";
 import { slotKey } from "../model/slots.js";
 import { isCurrentSpec } from "../model/service-status.js";
-import { newTask, shutdownTask } from "../orchestrator/plan.js";
+import { newTask, shutdownTask } from "../orchestrator/task-factory.js";
 import type { NewObject } from "../store/store.js";
 
 /** Everything the updater looks at: one service and its tasks. */

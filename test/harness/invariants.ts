@@ -16,6 +16,8 @@ export interface TaskLife {
   states: TaskState[];
   /** Set when it ended failed/complete/rejected while wanted running: it ended by itself. */
   endedByItself?: TaskState;
+  /** The revision at which it ended by itself. */
+  endedRevision?: number;
 }
 
 /** A task that holds its reservations on its node: placed, and not ended yet. */
@@ -99,7 +101,10 @@ export class EventRecorder {
           life.states.push(t.status.state);
           const wanted = this.desired.get(t.id) ?? "running";
           const own = t.status.state === "failed" || t.status.state === "complete" || t.status.state === "rejected";
-          if (own && wanted === "running" && t.desiredState === "running") life.endedByItself = t.status.state;
+          if (own && wanted === "running" && t.desiredState === "running") {
+            life.endedByItself = t.status.state;
+            life.endedRevision = e.revision;
+          }
         }
       }
       this.desired.set(t.id, t.desiredState);

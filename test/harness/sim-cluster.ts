@@ -16,6 +16,11 @@ export interface AgentBehaviour {
   startDelayMs?: number;
   /** From being told to stop to reporting shutdown (a stop grace period). @default 0 */
   stopDelayMs?: number;
+  /**
+   * From running to ready (and healthy) for a task the agent watches (service ports, health
+   * check, probes); an unwatched task is ready as it starts running, as the real agent says. @default 0
+   */
+  readyDelayMs?: number;
   resources?: Node["resources"];
   labels?: Record<string, string>;
 }
@@ -42,7 +47,7 @@ export class FakeAgent {
 
   constructor(
     readonly nodeId: string,
-    private readonly session: AgentSession,
+    private session: AgentSession,
     private readonly clock: FakeClock,
     readonly behaviour: AgentBehaviour,
   ) {}
@@ -67,6 +72,13 @@ export class FakeAgent {
     this.local.clear();
     this.scheduleHeartbeat();
     this.unsubscribe = this.session.assignments((c) => this.onChange(c));
+  }
+
+  /** The manager restarted: register with the new one and follow its assignments. */
+  async reconnect(session: AgentSession): Promise<void> {
+    this.lose();
+    this.session = session;
+    await this.join();
   }
 
   /** Stops heartbeats, assignments and reports; what it was doing is forgotten. */
@@ -145,12 +157,19 @@ export class FakeAgent {
     // Report every state after the one the manager has, one report each.
     const from = taskStates.indexOf(a.state);
     const steps = (["accepted", "starting", "running"] as const).filter((s) => taskStates.indexOf(s) > from);
+    const watched = !!(a.spec.targets?.length || a.spec.health || a.spec.probes);
     entry.cancel = this.after(this.behaviour.startDelayMs ?? 0, async () => {
       for (const s of steps) {
         if (this.local.get(a.taskId) !== entry) return;
-        await this.report(a.taskId, s, { message: s });
+        await this.report(a.taskId, s, { message: s, ...(s === "running" ? { ready: !watched, ...(a.spec.health ? { health: "starting" as const } : {}) } : {}) });
       }
-      if (this.local.get(a.taskId) === entry) entry.phase = "running";
+      if (this.local.get(a.taskId) !== entry) return;
+      entry.phase = "running";
+      if (watched && steps.includes("running")) {
+        entry.cancel = this.after(this.behaviour.readyDelayMs ?? 0, async () => {
+          if (this.local.get(a.taskId) === entry) await this.report(a.taskId, "running", { message: "ready", ready: true, ...(a.spec.health ? { health: "healthy" as const } : {}) });
+        });
+      }
     });
   }
 
@@ -173,7 +192,7 @@ export class FakeAgent {
   /** Report sequence numbers: increasing, like a real agent's. */
   private seq = 0;
 
-  private report(taskId: string, state: TaskState, extra: { message: string; exitCode?: number }): Promise<void> {
+  private report(taskId: string, state: TaskState, extra: { message: string; exitCode?: number; ready?: boolean; health?: "starting" | "healthy" }): Promise<void> {
     if (!this.alive) return Promise.resolve();
     return this.session.reportStatus([{ taskId, state, timestamp: this.clock.now(), seq: (this.seq = Math.max(this.seq + 1, this.clock.now() * 1000)), ...extra }]);
   }
@@ -192,7 +211,7 @@ export interface SimOptions {
 export class SimCluster {
   readonly clock = new FakeClock();
   readonly store: CachedStore;
-  readonly manager: Manager;
+  manager: Manager;
   readonly agents = new Map<string, FakeAgent>();
   readonly heartbeatPeriodMs: number;
   private serviceSeq = 0;
@@ -225,6 +244,18 @@ export class SimCluster {
     }
     await this.quiesce();
     return agent;
+  }
+
+  /**
+   * The manager process restarts: controllers and dispatcher stop, a new Manager starts on the
+   * same store (all state is there), and every live agent registers with it again.
+   */
+  async restartManager(): Promise<void> {
+    this.manager.stop();
+    this.manager = new Manager({ store: this.store, clock: this.clock, log: silentLogger(), heartbeatPeriodMs: this.heartbeatPeriodMs });
+    this.manager.start();
+    for (const a of this.agents.values()) if (a.isAlive) await a.reconnect(this.manager.dispatcher.localSession());
+    await this.quiesce();
   }
 
   /** The node's agent goes silent; time passes until the dispatcher marks it down. */

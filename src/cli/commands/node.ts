@@ -5,6 +5,8 @@ import { shortId } from "../../lib/ids.js";
 import { withClient } from "../context.js";
 import { printList } from "../output/table.js";
 import { collect, parseLabels } from "../parse.js";
+import type { RebalanceResult } from "../../api/rebalance.js";
+import { reportRebalance } from "./service-misc.js";
 
 const cap = (s: string): string => s.charAt(0).toUpperCase() + s.slice(1);
 
@@ -52,13 +54,19 @@ export function registerNodeCommands(node: Command): void {
     .addOption(new Option("--availability <availability>", "active, pause or drain").choices(["active", "pause", "drain"]))
     .option("--label-add <key=value>", "add or change a label (repeatable)", collect)
     .option("--label-rm <key>", "remove a label (repeatable)", collect)
-    .action(async (ref: string, opts: { availability?: string; labelAdd?: string[]; labelRm?: string[] }, cmd: Command) =>
+    .option("--rebalance", "then move replicated services' tasks toward an even spread (e.g. onto a node made active again)")
+    .option("-d, --detach", "with --rebalance: return at once instead of waiting for the moves")
+    .action(async (ref: string, opts: { availability?: string; labelAdd?: string[]; labelRm?: string[]; rebalance?: boolean; detach?: boolean }, cmd: Command) =>
       withClient(cmd, async (c) => {
         const cur = await c.call<Node>("GET", `/v1/nodes/${encodeURIComponent(ref)}`);
         const labels = { ...cur.labels, ...parseLabels(opts.labelAdd) };
         for (const k of opts.labelRm ?? []) delete labels[k];
-        const n = await c.call<Node>("POST", `/v1/nodes/${cur.id}/update`, { ...(opts.availability ? { availability: opts.availability } : {}), labels });
+        const n = await c.call<Node & { rebalanced?: RebalanceResult[] }>("POST", `/v1/nodes/${cur.id}/update`, { ...(opts.availability ? { availability: opts.availability } : {}), labels, ...(opts.rebalance ? { rebalance: true } : {}) });
         process.stdout.write(n.id + "\n");
+        if (!n.rebalanced) return;
+        const busy = n.rebalanced.filter((r) => r.moving > 0);
+        if (busy.length === 0) process.stdout.write("nothing to move: every replicated service is balanced\n");
+        for (const r of busy) await reportRebalance(c, r, opts.detach === true);
       }),
     );
 

@@ -10,6 +10,8 @@ import { currentState, desiredState, taskError } from "../output/state.js";
 import { waitConverged } from "../output/progress.js";
 import { BatonError } from "../../lib/errors.js";
 import { slotSortKey } from "../../model/slots.js";
+import type { RebalanceResult } from "../../api/rebalance.js";
+import type { ApiClient } from "../client.js";
 
 type ServiceWithStatus = Service & { status: ServiceStatus };
 
@@ -99,6 +101,20 @@ export function registerServiceCommands(service: Command): void {
     });
 
   service
+    .command("rebalance")
+    .description("Move a replicated service's tasks toward an even spread over the nodes that can take them; each new task is up before the old one stops")
+    .argument("<service...>")
+    .option("-d, --detach", "return at once instead of waiting for the moves to finish")
+    .action(async (refs: string[], opts: { detach?: boolean }, cmd: Command) =>
+      withClient(cmd, async (c) => {
+        for (const ref of refs) {
+          const r = await c.call<RebalanceResult>("POST", `/v1/services/${encodeURIComponent(ref)}/rebalance`);
+          await reportRebalance(c, r, opts.detach === true);
+        }
+      }),
+    );
+
+  service
     .command("rm")
     .alias("remove")
     .description("Remove services; their tasks are stopped gracefully")
@@ -133,6 +149,16 @@ export function registerServiceCommands(service: Command): void {
         }, ac.signal);
       }),
     );
+}
+
+/**
+ * Prints what a rebalance moves (one line per task, the expected target: the scheduler decides)
+ * and, unless detached, waits until the moves are done as `service scale` does.
+ */
+export async function reportRebalance(c: ApiClient, r: RebalanceResult, detach: boolean): Promise<void> {
+  process.stdout.write(r.moves.length ? `moving ${r.moves.length} task${r.moves.length === 1 ? "" : "s"} of ${r.name}:\n` : `${r.message}\n`);
+  for (const m of r.moves) process.stdout.write(`  ${m.task}  ${m.from.hostname} → ${m.to.hostname}\n`);
+  if (r.moving > 0 && !detach) await waitConverged(c, r.serviceId);
 }
 
 /** The update state, with progress while one runs: "updating 2/4", "paused", "completed". */

@@ -1,7 +1,8 @@
 import type { Task } from "../../model/objects.js";
 import type { NodeView } from "../view.js";
 
-export type PlacementTask = Pick<Task, "serviceId" | "spec">;
+/** What placement looks at; `moveOf` only on a move's replacement. */
+export type PlacementTask = Pick<Task, "serviceId" | "spec"> & Partial<Pick<Task, "moveOf">>;
 
 /** One reason a node cannot take a task. `check` returns undefined to pass, or the reason. */
 export interface Filter {
