@@ -32,6 +32,7 @@ import { buildWorkerApp } from "./cluster/worker-api.js";
 import { joinWithToken } from "./ca/join.js";
 import { createNodeKeyAndCsr, loadNodeCredentials, needsRenewal, renewAt, saveNodeCredentials, type NodeCredentials } from "./ca/node-cert.js";
 import { SessionServer } from "./session/server.js";
+import { TaskRecords } from "./agent/task-records.js";
 import { RemoteSession } from "./session/client.js";
 
 export interface UpOptions {
@@ -315,7 +316,7 @@ async function startWorker(opts: UpOptions, ctx: Context): Promise<RunningBaton>
   let stopping: Promise<number> | undefined;
   let leaving = false;
   // eslint-disable-next-line prefer-const -- assigned once the session it needs exists
-  let agent: Agent;
+  let agent: Agent | undefined;
   const session = new RemoteSession({
     managers: workerCfg.managers,
     credentials,
@@ -325,13 +326,23 @@ async function startWorker(opts: UpOptions, ctx: Context): Promise<RunningBaton>
       if (leaving) return;
       // Its tasks were replaced elsewhere when it was removed: running them on would be duplicates.
       log.error({ message }, "this node was removed from the cluster; stopping its tasks (`baton leave` forgets the cluster)");
-      void agent.stopAll();
+      if (agent) void agent.stopAll();
     },
   });
-  const parts = await startNodeParts(ctx, session, "worker", workerCfg.advertiseAddr, opts.dnsAddress);
+  let parts: Awaited<ReturnType<typeof startNodeParts>>;
+  try {
+    parts = await startNodeParts(ctx, session, "worker", workerCfg.advertiseAddr, opts.dnsAddress);
+  } catch (err) {
+    if (!(err instanceof BatonError) || err.code !== "FORBIDDEN") throw err;
+    // Removed while this baton was down: its tasks were replaced elsewhere, so they stop here.
+    const records = new TaskRecords(join(dataDir, "agent", "tasks")).loadAll();
+    new ProcessDriver(clock).killStrays(new Set(records.map((r) => r.taskId)));
+    throw new BatonError("FORBIDDEN", `${err.message}: its tasks were stopped; \`baton leave\` forgets the cluster, then join again`);
+  }
   const { mesh, meshSync, dns } = parts;
   agent = parts.agent;
-  session.serveLogs({ open: (taskId, o, onLines) => readLocalLog(agent.logs, clock, taskId, o, onLines) });
+  const nodeAgent = parts.agent;
+  session.serveLogs({ open: (taskId, o, onLines) => readLocalLog(nodeAgent.logs, clock, taskId, o, onLines) });
 
   const stopRenewal = scheduleRenewal(clock, () => credentials.certPem, async () => {
     const { keyPem, csrPem } = await createNodeKeyAndCsr(nodeId);
@@ -344,8 +355,8 @@ async function startWorker(opts: UpOptions, ctx: Context): Promise<RunningBaton>
   const stopWork = (stopTasks: boolean): Promise<number> =>
     (stopping ??= (async () => {
       stopRenewal();
-      const n = stopTasks ? await agent.stopAll() : agent.runningTaskIds().length;
-      agent.detach();
+      const n = stopTasks ? await nodeAgent.stopAll() : nodeAgent.runningTaskIds().length;
+      nodeAgent.detach();
       meshSync.stop();
       return n;
     })());

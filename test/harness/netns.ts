@@ -478,14 +478,16 @@ export class NetnsBaton extends BatonProcess {
   override async start(): Promise<void> {
     this.output = "";
     const args = [BIN, ...this.argv, "--data-dir", this.dataDir, "--log-level", this.opts.logLevel ?? "debug"];
-    const proc = this.net.spawn(this.host, process.execPath, args, { cwd: ROOT });
+    // Its own UTS namespace too, so each host has its own hostname (h1, h2, …) as real hosts do.
+    const proc = this.net.spawn(this.host, "unshare", ["--uts", "sh", "-c", `hostname ${this.host.name} && exec "$0" "$@"`, process.execPath, ...args], { cwd: ROOT });
     this.proc = proc;
     proc.stdout!.on("data", (d: Buffer) => (this.output += d.toString()));
     proc.stderr!.on("data", (d: Buffer) => (this.output += d.toString()));
     await waitFor(
       async () => {
         if (proc.exitCode !== null || proc.signalCode !== null) throw new Error(`baton ${this.argv.join(" ")} in ${this.host.ns} exited (${proc.exitCode ?? proc.signalCode}); output:\n${this.output.slice(-3000)}`);
-        return existsSync(this.socket) && (await this.cli("node", "ls", "-q")).code === 0;
+        // `info` answers on managers and workers alike.
+        return existsSync(this.socket) && (await this.cli("info")).code === 0;
       },
       this.opts.startTimeoutMs ?? 15_000,
       () => `baton ${this.argv.join(" ")} in ${this.host.ns} never answered; output:\n${this.output.slice(-3000)}`,

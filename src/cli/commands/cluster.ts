@@ -88,6 +88,18 @@ export function registerClusterCommands(program: Command): void {
       }),
     );
 
+  program
+    .command("info")
+    .description("What this Baton is: version, node, role, managers, data dir")
+    .option("--format <format>", "table or json")
+    .action(async (opts: { format?: string }, cmd: Command) =>
+      withClient(cmd, async (c) => {
+        const info = await c.call<Record<string, unknown>>("GET", "/v1/info");
+        if (opts.format === "json") return void process.stdout.write(JSON.stringify(info) + "\n");
+        for (const [k, v] of Object.entries(info)) process.stdout.write(`${k}: ${Array.isArray(v) ? v.join(", ") : String(v)}\n`);
+      }),
+    );
+
   const cert = program.command("cert").description("Client certificates for the remote CLI");
   cert
     .command("create")

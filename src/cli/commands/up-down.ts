@@ -38,7 +38,14 @@ export function registerUpDown(program: Command): void {
 export async function runInForeground(opts: Omit<UpOptions, "pretty">): Promise<void> {
   // The server (fastify, SQLite, the agent) loads only here, so other commands start fast.
   const { startUp } = await import("../../up.js");
-  const up = await startUp({ ...opts, pretty: process.stderr.isTTY === true });
+  let up: Awaited<ReturnType<typeof startUp>>;
+  try {
+    up = await startUp({ ...opts, pretty: process.stderr.isTTY === true });
+  } catch (err) {
+    // Listeners and timers a half-made start opened must not keep the process alive.
+    process.stderr.write(`Error: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(1);
+  }
   if (up.joinCommand) {
     process.stdout.write(`This node is now the manager of a Baton cluster (node ${up.nodeId}).\n\nTo add a worker, run on another host:\n\n    ${up.joinCommand}\n\nTo print it again: baton join-token worker\n`);
   }
