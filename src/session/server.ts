@@ -99,6 +99,11 @@ export class SessionServer {
     c.ws.close(CloseCode.removed, "node removed");
   }
 
+  /** Cuts every session (they reconnect by themselves): a manager handing over, or a test. */
+  disconnectAll(): void {
+    for (const c of this.wss.clients) c.terminate();
+  }
+
   /** Nodes with a live session. */
   connectedNodes(): string[] {
     return [...this.current.keys()];

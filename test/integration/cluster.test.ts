@@ -230,3 +230,44 @@ describe("multi-node: init, join, sessions over mTLS, node loss, drain, rebalanc
     assert.equal(helloProcesses(), 3);
   });
 });
+
+describe("from one host to a cluster: `baton init` on a `baton up` data dir keeps its services and running tasks", { skip: netnsSkipReason() }, () => {
+  let net: TestNetwork;
+  let b: NetnsBaton | undefined;
+  let w: NetnsBaton | undefined;
+  before(async () => {
+    net = await createTestNetwork({ hosts: 2 });
+  });
+  after(async () => {
+    await w?.destroy().catch(() => undefined);
+    await b?.destroy().catch(() => undefined);
+    net?.destroy();
+  });
+
+  test("the same tasks (same pids) run on after init, and a joined worker takes new replicas", async () => {
+    const [h1, h2] = [net.hosts[0]!, net.hosts[1]!];
+    const up = new NetnsBaton(net, h1, { argv: ["up"], logLevel: "info" });
+    b = up;
+    await up.start();
+    await up.cliOk("service", "create", "--name", "app", "--replicas", "2", "sleep", "3600");
+    const pids = (await up.tasks("app")).map((r) => r.Pid).sort();
+    await up.kill("SIGTERM");
+
+    const init = new NetnsBaton(net, h1, { argv: ["init", "--advertise-addr", h1.address], dataDir: up.dataDir, logLevel: "info" });
+    b = init;
+    await init.start();
+    assert.deepEqual((await init.tasks("app")).filter((r) => r.CurrentState === "running").map((r) => r.Pid).sort(), pids);
+    const token = (await init.cliOk("join-token", "worker", "-q")).trim();
+    w = new NetnsBaton(net, h2, { argv: ["join", "--token", token, `${h1.address}:4242`], logLevel: "info" });
+    await w.start();
+    await init.cliOk("service", "scale", "app=4");
+    const rows = (await init.cliOk("service", "ps", "app", "--format", "json")).trim().split("\n").map((l) => JSON.parse(l) as Row);
+    assert.deepEqual(rows.filter((r) => r.CurrentState === "running").map((r) => r.Node).sort(), ["h1", "h1", "h2", "h2"]);
+    // A later start resumes from the data dir: no flags needed.
+    await init.kill("SIGTERM");
+    const again = new NetnsBaton(net, h1, { argv: ["init"], dataDir: up.dataDir, logLevel: "info" });
+    b = again;
+    await again.start();
+    await waitFor(async () => (await again.cliOk("node", "ls")).match(/Ready/g)?.length === 2, 10_000, "both nodes Ready after the manager restarted");
+  });
+});
