@@ -17,7 +17,9 @@ export function stats(xs) {
   if (!v.length) return { n: 0 };
   const mid = v.length >> 1;
   const median = v.length % 2 ? v[mid] : (v[mid - 1] + v[mid]) / 2;
-  return { n: v.length, min: round(v[0]), median: round(median), max: round(v[v.length - 1]), samples: xs.filter((x) => typeof x === 'number').map(round) };
+  // p90: nearest rank (with 5 samples that is the 5th, the max; with 10 the 9th).
+  const p90 = v[Math.min(v.length, Math.ceil(0.9 * v.length)) - 1];
+  return { n: v.length, min: round(v[0]), median: round(median), p90: round(p90), max: round(v[v.length - 1]), samples: xs.filter((x) => typeof x === 'number').map(round) };
 }
 
 export const loadavg = () => os.loadavg().map((x) => Math.round(x * 100) / 100);
