@@ -48,6 +48,8 @@ export interface UpOptions {
   init?: { advertiseAddr?: string; listenAddr?: string; heartbeatPeriodMs?: number; heartbeatGraceMs?: number };
   /** `baton join`: become a worker of the cluster of `manager` (host:port) with a join token. */
   join?: { token: string; manager: string; advertiseAddr?: string };
+  /** `baton join` without a token: resume as the worker this data dir already is (never anything else). */
+  resumeWorker?: boolean;
 }
 
 export interface RunningBaton {
@@ -87,6 +89,8 @@ export async function startUp(opts: UpOptions): Promise<RunningBaton> {
       if (!cfg && existsSync(join(dataDir, "store.db")))
         throw new BatonError("BAD_REQUEST", `${dataDir} holds a single-host Baton's store: \`baton join\` needs a fresh --data-dir (or run \`baton init\` here to make this host the first manager)`);
     }
+    if (opts.resumeWorker && !opts.join && cfg?.role !== "worker")
+      throw new BatonError("BAD_REQUEST", `${dataDir} is not a worker of a cluster: a first join needs --token and the manager's address`);
     if (opts.init && cfg?.role === "worker") throw new BatonError("BAD_REQUEST", `${dataDir} belongs to a worker of a cluster: \`baton leave\` first, or use another --data-dir`);
     if (opts.join || cfg?.role === "worker") return await startWorker(opts, { dataDir, clock, log, lock, cfg });
     return await startManager(opts, { dataDir, clock, log, lock, cfg });
@@ -334,10 +338,12 @@ async function startWorker(opts: UpOptions, ctx: Context): Promise<RunningBaton>
     parts = await startNodeParts(ctx, session, "worker", workerCfg.advertiseAddr, opts.dnsAddress);
   } catch (err) {
     if (!(err instanceof BatonError) || err.code !== "FORBIDDEN") throw err;
-    // Removed while this baton was down: its tasks were replaced elsewhere, so they stop here.
+    // Removed while this baton was down: its tasks were replaced elsewhere, so they stop here,
+    // and the node forgets the cluster so that a `baton join --token …` can start over.
     const records = new TaskRecords(join(dataDir, "agent", "tasks")).loadAll();
     new ProcessDriver(clock).killStrays(new Set(records.map((r) => r.taskId)));
-    throw new BatonError("FORBIDDEN", `${err.message}: its tasks were stopped; \`baton leave\` forgets the cluster, then join again`);
+    forgetCluster(dataDir);
+    throw new BatonError("FORBIDDEN", `${err.message}: its tasks were stopped and its cluster credentials forgotten; join again with \`baton join --token TOKEN MANAGER\``);
   }
   const { mesh, meshSync, dns } = parts;
   agent = parts.agent;
@@ -377,8 +383,7 @@ async function startWorker(opts: UpOptions, ctx: Context): Promise<RunningBaton>
         leaving = true;
         const stoppedTasks = await stopWork(true);
         await session.leave();
-        // The node forgets the cluster: a later `baton join` starts over with a new identity.
-        for (const p of [certsDir(dataDir), join(dataDir, "cluster.json"), join(dataDir, "agent", "node-id")]) rmSync(p, { recursive: true, force: true });
+        forgetCluster(dataDir);
         return { stoppedTasks };
       },
       exit,
@@ -393,6 +398,11 @@ async function startWorker(opts: UpOptions, ctx: Context): Promise<RunningBaton>
     return n;
   };
   return { socketPath, role: "worker", nodeId, detach, done };
+}
+
+/** A worker forgets its cluster: a later `baton join` starts over with a new identity. */
+function forgetCluster(dataDir: string): void {
+  for (const p of [certsDir(dataDir), join(dataDir, "cluster.json"), join(dataDir, "agent", "node-id")]) rmSync(p, { recursive: true, force: true });
 }
 
 /** Renews a certificate once a third of its life is left (checked hourly, and retried until it works). */

@@ -76,6 +76,15 @@ export const clusterRoutes: FastifyPluginAsync<{ deps: ApiDeps }> = async (app, 
     (req) => requireCluster(deps).issueClientCertificate(req.body.csrPem),
   );
 
+  app.post("/leave", { schema: { tags: ["cluster"], summary: "Only workers leave; on a manager this is refused" } }, () => {
+    throw new BatonError(
+      "BAD_REQUEST",
+      deps.cluster
+        ? "this node is the cluster's manager and cannot leave it: `baton down` stops it (managers join and leave with the HA issue's promote/demote)"
+        : "this node is not part of a cluster: there is nothing to leave (`baton down` stops it)",
+    );
+  });
+
   // Joining: no certificate yet. The CA is shown to anyone (the joining node checks it against
   // its token before it sends the secret); a certificate is issued only for a valid token.
   app.get("/join/ca", { schema: { tags: ["join"], summary: "The cluster CA certificate (PEM), for a joining node to check against its token" } }, (_req, reply) =>

@@ -4,7 +4,7 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BIN, HELLO, ROOT, waitFor } from "../harness/baton.js";
@@ -228,6 +228,11 @@ describe("multi-node: init, join, sessions over mTLS, node loss, drain, rebalanc
     await assert.rejects(w3.start(), /removed from the cluster/);
     assert.ok(!(await nodes()).some((n) => n.Hostname === "h3"));
     assert.equal(helloProcesses(), 3);
+    // It forgot the cluster: a later `baton join` without a token does not quietly become something else.
+    assert.equal(existsSync(join(w3.dataDir, "cluster.json")), false);
+    const resume = await net.exec(h3, process.execPath, [BIN, "join", "--data-dir", w3.dataDir, "--dns-addr", "127.0.0.1:0"], { timeoutMs: 20_000, cwd: ROOT });
+    assert.notEqual(resume.code, 0);
+    assert.match(resume.stderr, /not a worker of a cluster: a first join needs --token/);
   });
 });
 

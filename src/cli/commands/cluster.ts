@@ -54,7 +54,7 @@ export function registerClusterCommands(program: Command): void {
       if ((opts.token === undefined) !== (manager === undefined)) throw new InvalidArgumentError("a first join needs both --token and the manager's address (a later start needs neither)");
       return runInForeground({
         dataDir: opts.dataDir ?? defaultDataDir(),
-        ...(opts.token && manager ? { join: { token: opts.token, manager, ...(opts.advertiseAddr ? { advertiseAddr: opts.advertiseAddr } : {}) } } : {}),
+        ...(opts.token && manager ? { join: { token: opts.token, manager, ...(opts.advertiseAddr ? { advertiseAddr: opts.advertiseAddr } : {}) } } : { resumeWorker: true }),
         ...(opts.logLevel ? { logLevel: opts.logLevel } : {}),
         ...(opts.dnsAddr ? { dnsAddress: opts.dnsAddr } : {}),
       });
