@@ -9,6 +9,7 @@ import type { Logger } from "../lib/log.js";
 import type { Dispatcher } from "../dispatcher/dispatcher.js";
 import type { NodeDescription } from "../dispatcher/protocol.js";
 import { verifyPeer, type PeerIdentity, type PeerVerifierDeps } from "../ca/verify.js";
+import { validDescription, validUpdates } from "./validate.js";
 import { CloseCode, SESSION_PATH, parseMessage, type AgentMessage, type ManagerMessage } from "./wire.js";
 
 /** A session that has not registered within this time is closed. */
@@ -179,8 +180,8 @@ export class SessionServer {
 
   private async register(conn: Conn, desc: NodeDescription, remote: string | undefined): Promise<void> {
     const { peer } = conn;
-    if (!desc || typeof desc !== "object" || desc.nodeId !== peer.nodeId)
-      throw new BatonError("FORBIDDEN", `node ${peer.nodeId} cannot register as ${String(desc?.nodeId)}`);
+    if (!validDescription(desc)) throw new BatonError("BAD_REQUEST", `node ${peer.nodeId} sent a malformed description`);
+    if (desc.nodeId !== peer.nodeId) throw new BatonError("FORBIDDEN", `node ${peer.nodeId} cannot register as ${String(desc.nodeId)}`);
     const prev = this.current.get(peer.nodeId);
     conn.sessionId = randomUUID();
     this.current.set(peer.nodeId, conn);
@@ -206,7 +207,7 @@ export class SessionServer {
         else if (m.stream === "endpoints") conn.unsubs.push(d.subscribeEndpoints((change) => this.send(conn, { type: "endpoints", change })));
         return;
       case "status":
-        d.reportStatus(Array.isArray(m.updates) ? m.updates : [], nodeId).then(
+        d.reportStatus(validUpdates(m.updates), nodeId).then(
           () => this.send(conn, { type: "ack", id: m.id }),
           (err: unknown) => {
             const e = err instanceof BatonError ? err : new BatonError("INTERNAL", "status write failed");
@@ -216,7 +217,7 @@ export class SessionServer {
         return;
       case "logs": {
         const r = this.logRequests.get(m.id);
-        if (r?.conn === conn && Array.isArray(m.lines)) r.onLines(m.lines);
+        if (r?.conn === conn && Array.isArray(m.lines)) r.onLines(m.lines.map(String));
         return;
       }
       case "logs-end": {

@@ -151,3 +151,28 @@ test("a removed node is refused at the handshake and told not to come back; a cl
   const user = await creds("client-alice", "client");
   await assert.rejects(rawSession(user), /Unexpected server response: 403/);
 });
+
+test("malformed descriptions and status updates from a node are refused or dropped, never stored", async () => {
+  const svc = aService({ name: "s6" });
+  const mine = aTask(svc, { nodeId: "w6", state: "assigned" });
+  await store.update((tx) => {
+    tx.create("services", svc);
+    tx.create("tasks", mine);
+  });
+  const c = await creds("w6", "worker");
+  const bad = await rawSession(c);
+  bad.send({ type: "register", desc: { ...desc("w6"), hostname: { evil: true } } });
+  await waitFor(() => bad.closedWith() === CloseCode.protocol, 3000, "malformed register closed");
+  assert.equal(store.view((tx) => tx.get("nodes", "w6")), undefined);
+
+  const s = await rawSession(c);
+  s.send({ type: "register", desc: desc("w6") });
+  await waitFor(() => s.got.some((m) => m.type === "registered"), 3000, "registered");
+  s.send({ type: "status", id: 7, updates: [{ taskId: mine.id, state: "accepted", message: { x: 1 }, seq: 1 }, { taskId: mine.id, state: "bogus", seq: 2 }, "junk"] });
+  await waitFor(() => s.got.some((m) => m.type === "ack" && m.id === 7), 3000, "ack");
+  assert.equal(store.view((tx) => tx.get("tasks", mine.id))?.status.state, "assigned");
+  s.send({ type: "status", id: 8, updates: [{ taskId: mine.id, state: "accepted", message: "ok", seq: 3 }] });
+  await waitFor(() => s.got.some((m) => m.type === "ack" && m.id === 8), 3000, "ack");
+  assert.equal(store.view((tx) => tx.get("tasks", mine.id))?.status.state, "accepted");
+  s.ws.close();
+});
