@@ -161,6 +161,10 @@ async function startManager(opts: UpOptions, ctx: Context): Promise<RunningBaton
       ...(opts.init.heartbeatGraceMs ?? cfg?.heartbeatGraceMs ? { heartbeatGraceMs: opts.init.heartbeatGraceMs ?? cfg?.heartbeatGraceMs } : {}),
     };
   }
+  const period = cfg?.heartbeatPeriodMs ?? 500;
+  const grace = cfg?.heartbeatGraceMs ?? period * 3;
+  if (grace < 2 * period)
+    throw new BatonError("VALIDATION_FAILED", `--heartbeat-grace (${grace} ms) must be at least two heartbeat periods (${2 * period} ms), or nodes flap down and up`, [{ path: ["--heartbeat-grace"], problem: "shorter than two periods" }]);
   const store = openSqliteStore(join(dataDir, "store.db"), { clock });
   const manager = new Manager({
     store,
