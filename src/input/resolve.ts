@@ -1,6 +1,6 @@
 import { parseDuration, durationProblem } from "../lib/duration.js";
 import { validationError, type FieldProblem } from "../lib/errors.js";
-import type { HealthConfig, RestartPolicy, ServiceSpec, UpdateConfig } from "../model/objects.js";
+import type { DriverName, HealthConfig, RestartPolicy, ServiceSpec, UpdateConfig } from "../model/objects.js";
 import type { ServiceSpecInput } from "./schemas.js";
 import { parseConstraint } from "../model/constraints.js";
 import { parseBytes } from "./bytes.js";
@@ -78,7 +78,8 @@ export function resolveServiceSpec(input: ServiceSpecInput): ServiceSpec {
     return ms;
   };
 
-  if (!input.command[0]) problems.push({ path: ["command", 0], problem: "the command must not be empty" });
+  const driver = resolveDriver(input, problems);
+  if (driver === "process" && !input.command[0]) problems.push({ path: ["command", 0], problem: "the command must not be empty" });
   if (input.mode === "global" && input.replicas !== undefined) {
     problems.push({ path: ["replicas"], problem: "replicas can only be set for replicated services" });
   }
@@ -200,7 +201,10 @@ export function resolveServiceSpec(input: ServiceSpecInput): ServiceSpec {
     update,
     rollback,
     task: {
-      driver: "process",
+      driver,
+      ...(driver === "docker" ? { image: withDefaultTag(input.image!) } : {}),
+      ...(input.entrypoint ? { entrypoint: input.entrypoint } : {}),
+      ...(input.user ? { user: input.user } : {}),
       command: input.command,
       env,
       ...(input.workdir ? { workdir: input.workdir } : {}),
@@ -224,4 +228,33 @@ export function resolveServiceSpec(input: ServiceSpecInput): ServiceSpec {
       logMaxBytes,
     },
   };
+}
+
+/**
+ * docker's reference grammar, loosely: [registry[:port]/]path[:tag][@digest], lower-case path
+ * components. Enough to refuse what the engine would refuse, with the field named.
+ */
+const IMAGE_PATTERN = /^(?:[a-zA-Z0-9.-]+(?::\d+)?\/)?[a-z0-9]+(?:[._-]+[a-z0-9]+)*(?:\/[a-z0-9]+(?:[._-]+[a-z0-9]+)*)*(?::[\w][\w.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$/;
+
+/**
+ * The driver: `driver` when given, else docker when there is an image, else process (the
+ * CLI's guess from a bare argument is made on the client: docs/docker.md). The image, entrypoint
+ * and user belong to docker only.
+ */
+function resolveDriver(input: ServiceSpecInput, problems: FieldProblem[]): DriverName {
+  const driver: DriverName = input.driver ?? (input.image !== undefined ? "docker" : "process");
+  if (driver === "docker") {
+    if (input.image === undefined) problems.push({ path: ["image"], problem: "the docker driver needs an image" });
+    else if (!IMAGE_PATTERN.test(input.image)) problems.push({ path: ["image"], problem: `"${input.image.slice(0, 80)}" is not an image reference (e.g. nginx:alpine, registry:5000/team/app:1.2)` });
+  } else {
+    for (const f of ["image", "entrypoint", "user"] as const) if (input[f] !== undefined) problems.push({ path: [f], problem: "only the docker driver takes this field (use driver docker)" });
+  }
+  return driver;
+}
+
+/** `name` means `name:latest`, as for docker; a digest pins it as it is. */
+export function withDefaultTag(image: string): string {
+  if (image.includes("@")) return image;
+  const lastPart = image.slice(image.lastIndexOf("/") + 1);
+  return lastPart.includes(":") ? image : `${image}:latest`;
 }

@@ -83,9 +83,19 @@ export interface Resources {
   memoryBytes?: number;
 }
 
+/** Where a task runs: a host process, or a container on the node's Docker Engine (docs/docker.md). */
+export type DriverName = "process" | "docker";
+
 /** What a task runs; copied from the service onto each task so the agent needs nothing else. */
 export interface TaskSpec {
-  driver: "process";
+  driver: DriverName;
+  /** docker: the image (the command, when given, replaces its CMD). */
+  image?: string;
+  /** docker: replaces the image's ENTRYPOINT. */
+  entrypoint?: string[];
+  /** docker: user[:group] inside the container. */
+  user?: string;
+  /** process: the executable and its arguments. docker: the container's command (empty: the image's CMD). */
   command: string[];
   env: Record<string, string>;
   workdir?: string;

@@ -7,6 +7,7 @@ import { collect, parseInteger, parseLabels, parseNumber, readEnvFile, resolveEn
 import { waitConverged } from "../output/progress.js";
 import { addUpdateConfigFlags, updateConfigFrom } from "./service-update.js";
 import { addProbeFlags, probesFrom } from "./probe-flags.js";
+import { chooseDriver, isExecutableIn } from "../driver-rule.js";
 
 interface CreateOpts {
   name?: string;
@@ -41,6 +42,10 @@ interface CreateOpts {
   waitForBackend?: string;
   detach?: boolean;
   quiet?: boolean;
+  driver?: "process" | "docker";
+  image?: string;
+  entrypoint?: string;
+  user?: string;
   [probeFlag: string]: unknown;
 }
 
@@ -48,9 +53,13 @@ interface CreateOpts {
 export function registerServiceCreate(service: Command): void {
   const create = service
     .command("create")
-    .description("Create a service that runs COMMAND [ARG...] as replicated tasks")
-    .argument("<command>", "executable to run (relative paths resolve against --workdir, default: the current directory)")
+    .description("Create a service that runs COMMAND [ARG...] (a process) or IMAGE [ARG...] (a container) as replicated tasks")
+    .argument("[command]", "executable to run (relative paths resolve against --workdir, default: the current directory), or an image reference (docs/docker.md)")
     .argument("[args...]", "its arguments")
+    .addOption(new Option("--driver <driver>", "process or docker (default: docker for --image or an IMAGE argument, see docs/docker.md)").choices(["process", "docker"]))
+    .option("--image <image>", "docker: run this image; every argument is the container's command")
+    .option("--entrypoint <command>", "docker: replace the image's ENTRYPOINT (split on spaces)")
+    .option("-u, --user <user[:group]>", "docker: user inside the container")
     .passThroughOptions()
     .option("--name <name>", "service name")
     .option("--replicas <n>", "number of tasks (replicated mode)", parseInteger)
@@ -86,15 +95,22 @@ export function registerServiceCreate(service: Command): void {
     .option("-q, --quiet", "print only the service id");
   addProbeFlags(create);
   addUpdateConfigFlags(create);
-  create.action(async (command: string, args: string[], opts: CreateOpts, cmd: Command) => {
+  create.action(async (command: string | undefined, args: string[], opts: CreateOpts, cmd: Command) => {
+      const workdir = opts.workdir ?? process.cwd();
+      const choice = chooseDriver({ args: command === undefined ? [] : [command, ...args], ...(opts.driver ? { driver: opts.driver } : {}), ...(opts.image !== undefined ? { image: opts.image } : {}), isExecutable: (n) => isExecutableIn(n, workdir) });
+      if (choice.driver === "process" && choice.command.length === 0) cmd.error("error: missing required argument 'command' (or IMAGE with --driver docker, or --image)");
       const env = resolveEnv([...(opts.envFile ?? []).flatMap(readEnvFile), ...(opts.env ?? [])]);
       const restartPolicy = given(opts, { condition: "restartCondition", delay: "restartDelay", maxAttempts: "restartMaxAttempts", window: "restartWindow" });
       const health = given(opts, { cmd: "healthCmd", http: "healthHttp", tcp: "healthTcp", interval: "healthInterval", timeout: "healthTimeout", retries: "healthRetries", startPeriod: "healthStartPeriod" });
       // Sent as given; the API validates every field and answers with all problems at once.
       const body = {
-        name: opts.name ?? defaultName(command),
-        command: [command, ...args],
-        workdir: opts.workdir ?? process.cwd(),
+        name: opts.name ?? defaultName(choice.driver === "docker" ? imageName(choice.image) : choice.command[0]!),
+        driver: choice.driver,
+        command: choice.command,
+        // A process runs where the CLI is by default; a container in its image's WORKDIR.
+        ...(choice.driver === "docker" ? { image: choice.image, ...(opts.workdir ? { workdir: opts.workdir } : {}) } : { workdir }),
+        ...(opts.entrypoint !== undefined ? { entrypoint: opts.entrypoint.split(" ").filter(Boolean) } : {}),
+        ...(opts.user ? { user: opts.user } : {}),
         ...(opts.mode ? { mode: opts.mode } : {}),
         ...(opts.replicas !== undefined ? { replicas: opts.replicas } : {}),
         ...(env.length ? { env } : {}),
@@ -130,6 +146,11 @@ function given(opts: CreateOpts, names: Record<string, keyof CreateOpts>): Recor
   const out: Record<string, unknown> = {};
   for (const [field, option] of Object.entries(names)) if (opts[option] !== undefined) out[field] = opts[option];
   return out;
+}
+
+/** `registry:5000/team/app:1.2@sha256:…` → `app`. */
+function imageName(image: string): string {
+  return image.replace(/@.*$/, "").split("/").pop()!.replace(/:.*$/, "");
 }
 
 /** Like docker's random names, but predictable: the command's base name. */
