@@ -29,7 +29,10 @@ const REPORT_RETRY_MS = 500;
 
 export interface AgentDeps {
   session: AgentSession;
+  /** The driver of tasks that name no other: process. */
   driver: Driver;
+  /** Every driver this node may offer, by name (docker is offered only when its engine answers). @default only `driver` */
+  drivers?: ReadonlyMap<string, Driver>;
   clock: Clock;
   log: Logger;
   dataDir: string;
@@ -69,14 +72,18 @@ export class Agent {
   private unsubscribe: () => void = () => undefined;
   private readonly knownTasks = new Map<string, Assignment>();
   private readonly startLimit = pLimit(START_CONCURRENCY);
+  private readonly drivers: ReadonlyMap<string, Driver>;
 
   constructor(private readonly deps: AgentDeps) {
     mkdirSync(deps.dataDir, { recursive: true });
     this.nodeId = loadNodeId(deps.dataDir);
+    this.drivers = new Map([[deps.driver.name, deps.driver], ...(deps.drivers ?? [])]);
     this.logs = new LogFiles(join(deps.dataDir, "logs"));
     this.records = deps.records ?? new TaskRecords(join(deps.dataDir, "tasks"));
     this.executorDeps = {
       driver: deps.driver,
+      drivers: this.drivers,
+      nodeId: this.nodeId,
       clock: deps.clock,
       log: deps.log,
       ports: new PortAllocator(),
@@ -90,19 +97,17 @@ export class Agent {
   }
 
   async start(): Promise<void> {
-    const { session, driver, log } = this.deps;
+    const { session, log } = this.deps;
     const records = this.records.loadAll();
-    // A start the agent never saw through may have left a process: find it by its task id.
-    const unfinished = new Set(records.filter((r) => !r.handle).map((r) => r.taskId));
-    const strays = driver.killStrays(unfinished);
-    if (strays.length) log.warn({ pids: strays }, "stopped processes of starts interrupted by an agent crash");
+    const offered = await this.availableDrivers();
+    await this.removeStrays(records, offered);
     for (const r of records) this.adoptable.set(r.taskId, r);
     const { heartbeatPeriodMs } = await session.register({
       nodeId: this.nodeId,
       hostname: hostname(),
       role: this.deps.role ?? "manager",
       resources: { cpus: cpus().length, memoryBytes: totalmem() },
-      drivers: [driver.name],
+      drivers: offered.map((d) => d.name),
       platform: { os: platform(), arch: arch() },
       agentVersion: BATON_VERSION,
       ...(this.deps.address ? { address: this.deps.address } : {}),
@@ -112,6 +117,37 @@ export class Agent {
     this.rotateLogs();
     this.reportTraffic();
     log.info({ nodeId: this.nodeId, adopted: this.runners.size }, "agent started");
+  }
+
+  /** The drivers that answer now (docker: its engine answers a ping); the node advertises these. */
+  private async availableDrivers(): Promise<Driver[]> {
+    const answers = await Promise.all([...this.drivers.values()].map(async (d) => ((await d.isAvailable?.().catch(() => false)) ?? true ? d : undefined)));
+    const offered = answers.filter((d): d is Driver => d !== undefined);
+    const missing = [...this.drivers.keys()].filter((n) => !offered.some((d) => d.name === n));
+    if (missing.length) this.deps.log.info({ drivers: missing }, "drivers not offered: not available on this node");
+    return offered;
+  }
+
+  /**
+   * Whatever a crash left behind. A start the agent never saw through may have left a process
+   * (found by its task id) or a container. A container of this node that no record holds by its
+   * id is a stray too (its record is gone, or it was never Baton's to keep): it is removed.
+   */
+  private async removeStrays(records: TaskRecord[], drivers: Driver[]): Promise<void> {
+    const { log } = this.deps;
+    const unfinished = new Set(records.filter((r) => !r.handle).map((r) => r.taskId));
+    for (const d of drivers) {
+      if (d.killStrays) {
+        const pids = d.killStrays(unfinished);
+        if (pids.length) log.warn({ pids }, "stopped processes of starts interrupted by an agent crash");
+      }
+      if (d.listOwned && d.remove) {
+        const kept = new Set(records.flatMap((r) => (r.handle?.containerId ? [r.handle.containerId] : [])));
+        const strays = (await d.listOwned(this.nodeId).catch((err: unknown) => (log.warn({ err, driver: d.name }, "cannot list the driver's tasks"), []))).filter((o) => !kept.has(o.handle.containerId ?? ""));
+        await Promise.all(strays.map((o) => d.remove!(o.handle).catch((err: unknown) => log.warn({ err, taskId: o.taskId }, "cannot remove a stray task"))));
+        if (strays.length) log.warn({ driver: d.name, tasks: strays.map((o) => o.taskId) }, "removed tasks this node no longer knows");
+      }
+    }
   }
 
   /** Leaves every task running (an upgrade or restart of Baton restarts no workload). */

@@ -3,14 +3,20 @@ import type { Logger } from "../lib/log.js";
 import type { Assignment, TaskStatusUpdate } from "../dispatcher/protocol.js";
 import { canTransition, isTerminal, type TaskState } from "../model/task-state.js";
 import type { TrafficCounters } from "../model/objects.js";
-import { describeExit, StartError, type Driver, type ExitStatus, type TaskHandle } from "./drivers/driver.js";
+import { describeExit, StartError, type Driver, type ExitStatus, type StartRequest, type TaskHandle } from "./drivers/driver.js";
+import { NODE_LABEL, SERVICE_LABEL, TASK_LABEL } from "./drivers/labels.js";
 import type { LogFiles } from "./logs/log-files.js";
 import type { PortAllocator } from "./ports.js";
 import { TaskProbes } from "./probes/task-probes.js";
 import type { TaskRecord, TaskRecordStore } from "./task-records.js";
 
 export interface ExecutorDeps {
+  /** The driver of tasks that name no other (process). */
   driver: Driver;
+  /** Every driver of this node by name (the default one included). @default only `driver` */
+  drivers?: ReadonlyMap<string, Driver>;
+  /** This node's id: docker labels its containers with it. */
+  nodeId?: string;
   clock: Clock;
   log: Logger;
   ports: PortAllocator;
@@ -66,6 +72,32 @@ function taskEnv(a: Assignment, port: number | undefined, ports: Record<string, 
 }
 
 /**
+ * A container's environment: no host variables (the image has its own PATH, HOME…), and its
+ * ports are the container's own: $PORT is the first service target, $PORT_<target> each one.
+ */
+function containerEnv(a: Assignment, nodeName: string, discovery: Record<string, string> = {}): Record<string, string> {
+  const targets = a.spec.targets ?? [];
+  return {
+    ...discovery,
+    ...a.spec.env,
+    ...Object.fromEntries(targets.map((t) => [`PORT_${t}`, String(t)])),
+    ...(targets.length ? { PORT: String(targets[0]) } : {}),
+    BATON_TASK_ID: a.taskId,
+    BATON_TASK_SLOT: String(a.slot),
+    BATON_SERVICE_NAME: a.serviceName,
+    BATON_NODE_NAME: nodeName,
+  };
+}
+
+/**
+ * TaskSpec.limits comes with the limits change (another branch); read through this accessor so
+ * this compiles before and after it lands.
+ */
+function limitsOf(spec: Assignment["spec"]): { cpus?: number; memoryBytes?: number } | undefined {
+  return (spec as { limits?: { cpus?: number; memoryBytes?: number } }).limits;
+}
+
+/**
  * Drives one task on this node through accepted → preparing → starting → running → an end
  * state, toward its desired state. Only this class ends a task it runs.
  */
@@ -85,6 +117,8 @@ export class TaskRunner {
   private failure = "";
   private readonly exited: Promise<void>;
   private resolveExited!: () => void;
+  /** The driver that runs this task (set when it starts or is adopted). */
+  private driver: Driver;
 
   constructor(
     private assignment: Assignment,
@@ -92,6 +126,11 @@ export class TaskRunner {
   ) {
     this.exited = new Promise((r) => (this.resolveExited = r));
     this.observed = isTerminal(assignment.state) ? "assigned" : assignment.state;
+    this.driver = deps.driver;
+  }
+
+  private driverNamed(name: string): Driver | undefined {
+    return this.deps.drivers?.get(name) ?? (name === this.deps.driver.name ? this.deps.driver : undefined);
   }
 
   get taskId(): string {
@@ -130,17 +169,45 @@ export class TaskRunner {
     try {
       this.transition("accepted", "accepted");
       this.transition("preparing", "preparing");
-      await this.allocatePorts();
+      const driver = this.driverNamed(a.spec.driver);
+      if (!driver) throw new StartError(`no ${a.spec.driver} driver on this node`);
+      this.driver = driver;
+      const isContainer = a.spec.driver === "docker";
+      await this.allocatePorts(isContainer);
+      if (phase.stopReason) return this.end("shutdown", "shut down before it started", {});
+      const env = isContainer ? containerEnv(a, deps.nodeName, deps.discoveryEnv?.()) : taskEnv(a, this.port, this.ports, deps.nodeName, deps.discoveryEnv?.());
+      const limits = limitsOf(a.spec);
+      const req: StartRequest = {
+        taskId: a.taskId,
+        command: a.spec.command,
+        env,
+        ...(a.spec.workdir ? { workdir: a.spec.workdir } : {}),
+        logPath,
+        statePrefix,
+        ...(isContainer
+          ? {
+              image: a.spec.image!,
+              ...(a.spec.entrypoint ? { entrypoint: a.spec.entrypoint } : {}),
+              ...(a.spec.user ? { user: a.spec.user } : {}),
+              name: `${a.serviceName}.${a.slot > 0 ? a.slot : deps.nodeId ?? "0"}.${a.taskId}`,
+              labels: { [TASK_LABEL]: a.taskId, [SERVICE_LABEL]: a.serviceName, ...(deps.nodeId ? { [NODE_LABEL]: deps.nodeId } : {}) },
+              ports: this.ports,
+              ...(a.spec.udpOnly ? { udp: true } : {}),
+              ...(limits ? { limits } : {}),
+            }
+          : {}),
+      };
+      // docker: the image is found or pulled here; a missing one rejects the task.
+      await driver.prepare?.(req);
       if (phase.stopReason) return this.end("shutdown", "shut down before it started", {});
       this.transition("starting", "starting");
-      const env = taskEnv(a, this.port, this.ports, deps.nodeName, deps.discoveryEnv?.());
       const portFields = { ...(this.port !== undefined ? { port: this.port } : {}), ports: this.ports };
       // Durable before the spawn: after a crash from here on, the process is found and stopped.
       await deps.records.save({ taskId: a.taskId, ...portFields, logPath, statePrefix });
       recorded = true;
       // Stopped while the record was being written: nothing was spawned yet.
       if (phase.stopReason) return this.end("shutdown", "shut down before it started", {});
-      const handle = await deps.driver.start({ taskId: a.taskId, command: a.spec.command, env, ...(a.spec.workdir ? { workdir: a.spec.workdir } : {}), logPath, statePrefix });
+      const handle = await driver.start(req);
       const startedAt = deps.clock.now();
       await deps.records.save({ taskId: a.taskId, handle, ...portFields, logPath, statePrefix, startedAt });
       this.watchExit(handle);
@@ -170,8 +237,16 @@ export class TaskRunner {
     }
     this.ports = r.ports ?? {};
     for (const p of [r.port, ...Object.values(this.ports)]) if (p !== undefined) this.deps.ports.reserve(p);
+    const driver = this.driverNamed(r.handle.driver ?? "process");
+    if (!driver) {
+      const msg = `adopted after agent restart, but this node has no ${r.handle.driver} driver now`;
+      this.phase = { name: "starting" };
+      return this.end("failed", msg, { err: msg });
+    }
+    this.driver = driver;
     this.watchExit(r.handle);
-    this.enterRunning(r.handle, taskEnv(this.assignment, r.port, this.ports, this.deps.nodeName), r.startedAt ?? this.deps.clock.now(), "adopted after agent restart");
+    const env = r.handle.driver === "docker" ? containerEnv(this.assignment, this.deps.nodeName) : taskEnv(this.assignment, r.port, this.ports, this.deps.nodeName);
+    this.enterRunning(r.handle, env, r.startedAt ?? this.deps.clock.now(), "adopted after agent restart");
   }
 
   /** Drain (beforeStop), stop signal, then SIGKILL after the grace period. Resolves when the task has ended. */
@@ -202,20 +277,22 @@ export class TaskRunner {
   }
 
   private watchExit(handle: TaskHandle): void {
-    this.cancelWait = this.deps.driver.wait(handle, (s) => this.onExit(handle, s));
+    this.cancelWait = this.driver.wait(handle, (s) => this.onExit(handle, s));
   }
 
   /**
    * One port per service port target ($PORT is the first): a host-mode published port is used as
    * it is (the task binds it itself), every other one is allocated. No targets: one $PORT.
    */
-  private async allocatePorts(): Promise<void> {
+  private async allocatePorts(isContainer: boolean): Promise<void> {
     const { spec } = this.assignment;
     const targets = spec.targets ?? [];
     if (this.assignment.port !== undefined && targets.length === 0) {
       this.port = this.assignment.port;
       return;
     }
+    // A container without service ports listens on nothing Baton hands out.
+    if (targets.length === 0 && isContainer) return;
     if (targets.length === 0) {
       this.port = await this.deps.ports.allocate();
       return;
@@ -242,7 +319,10 @@ export class TaskRunner {
       ...(spec.health ? { health: "starting" as const } : {}),
       ready: this.ready,
     });
-    const target = { ...(this.port !== undefined ? { port: this.port } : {}), env, ...(spec.workdir ? { workdir: spec.workdir } : {}) };
+    const { driver } = this;
+    // Exec probes run where the task runs: inside its container when the driver can.
+    const exec = driver.exec ? (command: string[], timeoutMs: number) => driver.exec!(handle, command, timeoutMs) : undefined;
+    const target = { ...(this.port !== undefined ? { port: this.port } : {}), env, ...(spec.workdir ? { workdir: spec.workdir } : {}), ...(exec ? { exec } : {}) };
     this.monitor = new TaskProbes(spec, target, startedAt, this.deps.clock, {
       health: (h) => {
         if (this.phase.name === "running") this.transition("running", h === "healthy" ? "healthy" : h, { health: h });
@@ -273,9 +353,9 @@ export class TaskRunner {
     const spec = this.assignment.spec;
     const signal = (): void => {
       if (this.phase.name !== "stopping") return;
-      this.deps.driver.signal(handle, spec.stopSignal as NodeJS.Signals);
+      this.driver.signal(handle, spec.stopSignal as NodeJS.Signals);
       this.cancelKill = this.deps.clock.setTimer(spec.stopGracePeriodMs, () => {
-        if (this.phase.name === "stopping") this.deps.driver.signal(handle, "SIGKILL");
+        if (this.phase.name === "stopping") this.driver.signal(handle, "SIGKILL");
       });
     };
     if (!this.deps.beforeStop || reason === "unhealthy") return signal();
@@ -295,7 +375,7 @@ export class TaskRunner {
       this.end("failed", this.failure.startsWith("unhealthy") ? "task unhealthy" : this.failure.replace(/:.*/, ""), { err: this.failure, ...details }, handle);
     } else if (p.name === "stopping") {
       this.end("shutdown", `shut down (${what})`, details, handle);
-    } else if (s.exitCode === 0) {
+    } else if (s.exitCode === 0 && !s.oomKilled) {
       this.end("complete", "finished", details, handle);
     } else {
       this.end("failed", what, { err: what, ...details }, handle);
@@ -310,7 +390,7 @@ export class TaskRunner {
     this.transition(state, message, extra);
     this.deps.ports.release(this.port);
     this.deps.records.remove(this.taskId);
-    if (handle) this.deps.driver.cleanup(handle);
+    if (handle) this.driver.cleanup(handle);
     this.resolveExited();
   }
 

@@ -12,13 +12,15 @@ export interface ProbeTarget {
   port?: number;
   env: Record<string, string>;
   workdir?: string;
+  /** Runs an exec check where the task runs (inside its container); absent: on the host. */
+  exec?: (command: string[], timeoutMs: number) => Promise<ProbeResult>;
 }
 
 /** Runs one health check with a timeout: exec (exit 0), HTTP GET (2xx/3xx) or TCP connect. */
 export function runProbe(check: HealthCheck, target: ProbeTarget, timeoutMs: number): Promise<ProbeResult> {
   switch (check.kind) {
     case "exec":
-      return execProbe(check.command, target, timeoutMs);
+      return target.exec ? target.exec(check.command, timeoutMs) : execProbe(check.command, target, timeoutMs);
     case "http":
       return httpProbe(check.port ?? target.port, check.path, timeoutMs);
     case "tcp":

@@ -1,0 +1,4 @@
+/** Labels on every container Baton starts: what re-adoption and stray removal find them by. */
+export const TASK_LABEL = "baton.task.id";
+export const SERVICE_LABEL = "baton.service.name";
+export const NODE_LABEL = "baton.node.id";
