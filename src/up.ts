@@ -6,6 +6,7 @@ import type { FastifyInstance } from "fastify";
 import { Agent, loadNodeId } from "./agent/agent.js";
 import { BATON_VERSION } from "./lib/version.js";
 import { ProcessDriver } from "./agent/drivers/process/process-driver.js";
+import { DockerDriver } from "./agent/drivers/docker/docker-driver.js";
 import { readLocalLog } from "./agent/logs/local-log-source.js";
 import { buildApp } from "./api/app.js";
 import type { ClusterControl } from "./api/cluster.js";
@@ -114,9 +115,11 @@ async function startNodeParts(ctx: Context, session: AgentSession, role: "manage
   const mesh = new Mesh({ clock, log });
   const meshSync = new MeshSync({ session, mesh, log: log.child({ component: "mesh" }) });
   const dns = await startDns(meshSync, dnsAddress ?? DEFAULT_DNS_ADDRESS, log);
+  const docker = new DockerDriver({ clock, log: log.child({ component: "docker" }) });
   const agent = new Agent({
     session,
     driver: new ProcessDriver(clock),
+    drivers: new Map([[docker.name, docker]]),
     clock,
     log: log.child({ component: "agent" }),
     dataDir: join(dataDir, "agent"),
@@ -346,6 +349,8 @@ async function startWorker(opts: UpOptions, ctx: Context): Promise<RunningBaton>
     // and the node forgets the cluster so that a `baton join --token …` can start over.
     const records = new TaskRecords(join(dataDir, "agent", "tasks")).loadAll();
     new ProcessDriver(clock).killStrays(new Set(records.map((r) => r.taskId)));
+    const docker = new DockerDriver({ clock, log });
+    if (await docker.isAvailable()) for (const o of await docker.listOwned(nodeId)) await docker.remove(o.handle);
     forgetCluster(dataDir);
     throw new BatonError("FORBIDDEN", `${err.message}: its tasks were stopped and its cluster credentials forgotten; join again with \`baton join --token TOKEN MANAGER\``);
   }

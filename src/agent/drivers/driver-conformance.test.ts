@@ -54,7 +54,9 @@ const subjects: Subject[] = [
     name: "process",
     make: () => new ProcessDriver(systemClock),
     req: base,
-    killFromOutside: async (h) => process.kill(h.pid, "SIGKILL"),
+    killFromOutside: async (h) => {
+      process.kill(h.pid, "SIGKILL");
+    },
     killed: { signal: "SIGKILL" },
     impossible: (id) => [base(id, ["/nonexistent/bin"]), /executable not found: \/nonexistent\/bin/],
   },
