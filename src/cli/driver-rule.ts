@@ -1,4 +1,4 @@
-import { accessSync, constants, statSync } from "node:fs";
+import { accessSync, constants, existsSync, statSync } from "node:fs";
 import { delimiter, isAbsolute, join, resolve } from "node:path";
 
 /** What `service create`'s positional arguments mean: a command to run, or an image and its command. */
@@ -11,7 +11,7 @@ export interface DriverRuleInput {
   driver?: "process" | "docker";
   /** `--image`, when given: then every positional argument is the container's command. */
   image?: string;
-  /** True when `name` is an executable file (resolved against the working directory) or a command on PATH. */
+  /** True when `name` is an existing file (resolved against the working directory) or a command on PATH. */
   isExecutable(name: string): boolean;
 }
 
@@ -21,7 +21,7 @@ export interface DriverRuleInput {
  *   2. `--image` means docker.
  *   3. The first argument looks like an image reference — it has a `:tag`, a `@digest` or a `/`
  *      inside it (`nginx:alpine`, `team/app`, `registry:5000/app`), does not start with `/` or
- *      `.` — and it is not an executable file or a command on PATH → docker.
+ *      `.` — and it is not an existing file or a command on PATH → docker.
  *   4. Otherwise it is a command: process.
  * So `nginx` alone is a command; write `nginx:latest` (or `--image nginx`) for the image.
  */
@@ -41,10 +41,13 @@ export function looksLikeImage(arg: string): boolean {
   return /[:@]/.test(arg) || (arg.includes("/") && !arg.endsWith("/"));
 }
 
-/** An executable file at `name` (relative to `cwd`) or, for a bare name, on PATH. */
+/**
+ * A file at `name` (relative to `cwd`; executable or not, so that a mistyped script is reported by
+ * the process driver rather than pulled as an image) or, for a bare name, an executable on PATH.
+ */
 export function isExecutableIn(name: string, cwd: string, pathEnv = process.env.PATH ?? ""): boolean {
-  const candidates = name.includes("/") ? [isAbsolute(name) ? name : resolve(cwd, name)] : pathEnv.split(delimiter).filter(Boolean).map((d) => join(d, name));
-  return candidates.some((c) => {
+  if (name.includes("/")) return existsSync(isAbsolute(name) ? name : resolve(cwd, name));
+  return pathEnv.split(delimiter).filter(Boolean).map((d) => join(d, name)).some((c) => {
     try {
       accessSync(c, constants.X_OK);
       return statSync(c).isFile();
