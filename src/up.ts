@@ -6,6 +6,7 @@ import type { FastifyInstance } from "fastify";
 import { Agent, loadNodeId } from "./agent/agent.js";
 import { BATON_VERSION } from "./lib/version.js";
 import { ProcessDriver } from "./agent/drivers/process/process-driver.js";
+import { Cgroups } from "./agent/cgroups/cgroups.js";
 import { readLocalLog } from "./agent/logs/local-log-source.js";
 import { buildApp } from "./api/app.js";
 import type { ClusterControl } from "./api/cluster.js";
@@ -114,9 +115,12 @@ async function startNodeParts(ctx: Context, session: AgentSession, role: "manage
   const mesh = new Mesh({ clock, log });
   const meshSync = new MeshSync({ session, mesh, log: log.child({ component: "mesh" }) });
   const dns = await startDns(meshSync, dnsAddress ?? DEFAULT_DNS_ADDRESS, log);
+  // Found once: what this host lets Baton enforce (docs/limits.md); the node advertises it.
+  const driver = new ProcessDriver(clock, { cgroups: Cgroups.detect() });
+  log.info({ limits: driver.limits }, driver.limits.cgroup === "none" ? "no writable cgroups: tasks with limits will not be placed here" : "task limits enforced through cgroups");
   const agent = new Agent({
     session,
-    driver: new ProcessDriver(clock),
+    driver,
     clock,
     log: log.child({ component: "agent" }),
     dataDir: join(dataDir, "agent"),
@@ -345,7 +349,7 @@ async function startWorker(opts: UpOptions, ctx: Context): Promise<RunningBaton>
     // Removed while this baton was down: its tasks were replaced elsewhere, so they stop here,
     // and the node forgets the cluster so that a `baton join --token …` can start over.
     const records = new TaskRecords(join(dataDir, "agent", "tasks")).loadAll();
-    new ProcessDriver(clock).killStrays(new Set(records.map((r) => r.taskId)));
+    new ProcessDriver(clock, { cgroups: Cgroups.detect() }).killStrays(new Set(records.map((r) => r.taskId)));
     forgetCluster(dataDir);
     throw new BatonError("FORBIDDEN", `${err.message}: its tasks were stopped and its cluster credentials forgotten; join again with \`baton join --token TOKEN MANAGER\``);
   }

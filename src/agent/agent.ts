@@ -103,6 +103,7 @@ export class Agent {
       role: this.deps.role ?? "manager",
       resources: { cpus: cpus().length, memoryBytes: totalmem() },
       drivers: [driver.name],
+      ...(driver.limits ? { limits: driver.limits } : {}),
       platform: { os: platform(), arch: arch() },
       agentVersion: BATON_VERSION,
       ...(this.deps.address ? { address: this.deps.address } : {}),

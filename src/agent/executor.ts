@@ -140,7 +140,7 @@ export class TaskRunner {
       recorded = true;
       // Stopped while the record was being written: nothing was spawned yet.
       if (phase.stopReason) return this.end("shutdown", "shut down before it started", {});
-      const handle = await deps.driver.start({ taskId: a.taskId, command: a.spec.command, env, ...(a.spec.workdir ? { workdir: a.spec.workdir } : {}), logPath, statePrefix });
+      const handle = await deps.driver.start({ taskId: a.taskId, command: a.spec.command, env, ...(a.spec.workdir ? { workdir: a.spec.workdir } : {}), ...(a.spec.limits ? { limits: a.spec.limits } : {}), logPath, statePrefix });
       const startedAt = deps.clock.now();
       await deps.records.save({ taskId: a.taskId, handle, ...portFields, logPath, statePrefix, startedAt });
       this.watchExit(handle);
@@ -289,7 +289,10 @@ export class TaskRunner {
     this.cancelKill();
     this.monitor?.stop();
     const what = describeExit(s);
-    const details = { ...(s.exitCode !== undefined ? { exitCode: s.exitCode } : {}), ...(s.signal ? { signal: s.signal } : {}) };
+    // An OOM kill is a SIGKILL from the kernel; docker reports it as exit code 137 too.
+    const details = s.oomKilled
+      ? { exitCode: 137, signal: "SIGKILL" }
+      : { ...(s.exitCode !== undefined ? { exitCode: s.exitCode } : {}), ...(s.signal ? { signal: s.signal } : {}) };
     const p = this.phase;
     if (p.name === "stopping" && p.reason === "unhealthy") {
       this.end("failed", this.failure.startsWith("unhealthy") ? "task unhealthy" : this.failure.replace(/:.*/, ""), { err: this.failure, ...details }, handle);

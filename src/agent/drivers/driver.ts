@@ -1,3 +1,5 @@
+import type { NodeLimitSupport, Resources } from "../../model/objects.js";
+
 /** What one driver offers the executor (architecture.md: prepare, start, wait, stop, inspect, re-adopt, logs). */
 export interface StartRequest {
   taskId: string;
@@ -8,6 +10,8 @@ export interface StartRequest {
   logPath: string;
   /** Path prefix for the files the driver keeps beside the task record (exit status, pid). */
   statePrefix: string;
+  /** What the task may use at most; a driver that cannot enforce one refuses the start. */
+  limits?: Resources;
 }
 
 /**
@@ -23,6 +27,8 @@ export interface TaskHandle {
   startTime: string;
   /** Where the shim writes the task's exit status. */
   statePrefix?: string;
+  /** The task's cgroup directories (a task with limits), removed when it ends. */
+  cgroups?: string[];
 }
 
 export interface ExitStatus {
@@ -30,10 +36,13 @@ export interface ExitStatus {
   signal?: string;
   /** Set when the exit status could not be observed. */
   message?: string;
+  /** The kernel killed the task (or a process of it) for going over its memory limit. */
+  oomKilled?: boolean;
 }
 
-/** "exit code 1", "killed by SIGKILL", or why the status is unknown. */
+/** "OOM killed", "exit code 1", "killed by SIGKILL", or why the status is unknown. */
 export function describeExit(s: ExitStatus): string {
+  if (s.oomKilled) return "OOM killed";
   return s.message ?? (s.signal ? `killed by ${s.signal}` : `exit code ${s.exitCode}`);
 }
 
@@ -42,6 +51,8 @@ export class StartError extends Error {}
 
 export interface Driver {
   readonly name: string;
+  /** Which limits this driver enforces on this node (the node advertises it); absent: none. */
+  readonly limits?: NodeLimitSupport;
   start(req: StartRequest): Promise<TaskHandle>;
   /** Calls onExit once when the task ends; works for started and adopted tasks. Returns cancel. */
   wait(handle: TaskHandle, onExit: (s: ExitStatus) => void): () => void;
