@@ -105,6 +105,20 @@ describe("limits on the process driver, through real cgroups", { skip }, () => {
     await waitFor(() => !existsSync(cpuDir), 15_000, "the limited task's cgroup removed after it stopped");
   });
 
+  test("baton killed -9 and restarted re-adopts a limited task in its cgroup; the cgroup goes with the task", async () => {
+    await baton.cliOk("service", "create", "--name", "kept", "--limit-memory", "64m", "-d", "sleep", "600");
+    const before = await running("kept");
+    const memDir = taskCgroupDir(version, "memory", before.ID);
+    await baton.kill("SIGKILL");
+    await baton.start();
+    const after = await waitFor(async () => (await baton.tasks("kept")).find((t) => t.CurrentState === "running" && /adopted/.test(t.Message)), 15_000, "kept re-adopted");
+    assert.equal(after.Pid, before.Pid, "the same process");
+    assert.equal(readFileSync(join(memDir, "cgroup.procs"), "utf8").trim(), String(before.Pid), "still in its cgroup");
+    assert.equal(readFileSync(join(memDir, version === 2 ? "memory.max" : "memory.limit_in_bytes"), "utf8").trim(), String(64 * 1024 * 1024));
+    await baton.cliOk("service", "rm", "kept");
+    await waitFor(() => !existsSync(memDir), 15_000, "the re-adopted task's cgroup removed after it stopped");
+  });
+
   test("a limit below its reservation is refused, naming both fields", async () => {
     const r = await baton.cli("service", "create", "--name", "bad", "--reserve-memory", "128m", "--limit-memory", "64m", "-d", "true");
     assert.notEqual(r.code, 0);
