@@ -88,17 +88,6 @@ export class ProcessDriver implements Driver {
     return { pid, groupId, startTime, statePrefix: req.statePrefix, ...(cgroup ? { cgroups: cgroup.dirs } : {}) };
   }
 
-  /** The task's cgroup with its limits, before anything is spawned: a refusal rejects the task. */
-  private makeCgroup(taskId: string, limits: Resources): TaskCgroup {
-    const missing = this.cgroups.unenforceable(limits);
-    if (missing.length) throw new StartError(`this node cannot enforce ${missing.join(" and ")} limits (cgroup ${this.limits.cgroup})`);
-    try {
-      return this.cgroups.create(taskId, limits);
-    } catch (err) {
-      throw new StartError(`cannot set up the task's cgroup: ${err instanceof Error ? err.message : String(err)}`);
-    }
-  }
-
   wait(handle: TaskHandle, onExit: (s: ExitStatus) => void): () => void {
     const group = groupOf(handle);
     let done = false;
@@ -214,6 +203,17 @@ export class ProcessDriver implements Driver {
   private removeCgroups(dirs: readonly string[], triesLeft = CGROUP_REMOVE_TRIES): void {
     const left = this.cgroups.remove(dirs);
     if (left.length && triesLeft > 1) this.clock.setTimer(CGROUP_REMOVE_RETRY_MS, () => this.removeCgroups(left, triesLeft - 1));
+  }
+
+  /** The task's cgroup with its limits, before anything is spawned: a refusal rejects the task. */
+  private makeCgroup(taskId: string, limits: Resources): TaskCgroup {
+    const missing = this.cgroups.unenforceable(limits);
+    if (missing.length) throw new StartError(`this node cannot enforce ${missing.join(" and ")} limits (cgroup ${this.limits.cgroup})`);
+    try {
+      return this.cgroups.create(taskId, limits);
+    } catch (err) {
+      throw new StartError(`cannot set up the task's cgroup: ${err instanceof Error ? err.message : String(err)}`);
+    }
   }
 
   /** The inner sh writes its pid, then execs the task: that pid is the task's. */
