@@ -7,6 +7,7 @@ import { Agent, loadNodeId } from "./agent/agent.js";
 import { BATON_VERSION } from "./lib/version.js";
 import { ProcessDriver } from "./agent/drivers/process/process-driver.js";
 import { DockerDriver } from "./agent/drivers/docker/docker-driver.js";
+import { Cgroups } from "./agent/cgroups/cgroups.js";
 import { readLocalLog } from "./agent/logs/local-log-source.js";
 import { buildApp } from "./api/app.js";
 import type { ClusterControl } from "./api/cluster.js";
@@ -116,9 +117,12 @@ async function startNodeParts(ctx: Context, session: AgentSession, role: "manage
   const meshSync = new MeshSync({ session, mesh, log: log.child({ component: "mesh" }) });
   const dns = await startDns(meshSync, dnsAddress ?? DEFAULT_DNS_ADDRESS, log);
   const docker = new DockerDriver({ clock, log: log.child({ component: "docker" }) });
+  // Found once: what this host lets Baton enforce (docs/limits.md); the node advertises it.
+  const driver = new ProcessDriver(clock, { cgroups: Cgroups.detect() });
+  log.info({ limits: driver.limits }, driver.limits.cgroup === "none" ? "no writable cgroups: tasks with limits will not be placed here" : "task limits enforced through cgroups");
   const agent = new Agent({
     session,
-    driver: new ProcessDriver(clock),
+    driver,
     drivers: new Map([[docker.name, docker]]),
     clock,
     log: log.child({ component: "agent" }),
@@ -348,7 +352,7 @@ async function startWorker(opts: UpOptions, ctx: Context): Promise<RunningBaton>
     // Removed while this baton was down: its tasks were replaced elsewhere, so they stop here,
     // and the node forgets the cluster so that a `baton join --token …` can start over.
     const records = new TaskRecords(join(dataDir, "agent", "tasks")).loadAll();
-    new ProcessDriver(clock).killStrays(new Set(records.map((r) => r.taskId)));
+    new ProcessDriver(clock, { cgroups: Cgroups.detect() }).killStrays(new Set(records.map((r) => r.taskId)));
     const docker = new DockerDriver({ clock, log });
     if (await docker.isAvailable()) for (const o of await docker.listOwned(nodeId)) await docker.remove(o.handle);
     forgetCluster(dataDir);

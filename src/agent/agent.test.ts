@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Agent } from "./agent.js";
-import type { AgentSession, Assignment, AssignmentChange, TaskStatusUpdate } from "../dispatcher/protocol.js";
+import type { AgentSession, Assignment, AssignmentChange, NodeDescription, TaskStatusUpdate } from "../dispatcher/protocol.js";
 import { silentLogger } from "../lib/log.js";
 import { FakeClock, settle } from "../../test/harness/fake-clock.js";
 import { FakeDriver } from "../../test/harness/fake-driver.js";
@@ -150,6 +150,23 @@ test("a start the agent never saw through: its stray is killed by task id and th
     assert.equal(records.loadAll().length, 0);
     agent.detach();
   } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("the node describes the limits its driver enforces", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "baton-agent-"));
+  const clock = new FakeClock();
+  const driver = new FakeDriver(clock);
+  driver.limits = { memory: true, cpu: false, cgroup: "v1" };
+  const descs: NodeDescription[] = [];
+  const s = fakeSession();
+  const agent = new Agent({ session: { ...s.session, register: async (d) => (descs.push(d), { heartbeatPeriodMs: 1000 }) }, driver, clock, log: silentLogger(), dataDir: dir, records: new MemoryTaskRecords() });
+  try {
+    await agent.start();
+    assert.deepEqual(descs[0]!.limits, { memory: true, cpu: false, cgroup: "v1" });
+  } finally {
+    agent.detach();
     rmSync(dir, { recursive: true, force: true });
   }
 });

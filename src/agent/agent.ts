@@ -108,6 +108,7 @@ export class Agent {
       role: this.deps.role ?? "manager",
       resources: { cpus: cpus().length, memoryBytes: totalmem() },
       drivers: offered.map((d) => d.name),
+      ...(this.deps.driver.limits ? { limits: this.deps.driver.limits } : {}),
       platform: { os: platform(), arch: arch() },
       agentVersion: BATON_VERSION,
       ...(this.deps.address ? { address: this.deps.address } : {}),

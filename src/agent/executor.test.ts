@@ -245,3 +245,30 @@ test("stop drains first (not ready, then beforeStop), signals once after it; a s
     cleanup();
   }
 });
+
+test("a task over its memory limit is reported failed: OOM killed, exit code 137 (SIGKILL)", async () => {
+  const { driver, deps, assignment, reports, cleanup } = setup();
+  try {
+    const limited = aService({ name: "job", limitMemory: "32m", limitCpus: 0.5 });
+    const a = assignment({ spec: limited.spec.task });
+    const r = new TaskRunner(a, deps);
+    await r.run();
+    assert.deepEqual(driver.starts.at(-1)!.limits, { memoryBytes: 32 * 1024 * 1024, cpus: 0.5 }, "the driver is given the limits");
+    driver.exit(driver.byTask(a.taskId)!.handle.pid, { signal: "SIGKILL", oomKilled: true });
+    await r.whenDone();
+    const end = reports.filter((u) => u.taskId === a.taskId).at(-1)!;
+    assert.deepEqual({ state: end.state, message: end.message, err: end.err, exitCode: end.exitCode, signal: end.signal }, { state: "failed", message: "OOM killed", err: "OOM killed", exitCode: 137, signal: "SIGKILL" });
+  } finally {
+    cleanup();
+  }
+});
+
+test("a task without limits starts with none", async () => {
+  const { driver, deps, assignment, cleanup } = setup();
+  try {
+    await new TaskRunner(assignment(), deps).run();
+    assert.equal("limits" in driver.starts.at(-1)!, false);
+  } finally {
+    cleanup();
+  }
+});

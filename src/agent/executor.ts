@@ -89,13 +89,6 @@ function containerEnv(a: Assignment, nodeName: string, discovery: Record<string,
   };
 }
 
-/**
- * TaskSpec.limits comes with the limits change (another branch); read through this accessor so
- * this compiles before and after it lands.
- */
-function limitsOf(spec: Assignment["spec"]): { cpus?: number; memoryBytes?: number } | undefined {
-  return (spec as { limits?: { cpus?: number; memoryBytes?: number } }).limits;
-}
 
 /**
  * Drives one task on this node through accepted → preparing → starting → running → an end
@@ -176,7 +169,7 @@ export class TaskRunner {
       await this.allocatePorts(isContainer);
       if (phase.stopReason) return this.end("shutdown", "shut down before it started", {});
       const env = isContainer ? containerEnv(a, deps.nodeName, deps.discoveryEnv?.()) : taskEnv(a, this.port, this.ports, deps.nodeName, deps.discoveryEnv?.());
-      const limits = limitsOf(a.spec);
+      const limits = a.spec.limits;
       const req: StartRequest = {
         taskId: a.taskId,
         command: a.spec.command,
@@ -184,6 +177,7 @@ export class TaskRunner {
         ...(a.spec.workdir ? { workdir: a.spec.workdir } : {}),
         logPath,
         statePrefix,
+        ...(limits ? { limits } : {}),
         ...(isContainer
           ? {
               image: a.spec.image!,
@@ -193,7 +187,6 @@ export class TaskRunner {
               labels: { [TASK_LABEL]: a.taskId, [SERVICE_LABEL]: a.serviceName, ...(deps.nodeId ? { [NODE_LABEL]: deps.nodeId } : {}) },
               ports: this.ports,
               ...(a.spec.udpOnly ? { udp: true } : {}),
-              ...(limits ? { limits } : {}),
             }
           : {}),
       };
@@ -369,7 +362,10 @@ export class TaskRunner {
     this.cancelKill();
     this.monitor?.stop();
     const what = describeExit(s);
-    const details = { ...(s.exitCode !== undefined ? { exitCode: s.exitCode } : {}), ...(s.signal ? { signal: s.signal } : {}) };
+    // An OOM kill is a SIGKILL from the kernel; docker reports it as exit code 137 too.
+    const details = s.oomKilled
+      ? { exitCode: 137, signal: "SIGKILL" }
+      : { ...(s.exitCode !== undefined ? { exitCode: s.exitCode } : {}), ...(s.signal ? { signal: s.signal } : {}) };
     const p = this.phase;
     if (p.name === "stopping" && p.reason === "unhealthy") {
       this.end("failed", this.failure.startsWith("unhealthy") ? "task unhealthy" : this.failure.replace(/:.*/, ""), { err: this.failure, ...details }, handle);

@@ -72,3 +72,17 @@ test("a session reports only for its own node's tasks, and times are the manager
   assert.equal(t.status.startedAt, clock.now());
   d.stop();
 });
+
+test("a node's limit support is stored as its agent describes it; an agent that stops describing it enforces none", async () => {
+  const { Dispatcher } = await import("./dispatcher.js");
+  const { FakeClock } = await import("../../test/harness/fake-clock.js");
+  const { silentLogger } = await import("../lib/log.js");
+  const clock = new FakeClock();
+  const store = createMemoryStore({ clock });
+  const d = new Dispatcher({ store, clock, log: silentLogger() });
+  const base = { nodeId: "n1", hostname: "n1", role: "worker" as const, resources: { cpus: 1, memoryBytes: 1 }, drivers: ["process"], platform: { os: "linux", arch: "x64" }, agentVersion: "t" };
+  await d.register({ ...base, limits: { memory: true, cpu: true, cgroup: "v1" } });
+  assert.deepEqual(store.view((tx) => tx.get("nodes", "n1"))!.limits, { memory: true, cpu: true, cgroup: "v1" });
+  await d.register(base);
+  assert.equal(store.view((tx) => tx.get("nodes", "n1"))!.limits, undefined);
+});

@@ -115,9 +115,13 @@ export class Dispatcher {
     await this.deps.store.update((tx) => {
       const cur = tx.get("nodes", desc.nodeId);
       const status: Node["status"] = { state: "ready", message: "", heartbeatAt: now, ...(desc.address ? { address: desc.address } : {}) };
-      const fields = { hostname: desc.hostname, role: desc.role, resources: desc.resources, drivers: desc.drivers, platform: desc.platform, agentVersion: desc.agentVersion, status };
-      if (cur) tx.update("nodes", { ...cur, ...fields });
-      else tx.create("nodes", { id: desc.nodeId, availability: "active", labels: {}, ...fields });
+      const fields = { hostname: desc.hostname, role: desc.role, resources: desc.resources, drivers: desc.drivers, ...(desc.limits ? { limits: desc.limits } : {}), platform: desc.platform, agentVersion: desc.agentVersion, status };
+      if (cur) {
+        const next: Node = { ...cur, ...fields };
+        // An agent that no longer reports limits (downgraded) enforces none.
+        if (!desc.limits) delete next.limits;
+        tx.update("nodes", next);
+      } else tx.create("nodes", { id: desc.nodeId, availability: "active", labels: {}, ...fields });
     });
     this.deps.log.info({ nodeId: desc.nodeId, hostname: desc.hostname }, "node registered");
   }

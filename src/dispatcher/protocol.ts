@@ -12,6 +12,8 @@ export interface NodeDescription {
   role: Node["role"];
   resources: Node["resources"];
   drivers: string[];
+  /** What limits the node enforces; absent from agents that predate limits (they enforce none). */
+  limits?: Node["limits"];
   platform: Node["platform"];
   agentVersion: string;
   address?: string;

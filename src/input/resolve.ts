@@ -1,9 +1,9 @@
 import { parseDuration, durationProblem } from "../lib/duration.js";
 import { validationError, type FieldProblem } from "../lib/errors.js";
-import type { DriverName, HealthConfig, RestartPolicy, ServiceSpec, UpdateConfig } from "../model/objects.js";
+import type { DriverName, HealthConfig, Resources, RestartPolicy, ServiceSpec, UpdateConfig } from "../model/objects.js";
 import type { ServiceSpecInput } from "./schemas.js";
 import { parseConstraint } from "../model/constraints.js";
-import { parseBytes } from "./bytes.js";
+import { formatBytes, parseBytes } from "./bytes.js";
 import { parseCheck, resolveProbes } from "./probes.js";
 import { resolvePorts } from "./ports.js";
 
@@ -16,6 +16,10 @@ export const defaults = {
   health: { intervalMs: 30_000, timeoutMs: 30_000, retries: 3, startPeriodMs: 0 },
   logMaxBytes: 10 * 1024 * 1024,
   maxEnvBytes: 256 * 1024,
+  /** docker's floor: below this a process cannot even start under its limit. */
+  minLimitMemoryBytes: 6 * 1024 * 1024,
+  /** cgroups enforce CPU in 1 ms slices of a 100 ms period: 0.01 CPU is the smallest quota. */
+  minLimitCpus: 0.01,
   /** A request arriving while no task is ready waits this long for one (a restart, a slow start). */
   waitForBackendMs: 5_000,
   /** docker's, except the order: start-first (see resolveUpdate). */
@@ -60,6 +64,29 @@ function resolveCanary(u: NonNullable<ServiceSpecInput["update"]>, path: string[
     else maxErrorRate = v;
   }
   return { steps, intervalMs: dur([...path, "canaryInterval"], u.canaryInterval, 30_000), maxErrorRate };
+}
+
+/**
+ * --limit-cpu / --limit-memory: each at least what a cgroup can enforce, and never below the
+ * matching reservation (a task could not get what it reserved). 0 means no limit, as in docker,
+ * so `service update --limit-memory 0` removes one. Undefined when no limit is left.
+ */
+function resolveLimits(input: ServiceSpecInput, reserved: Resources, problems: FieldProblem[]): Resources | undefined {
+  const limits: Resources = {};
+  const cpus = input.limitCpus;
+  if (cpus !== undefined && cpus !== 0) {
+    if (cpus < defaults.minLimitCpus) problems.push({ path: ["limitCpus"], problem: `${cpus} is below the smallest enforceable limit, ${defaults.minLimitCpus}` });
+    else if (reserved.cpus !== undefined && cpus < reserved.cpus) problems.push({ path: ["limitCpus"], problem: `${cpus} is below reserveCpus ${reserved.cpus}` });
+    else limits.cpus = cpus;
+  }
+  const bytes = input.limitMemory === undefined ? undefined : parseBytes(input.limitMemory);
+  if (input.limitMemory !== undefined && bytes === undefined) problems.push({ path: ["limitMemory"], problem: `invalid size "${input.limitMemory}" (use e.g. 64m, 1g)` });
+  else if (bytes !== undefined && bytes !== 0) {
+    if (bytes < defaults.minLimitMemoryBytes) problems.push({ path: ["limitMemory"], problem: `${formatBytes(bytes)} is below the smallest limit, ${formatBytes(defaults.minLimitMemoryBytes)}` });
+    else if (reserved.memoryBytes !== undefined && bytes < reserved.memoryBytes) problems.push({ path: ["limitMemory"], problem: `${formatBytes(bytes)} is below reserveMemory ${formatBytes(reserved.memoryBytes)}` });
+    else limits.memoryBytes = bytes;
+  }
+  return limits.cpus !== undefined || limits.memoryBytes !== undefined ? limits : undefined;
 }
 
 /**
@@ -172,6 +199,7 @@ export function resolveServiceSpec(input: ServiceSpecInput): ServiceSpec {
     memoryBytes = parseBytes(input.reserveMemory);
     if (memoryBytes === undefined) problems.push({ path: ["reserveMemory"], problem: `invalid size "${input.reserveMemory}" (use e.g. 512m, 2g)` });
   }
+  const limits = resolveLimits(input, { cpus: input.reserveCpus, memoryBytes }, problems);
   let logMaxBytes: number = defaults.logMaxBytes;
   if (input.logMaxSize !== undefined) {
     const b = parseBytes(input.logMaxSize);
@@ -225,6 +253,7 @@ export function resolveServiceSpec(input: ServiceSpecInput): ServiceSpec {
         ...(input.reserveCpus !== undefined ? { cpus: input.reserveCpus } : {}),
         ...(memoryBytes !== undefined ? { memoryBytes } : {}),
       },
+      ...(limits ? { limits } : {}),
       logMaxBytes,
     },
   };

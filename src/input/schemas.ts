@@ -108,6 +108,8 @@ export const ServiceSpecInput = Type.Object(
     maxReplicasPerNode: Type.Optional(Type.Integer({ minimum: 0, maximum: 10_000 })),
     reserveCpus: Type.Optional(Type.Number({ minimum: 0, maximum: 4096 })),
     reserveMemory: Type.Optional(Type.String({ maxLength: 32, description: "bytes with an optional unit: 512m, 2g" })),
+    limitCpus: Type.Optional(Type.Number({ minimum: 0, maximum: 4096, description: "CPUs a task may use at most (0.5 = half a core); 0 = no limit" })),
+    limitMemory: Type.Optional(Type.String({ maxLength: 32, description: "memory a task may use at most before it is OOM-killed: 64m, 1g; 0 = no limit" })),
     taskHistoryLimit: Type.Optional(Type.Integer({ minimum: 0, maximum: 100 })),
     logMaxSize: Type.Optional(Type.String({ maxLength: 32, description: "per-task log size before rotation: 10m" })),
   },

@@ -23,6 +23,8 @@ const inputs: ServiceSpecInput[] = [
     maxReplicasPerNode: 2,
     reserveCpus: 0.5,
     reserveMemory: "128m",
+    limitCpus: 1.5,
+    limitMemory: "256m",
     taskHistoryLimit: 3,
     logMaxSize: "1m",
     publish: ["8080:80/http", "published=9090,target=90,protocol=udp"],

@@ -63,6 +63,8 @@ export function specToInput(spec: ServiceSpec): ServiceSpecInput {
     ...(t.placement.maxReplicasPerNode ? { maxReplicasPerNode: t.placement.maxReplicasPerNode } : {}),
     ...(t.reservations.cpus !== undefined ? { reserveCpus: t.reservations.cpus } : {}),
     ...(t.reservations.memoryBytes !== undefined ? { reserveMemory: String(t.reservations.memoryBytes) } : {}),
+    ...(t.limits?.cpus !== undefined ? { limitCpus: t.limits.cpus } : {}),
+    ...(t.limits?.memoryBytes !== undefined ? { limitMemory: String(t.limits.memoryBytes) } : {}),
     taskHistoryLimit: spec.taskHistoryLimit,
     logMaxSize: String(t.logMaxBytes),
     publish: spec.endpoint.ports.map((p) => ({ ...(p.published !== undefined ? { published: p.published } : {}), target: p.target, protocol: p.protocol, mode: p.mode })),

@@ -118,6 +118,11 @@ export interface TaskSpec {
     maxReplicasPerNode?: number;
   };
   reservations: Resources;
+  /**
+   * What the task may use at most, enforced by its driver (a cgroup for the process driver).
+   * Absent when no limit is set, so specs stored before limits existed compare equal to new ones.
+   */
+  limits?: Resources;
   /** Per-task log file cap before rotation. */
   logMaxBytes: number;
 }
@@ -280,6 +285,13 @@ export interface TaskMove {
   reason: MoveReason;
 }
 
+/** Which resource limits a node's agent can enforce on its tasks, and through which cgroup version. */
+export interface NodeLimitSupport {
+  memory: boolean;
+  cpu: boolean;
+  cgroup: "v1" | "v2" | "none";
+}
+
 export type NodeAvailability = "active" | "pause" | "drain";
 export type NodeState = "ready" | "down" | "unknown";
 
@@ -291,6 +303,8 @@ export interface Node extends Meta {
   status: { state: NodeState; message: string; heartbeatAt: number; address?: string };
   resources: { cpus: number; memoryBytes: number };
   drivers: string[];
+  /** Absent on nodes whose agent predates limits: they enforce none. */
+  limits?: NodeLimitSupport;
   platform: { os: string; arch: string };
   agentVersion: string;
 }

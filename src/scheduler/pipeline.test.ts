@@ -37,6 +37,34 @@ test("down, paused and driverless nodes are filtered with their reason", () => {
   assert.equal(d!.reason, "no node satisfies: 1 node availability drain; 1 node availability pause; 1 node no process driver; 1 node not ready (down)");
 });
 
+test("a task with a memory limit is not placed on a node that cannot enforce memory limits, and says why", () => {
+  const svc = aService({ limitMemory: "64m" });
+  const nodes = [
+    aNode({}),
+    aNode({ limits: { memory: false, cpu: true, cgroup: "v1" } }),
+    aNode({ limits: { memory: false, cpu: false, cgroup: "none" } }),
+  ];
+  const [d] = planPlacements([aTask(svc, { state: "new" })], nodes, [], new Pipeline());
+  assert.equal(d!.reason, "no node satisfies: 3 nodes cannot enforce memory limits");
+  const able = aNode({ limits: { memory: true, cpu: false, cgroup: "v2" } });
+  const [placed] = planPlacements([aTask(svc, { state: "new" })], [...nodes, able], [], new Pipeline());
+  assert.equal(placed!.nodeId, able.id);
+});
+
+test("cpu limits need a node that enforces cpu limits; a task with both names both", () => {
+  const memoryOnly = aNode({ limits: { memory: true, cpu: false, cgroup: "v1" } });
+  const [cpu] = planPlacements([aTask(aService({ limitCpus: 0.5 }), { state: "new" })], [memoryOnly], [], new Pipeline());
+  assert.equal(cpu!.reason, "no node satisfies: 1 node cannot enforce cpu limits");
+  const [both] = planPlacements([aTask(aService({ limitCpus: 0.5, limitMemory: "64m" }), { state: "new" })], [aNode({})], [], new Pipeline());
+  assert.equal(both!.reason, "no node satisfies: 1 node cannot enforce memory and cpu limits");
+});
+
+test("a task without limits goes to nodes that enforce none", () => {
+  const node = aNode({ limits: { memory: false, cpu: false, cgroup: "none" } });
+  const [d] = planPlacements([aTask(aService(), { state: "new" })], [node], [], new Pipeline());
+  assert.equal(d!.nodeId, node.id);
+});
+
 test("a batch spreads a service's replicas across nodes", () => {
   const svc = aService({ replicas: 6 });
   const nodes = [aNode({ hostname: "a" }), aNode({ hostname: "b" }), aNode({ hostname: "c" })];

@@ -2,6 +2,7 @@ import { availabilityFilter } from "./filters/availability-filter.js";
 import { constraintFilter } from "./filters/constraint-filter.js";
 import { driverFilter } from "./filters/driver-filter.js";
 import { hostPortFilter } from "./filters/host-port-filter.js";
+import { limitsFilter } from "./filters/limits-filter.js";
 import { maxReplicasFilter } from "./filters/max-replicas-filter.js";
 import { moveFilter } from "./filters/move-filter.js";
 import { narrowBySpread } from "./spread-preferences.js";
@@ -16,7 +17,7 @@ import { GroupPlacement } from "./group-placement.js";
 import { addTask, type NodeView } from "./view.js";
 
 /** Cheap filters first: most nodes are rejected before constraints are parsed. */
-export const defaultFilters: Filter[] = [readyFilter, availabilityFilter, moveFilter, driverFilter, constraintFilter, resourceFilter, hostPortFilter, maxReplicasFilter];
+export const defaultFilters: Filter[] = [readyFilter, availabilityFilter, moveFilter, driverFilter, limitsFilter, constraintFilter, resourceFilter, hostPortFilter, maxReplicasFilter];
 export const defaultScorers: Scorer[] = [spreadScorer, leastAllocatedScorer];
 
 export type Placement = { nodeId: string; scores: Record<string, number> } | { reason: string };

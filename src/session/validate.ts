@@ -8,6 +8,12 @@ import { taskStates } from "../model/task-state.js";
 const str = (v: unknown, max: number): v is string => typeof v === "string" && v.length <= max;
 const num = (v: unknown): v is number => typeof v === "number" && Number.isFinite(v) && v >= 0;
 
+const validLimits = (v: unknown): boolean => {
+  if (!v || typeof v !== "object") return false;
+  const l = v as Record<string, unknown>;
+  return typeof l.memory === "boolean" && typeof l.cpu === "boolean" && (l.cgroup === "v1" || l.cgroup === "v2" || l.cgroup === "none");
+};
+
 export function validDescription(d: unknown): d is NodeDescription {
   if (!d || typeof d !== "object") return false;
   const x = d as Record<string, unknown>;
@@ -20,6 +26,7 @@ export function validDescription(d: unknown): d is NodeDescription {
     Array.isArray(x.drivers) && x.drivers.length <= 16 && x.drivers.every((v) => str(v, 64)) &&
     !!plat && str(plat.os, 64) && str(plat.arch, 64) &&
     str(x.agentVersion, 64) &&
+    (x.limits === undefined || validLimits(x.limits)) &&
     (x.address === undefined || str(x.address, 253))
   );
 }

@@ -1,4 +1,5 @@
 import type { Clock } from "../../src/lib/clock.js";
+import type { NodeLimitSupport } from "../../src/model/objects.js";
 import type { Driver, ExitStatus, StartRequest, TaskHandle } from "../../src/agent/drivers/driver.js";
 
 interface FakeProcess {
@@ -16,8 +17,12 @@ interface FakeProcess {
  */
 export class FakeDriver implements Driver {
   readonly name = "process";
+  /** What the node advertises; tests set it. */
+  limits: NodeLimitSupport | undefined;
   readonly processes = new Map<number, FakeProcess>();
   readonly strayKills: string[][] = [];
+  /** Every start request, in order. */
+  readonly starts: StartRequest[] = [];
   startDelayMs = 0;
   exitDelayMs = 0;
   private nextPid = 1000;
@@ -25,6 +30,7 @@ export class FakeDriver implements Driver {
   constructor(private readonly clock: Clock) {}
 
   async start(req: StartRequest): Promise<TaskHandle> {
+    this.starts.push(req);
     if (this.startDelayMs > 0) await this.clock.sleep(this.startDelayMs);
     const pid = this.nextPid++;
     const handle: TaskHandle = { pid, groupId: pid, startTime: "1", statePrefix: req.statePrefix };

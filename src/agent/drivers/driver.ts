@@ -1,3 +1,5 @@
+import type { NodeLimitSupport, Resources } from "../../model/objects.js";
+
 /**
  * What one driver offers the executor (architecture.md: prepare, start, wait, stop, inspect,
  * re-adopt, logs). The process driver and the docker driver implement it; the optional members
@@ -26,8 +28,8 @@ export interface StartRequest {
   ports?: Record<string, number>;
   /** docker: publish the ports as UDP instead of TCP. */
   udp?: boolean;
-  /** CPU and memory limits (TaskSpec.limits, when present). */
-  limits?: { cpus?: number; memoryBytes?: number };
+  /** What the task may use at most (TaskSpec.limits); a driver that cannot enforce one refuses the start. */
+  limits?: Resources;
 }
 
 /**
@@ -49,6 +51,8 @@ export interface TaskHandle {
   containerId?: string;
   /** docker: the task's log file, which the driver streams the container's logs into. */
   logPath?: string;
+  /** The task's cgroup directories (a task with limits), removed when it ends. */
+  cgroups?: string[];
 }
 
 export interface ExitStatus {
@@ -99,6 +103,8 @@ export interface ExecResult {
 
 export interface Driver {
   readonly name: string;
+  /** Which limits this driver enforces on this node (the node advertises it); absent: none. */
+  readonly limits?: NodeLimitSupport;
   /** Whether the driver can run tasks on this node (docker: the engine answers a ping). @default true */
   isAvailable?(): Promise<boolean>;
   /**

@@ -37,12 +37,15 @@ export function registerNodeCommands(node: Command): void {
 
   node
     .command("inspect")
-    .description("Show nodes as JSON")
+    .description("Show nodes as JSON (`self`: the node of the manager answering)")
     .argument("<node...>")
     .action(async (refs: string[], _o: unknown, cmd: Command) =>
       withClient(cmd, async (c) => {
         const out: Node[] = [];
-        for (const r of refs) out.push(await c.call<Node>("GET", `/v1/nodes/${encodeURIComponent(r)}`));
+        for (const r of refs) {
+          const ref = r === "self" ? ((await c.call<{ nodeId?: string }>("GET", "/v1/info")).nodeId ?? r) : r;
+          out.push(await c.call<Node>("GET", `/v1/nodes/${encodeURIComponent(ref)}`));
+        }
         process.stdout.write(JSON.stringify(out, null, 2) + "\n");
       }),
     );

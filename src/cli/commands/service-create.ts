@@ -35,6 +35,8 @@ interface CreateOpts {
   replicasMaxPerNode?: number;
   reserveCpu?: number;
   reserveMemory?: string;
+  limitCpu?: number;
+  limitMemory?: string;
   historyLimit?: number;
   logMaxSize?: string;
   publish?: string[];
@@ -86,6 +88,8 @@ export function registerServiceCreate(service: Command): void {
     .option("--replicas-max-per-node <n>", "at most this many tasks of the service per node (default 0 = no limit)", parseInteger)
     .option("--reserve-cpu <cpus>", "CPUs reserved per task", parseNumber)
     .option("--reserve-memory <bytes>", "memory reserved per task (512m, 2g)")
+    .option("--limit-cpu <cpus>", "CPUs a task may use at most, e.g. 0.5 (enforced by a cgroup; docs/limits.md)", parseNumber)
+    .option("--limit-memory <bytes>", "memory a task may use at most before it is OOM-killed (64m, 1g)")
     .option("--history-limit <n>", "ended tasks kept per slot (default 5)", parseInteger)
     .option("--log-max-size <bytes>", "per-task log size before rotation (default 10m)")
     .option("-p, --publish <port>", "publish a port: PUBLISHED:TARGET[/tcp|udp|http] or published=P,target=T,protocol=tcp|udp|http,mode=ingress|host (repeatable)", collect)
@@ -124,6 +128,8 @@ export function registerServiceCreate(service: Command): void {
         ...(opts.replicasMaxPerNode !== undefined ? { maxReplicasPerNode: opts.replicasMaxPerNode } : {}),
         ...(opts.reserveCpu !== undefined ? { reserveCpus: opts.reserveCpu } : {}),
         ...(opts.reserveMemory ? { reserveMemory: opts.reserveMemory } : {}),
+        ...(opts.limitCpu !== undefined ? { limitCpus: opts.limitCpu } : {}),
+        ...(opts.limitMemory ? { limitMemory: opts.limitMemory } : {}),
         ...(opts.historyLimit !== undefined ? { taskHistoryLimit: opts.historyLimit } : {}),
         ...(opts.logMaxSize ? { logMaxSize: opts.logMaxSize } : {}),
         ...(opts.publish ? { publish: opts.publish } : {}),

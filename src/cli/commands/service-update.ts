@@ -94,7 +94,7 @@ function applyChanges(input: ServiceSpecInput, o: Opts): ServiceSpecInput {
     const kind = health.cmd !== undefined || health.http !== undefined || health.tcp !== undefined;
     next.healthcheck = { ...(kind ? {} : next.healthcheck ?? {}), ...Object.fromEntries(Object.entries(health).filter(([, v]) => v !== undefined)) } as ServiceSpecInput["healthcheck"];
   }
-  for (const [flag, field] of [["stopSignal", "stopSignal"], ["stopGracePeriod", "stopGracePeriod"], ["workdir", "workdir"], ["reserveCpu", "reserveCpus"], ["reserveMemory", "reserveMemory"], ["loadBalance", "loadBalance"], ["waitForBackend", "waitForBackend"]] as const) {
+  for (const [flag, field] of [["stopSignal", "stopSignal"], ["stopGracePeriod", "stopGracePeriod"], ["workdir", "workdir"], ["reserveCpu", "reserveCpus"], ["reserveMemory", "reserveMemory"], ["limitCpu", "limitCpus"], ["limitMemory", "limitMemory"], ["loadBalance", "loadBalance"], ["waitForBackend", "waitForBackend"]] as const) {
     if (o[flag] !== undefined) (next as Record<string, unknown>)[field] = o[flag];
   }
   const rp = { condition: o.restartCondition, delay: o.restartDelay, maxAttempts: o.restartMaxAttempts, window: o.restartWindow };
@@ -165,6 +165,8 @@ export function registerServiceUpdate(service: Command): void {
     .option("-w, --workdir <dir>", "working directory of the command")
     .option("--reserve-cpu <cpus>", "CPUs reserved per task", parseNumber)
     .option("--reserve-memory <bytes>", "memory reserved per task")
+    .option("--limit-cpu <cpus>", "CPUs a task may use at most (0 = no limit)", parseNumber)
+    .option("--limit-memory <bytes>", "memory a task may use at most (0 = no limit)")
     .addOption(new Option("--load-balance <how>", "how the mesh picks a task").choices(["round-robin", "least-connections"]))
     .option("--wait-for-backend <duration>", "how long a request waits for a ready task")
     .option("--force", "replace every task even if nothing changed")

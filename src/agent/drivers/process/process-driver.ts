@@ -2,6 +2,8 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { accessSync, closeSync, constants, existsSync, openSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { delimiter, isAbsolute, join, resolve } from "node:path";
 import type { Clock } from "../../../lib/clock.js";
+import type { NodeLimitSupport, Resources } from "../../../model/objects.js";
+import { Cgroups, type TaskCgroup } from "../../cgroups/cgroups.js";
 import type { Driver, ExitStatus, StartRequest, TaskHandle } from "../driver.js";
 import { StartError } from "../driver.js";
 import { isLiveProcess, readProcStat } from "./proc-stat.js";
@@ -12,6 +14,19 @@ const ADOPTED_POLL_MS = 250;
 /** The shim writes the task's pid within a few ms of the spawn; this bounds a wedged start. */
 const PID_WAIT_MS = 5000;
 const PID_POLL_MS = 2;
+/**
+ * A cgroup is removable once the kernel has taken its last process out, a few ms after the kill;
+ * 20 tries 100 ms apart outlast a process stuck in uninterruptible I/O for a moment.
+ */
+const CGROUP_REMOVE_RETRY_MS = 100;
+const CGROUP_REMOVE_TRIES = 20;
+
+export interface ProcessDriverOptions {
+  /** Per-task cgroups for limits. @default Cgroups.none(): a task with limits is refused */
+  cgroups?: Cgroups;
+}
+
+const hasLimits = (l: Resources | undefined): l is Resources => l !== undefined && (l.cpus !== undefined || l.memoryBytes !== undefined);
 
 const exitPathOf = (prefix: string): string => `${prefix}.exit`;
 const pidPathOf = (prefix: string): string => `${prefix}.pid`;
@@ -21,39 +36,56 @@ const groupOf = (h: TaskHandle): number => h.groupId ?? h.pid;
  * Runs a command on the host in its own session and process group (setsid: a Ctrl-C in Baton's
  * terminal never reaches it) under a one-`sh` shim that records its exit status (shim.ts), with
  * stdout/stderr appended straight to the task's log file, so the task outlives Baton and its
- * end is known even if Baton was down when it came.
+ * end is known even if Baton was down when it came. A task with limits runs in a cgroup of its
+ * own (cgroups.ts), joined by the shim before the command is exec'd, removed when it ends.
  */
 export class ProcessDriver implements Driver {
   readonly name = "process";
+  readonly limits: NodeLimitSupport;
+  private readonly cgroups: Cgroups;
   private readonly children = new Map<number, ChildProcess>();
   private readonly exits = new Map<number, ExitStatus>();
 
-  constructor(private readonly clock: Clock) {}
+  constructor(
+    private readonly clock: Clock,
+    opts: ProcessDriverOptions = {},
+  ) {
+    this.cgroups = opts.cgroups ?? Cgroups.none();
+    this.limits = this.cgroups.nodeSupport;
+  }
 
   async start(req: StartRequest): Promise<TaskHandle> {
     const cwd = req.workdir ?? process.cwd();
     checkStartable(req.command[0]!, req.env.PATH ?? "", cwd);
+    const cgroup = hasLimits(req.limits) ? this.makeCgroup(req.taskId, req.limits) : undefined;
     const exitPath = exitPathOf(req.statePrefix);
     const pidPath = pidPathOf(req.statePrefix);
     rmSync(exitPath, { force: true });
     rmSync(pidPath, { force: true });
-    const fd = openSync(req.logPath, "a");
+    const joins = cgroup?.procs ?? [];
     let child: ChildProcess;
+    let groupId: number;
     try {
-      child = spawn("/bin/sh", ["-c", SHIM_SCRIPT, "baton-shim", exitPath, pidPath, ...req.command], { cwd, env: req.env, detached: true, stdio: ["ignore", fd, fd] });
-    } finally {
-      closeSync(fd);
+      const fd = openSync(req.logPath, "a");
+      try {
+        child = spawn("/bin/sh", ["-c", SHIM_SCRIPT, "baton-shim", exitPath, pidPath, String(joins.length), ...joins, ...req.command], { cwd, env: req.env, detached: true, stdio: ["ignore", fd, fd] });
+      } finally {
+        closeSync(fd);
+      }
+      groupId = await new Promise<number>((resolvePid, reject) => {
+        child.once("error", (err: NodeJS.ErrnoException) => reject(new StartError(`cannot start: ${err.message}`)));
+        child.once("spawn", () => resolvePid(child.pid!));
+      });
+    } catch (err) {
+      if (cgroup) this.removeCgroups(cgroup.dirs);
+      throw err;
     }
-    const groupId = await new Promise<number>((resolvePid, reject) => {
-      child.once("error", (err: NodeJS.ErrnoException) => reject(new StartError(`cannot start: ${err.message}`)));
-      child.once("spawn", () => resolvePid(child.pid!));
-    });
     child.unref();
     this.children.set(groupId, child);
     child.once("exit", (code, signal) => this.exits.set(groupId, code !== null ? { exitCode: code } : { signal: signal ?? "unknown" }));
     const startTime = readProcStat(groupId)?.startTime ?? "";
     const pid = await this.waitForTaskPid(pidPath, groupId);
-    return { pid, groupId, startTime, statePrefix: req.statePrefix };
+    return { pid, groupId, startTime, statePrefix: req.statePrefix, ...(cgroup ? { cgroups: cgroup.dirs } : {}) };
   }
 
   wait(handle: TaskHandle, onExit: (s: ExitStatus) => void): () => void {
@@ -66,7 +98,8 @@ export class ProcessDriver implements Driver {
       this.exits.delete(group);
       // The task is gone; whatever it left in its group goes too.
       this.signal(handle, "SIGKILL");
-      onExit(this.recordedExit(handle) ?? shimStatus);
+      const status = this.recordedExit(handle) ?? shimStatus;
+      onExit(this.wasOomKilled(handle, status) ? { ...status, oomKilled: true } : status);
     };
     const child = this.children.get(group);
     if (child) {
@@ -148,13 +181,39 @@ export class ProcessDriver implements Driver {
       }
       killed.push(pid);
     }
+    // Their cgroups were made before the spawn and never recorded: found by task id.
+    for (const id of taskIds) this.removeCgroups(this.cgroups.dirsOf(id));
     return killed;
   }
 
   cleanup(handle: TaskHandle): void {
+    if (handle.cgroups?.length) this.removeCgroups(handle.cgroups);
     if (!handle.statePrefix) return;
     rmSync(exitPathOf(handle.statePrefix), { force: true });
     rmSync(pidPathOf(handle.statePrefix), { force: true });
+  }
+
+  /** An abnormal end of a task with a memory limit: did the kernel's OOM killer do it? */
+  private wasOomKilled(handle: TaskHandle, s: ExitStatus): boolean {
+    if (!handle.cgroups?.length || s.exitCode === 0) return false;
+    return this.cgroups.oomKilled(handle.cgroups, s.signal === "SIGKILL" || s.exitCode === 137);
+  }
+
+  /** Removes cgroups now or, while their last processes are still being taken out, a little later. */
+  private removeCgroups(dirs: readonly string[], triesLeft = CGROUP_REMOVE_TRIES): void {
+    const left = this.cgroups.remove(dirs);
+    if (left.length && triesLeft > 1) this.clock.setTimer(CGROUP_REMOVE_RETRY_MS, () => this.removeCgroups(left, triesLeft - 1));
+  }
+
+  /** The task's cgroup with its limits, before anything is spawned: a refusal rejects the task. */
+  private makeCgroup(taskId: string, limits: Resources): TaskCgroup {
+    const missing = this.cgroups.unenforceable(limits);
+    if (missing.length) throw new StartError(`this node cannot enforce ${missing.join(" and ")} limits (cgroup ${this.limits.cgroup})`);
+    try {
+      return this.cgroups.create(taskId, limits);
+    } catch (err) {
+      throw new StartError(`cannot set up the task's cgroup: ${err instanceof Error ? err.message : String(err)}`);
+    }
   }
 
   /** The inner sh writes its pid, then execs the task: that pid is the task's. */
