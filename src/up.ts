@@ -24,6 +24,8 @@ import { MeshSync } from "./mesh/mesh-sync.js";
 import { startDnsResponder, type DnsResponder } from "./mesh/dns.js";
 import { resolveServiceSpec } from "./input/resolve.js";
 import { openSqliteStore } from "./store/sqlite/sqlite-store.js";
+import { EtcdStore } from "./store/etcd/etcd-store.js";
+import { parseStoreUrl } from "./store/store-url.js";
 import type { Store } from "./store/store.js";
 import type { AgentSession } from "./dispatcher/protocol.js";
 import { ClusterAuthority, certsDir } from "./cluster/authority.js";
@@ -46,6 +48,11 @@ export interface UpOptions {
   /** host:port of the DNS responder for service names. @default 127.77.0.1:53 */
   dnsAddress?: string;
   clock?: Clock;
+  /**
+   * The manager's store: `sqlite` (default, DIR/store.db) or `etcd://host:port,…` (an etcd cluster
+   * the user runs). `baton init` keeps it in DIR/cluster.json for later starts.
+   */
+  store?: string;
   /** `baton init`: become (or resume as) a cluster's manager. */
   init?: { advertiseAddr?: string; listenAddr?: string; heartbeatPeriodMs?: number; heartbeatGraceMs?: number };
   /** `baton join`: become a worker of the cluster of `manager` (host:port) with a join token. */
@@ -166,17 +173,22 @@ async function startManager(opts: UpOptions, ctx: Context): Promise<RunningBaton
       managers: [`${advertiseAddr}:${listen.port}`],
       ...(opts.init.heartbeatPeriodMs ?? cfg?.heartbeatPeriodMs ? { heartbeatPeriodMs: opts.init.heartbeatPeriodMs ?? cfg?.heartbeatPeriodMs } : {}),
       ...(opts.init.heartbeatGraceMs ?? cfg?.heartbeatGraceMs ? { heartbeatGraceMs: opts.init.heartbeatGraceMs ?? cfg?.heartbeatGraceMs } : {}),
+      ...(opts.store ?? cfg?.store ? { store: opts.store ?? cfg?.store } : {}),
     };
   }
   const period = cfg?.heartbeatPeriodMs ?? 500;
   const grace = cfg?.heartbeatGraceMs ?? period * 3;
   if (grace < 2 * period)
     throw new BatonError("VALIDATION_FAILED", `--heartbeat-grace (${grace} ms) must be at least two heartbeat periods (${2 * period} ms), or nodes flap down and up`, [{ path: ["--heartbeat-grace"], problem: "shorter than two periods" }]);
-  const store = openSqliteStore(join(dataDir, "store.db"), { clock });
+  const choice = parseStoreUrl(opts.store ?? cfg?.store);
+  const etcd = choice.backend === "etcd" ? await EtcdStore.open({ endpoints: choice.endpoints, clock, log: log.child({ component: "store" }) }) : undefined;
+  const store = etcd ?? openSqliteStore(join(dataDir, "store.db"), { clock });
   const manager = new Manager({
     store,
     clock,
     log,
+    // One scheduler commit is one etcd transaction: stay within its operation limit.
+    ...(etcd ? { maxOpsPerCommit: etcd.maxOpsPerTxn } : {}),
     ...(cfg?.heartbeatPeriodMs ? { heartbeatPeriodMs: cfg.heartbeatPeriodMs } : {}),
     ...(cfg?.heartbeatGraceMs ? { heartbeatGraceMs: cfg.heartbeatGraceMs } : {}),
   });
@@ -261,7 +273,7 @@ async function startManager(opts: UpOptions, ctx: Context): Promise<RunningBaton
         nodeId: agent.nodeId,
         hostname: hostname(),
         dataDir,
-        store: "sqlite",
+        store: choice.backend,
         pid: process.pid,
         role: cfg ? "manager" : "single",
         ...(cfg ? { managers: cfg.managers, listenAddr: cfg.listenAddr, connectedNodes: sessions!.connectedNodes().length } : {}),

@@ -21,6 +21,8 @@ export interface ClusterConfig {
   managers: string[];
   heartbeatPeriodMs?: number;
   heartbeatGraceMs?: number;
+  /** A manager's store when not the embedded SQLite: `etcd://host:port,…` (`--store`). */
+  store?: string;
 }
 
 const file = (dataDir: string): string => join(dataDir, "cluster.json");

@@ -12,6 +12,8 @@ export interface ManagerDeps {
   log: Logger;
   heartbeatPeriodMs?: number;
   heartbeatGraceMs?: number;
+  /** Most task writes per scheduler commit; the etcd store's per-transaction limit caps it. */
+  maxOpsPerCommit?: number;
 }
 
 /**
@@ -29,7 +31,7 @@ export class Manager {
     const child = (component: string): Logger => deps.log.child({ component });
     this.dispatcher = new Dispatcher({ store: deps.store, clock: deps.clock, log: child("dispatcher"), ...(deps.heartbeatPeriodMs ? { heartbeatPeriodMs: deps.heartbeatPeriodMs } : {}), ...(deps.heartbeatGraceMs ? { heartbeatGraceMs: deps.heartbeatGraceMs } : {}) });
     this.orchestrator = new Orchestrator({ store: deps.store, clock: deps.clock, log: child("orchestrator") });
-    this.scheduler = new Scheduler({ store: deps.store, clock: deps.clock, log: child("scheduler") });
+    this.scheduler = new Scheduler({ store: deps.store, clock: deps.clock, log: child("scheduler"), ...(deps.maxOpsPerCommit ? { maxOpsPerCommit: deps.maxOpsPerCommit } : {}) });
     this.updater = new Updater({ store: deps.store, clock: deps.clock, log: child("updater") });
   }
 

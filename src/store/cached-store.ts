@@ -32,13 +32,21 @@ export function compactionPoint(history: readonly StoreEvent[], next: readonly S
   return Math.min(lastDropped.revision, (next[0]?.revision ?? Infinity) - 1);
 }
 
+/** One object's change staged by a transaction: the object after it (null: deleted) and before it. */
+export interface StagedWrite {
+  kind: Kind;
+  object: StoredObject | null;
+  /** The committed object this write replaces (absent: a create). */
+  prev?: StoredObject;
+}
+
 /**
- * The committed state lives in memory (indexed) and in the backend. A write runs its function
- * against a copy-on-write overlay, persists the resulting events in one backend transaction, and
- * only then applies them to memory and tells watchers. Node runs one transaction at a time, so
- * no two writes interleave.
+ * The committed state in memory, indexed, with the recent history for watchers: what every
+ * backend shares. Subclasses decide how a write reaches the backend and call `learn` with each
+ * committed transaction, in revision order; `learn` is the only way the state changes, so the
+ * cache is exactly the backend's state at `revision()`.
  */
-export class CachedStore implements Store {
+export abstract class StoreCache implements Store {
   private rev = 0;
   private readonly data = new Map<Kind, Map<string, StoredObject>>(kinds.map((k) => [k, new Map()]));
   private readonly byService = new Map<string, Set<string>>();
@@ -48,27 +56,14 @@ export class CachedStore implements Store {
   /** History is whole for every revision after this one. */
   private compacted = 0;
   private readonly watchers = new Set<(events: StoreEvent[]) => void>();
-  private closed = false;
 
-  constructor(
-    private readonly backend: Persistence,
-    private readonly clock: Clock,
-    private readonly historyLimit = DEFAULT_HISTORY,
-  ) {
-    const loaded = backend.load();
-    this.rev = loaded.revision;
-    this.compacted = loaded.compacted;
-    for (const { kind, object } of loaded.objects) this.apply(kind, object, false);
-    this.history = loaded.history;
-  }
+  constructor(protected readonly historyLimit = DEFAULT_HISTORY) {}
+
+  abstract update<T>(fn: (tx: WriteTx) => T): Promise<T>;
+  abstract close(): void;
 
   revision(): number {
     return this.rev;
-  }
-
-  /** The backend's settings in force (SQLite: journal mode, synchronous level). */
-  backendSettings(): Record<string, string | number> {
-    return this.backend.settings?.() ?? {};
   }
 
   /** The last revision whose history is gone: watches must start at or after it. */
@@ -80,11 +75,22 @@ export class CachedStore implements Store {
     return fn(this.reader());
   }
 
-  async update<T>(fn: (tx: WriteTx) => T): Promise<T> {
-    if (this.closed) throw new BatonError("UNAVAILABLE", "store is closed", [], { retryable: true });
-    const revision = this.rev + 1;
-    const now = this.clock.now();
-    const overlay = new Map<string, { kind: Kind; object: StoredObject | null; prev?: StoredObject }>();
+  /** Replaces the whole state (a load); history starts after `compacted`. */
+  protected reset(loaded: { revision: number; compacted: number; objects: { kind: Kind; object: StoredObject }[]; history: StoreEvent[] }): void {
+    for (const m of [...this.data.values(), this.byService, this.byNode, this.serviceNames]) m.clear();
+    this.rev = loaded.revision;
+    this.compacted = loaded.compacted;
+    for (const { kind, object } of loaded.objects) this.apply(kind, object, false);
+    this.history = loaded.history;
+  }
+
+  /**
+   * Runs `fn` against a copy-on-write overlay of the committed state. Objects it writes get
+   * `revision` as their version and `now` as their timestamps. Returns what fn returned and the
+   * staged writes; nothing is committed.
+   */
+  protected stage<T>(fn: (tx: WriteTx) => T, revision: number, now: number): { result: T; writes: StagedWrite[] } {
+    const overlay = new Map<string, StagedWrite>();
     const key = (k: Kind, id: string): string => `${k}/${id}`;
     const base = this.reader();
     const current = <K extends Kind>(kind: K, id: string): Collections[K] | undefined => {
@@ -121,27 +127,27 @@ export class CachedStore implements Store {
         if (cur.version !== obj.version) throw new BatonError("VERSION_CONFLICT", `${kind}/${obj.id} changed (have version ${obj.version}, stored ${cur.version})`, [], { retryable: true });
         const next = { ...obj, version: revision, updatedAt: now };
         const prevEntry = overlay.get(key(kind, obj.id));
-        overlay.set(key(kind, obj.id), { kind, object: next, prev: prevEntry?.prev ?? base.get(kind, obj.id) });
+        const prev = prevEntry?.prev ?? base.get(kind, obj.id);
+        overlay.set(key(kind, obj.id), { kind, object: next, ...(prev ? { prev } : {}) });
         return next;
       },
       delete: (kind, id) => {
         const cur = current(kind, id);
         if (!cur) return;
         const prevEntry = overlay.get(key(kind, id));
-        overlay.set(key(kind, id), { kind, object: null, prev: prevEntry ? prevEntry.prev : cur });
+        const prev = prevEntry ? prevEntry.prev : cur;
+        overlay.set(key(kind, id), { kind, object: null, ...(prev ? { prev } : {}) });
       },
     };
     const result = fn(tx);
-    if (overlay.size === 0) return result;
-    const events: StoreEvent[] = [];
-    for (const o of overlay.values()) {
-      if (o.object) events.push({ revision, kind: o.kind, op: o.prev ? "update" : "create", object: o.object });
-      else if (o.prev) events.push({ revision, kind: o.kind, op: "delete", object: o.prev });
-    }
-    if (events.length === 0) return result;
-    const point = compactionPoint(this.history, events, this.historyLimit);
-    const compactThrough = point !== undefined && point > this.compacted ? point : undefined;
-    this.backend.commit(revision, events, compactThrough);
+    return { result, writes: [...overlay.values()].filter((w) => w.object || w.prev) };
+  }
+
+  /**
+   * Applies one committed transaction (revision > revision()) to memory and tells watchers.
+   * `compactThrough`: drop history up to there (default: the trim the history limit asks for).
+   */
+  protected learn(revision: number, events: StoreEvent[], compactThrough = this.compactionFor(events)): void {
     this.rev = revision;
     for (const e of events) this.apply(e.kind, e.object, e.op === "delete");
     // A loop, not push(...events): spread arguments overflow the stack past ~120k events, after
@@ -152,7 +158,12 @@ export class CachedStore implements Store {
       this.compacted = compactThrough;
     }
     for (const w of this.watchers) w(events);
-    return result;
+  }
+
+  /** Where to trim the history before adding `events` (undefined: not yet). */
+  protected compactionFor(events: readonly StoreEvent[]): number | undefined {
+    const point = compactionPoint(this.history, events, this.historyLimit);
+    return point !== undefined && point > this.compacted ? point : undefined;
   }
 
   watch(fromRevision: number, onEvents: (events: StoreEvent[]) => void): Watch {
@@ -191,11 +202,8 @@ export class CachedStore implements Store {
     };
   }
 
-  close(): void {
-    if (this.closed) return;
-    this.closed = true;
+  protected stopWatchers(): void {
     this.watchers.clear();
-    this.backend.close();
   }
 
   private reader(): ReadTx {
@@ -238,6 +246,59 @@ export class CachedStore implements Store {
     }
     if (deleted) coll.delete(object.id);
     else coll.set(object.id, object);
+  }
+}
+
+/** The events a transaction's staged writes make, all at `revision`. */
+export function eventsOf(writes: readonly StagedWrite[], revision: number): StoreEvent[] {
+  const events: StoreEvent[] = [];
+  for (const w of writes) {
+    if (w.object) events.push({ revision, kind: w.kind, op: w.prev ? "update" : "create", object: w.object });
+    else if (w.prev) events.push({ revision, kind: w.kind, op: "delete", object: w.prev });
+  }
+  return events;
+}
+
+/**
+ * The only writer of its backend (SQLite, memory): a write runs its function against the
+ * overlay, persists the resulting events in one backend transaction, and only then applies them
+ * to memory and tells watchers. Node runs one transaction at a time, so no two writes
+ * interleave, and the next revision is simply this one plus one.
+ */
+export class CachedStore extends StoreCache {
+  private closed = false;
+
+  constructor(
+    private readonly backend: Persistence,
+    private readonly clock: Clock,
+    historyLimit = DEFAULT_HISTORY,
+  ) {
+    super(historyLimit);
+    this.reset(backend.load());
+  }
+
+  /** The backend's settings in force (SQLite: journal mode, synchronous level). */
+  backendSettings(): Record<string, string | number> {
+    return this.backend.settings?.() ?? {};
+  }
+
+  async update<T>(fn: (tx: WriteTx) => T): Promise<T> {
+    if (this.closed) throw new BatonError("UNAVAILABLE", "store is closed", [], { retryable: true });
+    const revision = this.revision() + 1;
+    const { result, writes } = this.stage(fn, revision, this.clock.now());
+    const events = eventsOf(writes, revision);
+    if (events.length === 0) return result;
+    const compactThrough = this.compactionFor(events);
+    this.backend.commit(revision, events, compactThrough);
+    this.learn(revision, events, compactThrough);
+    return result;
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.stopWatchers();
+    this.backend.close();
   }
 }
 

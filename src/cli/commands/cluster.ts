@@ -27,7 +27,8 @@ export function registerClusterCommands(program: Command): void {
     .option("--heartbeat-grace <duration>", "silence after which a node is down and its tasks move (default 3 periods)", durationMs("--heartbeat-grace"))
     .option("--log-level <level>", "trace, debug, info, warn, error (default info)")
     .option("--dns-addr <host:port>", "where the DNS responder for service names listens (default 127.77.0.1:53)")
-    .action((opts: { advertiseAddr?: string; listenAddr?: string; dataDir?: string; heartbeatPeriod?: number; heartbeatGrace?: number; logLevel?: string; dnsAddr?: string }) =>
+    .option("--store <url>", "(db) sqlite (default: DIR/store.db) or etcd://host:port[,host:port…], an etcd cluster you run (plain http; TLS flags are still to come); kept for later starts")
+    .action((opts: { advertiseAddr?: string; listenAddr?: string; dataDir?: string; heartbeatPeriod?: number; heartbeatGrace?: number; logLevel?: string; dnsAddr?: string; store?: string }) =>
       runInForeground({
         dataDir: opts.dataDir ?? defaultDataDir(),
         init: {
@@ -38,6 +39,7 @@ export function registerClusterCommands(program: Command): void {
         },
         ...(opts.logLevel ? { logLevel: opts.logLevel } : {}),
         ...(opts.dnsAddr ? { dnsAddress: opts.dnsAddr } : {}),
+        ...(opts.store ? { store: opts.store } : {}),
       }),
     );
 

@@ -6,17 +6,19 @@ import type { UpOptions } from "../../up.js";
 export function registerUpDown(program: Command): void {
   program
     .command("up")
-    .description("Run Baton on this host in one process: manager (SQLite store), agent, API on DIR/baton.sock")
+    .description("Run Baton on this host in one process: manager (SQLite store, or etcd with --store), agent, API on DIR/baton.sock")
     .option("--data-dir <dir>", "where the store, task logs and socket live (default $BATON_DATA_DIR or ~/.baton)")
     .option("--demo", "create the demo service `hello` (2 replicas of examples/hello) if it does not exist")
     .option("--log-level <level>", "trace, debug, info, warn, error (default info)")
     .option("--dns-addr <host:port>", "where the DNS responder for service names listens (default 127.77.0.1:53)")
-    .action(async (opts: { dataDir?: string; demo?: boolean; logLevel?: string; dnsAddr?: string }) =>
+    .option("--store <url>", "(db) sqlite (default: DIR/store.db) or etcd://host:port[,host:port…] (plain http; TLS flags are still to come)")
+    .action(async (opts: { dataDir?: string; demo?: boolean; logLevel?: string; dnsAddr?: string; store?: string }) =>
       runInForeground({
         dataDir: opts.dataDir ?? defaultDataDir(),
         ...(opts.demo ? { demo: true } : {}),
         ...(opts.logLevel ? { logLevel: opts.logLevel } : {}),
         ...(opts.dnsAddr ? { dnsAddress: opts.dnsAddr } : {}),
+        ...(opts.store ? { store: opts.store } : {}),
       }),
     );
 

@@ -1,0 +1,374 @@
+import { noop } from "cockatiel";
+import { Etcd3, type IKeyValue, type IOperation, type IWatchResponse, type Watcher } from "etcd3";
+import type { Clock } from "../../lib/clock.js";
+import { systemClock } from "../../lib/clock.js";
+import { BatonError } from "../../lib/errors.js";
+import type { Logger } from "../../lib/log.js";
+import { kinds, type Kind, type Service } from "../../model/objects.js";
+import { DEFAULT_HISTORY, StoreCache, type StagedWrite } from "../cached-store.js";
+import type { StoreEvent, StoredObject, WriteTx } from "../store.js";
+
+/** etcd's own default for --max-txn-ops: what a cluster Baton did not start allows. */
+export const ETCD_DEFAULT_MAX_TXN_OPS = 128;
+
+export interface EtcdStoreOptions {
+  /** Client URLs of the etcd members (`http://10.0.0.5:2379`). */
+  endpoints: string[];
+  /** Every key lives under it: `<prefix><kind>/<id>`, `<prefix>names/services/<name>`. @default "/baton/" */
+  prefix?: string;
+  /**
+   * Most operations one transaction may send: the etcd cluster's --max-txn-ops. A write over it
+   * fails before anything is sent (PAYLOAD_TOO_LARGE); callers that write in bulk (the
+   * scheduler's maxOpsPerCommit) chunk to stay within it.
+   * @default 128 (etcd's default)
+   */
+  maxTxnOps?: number;
+  clock?: Clock;
+  log?: Logger;
+  /** Events kept in memory for watchers resuming from a revision. @default 10000 */
+  historyLimit?: number;
+}
+
+/** Objects read per range request while loading (a page stays far below gRPC's 4 MiB). */
+const LOAD_PAGE = 500;
+/** A broken watch stream is re-opened after this long (then doubled, capped at 5 s). */
+const FEED_RETRY_MS = 100;
+
+type Json = Record<string, unknown>;
+
+/**
+ * The Store on an etcd cluster, shared by several managers.
+ *
+ * Reads are served from the same in-memory cache as the SQLite store (StoreCache), fed only by
+ * one prefix watch that starts at the revision of the initial range read: the cache is exactly
+ * etcd's state at `revision()`, and its revision is etcd's. A write runs its function against the
+ * cache (with the overlay), then sends one etcd transaction whose compares are the versions it
+ * read (an object's version is its key's mod revision; a create compares on absence), and
+ * resolves once the watch has brought that revision into the cache, so a writer always reads its
+ * own write. Writes from one EtcdStore are sent one at a time: each function sees every earlier
+ * write of this manager, as on SQLite; a write of another manager that the cache has not seen yet
+ * makes the compare fail (VERSION_CONFLICT, retryable).
+ *
+ * Service names stay unique across managers: a service's name is also a key
+ * (`<prefix>names/services/<name>`) created, moved or deleted in the same transaction.
+ */
+export class EtcdStore extends StoreCache {
+  private readonly client: Etcd3;
+  private readonly prefix: string;
+  private readonly maxTxnOps: number;
+  private readonly clock: Clock;
+  private feed: Watcher | undefined;
+  private feedRetryMs = FEED_RETRY_MS;
+  private cancelFeedRetry = (): void => undefined;
+  private writes: Promise<unknown> = Promise.resolve();
+  private readonly waiters: { revision: number; resolve: () => void; reject: (err: unknown) => void }[] = [];
+  private closed = false;
+
+  private constructor(private readonly opts: EtcdStoreOptions) {
+    super(opts.historyLimit ?? DEFAULT_HISTORY);
+    this.prefix = opts.prefix ?? "/baton/";
+    this.maxTxnOps = opts.maxTxnOps ?? ETCD_DEFAULT_MAX_TXN_OPS;
+    this.clock = opts.clock ?? systemClock;
+    // No client-side retries: a transaction whose answer was lost may have committed, and a
+    // retry would then fail its compares and report a conflict for a write that happened.
+    this.client = new Etcd3({ hosts: opts.endpoints, faultHandling: { global: noop } });
+  }
+
+  /** Loads every object (one range read at one revision), then follows etcd from there. */
+  static async open(opts: EtcdStoreOptions): Promise<EtcdStore> {
+    const store = new EtcdStore(opts);
+    try {
+      const loaded = await store.load();
+      // No history before the load: a watch from an older revision relists (COMPACTED).
+      store.reset({ revision: loaded.revision, compacted: loaded.revision, objects: loaded.objects, history: [] });
+      await store.startFeed();
+    } catch (err) {
+      store.close();
+      throw unavailable(`cannot open the etcd store at ${opts.endpoints.join(",")}`, err);
+    }
+    return store;
+  }
+
+  /** The most operations one transaction may have (the scheduler chunks its commits to this). */
+  get maxOpsPerTxn(): number {
+    return this.maxTxnOps;
+  }
+
+  /** Resolves once the cache has reached `revision` (another manager's write, for example). */
+  waitForRevision(revision: number): Promise<void> {
+    if (this.revision() >= revision) return Promise.resolve();
+    if (this.closed) return Promise.reject(closedError());
+    return new Promise((resolve, reject) => this.waiters.push({ revision, resolve, reject }));
+  }
+
+  update<T>(fn: (tx: WriteTx) => T): Promise<T> {
+    // One write at a time: the next function runs against a cache that holds this one.
+    const run = this.writes.then(() => this.write(fn));
+    this.writes = run.catch(() => undefined);
+    return run;
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.cancelFeedRetry();
+    this.stopWatchers();
+    for (const w of this.waiters.splice(0)) w.reject(closedError());
+    const feed = this.feed;
+    this.feed = undefined;
+    feed?.removeAllListeners();
+    feed?.on("error", () => undefined);
+    // The client re-opens the watch stream (on a timer) while it has a watcher: detach it first.
+    const detached = feed ? Promise.race([feed.cancel(), new Promise((r) => setTimeout(r, 1000).unref())]) : Promise.resolve();
+    void detached.catch(() => undefined).finally(() => this.client.close());
+  }
+
+  private async write<T>(fn: (tx: WriteTx) => T): Promise<T> {
+    if (this.closed) throw closedError();
+    // The version written objects get is etcd's revision, known only once committed: stage with
+    // the next local revision, then stamp the real one on the objects fn got back.
+    const { result, writes } = this.stage(fn, this.revision() + 1, this.clock.now());
+    if (writes.length === 0) return result;
+    const txn = this.transaction(writes);
+    let revision: number;
+    try {
+      const [first, ...rest] = txn.compares;
+      let builder = this.client.if(first![0], first![1], "==", first![2]);
+      for (const [key, column, value] of rest) builder = builder.and(key, column, "==", value);
+      const res = await builder
+        .then(...txn.ops)
+        .else(...txn.names.map((n) => this.client.get(n)))
+        .commit();
+      if (!res.succeeded) throw this.conflict(writes, txn.names, res.responses.map((r) => r.response_range?.kvs ?? []));
+      revision = Number(res.header.revision);
+    } catch (err) {
+      if (err instanceof BatonError) throw err;
+      if (/too many operations/.test((err as Error).message)) throw tooLarge(txn.ops.length, this.maxTxnOps, "the etcd cluster refused it");
+      throw unavailable("etcd did not confirm the write (it may or may not have been applied)", err);
+    }
+    for (const w of writes) if (w.object) (w.object as { version: number }).version = revision;
+    await this.waitForRevision(revision);
+    return result;
+  }
+
+  /** One etcd transaction for the staged writes: compares, operations, and the name keys claimed. */
+  private transaction(writes: StagedWrite[]): { compares: [string, "Create" | "Mod", number][]; ops: IOperation[]; names: string[] } {
+    const compares: [string, "Create" | "Mod", number][] = [];
+    const ops: IOperation[] = [];
+    const claimed = new Map<string, string>();
+    const released = new Set<string>();
+    for (const w of writes) {
+      const id = (w.object ?? w.prev)!.id;
+      const key = this.key(w.kind, id);
+      // The committed object this write replaces, as the cache has it (cache = etcd at revision()).
+      const base = this.view((tx) => tx.get(w.kind, id));
+      compares.push(base ? [key, "Mod", base.version] : [key, "Create", 0]);
+      ops.push(w.object ? this.client.put(key).value(JSON.stringify(withoutVersion(w.object))) : this.client.delete().key(key));
+      if (w.kind === "services") {
+        const before = (base as Service | undefined)?.spec.name;
+        const after = (w.object as Service | null)?.spec.name;
+        if (before !== after) {
+          if (before !== undefined) released.add(before);
+          if (after !== undefined) claimed.set(after, id);
+        }
+      }
+    }
+    for (const name of released) if (!claimed.has(name)) ops.push(this.client.delete().key(this.nameKey(name)));
+    const names: string[] = [];
+    for (const [name, id] of claimed) {
+      // A name released in the same transaction changes hands directly (one op per key).
+      if (!released.has(name)) {
+        compares.push([this.nameKey(name), "Create", 0]);
+        names.push(this.nameKey(name));
+      }
+      ops.push(this.client.put(this.nameKey(name)).value(id));
+    }
+    const size = Math.max(compares.length, ops.length);
+    if (size > this.maxTxnOps) throw tooLarge(size, this.maxTxnOps, "nothing was written");
+    return { compares, ops, names };
+  }
+
+  /** A failed compare: NAME_IN_USE when a name key it claimed exists, else VERSION_CONFLICT. */
+  private conflict(writes: StagedWrite[], names: string[], found: IKeyValue[][]): BatonError {
+    const taken = names.filter((_, i) => (found[i]?.length ?? 0) > 0).map((k) => k.slice(this.nameKey("").length));
+    if (taken.length) {
+      const problems = taken.map((n) => ({ path: ["name"], problem: `"${n}" is already in use` }));
+      return new BatonError("NAME_IN_USE", `service name "${taken[0]}" is already in use`, problems);
+    }
+    const what = writes.map((w) => `${w.kind}/${(w.object ?? w.prev)!.id}`);
+    return new BatonError("VERSION_CONFLICT", `${what.length === 1 ? what[0] : `one of ${what.length} objects`} changed in etcd since it was read (another manager wrote it)`, [], { retryable: true });
+  }
+
+  private async load(): Promise<{ revision: number; objects: { kind: Kind; object: StoredObject }[] }> {
+    const objects: { kind: Kind; object: StoredObject }[] = [];
+    const end = prefixEnd(this.prefix);
+    let revision: number | undefined;
+    let start = this.prefix;
+    for (;;) {
+      const page = this.client.getAll().inRange({ start, end }).limit(LOAD_PAGE);
+      // Every page reads at the first page's revision: one consistent snapshot.
+      const res = await (revision === undefined ? page : page.revision(revision)).exec();
+      revision ??= Number(res.header.revision);
+      for (const kv of res.kvs) {
+        const parsed = this.parse(kv);
+        if (parsed) objects.push(parsed);
+      }
+      if (!res.more || res.kvs.length === 0) break;
+      start = res.kvs[res.kvs.length - 1]!.key.toString() + "\0";
+    }
+    return { revision, objects };
+  }
+
+  /** Follows etcd from the cache's revision; a broken stream is re-opened from there. */
+  private async startFeed(): Promise<void> {
+    const from = this.revision() + 1;
+    const feed = await this.client.watch().prefix(this.prefix).startRevision(String(from)).create();
+    if (this.closed) {
+      void feed.cancel().catch(() => undefined);
+      return;
+    }
+    this.feed = feed;
+    this.feedRetryMs = FEED_RETRY_MS;
+    feed.on("data", (res: IWatchResponse) => this.onWatch(res));
+    // The client would resume by itself, but from the revision of its reconnect answer, which can
+    // skip events that were in flight: resume from what the cache holds instead.
+    feed.on("disconnected", () => this.restartFeed(feed, false));
+    // Cancelled by etcd: compacted past our revision (or another reason): relist.
+    feed.on("error", () => this.restartFeed(feed, true));
+  }
+
+  private restartFeed(feed: Watcher, relist: boolean): void {
+    if (this.closed || this.feed !== feed) return;
+    this.feed = undefined;
+    feed.removeAllListeners();
+    feed.on("error", () => undefined);
+    void feed.cancel().catch(() => undefined);
+    this.scheduleFeed(relist);
+  }
+
+  /** Re-opens the feed (after a relist when asked) after a growing delay, until it works. */
+  private scheduleFeed(relist: boolean): void {
+    const delay = this.feedRetryMs;
+    this.feedRetryMs = Math.min(this.feedRetryMs * 2, 5_000);
+    this.cancelFeedRetry = this.clock.setTimer(delay, () => {
+      void (async () => {
+        if (relist) await this.relist();
+        await this.startFeed();
+      })().catch((err: unknown) => {
+        if (this.closed) return;
+        this.opts.log?.warn({ err, retryInMs: this.feedRetryMs }, "etcd watch could not be re-opened");
+        this.scheduleFeed(relist);
+      });
+    });
+  }
+
+  /**
+   * The history the watch needed is compacted in etcd: read everything again and tell watchers
+   * the difference as one transaction at the new revision. History before it is gone (a watch from
+   * an older revision gets COMPACTED); controllers are level-triggered, so the net change is enough.
+   */
+  private async relist(): Promise<void> {
+    const loaded = await this.load();
+    if (loaded.revision <= this.revision()) return;
+    const events: StoreEvent[] = [];
+    const seen = new Set<string>();
+    for (const { kind, object } of loaded.objects) {
+      seen.add(`${kind}/${object.id}`);
+      const cur = this.view((tx) => tx.get(kind, object.id));
+      if (!cur) events.push({ revision: loaded.revision, kind, op: "create", object });
+      else if (cur.version !== object.version) events.push({ revision: loaded.revision, kind, op: "update", object });
+    }
+    for (const kind of kinds) {
+      for (const object of this.view((tx) => tx.list(kind))) {
+        if (!seen.has(`${kind}/${object.id}`)) events.push({ revision: loaded.revision, kind, op: "delete", object });
+      }
+    }
+    this.opts.log?.warn({ revision: loaded.revision, changes: events.length }, "etcd history compacted past this manager's cache: relisted");
+    this.learnRevision(loaded.revision, events, loaded.revision);
+  }
+
+  private onWatch(res: IWatchResponse): void {
+    // A response holds whole revisions (etcd never splits one), in order.
+    let batch: StoreEvent[] = [];
+    let batchRevision = 0;
+    const flush = (): void => {
+      if (batchRevision > this.revision()) this.learnRevision(batchRevision, batch);
+      batch = [];
+    };
+    for (const ev of res.events) {
+      const revision = Number(ev.kv.mod_revision);
+      if (revision !== batchRevision) {
+        flush();
+        batchRevision = revision;
+      }
+      if (ev.type === "Put") {
+        const parsed = this.parse(ev.kv);
+        if (parsed) batch.push({ revision, kind: parsed.kind, op: ev.kv.create_revision === ev.kv.mod_revision ? "create" : "update", object: parsed.object });
+      } else {
+        const ref = this.parseKey(ev.kv.key.toString());
+        // The cache is exact: the deleted object is in it, with its last version.
+        const last = ref && this.view((tx) => tx.get(ref.kind, ref.id));
+        if (ref && last) batch.push({ revision, kind: ref.kind, op: "delete", object: last });
+      }
+    }
+    flush();
+  }
+
+  private learnRevision(revision: number, events: StoreEvent[], compactThrough?: number): void {
+    if (compactThrough === undefined) this.learn(revision, events);
+    else this.learn(revision, events, compactThrough);
+    for (let i = this.waiters.length - 1; i >= 0; i--) {
+      if (this.waiters[i]!.revision <= revision) this.waiters.splice(i, 1)[0]!.resolve();
+    }
+  }
+
+  private key(kind: Kind, id: string): string {
+    return `${this.prefix}${kind}/${id}`;
+  }
+
+  private nameKey(name: string): string {
+    return `${this.prefix}names/services/${name}`;
+  }
+
+  private parseKey(key: string): { kind: Kind; id: string } | undefined {
+    if (!key.startsWith(this.prefix)) return undefined;
+    const rest = key.slice(this.prefix.length);
+    const slash = rest.indexOf("/");
+    const kind = rest.slice(0, slash) as Kind;
+    return slash > 0 && kinds.includes(kind) ? { kind, id: rest.slice(slash + 1) } : undefined;
+  }
+
+  private parse(kv: IKeyValue): { kind: Kind; object: StoredObject } | undefined {
+    const ref = this.parseKey(kv.key.toString());
+    if (!ref) return undefined;
+    const object = { ...(JSON.parse(kv.value.toString()) as Json), version: Number(kv.mod_revision) } as unknown as StoredObject;
+    return { kind: ref.kind, object };
+  }
+}
+
+/** The object as stored: its version is the key's mod revision, not a field. */
+function withoutVersion(o: StoredObject): Json {
+  const rest: Json = { ...(o as unknown as Json) };
+  delete rest.version;
+  return rest;
+}
+
+/** The first key after every key that starts with `prefix`. */
+function prefixEnd(prefix: string): string {
+  return prefix.slice(0, -1) + String.fromCharCode(prefix.charCodeAt(prefix.length - 1) + 1);
+}
+
+function tooLarge(size: number, limit: number, outcome: string): BatonError {
+  return new BatonError(
+    "PAYLOAD_TOO_LARGE",
+    `a store transaction of ${size} operations is over etcd's limit of ${limit} per transaction (--max-txn-ops); ${outcome}. Write in smaller transactions, or raise --max-txn-ops on every etcd member and the store's maxTxnOps with it`,
+  );
+}
+
+function unavailable(message: string, cause: unknown): BatonError {
+  return new BatonError("UNAVAILABLE", `${message}: ${(cause as Error).message ?? String(cause)}`, [], { cause, retryable: true });
+}
+
+function closedError(): BatonError {
+  return new BatonError("UNAVAILABLE", "store is closed", [], { retryable: true });
+}
