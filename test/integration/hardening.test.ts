@@ -27,8 +27,14 @@ describe("one baton per data dir", () => {
     const winner = first === a ? b : a;
     assert.equal(await first.exited, 1);
     assert.match(first.out(), /baton is already running on .*/);
-    assert.equal(winner.p.exitCode, null, "the other one keeps running");
-    process.kill(-winner.p.pid!, "SIGKILL");
+    // Give the winner a moment to come up fully: it must still be running then, not just now.
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(winner.p.exitCode, null, `the other one keeps running; its output:\n${winner.out()}`);
+    try {
+      process.kill(-winner.p.pid!, "SIGKILL");
+    } catch (err) {
+      throw new Error(`the winner ended on its own; its output:\n${winner.out()}`, { cause: err });
+    }
     await winner.exited;
     // The lock died with its holder: a new baton starts at once, no stale pid file in the way.
     const c = new BatonProcess(dir);
