@@ -2,10 +2,9 @@ import type { Command } from "commander";
 import { Argument, InvalidArgumentError, Option } from "commander";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { defaultDataDir } from "../../lib/paths.js";
 import { parseDuration } from "../../lib/duration.js";
 import { withClient } from "../context.js";
-import { runInForeground } from "./up-down.js";
+import { addProcessFlags, processOptions, runInForeground, type ProcessFlags } from "./up-down.js";
 
 function durationMs(flag: string) {
   return (v: string): number => {
@@ -17,48 +16,34 @@ function durationMs(flag: string) {
 
 /** `baton init`, `join`, `join-token`, `leave` and `cert create`: a cluster's membership. */
 export function registerClusterCommands(program: Command): void {
-  program
-    .command("init")
-    .description("Make this host the first manager of a cluster (keeps what `baton up` runs here); runs in the foreground and prints the join command")
+  addProcessFlags(program.command("init").description("Make this host the first manager of a cluster (keeps what `baton up` runs here); runs in the foreground and prints the join command"))
     .option("--advertise-addr <addr>", "address other nodes reach this one at (default: the host's only IPv4 address)")
     .option("--listen-addr <host:port>", "where to listen for nodes, joins and the remote API (default 0.0.0.0:4242)")
-    .option("--data-dir <dir>", "data dir (default $BATON_DATA_DIR or ~/.baton)")
     .option("--heartbeat-period <duration>", "how often nodes report (default 500ms)", durationMs("--heartbeat-period"))
     .option("--heartbeat-grace <duration>", "silence after which a node is down and its tasks move (default 3 periods)", durationMs("--heartbeat-grace"))
-    .option("--log-level <level>", "trace, debug, info, warn, error (default info)")
-    .option("--dns-addr <host:port>", "where the DNS responder for service names listens (default 127.77.0.1:53)")
     .option("--store <url>", "(db) sqlite (default: DIR/store.db) or etcd://host:port[,host:port…], an etcd cluster you run (plain http; TLS flags are still to come); kept for later starts")
-    .action((opts: { advertiseAddr?: string; listenAddr?: string; dataDir?: string; heartbeatPeriod?: number; heartbeatGrace?: number; logLevel?: string; dnsAddr?: string; store?: string }) =>
+    .action((opts: ProcessFlags & { advertiseAddr?: string; listenAddr?: string; heartbeatPeriod?: number; heartbeatGrace?: number; store?: string }) =>
       runInForeground({
-        dataDir: opts.dataDir ?? defaultDataDir(),
+        ...processOptions(opts),
         init: {
           ...(opts.advertiseAddr ? { advertiseAddr: opts.advertiseAddr } : {}),
           ...(opts.listenAddr ? { listenAddr: opts.listenAddr } : {}),
           ...(opts.heartbeatPeriod ? { heartbeatPeriodMs: opts.heartbeatPeriod } : {}),
           ...(opts.heartbeatGrace ? { heartbeatGraceMs: opts.heartbeatGrace } : {}),
         },
-        ...(opts.logLevel ? { logLevel: opts.logLevel } : {}),
-        ...(opts.dnsAddr ? { dnsAddress: opts.dnsAddr } : {}),
         ...(opts.store ? { store: opts.store } : {}),
       }),
     );
 
-  program
-    .command("join")
-    .description("Join a cluster as a worker (agent and mesh); runs in the foreground. Later starts resume without the token")
+  addProcessFlags(program.command("join").description("Join a cluster as a worker (agent and mesh); runs in the foreground. Later starts resume without the token"))
     .argument("[manager]", "a manager's host:port (default port 4242)")
     .option("--token <token>", "the join token (`baton join-token worker` on a manager)")
     .option("--advertise-addr <addr>", "address other nodes reach this one at (default: the address it dials the manager from)")
-    .option("--data-dir <dir>", "data dir (default $BATON_DATA_DIR or ~/.baton)")
-    .option("--log-level <level>", "trace, debug, info, warn, error (default info)")
-    .option("--dns-addr <host:port>", "where the DNS responder for service names listens (default 127.77.0.1:53)")
-    .action((manager: string | undefined, opts: { token?: string; advertiseAddr?: string; dataDir?: string; logLevel?: string; dnsAddr?: string }) => {
+    .action((manager: string | undefined, opts: ProcessFlags & { token?: string; advertiseAddr?: string }) => {
       if ((opts.token === undefined) !== (manager === undefined)) throw new InvalidArgumentError("a first join needs both --token and the manager's address (a later start needs neither)");
       return runInForeground({
-        dataDir: opts.dataDir ?? defaultDataDir(),
+        ...processOptions(opts),
         ...(opts.token && manager ? { join: { token: opts.token, manager, ...(opts.advertiseAddr ? { advertiseAddr: opts.advertiseAddr } : {}) } } : { resumeWorker: true }),
-        ...(opts.logLevel ? { logLevel: opts.logLevel } : {}),
-        ...(opts.dnsAddr ? { dnsAddress: opts.dnsAddr } : {}),
       });
     });
 

@@ -3,21 +3,37 @@ import { defaultDataDir } from "../../lib/paths.js";
 import { withClient } from "../context.js";
 import type { UpOptions } from "../../up.js";
 
-export function registerUpDown(program: Command): void {
-  program
-    .command("up")
-    .description("Run Baton on this host in one process: manager (SQLite store, or etcd with --store), agent, API on DIR/baton.sock")
+/** The flags every command that runs Baton in the foreground has (`up`, `init`, `join`). */
+export interface ProcessFlags {
+  dataDir?: string;
+  logLevel?: string;
+  dnsAddr?: string;
+}
+
+export function addProcessFlags(cmd: Command): Command {
+  return cmd
     .option("--data-dir <dir>", "where the store, task logs and socket live (default $BATON_DATA_DIR or ~/.baton)")
-    .option("--demo", "create the demo service `hello` (2 replicas of examples/hello) if it does not exist")
     .option("--log-level <level>", "trace, debug, info, warn, error (default info)")
-    .option("--dns-addr <host:port>", "where the DNS responder for service names listens (default 127.77.0.1:53)")
+    .option("--dns-addr <host:port>", "where the DNS responder for service names listens (default 127.77.0.1:53)");
+}
+
+/** ProcessFlags as start options. */
+export function processOptions(opts: ProcessFlags): Pick<UpOptions, "dataDir" | "logLevel" | "dnsAddress"> {
+  return {
+    dataDir: opts.dataDir ?? defaultDataDir(),
+    ...(opts.logLevel ? { logLevel: opts.logLevel } : {}),
+    ...(opts.dnsAddr ? { dnsAddress: opts.dnsAddr } : {}),
+  };
+}
+
+export function registerUpDown(program: Command): void {
+  addProcessFlags(program.command("up").description("Run Baton on this host in one process: manager (SQLite store, or etcd with --store), agent, API on DIR/baton.sock"))
+    .option("--demo", "create the demo service `hello` (2 replicas of examples/hello) if it does not exist")
     .option("--store <url>", "(db) sqlite (default: DIR/store.db) or etcd://host:port[,host:port…] (plain http; TLS flags are still to come)")
-    .action(async (opts: { dataDir?: string; demo?: boolean; logLevel?: string; dnsAddr?: string; store?: string }) =>
+    .action(async (opts: ProcessFlags & { demo?: boolean; store?: string }) =>
       runInForeground({
-        dataDir: opts.dataDir ?? defaultDataDir(),
+        ...processOptions(opts),
         ...(opts.demo ? { demo: true } : {}),
-        ...(opts.logLevel ? { logLevel: opts.logLevel } : {}),
-        ...(opts.dnsAddr ? { dnsAddress: opts.dnsAddr } : {}),
         ...(opts.store ? { store: opts.store } : {}),
       }),
     );
