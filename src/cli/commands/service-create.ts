@@ -3,9 +3,10 @@ import { Option } from "commander";
 import type { Service } from "../../model/objects.js";
 import type { ServiceSpecInput } from "../../input/schemas.js";
 import { withClient } from "../context.js";
-import { collect, parseInteger, parseLabels, parseNumber, readEnvFile, resolveEnv } from "../parse.js";
+import { collect, parseInteger, parseLabels, readEnvFile, resolveEnv } from "../parse.js";
 import { waitConverged } from "../output/progress.js";
 import { addUpdateConfigFlags, updateConfigFrom } from "./service-update.js";
+import { addTaskFlags } from "./task-flags.js";
 import { addProbeFlags, probesFrom } from "./probe-flags.js";
 import { chooseDriver, isExecutableIn } from "../driver-rule.js";
 
@@ -68,35 +69,15 @@ export function registerServiceCreate(service: Command): void {
     .addOption(new Option("--mode <mode>", "replicated or global (one task per node)").choices(["replicated", "global"]))
     .option("-e, --env <KEY=VALUE>", "set an environment variable (repeatable)", collect)
     .option("--env-file <file>", "read environment variables from a file (repeatable)", collect)
-    .option("-w, --workdir <dir>", "working directory of the command (default: the current directory)")
     .option("-l, --label <key=value>", "service label (repeatable)", collect)
-    .option("--restart-condition <cond>", "none, on-failure or any (default any)")
-    .option("--restart-delay <duration>", "fixed delay between restarts (default: immediate, then backoff up to 10s)")
-    .option("--restart-max-attempts <n>", "restarts before giving up (default 0 = unlimited)", parseInteger)
-    .option("--restart-window <duration>", "window in which max attempts are counted")
-    .option("--health-cmd <command>", "health check run with /bin/sh -c; exit 0 = healthy")
-    .option("--health-http <path>", "health check: HTTP GET on the task's PORT (/path or :port/path)")
-    .option("--health-tcp <port>", "health check: TCP connect (0 = the task's PORT)", parseInteger)
-    .option("--health-interval <duration>", "time between checks (default 30s)")
-    .option("--health-timeout <duration>", "time a check may take (default 30s)")
-    .option("--health-retries <n>", "consecutive failures before unhealthy (default 3)", parseInteger)
-    .option("--health-start-period <duration>", "failures in this period after start do not count")
-    .option("--stop-signal <signal>", "signal that stops a task (default SIGTERM)")
-    .option("--stop-grace-period <duration>", "time to wait before SIGKILL (default 10s)")
     .option("--constraint <expr>", "placement constraint, e.g. node.labels.tier==data (repeatable)", collect)
     .option("--placement-pref <pref>", "spread=node.labels.<name>: spread over its values (repeatable, nested in order)", collect)
-    .option("--replicas-max-per-node <n>", "at most this many tasks of the service per node (default 0 = no limit)", parseInteger)
-    .option("--reserve-cpu <cpus>", "CPUs reserved per task", parseNumber)
-    .option("--reserve-memory <bytes>", "memory reserved per task (512m, 2g)")
-    .option("--limit-cpu <cpus>", "CPUs a task may use at most, e.g. 0.5 (enforced by a cgroup; docs/limits.md)", parseNumber)
-    .option("--limit-memory <bytes>", "memory a task may use at most before it is OOM-killed (64m, 1g)")
     .option("--history-limit <n>", "ended tasks kept per slot (default 5)", parseInteger)
     .option("--log-max-size <bytes>", "per-task log size before rotation (default 10m)")
     .option("-p, --publish <port>", "publish a port: PUBLISHED:TARGET[/tcp|udp|http] or published=P,target=T,protocol=tcp|udp|http,mode=ingress|host (repeatable)", collect)
-    .addOption(new Option("--load-balance <how>", "how the mesh picks a task (default round-robin)").choices(["round-robin", "least-connections"]))
-    .option("--wait-for-backend <duration>", "how long a request waits for a ready task before failing (default 5s)")
     .option("-d, --detach", "return at once instead of waiting for the service to converge")
     .option("-q, --quiet", "print only the service id");
+  addTaskFlags(create, "create");
   addProbeFlags(create);
   addUpdateConfigFlags(create);
   create.action(async (command: string | undefined, args: string[], opts: CreateOpts, cmd: Command) => {

@@ -7,6 +7,7 @@ import { withClient } from "../context.js";
 import { collect, parseInteger, parseLabels, parseNumber, resolveEnv } from "../parse.js";
 import { waitConverged } from "../output/progress.js";
 import type { UpdatePreview } from "../../updater/dry-run.js";
+import { addTaskFlags } from "./task-flags.js";
 import { addProbeFlags, probesFrom } from "./probe-flags.js";
 
 /** --update-* and --rollback-* (docker's names), on create and update. */
@@ -147,32 +148,12 @@ export function registerServiceUpdate(service: Command): void {
     .option("--constraint-rm <expr>", "remove a placement constraint (repeatable)", collect)
     .option("--placement-pref-add <pref>", "add a placement preference, spread=node.labels.<name> (repeatable)", collect)
     .option("--placement-pref-rm <pref>", "remove a placement preference (repeatable)", collect)
-    .option("--replicas-max-per-node <n>", "at most this many tasks per node (0 = no limit)", parseInteger)
-    .option("--health-cmd <command>", "health check run with /bin/sh -c")
-    .option("--health-http <path>", "health check: HTTP GET on the task's PORT")
-    .option("--health-tcp <port>", "health check: TCP connect (0 = the task's PORT)", parseInteger)
-    .option("--health-interval <duration>", "time between checks")
-    .option("--health-timeout <duration>", "time a check may take")
-    .option("--health-retries <n>", "consecutive failures before unhealthy", parseInteger)
-    .option("--health-start-period <duration>", "failures in this period after start do not count")
     .option("--no-healthcheck", "remove the health check")
-    .option("--restart-condition <cond>", "none, on-failure or any")
-    .option("--restart-delay <duration>", "fixed delay between restarts")
-    .option("--restart-max-attempts <n>", "restarts before giving up", parseInteger)
-    .option("--restart-window <duration>", "window in which max attempts are counted")
-    .option("--stop-signal <signal>", "signal that stops a task")
-    .option("--stop-grace-period <duration>", "time to wait before SIGKILL")
-    .option("-w, --workdir <dir>", "working directory of the command")
-    .option("--reserve-cpu <cpus>", "CPUs reserved per task", parseNumber)
-    .option("--reserve-memory <bytes>", "memory reserved per task")
-    .option("--limit-cpu <cpus>", "CPUs a task may use at most (0 = no limit)", parseNumber)
-    .option("--limit-memory <bytes>", "memory a task may use at most (0 = no limit)")
-    .addOption(new Option("--load-balance <how>", "how the mesh picks a task").choices(["round-robin", "least-connections"]))
-    .option("--wait-for-backend <duration>", "how long a request waits for a ready task")
     .option("--force", "replace every task even if nothing changed")
     .option("--dry-run", "print the field diff and the plan (which slots, in what order, what is kept); change nothing")
     .option("-d, --detach", "return at once instead of following the update")
     .option("-q, --quiet", "print nothing but errors");
+  addTaskFlags(update, "update");
   addProbeFlags(update);
   addUpdateConfigFlags(update);
   update.action(async (ref: string, opts: Opts, cmd: Command) =>
