@@ -212,7 +212,7 @@ async function startManager(opts: UpOptions, ctx: Context): Promise<RunningBaton
     await writeClusterConfig(dataDir, cfg);
     joinCommand = `baton join --token ${authority.token("worker")} ${cfg.managers[0]}`;
   }
-  const secretBox = (keys.box = authority ? await openClusterDataKey(store, await authority.ca.exportKeyPem()) : await openLocalDataKey(dataDir));
+  const secretBox = (keys.box = authority ? await openClusterDataKey(store, await authority.ca.exportKeyPem(), dataDir) : await openLocalDataKey(dataDir));
   manager.start();
   const session = manager.dispatcher.localSession();
   const parts = await startNodeParts(ctx, session, "manager", cfg?.advertiseAddr, opts.dnsAddress);

@@ -27,3 +27,23 @@ test("baton up's data key: made once (0600), the same after a restart; a sealed 
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("baton init on a baton up data dir keeps its data key (sealed into the cluster record under the CA key), so earlier secrets still open", async () => {
+  const { openClusterDataKey } = await import("./data-key.js");
+  const { createMemoryStore } = await import("../store/memory/memory-store.js");
+  const dir = mkdtempSync(join(tmpdir(), "baton-key-"));
+  try {
+    const sealed = (await openLocalDataKey(dir)).seal("s1", Buffer.from("before init"));
+    const store = createMemoryStore();
+    await store.update((tx) => tx.create("clusters", { id: "cluster", caCertPem: "", joinTokens: {} as never, revocations: { nodeIds: [], serials: [] } }));
+    const box = await openClusterDataKey(store, "ca key pem", dir);
+    assert.equal(box.open("s1", sealed).toString(), "before init");
+    const record = store.view((tx) => tx.get("clusters", "cluster"))!;
+    assert.ok(record.secretsKey && !record.secretsKey.includes(readFileSync(join(dir, DATA_KEY_FILE), "utf8").trim()), "the record holds the key sealed, not as it is");
+    // Another manager with the CA key (and no local key file) opens the same key from the record.
+    const other = await openClusterDataKey(store, "ca key pem", mkdtempSync(join(tmpdir(), "baton-key-")));
+    assert.equal(other.open("s1", sealed).toString(), "before init");
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

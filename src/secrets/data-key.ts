@@ -29,12 +29,14 @@ export function secretBox(key: Buffer): SecretBox {
  * derived from the CA key (HKDF, ca/seal.ts). Whoever reads the store alone gets ciphertext; a
  * manager holding the CA key opens it, so every such manager uses the same key.
  */
-export async function openClusterDataKey(store: Store, caKeyPem: string): Promise<SecretBox> {
+export async function openClusterDataKey(store: Store, caKeyPem: string, dataDir: string): Promise<SecretBox> {
   const kek = sealingKey(caKeyPem, "secrets-data-key");
   const record = store.view((tx) => tx.get("clusters", CLUSTER_ID));
   if (!record) throw new BatonError("INTERNAL", "no cluster record: the secrets data key is made after the CA");
   if (record.secretsKey) return secretBox(Buffer.from(unseal(kek, record.secretsKey), "base64"));
-  const key = randomBytes(DATA_KEY_BYTES);
+  // `baton init` on a `baton up` data dir: its secrets were sealed with D/secrets.key; keep that key.
+  const local = await readLocalKey(dataDir);
+  const key = local ?? randomBytes(DATA_KEY_BYTES);
   const stored = await store.update((tx) => {
     const cur = tx.get("clusters", CLUSTER_ID)!;
     // Another manager made it meanwhile: use theirs (a second key would orphan their secrets).
@@ -50,13 +52,17 @@ export async function openClusterDataKey(store: Store, caKeyPem: string): Promis
  * any secret is sealed with it. The store file alone gives ciphertext; the data dir gives all.
  */
 export async function openLocalDataKey(dataDir: string): Promise<SecretBox> {
-  const text = await readOptional(join(dataDir, DATA_KEY_FILE));
-  if (text !== undefined) {
-    const key = Buffer.from(text.trim(), "base64");
-    if (key.length !== DATA_KEY_BYTES) throw new BatonError("VALIDATION_FAILED", `${join(dataDir, DATA_KEY_FILE)} is not a secrets data key (${key.length} bytes): restore it from a backup`);
-    return secretBox(key);
-  }
+  const existing = await readLocalKey(dataDir);
+  if (existing) return secretBox(existing);
   const key = randomBytes(DATA_KEY_BYTES);
   await writeFileAtomic(dataDir, DATA_KEY_FILE, key.toString("base64") + "\n", 0o600);
   return secretBox(key);
+}
+
+async function readLocalKey(dataDir: string): Promise<Buffer | undefined> {
+  const text = await readOptional(join(dataDir, DATA_KEY_FILE));
+  if (text === undefined) return undefined;
+  const key = Buffer.from(text.trim(), "base64");
+  if (key.length !== DATA_KEY_BYTES) throw new BatonError("VALIDATION_FAILED", `${join(dataDir, DATA_KEY_FILE)} is not a secrets data key (${key.length} bytes): restore it from a backup`);
+  return key;
 }
