@@ -38,6 +38,7 @@ import { createNodeKeyAndCsr, loadNodeCredentials, needsRenewal, renewAt, saveNo
 import { SessionServer } from "./session/server.js";
 import { TaskRecords } from "./agent/task-records.js";
 import { RemoteSession } from "./session/client.js";
+import { openClusterDataKey, openLocalDataKey, type SecretBox } from "./secrets/data-key.js";
 
 export interface UpOptions {
   dataDir: string;
@@ -183,10 +184,16 @@ async function startManager(opts: UpOptions, ctx: Context): Promise<RunningBaton
   const choice = parseStoreUrl(opts.store ?? cfg?.store);
   const etcd = choice.backend === "etcd" ? await EtcdStore.open({ endpoints: choice.endpoints, clock, log: log.child({ component: "store" }) }) : undefined;
   const store = etcd ?? openSqliteStore(join(dataDir, "store.db"), { clock });
+  // Opened once the cluster's CA is (a cluster's data key is sealed under it); assignments wait for manager.start().
+  const keys: { box?: SecretBox } = {};
   const manager = new Manager({
     store,
     clock,
     log,
+    openSecret: (id, sealed) => {
+      if (!keys.box) throw new BatonError("UNAVAILABLE", "the secrets data key is not open yet");
+      return keys.box.open(id, sealed);
+    },
     // One scheduler commit is one etcd transaction: stay within its operation limit.
     ...(etcd ? { maxOpsPerCommit: etcd.maxOpsPerTxn } : {}),
     ...(cfg?.heartbeatPeriodMs ? { heartbeatPeriodMs: cfg.heartbeatPeriodMs } : {}),
@@ -205,6 +212,7 @@ async function startManager(opts: UpOptions, ctx: Context): Promise<RunningBaton
     await writeClusterConfig(dataDir, cfg);
     joinCommand = `baton join --token ${authority.token("worker")} ${cfg.managers[0]}`;
   }
+  const secretBox = (keys.box = authority ? await openClusterDataKey(store, await authority.ca.exportKeyPem(), dataDir) : await openLocalDataKey(dataDir));
   manager.start();
   const session = manager.dispatcher.localSession();
   const parts = await startNodeParts(ctx, session, "manager", cfg?.advertiseAddr, opts.dnsAddress);
@@ -266,6 +274,7 @@ async function startManager(opts: UpOptions, ctx: Context): Promise<RunningBaton
     clock,
     log,
     logs,
+    secrets: secretBox,
     ...(cluster ? { cluster } : {}),
     system: {
       info: () => ({

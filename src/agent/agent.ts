@@ -1,3 +1,4 @@
+import { TaskFiles } from "./task-files.js";
 import { existsSync, mkdirSync, readFileSync, writeFileSync, readdirSync } from "node:fs";
 import { cpus, hostname, totalmem, platform, arch } from "node:os";
 import { join } from "node:path";
@@ -93,6 +94,7 @@ export class Agent {
       report: (u) => this.enqueue(u),
       ...(deps.beforeStop ? { beforeStop: deps.beforeStop } : {}),
       ...(deps.discoveryEnv ? { discoveryEnv: deps.discoveryEnv } : {}),
+      files: TaskFiles.open(deps.dataDir, deps.log),
     };
   }
 
@@ -101,6 +103,8 @@ export class Agent {
     const records = this.records.loadAll();
     const offered = await this.availableDrivers();
     await this.removeStrays(records, offered);
+    // Secret files of tasks that ended while the agent was away (only recorded tasks still run).
+    this.executorDeps.files?.removeAllBut(new Set(records.map((r) => r.taskId)));
     for (const r of records) this.adoptable.set(r.taskId, r);
     const { heartbeatPeriodMs } = await session.register({
       nodeId: this.nodeId,

@@ -9,6 +9,7 @@ import type { LogFiles } from "./logs/log-files.js";
 import type { PortAllocator } from "./ports.js";
 import { TaskProbes } from "./probes/task-probes.js";
 import type { TaskRecord, TaskRecordStore } from "./task-records.js";
+import type { DeliveredFiles, TaskFiles } from "./task-files.js";
 
 export interface ExecutorDeps {
   /** The driver of tasks that name no other (process). */
@@ -31,6 +32,8 @@ export interface ExecutorDeps {
    * task out of every pool and lets in-flight requests finish). Bounded by the grace period.
    */
   beforeStop?(taskId: string, graceMs: number): Promise<void>;
+  /** Where tasks' secret and config files are written (absent: tasks with files are rejected). */
+  files?: TaskFiles;
 }
 
 /** Why the agent stops a task: the store asked (shutdown) or its health check failed. */
@@ -58,7 +61,7 @@ const INHERITED_ENV = ["PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LC_A
  * The environment a task runs with (and its exec probes): a few host variables, service
  * discovery, its own, Baton's. $PORT is its first service port; $PORT_<target> each one.
  */
-function taskEnv(a: Assignment, port: number | undefined, ports: Record<string, number>, nodeName: string, discovery: Record<string, string> = {}): Record<string, string> {
+function taskEnv(a: Assignment, port: number | undefined, ports: Record<string, number>, nodeName: string, discovery: Record<string, string> = {}, files?: DeliveredFiles): Record<string, string> {
   const env: Record<string, string> = {};
   for (const k of INHERITED_ENV) if (process.env[k] !== undefined) env[k] = process.env[k]!;
   const perTarget = Object.fromEntries(Object.entries(ports).map(([t, p]) => [`PORT_${t}`, String(p)]));
@@ -68,6 +71,9 @@ function taskEnv(a: Assignment, port: number | undefined, ports: Record<string, 
     BATON_TASK_SLOT: String(a.slot),
     BATON_SERVICE_NAME: a.serviceName,
     BATON_NODE_NAME: nodeName,
+    // Paths only: a secret's value is never in a task's environment.
+    ...(files?.secretsDir ? { BATON_SECRETS_DIR: files.secretsDir } : {}),
+    ...(files?.configsDir ? { BATON_CONFIGS_DIR: files.configsDir } : {}),
   });
 }
 
@@ -168,7 +174,8 @@ export class TaskRunner {
       const isContainer = a.spec.driver === "docker";
       await this.allocatePorts(isContainer);
       if (phase.stopReason) return this.end("shutdown", "shut down before it started", {});
-      const env = isContainer ? containerEnv(a, deps.nodeName, deps.discoveryEnv?.()) : taskEnv(a, this.port, this.ports, deps.nodeName, deps.discoveryEnv?.());
+      const delivered = this.writeFiles();
+      const env = isContainer ? containerEnv(a, deps.nodeName, deps.discoveryEnv?.()) : taskEnv(a, this.port, this.ports, deps.nodeName, deps.discoveryEnv?.(), delivered);
       const limits = a.spec.limits;
       const req: StartRequest = {
         taskId: a.taskId,
@@ -187,6 +194,7 @@ export class TaskRunner {
               labels: { [TASK_LABEL]: a.taskId, [SERVICE_LABEL]: a.serviceName, ...(deps.nodeId ? { [NODE_LABEL]: deps.nodeId } : {}) },
               ports: this.ports,
               ...(a.spec.udpOnly ? { udp: true } : {}),
+              ...(delivered?.binds.length ? { fileMounts: delivered.binds } : {}),
             }
           : {}),
       };
@@ -277,6 +285,19 @@ export class TaskRunner {
    * One port per service port target ($PORT is the first): a host-mode published port is used as
    * it is (the task binds it itself), every other one is allocated. No targets: one $PORT.
    */
+  /** The task's secret and config files, written before it starts; a task whose files cannot be written is rejected. */
+  private writeFiles(): DeliveredFiles | undefined {
+    const files = this.assignment.files;
+    if (!files?.length) return undefined;
+    if (!this.deps.files) throw new StartError("this node cannot deliver secret or config files");
+    try {
+      return this.deps.files.write(this.taskId, files);
+    } catch (err) {
+      // The message names the file's target, never its contents.
+      throw new StartError(`cannot write the task's secret and config files: ${(err as Error).message}`);
+    }
+  }
+
   private async allocatePorts(isContainer: boolean): Promise<void> {
     const { spec } = this.assignment;
     const targets = spec.targets ?? [];
@@ -386,6 +407,7 @@ export class TaskRunner {
     this.transition(state, message, extra);
     this.deps.ports.release(this.port);
     this.deps.records.remove(this.taskId);
+    this.deps.files?.remove(this.taskId);
     if (handle) this.driver.cleanup(handle);
     this.resolveExited();
   }

@@ -7,6 +7,7 @@ import { servicesRoutes } from "./services.js";
 import { nodesRoutes } from "./nodes.js";
 import { tasksRoutes } from "./tasks.js";
 import { eventsRoutes } from "./events.js";
+import { secretsRoutes } from "./secrets.js";
 import { logsRoutes } from "./logs.js";
 import { systemRoutes } from "./system.js";
 import type { ApiDeps } from "./deps.js";
@@ -65,6 +66,7 @@ export async function buildApp(deps: ApiDeps, opts: { https?: TlsOptions } = {})
   await app.register(tasksRoutes, { prefix: API_PREFIX, deps });
   await app.register(logsRoutes, { prefix: API_PREFIX, deps });
   await app.register(eventsRoutes, { prefix: API_PREFIX, deps });
+  await app.register(secretsRoutes, { prefix: API_PREFIX, deps });
   await app.register(clusterRoutes, { prefix: API_PREFIX, deps });
   app.get("/openapi.json", { schema: { hide: true } }, () => app.swagger());
   return app;

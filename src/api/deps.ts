@@ -4,6 +4,7 @@ import type { Store } from "../store/store.js";
 import type { LogSource } from "./logs.js";
 import type { SystemControl } from "./system.js";
 import type { ClusterControl } from "./cluster.js";
+import type { SecretBox } from "../secrets/data-key.js";
 
 /** What every route plugin gets at registration (no module-level singletons). */
 export interface ApiDeps {
@@ -14,6 +15,8 @@ export interface ApiDeps {
   system: SystemControl;
   /** Cluster membership, on a manager started with `baton init`. */
   cluster?: ClusterControl;
+  /** Seals secrets before they are stored; absent: secrets cannot be created here. */
+  secrets?: SecretBox;
   /** @default 1 MiB */
   bodyLimit?: number;
 }

@@ -5,6 +5,7 @@ import type { StoreEvent } from "../store/store.js";
 import { MAX_BUFFERED_BYTES, StreamWriter } from "./stream-writer.js";
 import { ErrorBody } from "../input/schemas.js";
 import type { ApiDeps } from "./deps.js";
+import { publicObject } from "../secrets/public.js";
 
 /** Keeps idle connections (and proxies) from timing out. */
 const KEEPALIVE_MS = 15_000;
@@ -18,8 +19,8 @@ const Query = Type.Object(
   { additionalProperties: false },
 );
 
-/** One event as sent to clients: the store event plus the object's id. */
-export const toWire = (e: StoreEvent): Record<string, unknown> => ({ revision: e.revision, kind: e.kind, op: e.op, id: e.object.id, object: e.object });
+/** One event as sent to clients: the store event plus the object's id; a secret's metadata only. */
+export const toWire = (e: StoreEvent): Record<string, unknown> => ({ revision: e.revision, kind: e.kind, op: e.op, id: e.object.id, object: publicObject(e.kind, e.object) });
 
 export const eventsRoutes: FastifyPluginAsync<{ deps: ApiDeps }> = async (app, { deps }) => {
   app.get<{ Querystring: { since?: string; kind?: string; service?: string } }>(

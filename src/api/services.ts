@@ -14,6 +14,11 @@ import { specToInput } from "../input/spec-to-input.js";
 import { ErrorBody, ScaleInput, ServiceSpecInput, UpdateServiceInput } from "../input/schemas.js";
 import type { ApiDeps } from "./deps.js";
 import { findService } from "./lookup.js";
+import { missingReferences, type ReferenceLookup } from "../input/file-refs.js";
+import type { ReadTx } from "../store/store.js";
+
+/** Secret and config names → ids, as the store holds them now (checked again inside the write). */
+const referenceLookup = (tx: ReadTx): ReferenceLookup => (kind, name) => tx.byName(kind, name)?.id;
 import { rebalanceService } from "./rebalance.js";
 import { serviceStatus } from "../model/service-status.js";
 
@@ -39,7 +44,7 @@ export const servicesRoutes: FastifyPluginAsync<{ deps: ApiDeps }> = async (app,
     "/services",
     { schema: { tags: ["services"], summary: "Create a service", body: ServiceSpecInput, response: errors } },
     async (req, reply) => {
-      const spec = resolveServiceSpec(req.body);
+      const spec = resolveServiceSpec(req.body, store.view(referenceLookup));
       const onHost = await portsInUseOnHost(spec.endpoint.ports, store.view(publishedByBaton));
       if (onHost.length) throw validationError(onHost);
       // Written (fsynced) before the answer: an acknowledged create is never lost.
@@ -47,7 +52,7 @@ export const servicesRoutes: FastifyPluginAsync<{ deps: ApiDeps }> = async (app,
         if (tx.serviceByName(spec.name)) {
           throw new BatonError("NAME_IN_USE", `service name "${spec.name}" is already in use`, [{ path: ["name"], problem: `"${spec.name}" is already in use` }]);
         }
-        const conflicts = portConflicts(tx, spec.endpoint.ports);
+        const conflicts = [...portConflicts(tx, spec.endpoint.ports), ...missingReferences(spec.task, (kind, id) => !!tx.get(kind, id))];
         if (conflicts.length) throw validationError(conflicts);
         const vip = spec.endpoint.ports.length ? allocateVip(spec.name, new Set(tx.list("services").flatMap((s) => (s.vip ? [s.vip] : [])))) : undefined;
         return tx.create("services", { id: newId(), spec, specInput: req.body, specVersion: 1, ...(vip ? { vip } : {}) });
@@ -67,7 +72,7 @@ export const servicesRoutes: FastifyPluginAsync<{ deps: ApiDeps }> = async (app,
       const inSpec = (fields: FieldProblem[]): FieldProblem[] => fields.map((f) => ({ ...f, path: ["spec", ...f.path] }));
       let spec: ServiceSpec;
       try {
-        spec = resolveServiceSpec(input);
+        spec = resolveServiceSpec(input, store.view(referenceLookup));
       } catch (err) {
         if (err instanceof BatonError && err.code === "VALIDATION_FAILED") throw validationError(inSpec(err.fields));
         throw err;
@@ -90,7 +95,7 @@ export const servicesRoutes: FastifyPluginAsync<{ deps: ApiDeps }> = async (app,
         if (svc.version !== version) {
           throw new BatonError("VERSION_CONFLICT", `service "${svc.spec.name}" changed since it was read (version ${version}, now ${svc.version}): read it again and re-apply the change`, [{ path: ["version"], problem: `${version} is not the current version ${svc.version}` }], { retryable: true });
         }
-        const conflicts = portConflicts(tx, spec.endpoint.ports, svc.id);
+        const conflicts = [...portConflicts(tx, spec.endpoint.ports, svc.id), ...missingReferences(spec.task, (kind, id) => !!tx.get(kind, id))];
         if (conflicts.length) throw validationError(inSpec(conflicts));
         const vip = svc.vip ?? (spec.endpoint.ports.length ? allocateVip(spec.name, new Set(tx.list("services").flatMap((s) => (s.vip ? [s.vip] : [])))) : undefined);
         return tx.update("services", { ...withNewSpec(svc, spec, input, deps.clock.now(), force === true), ...(vip ? { vip } : {}) });

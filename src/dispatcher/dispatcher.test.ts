@@ -86,3 +86,36 @@ test("a node's limit support is stored as its agent describes it; an agent that 
   await d.register(base);
   assert.equal(store.view((tx) => tx.get("nodes", "n1"))!.limits, undefined);
 });
+
+test("a node's assignments carry the secrets of its own running tasks only, and stop carrying them when the task should stop", async () => {
+  const { Dispatcher } = await import("./dispatcher.js");
+  const { FakeClock } = await import("../../test/harness/fake-clock.js");
+  const { silentLogger } = await import("../lib/log.js");
+  const { secretBox } = await import("../secrets/data-key.js");
+  const { randomBytes } = await import("node:crypto");
+  const box = secretBox(randomBytes(32));
+  const store = createMemoryStore();
+  const secret = (id: string, name: string, value: string) => ({ id, name, labels: {}, sealed: box.seal(id, Buffer.from(value)), size: value.length });
+  await store.update((tx) => (tx.create("secrets", secret("sa", "a", "value-a")), tx.create("secrets", secret("sb", "b", "value-b"))));
+  const ref = (id: string, name: string) => ({ id, name, target: name, mode: 0o400 });
+  const svcA = aService({ name: "svc-a" });
+  const svcB = aService({ name: "svc-b" });
+  const onN1 = aTask({ ...svcA, spec: { ...svcA.spec, task: { ...svcA.spec.task, secrets: [ref("sa", "a")] } } }, { nodeId: "n1", state: "assigned" });
+  const onN2 = aTask({ ...svcB, spec: { ...svcB.spec, task: { ...svcB.spec.task, secrets: [ref("sb", "b")] } } }, { nodeId: "n2", state: "assigned" });
+  await store.update((tx) => (tx.create("tasks", onN1), tx.create("tasks", onN2)));
+  const d = new Dispatcher({ store, clock: new FakeClock(), log: silentLogger(), openSecret: box.open });
+  const seen: string[] = [];
+  d.subscribe("n1", (c) => {
+    for (const a of c.type === "full" ? c.assignments : c.upserts) seen.push(JSON.stringify(a));
+  });
+  const full = JSON.parse(seen[0]!) as { files?: { name: string; data: string }[] };
+  assert.deepEqual(full.files?.map((f) => [f.name, Buffer.from(f.data, "base64").toString()]), [["a", "value-a"]]);
+  assert.ok(!seen.join("").includes(Buffer.from("value-b").toString("base64")), "n1 never gets n2's secret");
+  d.start();
+  await store.update((tx) => tx.update("tasks", { ...tx.get("tasks", onN1.id)!, desiredState: "shutdown" }));
+  await new Promise((r) => setImmediate(r));
+  const last = JSON.parse(seen.at(-1)!) as { desiredState: string; files?: unknown };
+  assert.equal(last.desiredState, "shutdown");
+  assert.equal(last.files, undefined, "a task being stopped gets no files");
+  d.stop();
+});

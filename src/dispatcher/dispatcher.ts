@@ -1,11 +1,11 @@
 import type { Clock } from "../lib/clock.js";
 import { BatonError } from "../lib/errors.js";
 import type { Logger } from "../lib/log.js";
-import type { Node, Task } from "../model/objects.js";
+import type { FileReference, Node, Task } from "../model/objects.js";
 import { canTransition, isAgentState, isTerminal } from "../model/task-state.js";
-import type { Store, StoreEvent, Watch, WriteTx } from "../store/store.js";
+import type { ReadTx, Store, StoreEvent, Watch, WriteTx } from "../store/store.js";
 import { EndpointsFeed } from "./endpoints.js";
-import type { AgentSession, Assignment, AssignmentChange, EndpointsChange, NodeDescription, TaskStatusUpdate } from "./protocol.js";
+import type { AgentSession, Assignment, AssignmentChange, EndpointsChange, NodeDescription, TaskFile, TaskStatusUpdate } from "./protocol.js";
 
 export interface DispatcherDeps {
   store: Store;
@@ -18,9 +18,46 @@ export interface DispatcherDeps {
    * with placement and a start, a lost node's replicas run elsewhere within 3 s.
    */
   heartbeatGraceMs?: number;
+  /** Opens secrets for the assignments that need them; absent: secrets are not delivered. */
+  openSecret?: OpenSecret;
 }
 
-const toAssignment = (t: Task): Assignment => ({
+/** Opens a secret's sealed data (the manager's SecretBox, src/secrets/data-key.ts). */
+export type OpenSecret = (id: string, sealed: string) => Buffer;
+
+/**
+ * The files a task needs, with their contents, while it should run (a task being stopped needs
+ * none). A reference whose object is gone (the service moved on to another secret and this old
+ * task still runs) is left out: the task already has its files.
+ */
+function filesOf(tx: ReadTx, t: Task, openSecret: OpenSecret | undefined, log: Logger): TaskFile[] | undefined {
+  if (t.desiredState !== "running" || isTerminal(t.status.state)) return undefined;
+  const files: TaskFile[] = [];
+  const owner = (r: FileReference) => ({ ...(r.uid !== undefined ? { uid: r.uid } : {}), ...(r.gid !== undefined ? { gid: r.gid } : {}) });
+  for (const r of t.spec.secrets ?? []) {
+    const s = tx.get("secrets", r.id);
+    if (!s || !openSecret) {
+      log.warn({ taskId: t.id, secretId: r.id }, s ? "no secrets data key: a secret cannot be delivered" : "a task's secret is gone: not delivered");
+      continue;
+    }
+    try {
+      files.push({ kind: "secret", name: r.name, target: r.target, mode: r.mode, ...owner(r), data: openSecret(s.id, s.sealed).toString("base64") });
+    } catch (err) {
+      log.error({ taskId: t.id, secretId: r.id, err }, "a task's secret cannot be opened: not delivered");
+    }
+  }
+  for (const r of t.spec.configs ?? []) {
+    const c = tx.get("configs", r.id);
+    if (!c) {
+      log.warn({ taskId: t.id, configId: r.id }, "a task's config is gone: not delivered");
+      continue;
+    }
+    files.push({ kind: "config", name: r.name, target: r.target, mode: r.mode, ...owner(r), data: c.data });
+  }
+  return files.length ? files : undefined;
+}
+
+const toAssignment = (t: Task, files?: TaskFile[]): Assignment => ({
   taskId: t.id,
   serviceId: t.serviceId,
   serviceName: t.serviceName,
@@ -30,6 +67,7 @@ const toAssignment = (t: Task): Assignment => ({
   state: t.status.state,
   spec: t.spec,
   ...(t.status.port !== undefined ? { port: t.status.port } : {}),
+  ...(files ? { files } : {}),
 });
 
 /** Tasks an agent must hear about: on its node, past the scheduler. */
@@ -153,7 +191,7 @@ export class Dispatcher {
     let set = this.streams.get(nodeId);
     if (!set) this.streams.set(nodeId, (set = new Set()));
     set.add(onChange);
-    const full = this.deps.store.view((tx) => tx.tasksOfNode(nodeId).filter((t) => isAssignedTo(t, nodeId)).map(toAssignment));
+    const full = this.deps.store.view((tx) => tx.tasksOfNode(nodeId).filter((t) => isAssignedTo(t, nodeId)).map((t) => this.assignmentOf(tx, t)));
     onChange({ type: "full", assignments: full });
     return () => set.delete(onChange);
   }
@@ -188,6 +226,11 @@ export class Dispatcher {
     }
   }
 
+  /** A task as its node gets it: with the files it needs, and only its node ever gets those. */
+  private assignmentOf(tx: ReadTx, t: Task): Assignment {
+    return toAssignment(t, t.spec.secrets || t.spec.configs ? filesOf(tx, t, this.deps.openSecret, this.deps.log) : undefined);
+  }
+
   private onEvents(events: StoreEvent[]): void {
     this.endpoints.onEvents(events);
     if (this.streams.size === 0) return;
@@ -202,7 +245,7 @@ export class Dispatcher {
       const t = e.object as Task;
       if (!t.nodeId || !this.streams.has(t.nodeId)) continue;
       if (e.op === "delete") bucket(t.nodeId).removes.push(t.id);
-      else if (isAssignedTo(t, t.nodeId)) bucket(t.nodeId).upserts.push(toAssignment(t));
+      else if (isAssignedTo(t, t.nodeId)) bucket(t.nodeId).upserts.push(this.deps.store.view((tx) => this.assignmentOf(tx, t)));
     }
     for (const [nodeId, change] of perNode) {
       for (const fn of this.streams.get(nodeId) ?? []) fn({ type: "update", ...change });

@@ -31,6 +31,24 @@ export interface Assignment {
   spec: TaskSpec;
   /** Port the task already holds (set when the task was started earlier, for re-adoption). */
   port?: number;
+  /**
+   * The secrets and configs of this task, with their contents: only in the assignments of the
+   * node that runs it, only while it should run. Never logged.
+   */
+  files?: TaskFile[];
+}
+
+/** One secret or config file of a task, as the agent writes it (docs/secrets.md). */
+export interface TaskFile {
+  kind: "secret" | "config";
+  name: string;
+  /** FileReference.target: relative to the task's directory, or absolute in a container. */
+  target: string;
+  mode: number;
+  uid?: string;
+  gid?: string;
+  /** The contents, base64. */
+  data: string;
 }
 
 export type AssignmentChange =

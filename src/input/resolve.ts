@@ -1,3 +1,4 @@
+import { resolveFileReferences, type ReferenceLookup } from "./file-refs.js";
 import { parseDuration, durationProblem } from "../lib/duration.js";
 import { validationError, type FieldProblem } from "../lib/errors.js";
 import type { DriverName, HealthConfig, Resources, RestartPolicy, ServiceSpec, UpdateConfig } from "../model/objects.js";
@@ -93,7 +94,7 @@ function resolveLimits(input: ServiceSpecInput, reserved: Resources, problems: F
  * Input (schema-valid) → resolved spec with defaults. Collects every cross-field problem and
  * throws them together, so nothing is half-applied.
  */
-export function resolveServiceSpec(input: ServiceSpecInput): ServiceSpec {
+export function resolveServiceSpec(input: ServiceSpecInput, lookup?: ReferenceLookup): ServiceSpec {
   const problems: FieldProblem[] = [];
   const dur = (path: string[], text: string | undefined, fallback: number): number => {
     if (text === undefined) return fallback;
@@ -215,6 +216,9 @@ export function resolveServiceSpec(input: ServiceSpecInput): ServiceSpec {
     if (!m) problems.push({ path: ["placementPrefs", i], problem: `"${pref}" is not spread=node.labels.<name> (or node.hostname, node.role, node.platform.os/arch)` });
     else spread.push(m[1]!);
   });
+  // Without a lookup (no store at hand) references are resolved but not bound to ids.
+  const secrets = resolveFileReferences("secrets", input.secrets, driver, lookup, problems);
+  const configs = resolveFileReferences("configs", input.configs, driver, lookup, problems);
   if (problems.length) throw validationError(problems);
   // Distinct targets in order: the first is the task's $PORT, others $PORT_<target>.
   const targets = [...new Set(ports.map((p) => p.target))];
@@ -255,6 +259,8 @@ export function resolveServiceSpec(input: ServiceSpecInput): ServiceSpec {
       },
       ...(limits ? { limits } : {}),
       logMaxBytes,
+      ...(secrets ? { secrets } : {}),
+      ...(configs ? { configs } : {}),
     },
   };
 }

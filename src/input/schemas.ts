@@ -80,6 +80,34 @@ export const UpdateConfigInput = Type.Object(
   strict,
 );
 
+/** A secret or config a service's tasks get as a file (docker's --secret/--config). */
+export const FileReferenceInput = Type.Object(
+  {
+    source: Type.String({ minLength: 1, maxLength: 64, description: "the secret's (config's) name" }),
+    target: Type.Optional(Type.String({ minLength: 1, maxLength: 4096, description: "file name in the task's directory, or an absolute path in a container; default: the name" })),
+    mode: Type.Optional(Type.Integer({ minimum: 0, maximum: 0o777, description: "permission bits, e.g. 292 (0o444); default 0o400 (secrets), 0o444 (configs)" })),
+    uid: Type.Optional(Type.String({ maxLength: 16, pattern: "^\\d+$" })),
+    gid: Type.Optional(Type.String({ maxLength: 16, pattern: "^\\d+$" })),
+  },
+  strict,
+);
+export type FileReferenceInput = Static<typeof FileReferenceInput>;
+
+/** Docker's limit on a secret's (config's) data. */
+export const MAX_SECRET_BYTES = 500 * 1024;
+
+/** `POST /v1/secrets` and `POST /v1/configs`. */
+export const FileObjectInput = Type.Object(
+  {
+    name: Type.String({ minLength: 1, maxLength: 64, pattern: NAME_PATTERN }),
+    // base64 of at most 500 KiB (4/3 of it, padded); the decoded size is checked again.
+    data: Type.String({ maxLength: Math.ceil(MAX_SECRET_BYTES / 3) * 4, pattern: "^[A-Za-z0-9+/]*={0,2}$", description: "the contents, base64 (at most 500 KiB decoded)" }),
+    labels: Type.Optional(Labels),
+  },
+  strict,
+);
+export type FileObjectInput = Static<typeof FileObjectInput>;
+
 export const ServiceSpecInput = Type.Object(
   {
     name: Type.String({ minLength: 1, maxLength: 63, pattern: NAME_PATTERN }),
@@ -112,6 +140,8 @@ export const ServiceSpecInput = Type.Object(
     limitMemory: Type.Optional(Type.String({ maxLength: 32, description: "memory a task may use at most before it is OOM-killed: 64m, 1g; 0 = no limit" })),
     taskHistoryLimit: Type.Optional(Type.Integer({ minimum: 0, maximum: 100 })),
     logMaxSize: Type.Optional(Type.String({ maxLength: 32, description: "per-task log size before rotation: 10m" })),
+    secrets: Type.Optional(Type.Array(FileReferenceInput, { maxItems: 100, description: "secrets the tasks get as files (docs/secrets.md)" })),
+    configs: Type.Optional(Type.Array(FileReferenceInput, { maxItems: 100, description: "configs the tasks get as files" })),
   },
   strict,
 );

@@ -1,5 +1,5 @@
-import type { HealthCheck, ProbeConfig, ServiceSpec, UpdateConfig } from "../model/objects.js";
-import type { ServiceSpecInput } from "./schemas.js";
+import type { FileReference, HealthCheck, ProbeConfig, ServiceSpec, UpdateConfig } from "../model/objects.js";
+import type { FileReferenceInput, ServiceSpecInput } from "./schemas.js";
 
 const ms = (n: number): string => `${n}ms`;
 
@@ -72,5 +72,11 @@ export function specToInput(spec: ServiceSpec): ServiceSpecInput {
     waitForBackend: ms(spec.endpoint.waitForBackendMs),
     update: updateInput(spec.update),
     rollback: updateInput(spec.rollback),
+    ...(t.secrets ? { secrets: t.secrets.map(refInput) } : {}),
+    ...(t.configs ? { configs: t.configs.map(refInput) } : {}),
   } as ServiceSpecInput;
+}
+
+function refInput(r: FileReference): FileReferenceInput {
+  return { source: r.name, target: r.target, mode: r.mode, ...(r.uid !== undefined ? { uid: r.uid } : {}), ...(r.gid !== undefined ? { gid: r.gid } : {}) };
 }

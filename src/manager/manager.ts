@@ -1,6 +1,6 @@
 import type { Clock } from "../lib/clock.js";
 import type { Logger } from "../lib/log.js";
-import { Dispatcher } from "../dispatcher/dispatcher.js";
+import { Dispatcher, type OpenSecret } from "../dispatcher/dispatcher.js";
 import { Orchestrator } from "../orchestrator/controller.js";
 import { Scheduler } from "../scheduler/scheduler.js";
 import { Updater } from "../updater/controller.js";
@@ -14,6 +14,8 @@ export interface ManagerDeps {
   heartbeatGraceMs?: number;
   /** Most task writes per scheduler commit; the etcd store's per-transaction limit caps it. */
   maxOpsPerCommit?: number;
+  /** Opens secrets for the dispatcher's assignments (src/secrets/data-key.ts). */
+  openSecret?: OpenSecret;
 }
 
 /**
@@ -29,7 +31,7 @@ export class Manager {
 
   constructor(deps: ManagerDeps) {
     const child = (component: string): Logger => deps.log.child({ component });
-    this.dispatcher = new Dispatcher({ store: deps.store, clock: deps.clock, log: child("dispatcher"), ...(deps.heartbeatPeriodMs ? { heartbeatPeriodMs: deps.heartbeatPeriodMs } : {}), ...(deps.heartbeatGraceMs ? { heartbeatGraceMs: deps.heartbeatGraceMs } : {}) });
+    this.dispatcher = new Dispatcher({ store: deps.store, clock: deps.clock, log: child("dispatcher"), ...(deps.openSecret ? { openSecret: deps.openSecret } : {}), ...(deps.heartbeatPeriodMs ? { heartbeatPeriodMs: deps.heartbeatPeriodMs } : {}), ...(deps.heartbeatGraceMs ? { heartbeatGraceMs: deps.heartbeatGraceMs } : {}) });
     this.orchestrator = new Orchestrator({ store: deps.store, clock: deps.clock, log: child("orchestrator") });
     this.scheduler = new Scheduler({ store: deps.store, clock: deps.clock, log: child("scheduler"), ...(deps.maxOpsPerCommit ? { maxOpsPerCommit: deps.maxOpsPerCommit } : {}) });
     this.updater = new Updater({ store: deps.store, clock: deps.clock, log: child("updater") });

@@ -125,6 +125,28 @@ export interface TaskSpec {
   limits?: Resources;
   /** Per-task log file cap before rotation. */
   logMaxBytes: number;
+  /** Secrets delivered to the task as files (docs/secrets.md). Absent when none, so older specs compare equal. */
+  secrets?: FileReference[];
+  /** Configs delivered to the task as files. Absent when none. */
+  configs?: FileReference[];
+}
+
+/**
+ * A secret or config a task gets as a file: which object (by id, so replacing a secret of the
+ * same name is a spec change that rolls the tasks), where, and with which owner and mode.
+ */
+export interface FileReference {
+  id: string;
+  name: string;
+  /**
+   * The file's name: relative to the task's secrets (configs) directory, or an absolute path in
+   * the container (docker only). Default: the name (secrets: /run/secrets/<name>; configs: /<name>).
+   */
+  target: string;
+  /** Permission bits. @default 0o400 (secrets), 0o444 (configs) */
+  mode: number;
+  uid?: string;
+  gid?: string;
 }
 
 /** How a spec change rolls over the tasks (docker's --update-* and --rollback-* flags). */
@@ -318,18 +340,44 @@ export interface Cluster extends Meta {
   caCertPem: string;
   joinTokens: Record<"worker" | "manager", { salt: string; hash: string; createdAt: number; sealed: string }>;
   revocations: { nodeIds: string[]; serials: string[] };
+  /** The secrets data key, sealed with a key derived from the CA key (src/secrets/data-key.ts). */
+  secretsKey?: string;
 }
 
 export const CLUSTER_ID = "cluster";
+
+/**
+ * A named blob a service's tasks get as a file. Its data is stored sealed (AES-256-GCM under the
+ * cluster's data key, src/secrets/) and never leaves the manager except in the assignment of a
+ * node that runs a task using it; the API and events show the metadata only (`publicSecret`).
+ */
+export interface Secret extends Meta {
+  name: string;
+  labels: Record<string, string>;
+  /** The data, sealed: iv.tag.ciphertext (base64url). */
+  sealed: string;
+  /** Bytes of the plain data. */
+  size: number;
+}
+
+/** Like a secret, but not confidential: stored as it is and shown by `config inspect`. */
+export interface Config extends Meta {
+  name: string;
+  labels: Record<string, string>;
+  /** The data, base64. */
+  data: string;
+}
 
 export interface Collections {
   nodes: Node;
   services: Service;
   tasks: Task;
   clusters: Cluster;
+  secrets: Secret;
+  configs: Config;
 }
 export type Kind = keyof Collections;
-export const kinds: Kind[] = ["nodes", "services", "tasks", "clusters"];
+export const kinds: Kind[] = ["nodes", "services", "tasks", "clusters", "secrets", "configs"];
 
 /** A task's display name, like docker's: web.1 (replicated) or web.<node> (global). */
 export function taskName(t: Pick<Task, "serviceName" | "slot" | "nodeId">): string {

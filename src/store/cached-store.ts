@@ -1,7 +1,8 @@
 import { BatonError } from "../lib/errors.js";
 import type { Clock } from "../lib/clock.js";
-import { kinds, type Collections, type Kind, type Task, type Service } from "../model/objects.js";
+import { kinds, type Collections, type Kind, type Task } from "../model/objects.js";
 import type { ReadTx, Store, StoreEvent, StoredObject, Watch, WriteTx } from "./store.js";
+import { nameOf, singular } from "./names.js";
 
 /** What a durable backend does: persist one transaction's events atomically, or throw. */
 export interface Persistence {
@@ -51,13 +52,21 @@ export abstract class StoreCache implements Store {
   private readonly data = new Map<Kind, Map<string, StoredObject>>(kinds.map((k) => [k, new Map()]));
   private readonly byService = new Map<string, Set<string>>();
   private readonly byNode = new Map<string, Set<string>>();
-  private readonly serviceNames = new Map<string, string>();
+  /** Per kind: unique name → id (store/names.ts). */
+  private readonly names = new Map<Kind, Map<string, string>>(kinds.map((k) => [k, new Map()]));
   private history: StoreEvent[] = [];
   /** History is whole for every revision after this one. */
   private compacted = 0;
   private readonly watchers = new Set<(events: StoreEvent[]) => void>();
 
-  constructor(protected readonly historyLimit = DEFAULT_HISTORY) {}
+  /**
+   * @param backendChecksNames the backend refuses a taken name itself at commit (etcd); otherwise
+   *   the committed state here is the only truth and a taken name fails while staging.
+   */
+  constructor(
+    protected readonly historyLimit = DEFAULT_HISTORY,
+    private readonly backendChecksNames = false,
+  ) {}
 
   abstract update<T>(fn: (tx: WriteTx) => T): Promise<T>;
   abstract close(): void;
@@ -77,7 +86,7 @@ export abstract class StoreCache implements Store {
 
   /** Replaces the whole state (a load); history starts after `compacted`. */
   protected reset(loaded: { revision: number; compacted: number; objects: { kind: Kind; object: StoredObject }[]; history: StoreEvent[] }): void {
-    for (const m of [...this.data.values(), this.byService, this.byNode, this.serviceNames]) m.clear();
+    for (const m of [...this.data.values(), ...this.names.values(), this.byService, this.byNode]) m.clear();
     this.rev = loaded.revision;
     this.compacted = loaded.compacted;
     for (const { kind, object } of loaded.objects) this.apply(kind, object, false);
@@ -98,6 +107,35 @@ export abstract class StoreCache implements Store {
       if (o) return (o.object ?? undefined) as Collections[K] | undefined;
       return base.get(kind, id);
     };
+    // Names the overlay claimed (→ id) or released (→ null), over the committed index: a lookup
+    // stays O(1) in transactions of many writes.
+    const overlayNames = new Map<string, string | null>();
+    const named = <K extends Kind>(kind: K, name: string): Collections[K] | undefined => {
+      const claimed = overlayNames.get(key(kind, name));
+      if (claimed !== undefined) return claimed === null ? undefined : current(kind, claimed);
+      const committed = base.byName(kind, name);
+      if (!committed) return undefined;
+      // Renamed or deleted in this transaction: the committed index no longer holds.
+      const live = current(kind, committed.id);
+      return live && nameOf(live) === name ? live : undefined;
+    };
+    /** Moves the name index of the overlay from `before` to `after` (one object's write). */
+    const rename = (kind: Kind, id: string, before: StoredObject | undefined, after: StoredObject | null): void => {
+      const was = before && nameOf(before);
+      const will = after ? nameOf(after) : undefined;
+      if (was === will) return;
+      if (will !== undefined) {
+        const holder = named(kind, will);
+        // A backend that checks names itself (etcd: a name key per name) decides on committed
+        // holders: this cache may be behind a rename another manager made.
+        const decidedHere = !this.backendChecksNames || overlayNames.has(key(kind, will));
+        if (holder && holder.id !== id && decidedHere) {
+          throw new BatonError("NAME_IN_USE", `${singular(kind)} name "${will}" is already in use`, [{ path: ["name"], problem: `"${will}" is already in use` }]);
+        }
+      }
+      if (was !== undefined) overlayNames.set(key(kind, was), null);
+      if (will !== undefined) overlayNames.set(key(kind, will), id);
+    };
     const merged = <T2 extends StoredObject>(kind: Kind, items: T2[]): T2[] => {
       if (overlay.size === 0) return items;
       const out = items.filter((i) => !overlay.has(key(kind, i.id)));
@@ -110,14 +148,12 @@ export abstract class StoreCache implements Store {
       list: (kind) => merged(kind, base.list(kind)),
       tasksOfService: (id) => merged("tasks", base.tasksOfService(id)).filter((t) => (t as Task).serviceId === id) as Task[],
       tasksOfNode: (id) => merged("tasks", base.tasksOfNode(id)).filter((t) => (t as Task).nodeId === id) as Task[],
-      serviceByName: (name) => {
-        for (const o of overlay.values()) if (o.kind === "services" && (o.object as Service | null)?.spec.name === name) return o.object as Service;
-        const s = base.serviceByName(name);
-        return s && overlay.has(key("services", s.id)) ? undefined : s;
-      },
+      serviceByName: (name) => named("services", name),
+      byName: named,
       create: (kind, obj) => {
         if (current(kind, obj.id)) throw new BatonError("VERSION_CONFLICT", `${kind}/${obj.id} already exists`, [], { retryable: true });
         const created = { ...obj, version: revision, createdAt: now, updatedAt: now } as unknown as Collections[typeof kind];
+        rename(kind, obj.id, undefined, created);
         overlay.set(key(kind, obj.id), { kind, object: created });
         return created;
       },
@@ -126,6 +162,7 @@ export abstract class StoreCache implements Store {
         if (!cur) throw new BatonError("NOT_FOUND", `${kind}/${obj.id} not found`, [], { retryable: true });
         if (cur.version !== obj.version) throw new BatonError("VERSION_CONFLICT", `${kind}/${obj.id} changed (have version ${obj.version}, stored ${cur.version})`, [], { retryable: true });
         const next = { ...obj, version: revision, updatedAt: now };
+        rename(kind, obj.id, cur, next);
         const prevEntry = overlay.get(key(kind, obj.id));
         const prev = prevEntry?.prev ?? base.get(kind, obj.id);
         overlay.set(key(kind, obj.id), { kind, object: next, ...(prev ? { prev } : {}) });
@@ -134,6 +171,7 @@ export abstract class StoreCache implements Store {
       delete: (kind, id) => {
         const cur = current(kind, id);
         if (!cur) return;
+        rename(kind, id, cur, null);
         const prevEntry = overlay.get(key(kind, id));
         const prev = prevEntry ? prevEntry.prev : cur;
         overlay.set(key(kind, id), { kind, object: null, ...(prev ? { prev } : {}) });
@@ -209,6 +247,10 @@ export abstract class StoreCache implements Store {
   private reader(): ReadTx {
     const revision = this.rev;
     const data = this.data;
+    const byName = <K extends Kind>(kind: K, name: string): Collections[K] | undefined => {
+      const id = this.names.get(kind)!.get(name);
+      return id ? (data.get(kind)!.get(id) as Collections[K]) : undefined;
+    };
     const pick = (ids: Set<string> | undefined): Task[] => {
       const tasks = data.get("tasks")!;
       return ids ? [...ids].map((id) => tasks.get(id) as Task) : [];
@@ -219,10 +261,8 @@ export abstract class StoreCache implements Store {
       list: (kind) => [...data.get(kind)!.values()] as never,
       tasksOfService: (id) => pick(this.byService.get(id)),
       tasksOfNode: (id) => pick(this.byNode.get(id)),
-      serviceByName: (name) => {
-        const id = this.serviceNames.get(name);
-        return id ? (data.get("services")!.get(id) as Service) : undefined;
-      },
+      serviceByName: (name) => byName("services", name),
+      byName,
     };
   }
 
@@ -240,10 +280,13 @@ export abstract class StoreCache implements Store {
         index(this.byService, t.serviceId, t.id);
         if (t.nodeId) index(this.byNode, t.nodeId, t.id);
       }
-    } else if (kind === "services") {
-      if (prev) this.serviceNames.delete((prev as Service).spec.name);
-      if (!deleted) this.serviceNames.set((object as Service).spec.name, object.id);
     }
+    const names = this.names.get(kind)!;
+    const was = prev && nameOf(prev);
+    // Only the holder releases a name: a committed state never has two holders, but be exact.
+    if (was !== undefined && names.get(was) === object.id) names.delete(was);
+    const will = deleted ? undefined : nameOf(object);
+    if (will !== undefined) names.set(will, object.id);
     if (deleted) coll.delete(object.id);
     else coll.set(object.id, object);
   }

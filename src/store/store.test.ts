@@ -53,6 +53,44 @@ function suite(name: string, open: (historyLimit?: number) => Opened | Promise<O
     }
   });
 
+  test_(`${name}: names are unique within a kind; renames and deletes free them; kinds do not share names`, async () => {
+    const { store, cleanup } = await open();
+    const inUse = (e: unknown): boolean => e instanceof BatonError && e.code === "NAME_IN_USE";
+    const aSecret = (id: string, n: string) => ({ id, name: n, labels: {}, sealed: "x", size: 1 });
+    try {
+      const a = await store.update((tx) => tx.create("services", newService("a")));
+      await assert.rejects(store.update((tx) => tx.create("services", newService("a"))), inUse);
+      // Within one transaction too, and nothing of it is written.
+      const r = store.revision();
+      await assert.rejects(store.update((tx) => (tx.create("services", newService("b")), tx.create("services", newService("b")))), inUse);
+      assert.equal(store.revision(), r);
+      // Another kind may use the same name; its own index is unique as well.
+      const s1 = await store.update((tx) => tx.create("secrets", aSecret("s1", "a")));
+      await assert.rejects(store.update((tx) => tx.create("secrets", aSecret("s2", "a"))), (e: unknown) => inUse(e) && /secret name "a"/.test((e as Error).message));
+      assert.equal(store.view((tx) => tx.byName("secrets", "a"))?.id, "s1");
+      assert.equal(store.view((tx) => tx.byName("services", "a"))?.id, a.id);
+      // A rename frees the old name for another object, in the same transaction.
+      await store.update((tx) => {
+        tx.update("secrets", { ...tx.get("secrets", "s1")!, name: "a-old" });
+        tx.create("secrets", aSecret("s3", "a"));
+        assert.equal(tx.byName("secrets", "a")?.id, "s3");
+        assert.equal(tx.byName("secrets", "a-old")?.id, "s1");
+      });
+      assert.equal(store.view((tx) => tx.byName("secrets", "a"))?.id, "s3");
+      assert.equal(store.view((tx) => tx.byName("secrets", "a-old"))?.version, store.revision());
+      // A delete frees it.
+      await store.update((tx) => tx.delete("secrets", s1.id));
+      assert.equal(store.view((tx) => tx.byName("secrets", "a-old")), undefined);
+      await store.update((tx) => tx.create("secrets", aSecret("s4", "a-old")));
+      assert.equal(store.view((tx) => tx.byName("secrets", "a-old"))?.id, "s4");
+      // Deleted and re-created under the same name in one transaction.
+      await store.update((tx) => (tx.delete("services", a.id), tx.create("services", { ...newService("a") })));
+      assert.notEqual(store.view((tx) => tx.serviceByName("a"))?.id, a.id);
+    } finally {
+      await cleanup();
+    }
+  });
+
   test_(`${name}: a transaction that throws changes nothing`, async () => {
     const { store, cleanup } = await open();
     try {

@@ -11,11 +11,14 @@ export interface ReadTx {
   tasksOfService(serviceId: string): Collections["tasks"][];
   tasksOfNode(nodeId: string): Collections["tasks"][];
   serviceByName(name: string): Collections["services"] | undefined;
+  /** The object of `kind` with this unique name (store/names.ts), if any. */
+  byName<K extends Kind>(kind: K, name: string): Collections[K] | undefined;
 }
 
 export interface WriteTx extends ReadTx {
+  /** Fails with NAME_IN_USE when another object of the kind has its name. */
   create<K extends Kind>(kind: K, obj: NewObject<K>): Collections[K];
-  /** Fails with VERSION_CONFLICT unless obj.version is the stored version. */
+  /** Fails with VERSION_CONFLICT unless obj.version is the stored version; NAME_IN_USE as create. */
   update<K extends Kind>(kind: K, obj: Collections[K]): Collections[K];
   delete(kind: Kind, id: string): void;
 }

@@ -28,6 +28,8 @@ export interface StartRequest {
   ports?: Record<string, number>;
   /** docker: publish the ports as UDP instead of TCP. */
   udp?: boolean;
+  /** docker: the task's secret and config files, each bind-mounted read-only (host file → container path). */
+  fileMounts?: { source: string; target: string }[];
   /** What the task may use at most (TaskSpec.limits); a driver that cannot enforce one refuses the start. */
   limits?: Resources;
 }

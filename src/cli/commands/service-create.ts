@@ -1,7 +1,8 @@
 import type { Command } from "commander";
 import { Option } from "commander";
 import type { Service } from "../../model/objects.js";
-import type { ServiceSpecInput } from "../../input/schemas.js";
+import type { FileReferenceInput, ServiceSpecInput } from "../../input/schemas.js";
+import { addFileFlags, fileReferencesFrom } from "./file-flags.js";
 import { withClient } from "../context.js";
 import { collect, parseInteger, parseLabels, readEnvFile, resolveEnv } from "../parse.js";
 import { waitConverged } from "../output/progress.js";
@@ -79,6 +80,7 @@ export function registerServiceCreate(service: Command): void {
     .option("-q, --quiet", "print only the service id");
   addTaskFlags(create, "create");
   addProbeFlags(create);
+  addFileFlags(create, "create");
   addUpdateConfigFlags(create);
   create.action(async (command: string | undefined, args: string[], opts: CreateOpts, cmd: Command) => {
       const workdir = opts.workdir ?? process.cwd();
@@ -117,6 +119,7 @@ export function registerServiceCreate(service: Command): void {
         ...(opts.loadBalance ? { loadBalance: opts.loadBalance } : {}),
         ...(opts.waitForBackend ? { waitForBackend: opts.waitForBackend } : {}),
         ...probesFrom(opts),
+        ...fileReferencesFrom(opts as { secret?: FileReferenceInput[]; config?: FileReferenceInput[] }),
         ...(updateConfigFrom(opts, "update") ? { update: updateConfigFrom(opts, "update") } : {}),
         ...(updateConfigFrom(opts, "rollback") ? { rollback: updateConfigFrom(opts, "rollback") } : {}),
       } as ServiceSpecInput;

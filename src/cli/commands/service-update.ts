@@ -1,3 +1,4 @@
+import { addFileFlags, applyFileFlags } from "./file-flags.js";
 import type { Command } from "commander";
 import { Option } from "commander";
 import { BatonError } from "../../lib/errors.js";
@@ -89,6 +90,7 @@ function applyChanges(input: ServiceSpecInput, o: Opts): ServiceSpecInput {
   if (o.constraintAdd || o.constraintRm) next.constraints = editList(next.constraints, (c) => strings(o.constraintRm).includes(c), strings(o.constraintAdd));
   if (o.placementPrefAdd || o.placementPrefRm) next.placementPrefs = editList(next.placementPrefs, (p) => strings(o.placementPrefRm).includes(p), strings(o.placementPrefAdd));
   if (o.replicasMaxPerNode !== undefined) next.maxReplicasPerNode = o.replicasMaxPerNode as number;
+  applyFileFlags(next, o);
   const health = { cmd: o.healthCmd, http: o.healthHttp, tcp: o.healthTcp, interval: o.healthInterval, timeout: o.healthTimeout, retries: o.healthRetries, startPeriod: o.healthStartPeriod };
   if (o.healthcheck === false) delete next.healthcheck;
   else if (Object.values(health).some((v) => v !== undefined)) {
@@ -155,6 +157,7 @@ export function registerServiceUpdate(service: Command): void {
     .option("-q, --quiet", "print nothing but errors");
   addTaskFlags(update, "update");
   addProbeFlags(update);
+  addFileFlags(update, "update");
   addUpdateConfigFlags(update);
   update.action(async (ref: string, opts: Opts, cmd: Command) =>
     withClient(cmd, async (c) => {

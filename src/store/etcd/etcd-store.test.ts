@@ -92,6 +92,17 @@ test("etcd: one service name created through two managers at once: one NAME_IN_U
   await a.update((tx) => tx.create("services", newService("web2")));
 });
 
+test("etcd: a secret name created through two managers at once: one NAME_IN_USE (every named kind has name keys)", opts, async () => {
+  const [a, b] = await twoManagers();
+  const create = (store: EtcdStore, id: string) => store.update((tx) => tx.create("secrets", { id, name: "db-password", labels: {}, sealed: "x", size: 1 }));
+  const results = await Promise.allSettled([create(a, "sec-a"), create(b, "sec-b")]);
+  const lost = results.filter((r): r is PromiseRejectedResult => r.status === "rejected");
+  assert.equal(lost.length, 1, "exactly one create fails");
+  assert.ok(isCode("NAME_IN_USE")(lost[0]!.reason) && /secret name "db-password"/.test(String(lost[0]!.reason)), String(lost[0]!.reason));
+  // A service may have the same name as a secret.
+  await a.update((tx) => tx.create("services", newService("db-password")));
+});
+
 test("etcd: a transaction over the operation limit fails with a clear error and applies nothing", opts, async () => {
   const [a] = await twoManagers();
   const r0 = a.revision();

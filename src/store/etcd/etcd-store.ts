@@ -4,7 +4,8 @@ import type { Clock } from "../../lib/clock.js";
 import { systemClock } from "../../lib/clock.js";
 import { BatonError } from "../../lib/errors.js";
 import type { Logger } from "../../lib/log.js";
-import { kinds, type Kind, type Service } from "../../model/objects.js";
+import { kinds, type Kind } from "../../model/objects.js";
+import { nameOf, singular } from "../names.js";
 import { DEFAULT_HISTORY, StoreCache, type StagedWrite } from "../cached-store.js";
 import type { StoreEvent, StoredObject, WriteTx } from "../store.js";
 
@@ -14,7 +15,7 @@ export const ETCD_DEFAULT_MAX_TXN_OPS = 128;
 export interface EtcdStoreOptions {
   /** Client URLs of the etcd members (`http://10.0.0.5:2379`). */
   endpoints: string[];
-  /** Every key lives under it: `<prefix><kind>/<id>`, `<prefix>names/services/<name>`. @default "/baton/" */
+  /** Every key lives under it: `<prefix><kind>/<id>`, `<prefix>names/<kind>/<name>`. @default "/baton/" */
   prefix?: string;
   /**
    * Most operations one transaction may send: the etcd cluster's --max-txn-ops. A write over it
@@ -49,8 +50,8 @@ type Json = Record<string, unknown>;
  * write of this manager, as on SQLite; a write of another manager that the cache has not seen yet
  * makes the compare fail (VERSION_CONFLICT, retryable).
  *
- * Service names stay unique across managers: a service's name is also a key
- * (`<prefix>names/services/<name>`) created, moved or deleted in the same transaction.
+ * Names stay unique across managers: the name of every named object (store/names.ts) is also a
+ * key (`<prefix>names/<kind>/<name>`) created, moved or deleted in the same transaction.
  */
 export class EtcdStore extends StoreCache {
   private readonly client: Etcd3;
@@ -65,7 +66,7 @@ export class EtcdStore extends StoreCache {
   private closed = false;
 
   private constructor(private readonly opts: EtcdStoreOptions) {
-    super(opts.historyLimit ?? DEFAULT_HISTORY);
+    super(opts.historyLimit ?? DEFAULT_HISTORY, true);
     this.prefix = opts.prefix ?? "/baton/";
     this.maxTxnOps = opts.maxTxnOps ?? ETCD_DEFAULT_MAX_TXN_OPS;
     this.clock = opts.clock ?? systemClock;
@@ -155,6 +156,7 @@ export class EtcdStore extends StoreCache {
   private transaction(writes: StagedWrite[]): { compares: [string, "Create" | "Mod", number][]; ops: IOperation[]; names: string[] } {
     const compares: [string, "Create" | "Mod", number][] = [];
     const ops: IOperation[] = [];
+    // Name keys (`<kind>/<name>`) claimed (→ id) and released by this transaction.
     const claimed = new Map<string, string>();
     const released = new Set<string>();
     for (const w of writes) {
@@ -164,13 +166,11 @@ export class EtcdStore extends StoreCache {
       const base = this.view((tx) => tx.get(w.kind, id));
       compares.push(base ? [key, "Mod", base.version] : [key, "Create", 0]);
       ops.push(w.object ? this.client.put(key).value(JSON.stringify(withoutVersion(w.object))) : this.client.delete().key(key));
-      if (w.kind === "services") {
-        const before = (base as Service | undefined)?.spec.name;
-        const after = (w.object as Service | null)?.spec.name;
-        if (before !== after) {
-          if (before !== undefined) released.add(before);
-          if (after !== undefined) claimed.set(after, id);
-        }
+      const before = base && nameOf(base);
+      const after = w.object ? nameOf(w.object) : undefined;
+      if (before !== after) {
+        if (before !== undefined) released.add(`${w.kind}/${before}`);
+        if (after !== undefined) claimed.set(`${w.kind}/${after}`, id);
       }
     }
     for (const name of released) if (!claimed.has(name)) ops.push(this.client.delete().key(this.nameKey(name)));
@@ -192,8 +192,10 @@ export class EtcdStore extends StoreCache {
   private conflict(writes: StagedWrite[], names: string[], found: IKeyValue[][]): BatonError {
     const taken = names.filter((_, i) => (found[i]?.length ?? 0) > 0).map((k) => k.slice(this.nameKey("").length));
     if (taken.length) {
-      const problems = taken.map((n) => ({ path: ["name"], problem: `"${n}" is already in use` }));
-      return new BatonError("NAME_IN_USE", `service name "${taken[0]}" is already in use`, problems);
+      // `<kind>/<name>`: names may hold any character but the kind has no slash.
+      const split = taken.map((t) => ({ kind: t.slice(0, t.indexOf("/")) as Kind, name: t.slice(t.indexOf("/") + 1) }));
+      const problems = split.map((n) => ({ path: ["name"], problem: `"${n.name}" is already in use` }));
+      return new BatonError("NAME_IN_USE", `${singular(split[0]!.kind)} name "${split[0]!.name}" is already in use`, problems);
     }
     const what = writes.map((w) => `${w.kind}/${(w.object ?? w.prev)!.id}`);
     return new BatonError("VERSION_CONFLICT", `${what.length === 1 ? what[0] : `one of ${what.length} objects`} changed in etcd since it was read (another manager wrote it)`, [], { retryable: true });
@@ -326,8 +328,9 @@ export class EtcdStore extends StoreCache {
     return `${this.prefix}${kind}/${id}`;
   }
 
-  private nameKey(name: string): string {
-    return `${this.prefix}names/services/${name}`;
+  /** `kindAndName` is `<kind>/<name>`: services' keys stay where they were before other kinds had names. */
+  private nameKey(kindAndName: string): string {
+    return `${this.prefix}names/${kindAndName}`;
   }
 
   private parseKey(key: string): { kind: Kind; id: string } | undefined {

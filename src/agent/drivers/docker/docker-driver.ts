@@ -112,6 +112,8 @@ export class DockerDriver implements Driver {
           ...(limits?.memoryBytes !== undefined ? { Memory: limits.memoryBytes } : {}),
           // Baton restarts tasks (as new tasks); the engine must not.
           RestartPolicy: { Name: "no" },
+          // Secrets and configs: one read-only bind per file, from the agent's per-task directory.
+          ...(req.fileMounts?.length ? { Mounts: req.fileMounts.map((m) => ({ Type: "bind" as const, Source: m.source, Target: m.target, ReadOnly: true })) } : {}),
         },
       });
     } catch (err) {
