@@ -7,6 +7,7 @@ import { registerNodeCommands } from "./commands/node.js";
 import { registerEvents } from "./commands/events.js";
 import { registerUpDown } from "./commands/up-down.js";
 import { registerClusterCommands } from "./commands/cluster.js";
+import { registerStackCommands } from "./commands/stack.js";
 import { BATON_VERSION } from "../lib/version.js";
 
 export function buildProgram(): Command {
@@ -24,6 +25,7 @@ export function buildProgram(): Command {
   registerServiceCommands(service);
   registerServiceUpdate(service);
   registerNodeCommands(program.command("node").description("Manage nodes").exitOverride());
+  registerStackCommands(program.command("stack").description("Manage stacks: services, networks, volumes, secrets and configs from compose files").exitOverride());
   registerEvents(program);
   const all = (c: Command): Command[] => [c, ...c.commands.flatMap(all)];
   for (const c of all(program)) c.exitOverride();

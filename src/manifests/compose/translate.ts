@@ -51,6 +51,8 @@ export interface StackObject {
   external: boolean;
   /** The API body that creates it (absent when external). */
   body?: Record<string, unknown>;
+  /** Where the file declares it, for messages: " (line 40)". */
+  location: string;
 }
 
 export interface StackService {
@@ -65,6 +67,8 @@ export interface StackSpec {
   services: StackService[];
   objects: StackObject[];
   warnings: string[];
+  /** " (line 12)" for a path of the file, for problems found later (by the API). */
+  locate(path: Path): string;
 }
 
 export interface TranslateContext {
@@ -154,7 +158,7 @@ export function translateStack(file: ComposeFile, ctx: TranslateContext): { spec
       if (external) {
         const extra = Object.keys(def).filter((k) => !["external", "name"].includes(k) && !k.startsWith("x-"));
         if (extra.length) fail([...path, extra[0]!], `an external ${kind} is only referenced: ${extra.join(", ")} cannot be set here`);
-        objects.push({ kind, key, name, external: true });
+        objects.push({ kind, key, name, external: true, location: ctx.locate([...path, "external"]) });
         continue;
       }
       const labels = { ...labelsOf(def.labels), ...nsLabel };
@@ -166,7 +170,7 @@ export function translateStack(file: ComposeFile, ctx: TranslateContext): { spec
         if (data === undefined) continue;
         body = { ...body, data: data.toString("base64") };
       }
-      objects.push({ kind, key, name, external: false, body });
+      objects.push({ kind, key, name, external: false, body, location: ctx.locate(path) });
     }
   };
 
@@ -407,6 +411,8 @@ export function translateStack(file: ComposeFile, ctx: TranslateContext): { spec
       if (!serviceKeys.includes(dep)) fail(Array.isArray(s.depends_on) ? at("depends_on", i) : at("depends_on", dep), `service "${dep}" is not defined in this stack`);
       else if (dep === key) fail(Array.isArray(s.depends_on) ? at("depends_on", i) : at("depends_on", dep), "a service cannot depend on itself");
     });
+    const secrets = objectRefs("secret", s.secrets);
+    const configs = objectRefs("config", s.configs);
     if (problems.length > before) return undefined;
 
     const input: StackServiceInput = {
@@ -438,15 +444,15 @@ export function translateStack(file: ComposeFile, ctx: TranslateContext): { spec
       ...(limitMemory !== undefined ? { limitMemory } : {}),
       ...(networks.length ? { networks } : {}),
       ...(mounts.length ? { mounts } : {}),
-      ...(s.secrets?.length ? { secrets: objectRefs("secret", s.secrets) } : {}),
-      ...(s.configs?.length ? { configs: objectRefs("config", s.configs) } : {}),
+      ...(secrets.length ? { secrets } : {}),
+      ...(configs.length ? { configs } : {}),
       ...(d.endpoint_mode !== undefined ? { endpointMode: d.endpoint_mode } : {}),
     };
     return { key, input, dependsOn };
   }
 
   const ordered = orderByDependencies(services, (path, problem) => fail(path, problem));
-  return { spec: { namespace: ns, services: ordered, objects, warnings }, problems };
+  return { spec: { namespace: ns, services: ordered, objects, warnings, locate: ctx.locate }, problems };
 }
 
 /** Ports: "8080:80", "80", "8080:80/udp", 80, or the long form → the API's publish objects. */

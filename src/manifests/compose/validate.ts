@@ -18,7 +18,7 @@ function describe(s: Schema | undefined): string {
   if (s.anyOf) return s.anyOf.map(describe).join(" or ");
   switch (s.type) {
     case "integer":
-      return `an integer${s.minimum !== undefined ? ` >= ${s.minimum}` : ""}${s.maximum !== undefined && s.maximum < 1e6 ? ` and <= ${s.maximum}` : ""}`;
+      return "an integer";
     case "number":
       return "a number";
     case "string":
@@ -64,15 +64,18 @@ function problemOf(e: ErrorObject): FieldProblem {
     case "additionalProperties": {
       const key = String(params.additionalProperty);
       if (parent.properties) {
-        const hint = suggest(key, Object.keys(parent.properties));
+        // A deploy key written on the service (replicas, resources…) is a common slip.
+        const deploy = (parent.properties.deploy as { properties?: Record<string, unknown> } | undefined)?.properties;
+        const hint = suggest(key, Object.keys(parent.properties)) ?? (deploy && suggest(key, Object.keys(deploy)) ? `deploy.${suggest(key, Object.keys(deploy))}` : undefined);
         return { path: [...path, key], problem: `unknown key${hint ? ` (did you mean ${hint}?)` : ""}` };
       }
       return { path: [...path, key], problem: "is not a valid name: use letters, digits, '_', '.' and '-', starting with a letter or digit" };
     }
     case "type":
+      return { path, problem: `must be ${describe(parent)}` };
     case "minimum":
     case "maximum":
-      return { path, problem: `must be ${describe(parent)}` };
+      return { path, problem: `must be ${describe(parent)} ${e.keyword === "minimum" ? ">=" : "<="} ${String(params.limit)}` };
     case "enum":
       return { path, problem: `must be one of: ${(params.allowedValues as string[]).join(", ")} (not ${JSON.stringify(e.data)})` };
     case "pattern":
