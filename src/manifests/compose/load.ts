@@ -102,7 +102,7 @@ export function loadStackFiles(paths: string[], processEnv: NodeJS.ProcessEnv = 
       continue;
     }
     const counter = new LineCounter();
-    const doc = parseDocument(text, { merge: true, uniqueKeys: true, lineCounter: counter, prettyErrors: false, customTags: (tags) => [octalInt as never, ...tags] });
+    const doc = parseDocument(text, { merge: true, uniqueKeys: true, lineCounter: counter, customTags: (tags) => [octalInt as never, ...tags] });
     if (doc.errors.length) {
       for (const e of doc.errors.slice(0, 10)) fileProblem(e.message.split("\n")[0]!.replace(/ at line \d+, column \d+:?$/, ""), e.linePos?.[0].line);
       continue;
