@@ -2,7 +2,7 @@ import { openSync, readSync, closeSync, fstatSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import { LineCounter, parseDocument } from "yaml";
 import { formatBytes } from "../../input/bytes.js";
-import type { FieldProblem } from "../../lib/errors.js";
+import { formatPath, type FieldProblem } from "../../lib/errors.js";
 import { parseDotenv } from "./dotenv.js";
 import { interpolateTree, type Lookup } from "./interpolate.js";
 import { exactLineOf, lineMap, lineOf, type Path } from "./lines.js";
@@ -55,13 +55,20 @@ function readCapped(path: string, max: number): string {
   }
 }
 
-/** The first path at which `v` contains itself (an anchor used inside itself), or undefined. */
-function findCycle(v: unknown, path: Path = [], seen: Set<unknown> = new Set()): Path | undefined {
+/** A stack file is a few levels deep; far deeper is hostile, and every later walk is recursive. */
+const MAX_DEPTH = 64;
+
+/**
+ * The first path at which `v` contains itself (an anchor used inside itself) or nests deeper
+ * than MAX_DEPTH, or undefined.
+ */
+function findEndless(v: unknown, path: Path = [], seen: Set<unknown> = new Set()): { path: Path; problem: string; deep?: boolean } | undefined {
   if (v === null || typeof v !== "object") return undefined;
-  if (seen.has(v)) return path;
+  if (seen.has(v)) return { path, problem: "an anchor is used inside itself (an endless structure)" };
+  if (path.length > MAX_DEPTH) return { path: path.slice(0, 4), problem: `nested more than ${MAX_DEPTH} levels deep`, deep: true };
   seen.add(v);
   for (const [k, x] of Array.isArray(v) ? v.entries() : Object.entries(v)) {
-    const found = findCycle(x, [...path, k], seen);
+    const found = findEndless(x, [...path, k], seen);
     if (found) return found;
   }
   seen.delete(v);
@@ -102,9 +109,19 @@ export function loadStackFiles(paths: string[], processEnv: NodeJS.ProcessEnv = 
       continue;
     }
     const counter = new LineCounter();
-    const doc = parseDocument(text, { merge: true, uniqueKeys: true, lineCounter: counter, customTags: (tags) => [octalInt as never, ...tags] });
+    let doc: ReturnType<typeof parseDocument>;
+    try {
+      doc = parseDocument(text, { merge: true, uniqueKeys: true, lineCounter: counter, customTags: (tags) => [octalInt as never, ...tags] });
+    } catch (err) {
+      // The parser recurses: a file nested thousands of levels deep exhausts the stack.
+      fileProblem(err instanceof RangeError ? `nested too deeply to parse` : (err as Error).message);
+      continue;
+    }
     if (doc.errors.length) {
-      for (const e of doc.errors.slice(0, 10)) fileProblem(e.message.split("\n")[0]!.replace(/ at line \d+, column \d+:?$/, ""), e.linePos?.[0].line);
+      for (const e of doc.errors.slice(0, 10)) {
+        if (/Maximum call stack/.test(e.message)) fileProblem("nested too deeply to parse");
+        else fileProblem(e.message.split("\n")[0]!.replace(/ at line \d+, column \d+:?$/, ""), e.linePos?.[0].line);
+      }
       continue;
     }
     let value: unknown;
@@ -112,13 +129,18 @@ export function loadStackFiles(paths: string[], processEnv: NodeJS.ProcessEnv = 
       value = doc.toJS({ maxAliasCount: loadLimits.maxAliasCount });
     } catch (err) {
       const msg = (err as Error).message;
-      fileProblem(/Excessive alias count/.test(msg) ? `too many alias expansions (more than ${loadLimits.maxAliasCount}): refused as a possible YAML bomb` : msg);
+      fileProblem(/Excessive alias count/.test(msg) ? `too many alias expansions (more than ${loadLimits.maxAliasCount}): refused as a possible YAML bomb` : err instanceof RangeError ? "nested too deeply to read" : msg);
+      continue;
+    }
+    const endless = findEndless(value);
+    if (endless?.deep) {
+      // No line map here: it walks the document recursively too.
+      fileProblem(`${formatPath(endless.path)}…: ${endless.problem}`);
       continue;
     }
     const f: ReadFile = { name, lines: lineMap(doc, counter) };
-    const cycle = findCycle(value);
-    if (cycle) {
-      problems.push({ path: cycle, problem: `an anchor is used inside itself (an endless structure)${where(f, lineOf(f.lines, cycle))}` });
+    if (endless) {
+      problems.push({ path: endless.path, problem: `${endless.problem}${where(f, lineOf(f.lines, endless.path))}` });
       continue;
     }
     value = interpolateTree(

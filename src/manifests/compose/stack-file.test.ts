@@ -221,6 +221,9 @@ const MALFORMED: [string, string, RegExp, Record<string, string>?][] = [
   ["duplicate keys", "services:\n  web: {image: x}\n  web: {image: y}\n", /^stack\.yml: Map keys must be unique \(line 3\)$/],
   ["a syntax error", "services:\n  web: [image: x\n", /^stack\.yml: .* \(line \d\)$/],
   ["no services", "version: '3.9'\nservices: {}\n", /^services: must not be empty \(line 2\)$/],
+  ["nesting thousands of levels deep", `services: {web: {image: x, x-d: ${"[".repeat(20000)}${"]".repeat(20000)}}}\n`, /^stack\.yml: nested too deeply to parse$/],
+  ["nesting a hundred levels deep", `services: {web: {image: x, x-d: ${"[".repeat(100)}${"]".repeat(100)}}}\n`, /^stack\.yml: services\.web\.x-d\[0\]…: nested more than 64 levels deep$/],
+  ["a file that is not a mapping", "- web\n- db\n", /^stack\.yml: must be a mapping \(line 1\)$/],
   ["a top-level typo", "services: {web: {image: x}}\nnetwork: {}\n", /^network: unknown key \(did you mean networks\?\) \(line 2\)$/],
 ];
 

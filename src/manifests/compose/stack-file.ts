@@ -1,3 +1,4 @@
+import { basename } from "node:path";
 import { Ajv } from "ajv";
 import { BatonError, formatPath, type FieldProblem } from "../../lib/errors.js";
 import { NAME_PATTERN, ServiceSpecInput } from "../../input/schemas.js";
@@ -38,7 +39,8 @@ export function readStack(paths: string[], namespace: string, env: NodeJS.Proces
   const top = model as Record<string, unknown> | null;
   if (top && typeof top === "object" && typeof top.name === "string") warnings.push(`name is ignored: the stack is named by the deploy command (${namespace})`);
   const { file, problems } = validateComposeFile(model);
-  if (!file) throw stackFileError(problems.map((p) => ({ ...p, problem: `${p.problem}${loaded.locate(p.path)}` })));
+  // A problem with the whole file (not a mapping) is named after the file.
+  if (!file) throw stackFileError(problems.map((p) => ({ path: p.path.length ? p.path : [basename(paths.at(-1)!)], problem: `${p.problem}${loaded.locate(p.path)}` })));
   const { spec, problems: translated } = translateStack(file, { namespace, dir: loaded.dir, env: loaded.env, locate: loaded.locate });
   const all = [...translated];
   for (const s of spec.services) {
