@@ -22,6 +22,8 @@ class FakeApi implements StackApi {
   objects = new Map<StackObjectKind, Map<string, ApiObject>>([["network", new Map()], ["volume", new Map()], ["secret", new Map()], ["config", new Map()]]);
   writes: string[] = [];
   failOn?: string;
+  /** What the API's validation says about the next update dry run. */
+  previewRefusal?: BatonError;
   private seq = 0;
 
   private write(what: string): void {
@@ -57,6 +59,7 @@ class FakeApi implements StackApi {
     return s;
   }
   async previewUpdate(svc: Service, input: ServiceSpecInput) {
+    if (this.previewRefusal) throw this.previewRefusal;
     return previewUpdate(svc, this.resolve(input), [], 0);
   }
   async updateService(svc: Service, input: ServiceSpecInput): Promise<Service> {
@@ -183,4 +186,15 @@ test("stack rm removes the stack's services, then its networks, secrets and conf
   assert.deepEqual(r.keptVolumes, ["app_data"]);
   assert.ok(api.objects.get("secret")!.has("token"), "the external secret stays");
   assert.ok(api.objects.get("network")!.has("other_net"));
+});
+
+test("the API's refusal of an update (a port taken on the host) is reported at the stack file's path and line", async () => {
+  const api = new FakeApi();
+  api.objects.get("secret")!.set("token", { id: "s1", name: "token", labels: {} });
+  await deploy(api, FILE(1));
+  api.writes = [];
+  api.previewRefusal = validationError([{ path: ["spec", "publish", 0, "published"], problem: "8080 is in use on this host" }, { path: ["spec", "restartPolicy", "maxAttempts"], problem: "too many" }]);
+  const { problems } = await planStackDeploy(api, stack(FILE(2)), { prune: false });
+  assert.deepEqual(problems.map((p) => `${p.path.join(".")}: ${p.problem}`).slice(0, 2), ["services.web.ports.0.published: 8080 is in use on this host (line 2)", "services.web.deploy.restart_policy.max_attempts: too many (line 5)"]);
+  assert.deepEqual(api.writes, []);
 });

@@ -65,7 +65,7 @@ export function stackApiOver(c: ApiClient): StackApi {
 function parseBool(v: string): boolean {
   if (v === "true" || v === "1") return true;
   if (v === "false" || v === "0") return false;
-  throw new InvalidArgumentError(`"${v}" is not true or false`);
+  throw new InvalidArgumentError(`"${v}" is not true or false (write --detach=false; -d takes the next word as its value)`);
 }
 
 const show = (v: unknown): string => (v === undefined ? "(none)" : JSON.stringify(v));
