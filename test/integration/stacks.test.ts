@@ -126,6 +126,22 @@ describe("baton stack: the seed's stack file", () => {
     assert.match(await baton.cliOk("stack", "services", "myapp"), /myapp_api\s+replicated\s+3\/3/);
   });
 
+  test("--detach=false exits 1 when an update fails and is rolled back; the service runs its previous spec", async () => {
+    const rb = join(dir, "rollback.yml");
+    const write = (command: string) =>
+      writeFileSync(rb, `services:\n  svc:\n    x-baton: {driver: process}\n    command: ${command}\n    deploy:\n      update_config: {failure_action: rollback, monitor: 2s}\n      rollback_config: {monitor: 1s}\n`);
+    write(`node ${HELLO}`);
+    await baton.cliOk("stack", "deploy", "-c", rb, "--detach=false", "rb");
+    write(`node -e "process.exit(3)"`);
+    const r = await baton.cli("stack", "deploy", "-c", rb, "--detach=false", "rb");
+    assert.equal(r.code, 1, r.stdout + r.stderr);
+    assert.match(r.stdout, /Updating service rb_svc\n/);
+    const svc = (await getJson(baton.socket, "/v1/services/rb_svc")) as { spec: { task: { command: string[] } }; updateStatus: { state: string } };
+    assert.equal(svc.updateStatus.state, "rollback_completed");
+    assert.deepEqual(svc.spec.task.command, ["node", HELLO]);
+    await baton.cliOk("stack", "rm", "rb");
+  });
+
   test("stack rm removes every service; their tasks stop; nothing is left", async () => {
     const out = await baton.cliOk("stack", "rm", "myapp");
     assert.match(out, /Removing service myapp_web\n/);

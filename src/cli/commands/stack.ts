@@ -96,7 +96,7 @@ export function registerStackCommands(stack: Command): void {
     .requiredOption("-c, --compose-file <file>", "stack file (repeatable: later files override earlier ones)", collect)
     .option("--prune", "remove the stack's services that are no longer in the files")
     .option("--dry-run", "print what would be created, updated (with the field diff) and removed; change nothing")
-    .option("-d, --detach [bool]", "return once the changes are accepted (default true); --detach=false follows every service until it converges and exits 1 if an update rolls back", parseBool, true)
+    .option("-d, --detach [bool]", "return once the changes are accepted; --detach=false follows every service until it converges and exits 1 if an update rolls back", parseBool, true)
     .action(async (ns: string, opts: { composeFile: string[]; prune?: boolean; dryRun?: boolean; detach: boolean }, cmd: Command) => {
       // Everything is read and checked before the first request: a bad file changes nothing.
       const spec = readStack(opts.composeFile, ns);
