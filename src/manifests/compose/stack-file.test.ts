@@ -248,6 +248,19 @@ describe("malformed stack files are refused with the path and line, before anyth
     assert.throws(() => readStack([SEED], "bad name!", {}), /is not a stack name/);
   });
 
+  test("schema problems and Baton's own rules are listed together; a refused value is not reported twice", () => {
+    const problems = problemsOf(() =>
+      readStack([stackFile("services:\n  web:\n    image: 5\n    deploy:\n      replicas: -1\n      placement: {constraints: [node.role = x]}\n    secrets: [s]\n    depends_on: [db]\n  db: {image: 7}\nsecrets:\n  s: {file: 5}\n")], "s", {}),
+    );
+    assert.deepEqual(problems, [
+      "services.web.image: must be a string (line 3)",
+      "services.web.deploy.replicas: must be an integer >= 0 (line 5)",
+      "services.db.image: must be a string (line 9)",
+      "secrets.s.file: must be a string (line 11)",
+      'services.web.deploy.placement.constraints[0]: "node.role = x" is not KEY==VALUE or KEY!=VALUE (line 6)',
+    ]);
+  });
+
   test("every problem of a file is listed, not only the first", () => {
     const problems = problemsOf(() => readStack([stackFile(svc("    deploy: {replicas: -1, update_config: {delay: x}}\n    stop_grace_period: y\n    replcas: 2\n"))], "s", {}));
     assert.equal(problems.length, 4, problems.join("\n"));

@@ -1,6 +1,7 @@
 import { basename } from "node:path";
 import { Ajv } from "ajv";
 import { BatonError, formatPath, type FieldProblem } from "../../lib/errors.js";
+import type { ComposeFile } from "./schema.js";
 import { NAME_PATTERN, ServiceSpecInput } from "../../input/schemas.js";
 import { resolveServiceSpec } from "../../input/resolve.js";
 import { loadStackFiles } from "./load.js";
@@ -38,12 +39,17 @@ export function readStack(paths: string[], namespace: string, env: NodeJS.Proces
   if (removed.length) warnings.push(`not supported by Baton, ignored: ${removed.map((p) => `${formatPath(p)}${loaded.locate(p)}`).join(", ")}`);
   const top = model as Record<string, unknown> | null;
   if (top && typeof top === "object" && typeof top.name === "string") warnings.push(`name is ignored: the stack is named by the deploy command (${namespace})`);
-  const { file, problems } = validateComposeFile(model);
+  const checked = validateComposeFile(model);
   // A problem with the whole file (not a mapping) is named after the file.
-  if (!file) throw stackFileError(problems.map((p) => ({ path: p.path.length ? p.path : [basename(paths.at(-1)!)], problem: `${p.problem}${loaded.locate(p.path)}` })));
-  const { spec, problems: translated } = translateStack(file, { namespace, dir: loaded.dir, env: loaded.env, locate: loaded.locate });
-  const all = [...translated];
+  const all: FieldProblem[] = checked.problems.map((p) => ({ path: p.path.length ? p.path : [basename(paths.at(-1)!)], problem: `${p.problem}${loaded.locate(p.path)}` }));
+  // With schema problems, Baton's own rules still run on the rest, so one run lists every mistake.
+  const valid = checked.file ? { file: checked.file, removed: [] } : validRest(model, checked.problems);
+  if (!valid) throw stackFileError(all);
+  const { spec, problems: translated } = translateStack(valid.file, { namespace, dir: loaded.dir, env: loaded.env, locate: loaded.locate, serviceKeys: Object.keys(valid.file.services).concat(valid.removed.filter((r) => r.length === 2 && r[0] === "services").map((r) => String(r[1]))) });
+  const under = (prefix: Path, path: Path): boolean => prefix.length <= path.length && prefix.every((x, i) => String(x) === String(path[i]));
+  all.push(...translated.filter((t) => !valid.removed.some((r) => under(r, t.path))));
   for (const s of spec.services) {
+    if (valid.removed.some((r) => under(r, ["services", s.key]) || under(["services", s.key], r))) continue;
     const local = Object.fromEntries(Object.entries(s.input).filter(([k]) => knownFields.has(k)));
     const fail = (path: Path, problem: string): void => {
       const p = composePathOf(s.key, path);
@@ -63,4 +69,46 @@ export function readStack(paths: string[], namespace: string, env: NodeJS.Proces
   if (all.length) throw stackFileError(all);
   spec.warnings.unshift(...warnings);
   return spec;
+}
+
+const OBJECT_SECTIONS: Record<string, unknown> = { networks: null, volumes: null, secrets: { external: true }, configs: { external: true } };
+
+/**
+ * The file without the values the schema refused: each is removed (a whole list when one of its
+ * entries is wrong, so the indexes of other problems stay right); a refused network, volume,
+ * secret or config becomes a valid stand-in, so references to it are not reported again. Up to
+ * a few rounds; undefined when what is left still does not validate (the file's shape is wrong).
+ */
+function validRest(model: unknown, problems: FieldProblem[]): { file: ComposeFile; removed: Path[] } | undefined {
+  const m = structuredClone(model) as Record<string, unknown>;
+  const removed: Path[] = [];
+  const valueAt = (path: Path): unknown => path.reduce<unknown>((v, k) => (v !== null && typeof v === "object" ? (v as Record<string, unknown>)[k] : undefined), m);
+  let current = problems;
+  for (let round = 0; round < 5; round++) {
+    for (const problem of current) {
+      let path = problem.path;
+      if (valueAt(path) === undefined) path = path.slice(0, -1); // "is required": the parent is wrong
+      if (path.length < 2 && !(path.length === 1 && String(path[0]) !== "services")) return undefined;
+      if (path.length === 1) {
+        delete m[path[0]!];
+        removed.push(path);
+        continue;
+      }
+      const [section, key] = path as [string, string];
+      if (section in OBJECT_SECTIONS) {
+        (m[section] as Record<string, unknown>)[key] = structuredClone(OBJECT_SECTIONS[section]);
+        removed.push([section, key]);
+        continue;
+      }
+      const firstList = path.findIndex((_, i) => i >= 2 && Array.isArray(valueAt(path.slice(0, i + 1))));
+      const cut = firstList >= 0 ? path.slice(0, firstList + 1) : path;
+      const parent = valueAt(cut.slice(0, -1));
+      if (parent !== null && typeof parent === "object") delete (parent as Record<string, unknown>)[cut.at(-1)!];
+      removed.push(cut);
+    }
+    const again = validateComposeFile(m);
+    if (again.file) return { file: again.file, removed };
+    current = again.problems;
+  }
+  return undefined;
 }

@@ -77,6 +77,8 @@ export interface TranslateContext {
   dir: string;
   env: Lookup;
   locate(path: Path): string;
+  /** Every service of the file, for depends_on, when `file` has lost some to schema problems. */
+  serviceKeys?: string[];
 }
 
 /** Secret and config files are read by the CLI; the API has its own, smaller limit. */
@@ -219,7 +221,7 @@ export function translateStack(file: ComposeFile, ctx: TranslateContext): { spec
   topLevel("config", "configs");
 
   const services: StackService[] = [];
-  const serviceKeys = Object.keys(file.services);
+  const serviceKeys = ctx.serviceKeys ?? Object.keys(file.services);
   for (const [key, svc] of Object.entries(file.services)) {
     const input = translateService(key, svc);
     if (input) services.push(input);
