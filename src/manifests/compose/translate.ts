@@ -295,7 +295,8 @@ export function translateStack(file: ComposeFile, ctx: TranslateContext): { spec
     const cpus = (v: string | number | undefined, path: Path): number | undefined => {
       if (v === undefined) return undefined;
       const n = typeof v === "number" ? v : /^\s*\d+(\.\d+)?\s*$/.test(v) ? Number(v) : NaN;
-      if (!Number.isFinite(n) || n <= 0 || n > 4096) {
+      // 0 is no limit, as in docker.
+      if (!Number.isFinite(n) || n < 0 || n > 4096) {
         fail(path, `"${v}" is not a number of CPUs (e.g. '0.5', '2')`);
         return undefined;
       }
