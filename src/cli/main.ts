@@ -8,6 +8,7 @@ import { registerEvents } from "./commands/events.js";
 import { registerSecretConfigCommands } from "./commands/secret-config.js";
 import { registerUpDown } from "./commands/up-down.js";
 import { registerClusterCommands } from "./commands/cluster.js";
+import { registerStackCommands } from "./commands/stack.js";
 import { BATON_VERSION } from "../lib/version.js";
 
 export function buildProgram(): Command {
@@ -25,6 +26,7 @@ export function buildProgram(): Command {
   registerServiceCommands(service);
   registerServiceUpdate(service);
   registerNodeCommands(program.command("node").description("Manage nodes").exitOverride());
+  registerStackCommands(program.command("stack").description("Manage stacks: services, networks, volumes, secrets and configs from compose files").exitOverride());
   registerEvents(program);
   registerSecretConfigCommands(program);
   const all = (c: Command): Command[] => [c, ...c.commands.flatMap(all)];

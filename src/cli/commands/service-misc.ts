@@ -13,7 +13,7 @@ import { slotSortKey } from "../../model/slots.js";
 import type { RebalanceResult } from "../../api/rebalance.js";
 import type { ApiClient } from "../client.js";
 
-type ServiceWithStatus = Service & { status: ServiceStatus };
+export type ServiceWithStatus = Service & { status: ServiceStatus };
 
 export function registerServiceCommands(service: Command): void {
   service
@@ -23,17 +23,7 @@ export function registerServiceCommands(service: Command): void {
     .option("-q, --quiet", "only ids")
     .option("--format <format>", "table or json (one object per line)")
     .action(async (opts: { quiet?: boolean; format?: string }, cmd: Command) =>
-      withClient(cmd, async (c) => {
-        const list = await c.call<ServiceWithStatus[]>("GET", "/v1/services");
-        printList(
-          list,
-          opts,
-          ["ID", "NAME", "MODE", "REPLICAS", "UPDATE", "COMMAND"],
-          (s) => [shortId(s.id), s.spec.name, s.spec.mode.kind, `${s.status.running}/${s.status.desired}`, updateColumn(s), s.spec.task.command.join(" ").slice(0, 60)],
-          (s) => s.id,
-          (s) => ({ ID: s.id, Name: s.spec.name, Mode: s.spec.mode.kind, Replicas: `${s.status.running}/${s.status.desired}`, UpdateState: s.updateStatus?.state ?? null, UpdateMessage: s.updateStatus?.message ?? null, Command: s.spec.task.command.join(" ") }),
-        );
-      }),
+      withClient(cmd, async (c) => printServices(await c.call<ServiceWithStatus[]>("GET", "/v1/services"), opts)),
     );
 
   service
@@ -44,28 +34,7 @@ export function registerServiceCommands(service: Command): void {
     .option("--format <format>", "table or json (one object per line)")
     .option("--no-trunc", "do not truncate ids and errors")
     .action(async (refs: string[], opts: { quiet?: boolean; format?: string; trunc: boolean }, cmd: Command) =>
-      withClient(cmd, async (c) => {
-        const nodes = new Map((await c.call<{ id: string; hostname: string }[]>("GET", "/v1/nodes")).map((n) => [n.id, n.hostname]));
-        const rows: { task: Task; history: boolean }[] = [];
-        for (const ref of refs) {
-          const tasks = await c.call<Task[]>("GET", `/v1/tasks?service=${encodeURIComponent(ref)}`);
-          rows.push(...orderForPs(tasks));
-        }
-        const now = Date.now();
-        const id = (t: Task): string => (opts.trunc ? shortId(t.id) : t.id);
-        const err = (t: Task): string => {
-          const e = taskError(t);
-          return opts.trunc && e.length > 60 ? e.slice(0, 59) + "…" : e;
-        };
-        printList(
-          rows,
-          opts,
-          ["ID", "NAME", "NODE", "DESIRED STATE", "CURRENT STATE", "READY", "ERROR", "PORTS"],
-          ({ task: t, history }) => [id(t), `${history ? " \\_ " : ""}${taskName(t)}`, t.nodeId ? nodes.get(t.nodeId) ?? shortId(t.nodeId) : "", desiredState(t), currentState(t, now), readiness(t), err(t), t.status.port && t.status.state === "running" ? `*:${t.status.port}` : ""],
-          ({ task: t }) => t.id,
-          ({ task: t }) => ({ ID: t.id, Name: taskName(t), Node: t.nodeId ? nodes.get(t.nodeId) ?? t.nodeId : "", DesiredState: t.desiredState, CurrentState: t.status.state, Timestamp: new Date(t.status.timestamp).toISOString(), Error: t.status.err ?? "", Message: t.status.message, Port: t.status.port ?? null, Ports: t.status.ports ?? null, Ready: t.status.state === "running" ? t.status.ready === true : null, Pid: t.status.pid ?? null, Slot: t.slot }),
-        );
-      }),
+      withClient(cmd, (c) => printTasks(c, refs, opts)),
     );
 
   service
@@ -192,3 +161,39 @@ export function orderForPs(tasks: Task[]): { task: Task; history: boolean }[] {
   return out;
 }
 
+
+/** `service ls` (and `stack services`): one row per service. */
+export function printServices(list: ServiceWithStatus[], opts: { quiet?: boolean; format?: string }): void {
+  printList(
+    list,
+    opts,
+    ["ID", "NAME", "MODE", "REPLICAS", "UPDATE", "COMMAND"],
+    (s) => [shortId(s.id), s.spec.name, s.spec.mode.kind, `${s.status.running}/${s.status.desired}`, updateColumn(s), s.spec.task.command.join(" ").slice(0, 60)],
+    (s) => s.id,
+    (s) => ({ ID: s.id, Name: s.spec.name, Mode: s.spec.mode.kind, Replicas: `${s.status.running}/${s.status.desired}`, UpdateState: s.updateStatus?.state ?? null, UpdateMessage: s.updateStatus?.message ?? null, Command: s.spec.task.command.join(" ") }),
+  );
+}
+
+/** `service ps` (and `stack ps`): the tasks of the services, per slot with its history. */
+export async function printTasks(c: ApiClient, refs: string[], opts: { quiet?: boolean; format?: string; trunc: boolean }): Promise<void> {
+  const nodes = new Map((await c.call<{ id: string; hostname: string }[]>("GET", "/v1/nodes")).map((n) => [n.id, n.hostname]));
+  const rows: { task: Task; history: boolean }[] = [];
+  for (const ref of refs) {
+    const tasks = await c.call<Task[]>("GET", `/v1/tasks?service=${encodeURIComponent(ref)}`);
+    rows.push(...orderForPs(tasks));
+  }
+  const now = Date.now();
+  const id = (t: Task): string => (opts.trunc ? shortId(t.id) : t.id);
+  const err = (t: Task): string => {
+    const e = taskError(t);
+    return opts.trunc && e.length > 60 ? e.slice(0, 59) + "…" : e;
+  };
+  printList(
+    rows,
+    opts,
+    ["ID", "NAME", "NODE", "DESIRED STATE", "CURRENT STATE", "READY", "ERROR", "PORTS"],
+    ({ task: t, history }) => [id(t), `${history ? " \\_ " : ""}${taskName(t)}`, t.nodeId ? nodes.get(t.nodeId) ?? shortId(t.nodeId) : "", desiredState(t), currentState(t, now), readiness(t), err(t), t.status.port && t.status.state === "running" ? `*:${t.status.port}` : ""],
+    ({ task: t }) => t.id,
+    ({ task: t }) => ({ ID: t.id, Name: taskName(t), Node: t.nodeId ? nodes.get(t.nodeId) ?? t.nodeId : "", DesiredState: t.desiredState, CurrentState: t.status.state, Timestamp: new Date(t.status.timestamp).toISOString(), Error: t.status.err ?? "", Message: t.status.message, Port: t.status.port ?? null, Ports: t.status.ports ?? null, Ready: t.status.state === "running" ? t.status.ready === true : null, Pid: t.status.pid ?? null, Slot: t.slot }),
+  );
+}

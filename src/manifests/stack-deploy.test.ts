@@ -1,0 +1,200 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { BatonError, validationError } from "../lib/errors.js";
+import type { Service } from "../model/objects.js";
+import { resolveServiceSpec } from "../input/resolve.js";
+import type { ServiceSpecInput } from "../input/schemas.js";
+import { previewUpdate } from "../updater/dry-run.js";
+import { withNewSpec } from "../updater/transitions.js";
+import { readStack } from "./compose/stack-file.js";
+import type { StackObjectKind } from "./compose/translate.js";
+import { applyStackPlan, DeployStopped, planStackDeploy, removeStack, type ApiObject, type StackApi } from "./stack-deploy.js";
+
+/**
+ * An in-memory API: services resolved and updated with the API's own functions, objects by
+ * name; every write is recorded, so a test can say nothing was written.
+ */
+class FakeApi implements StackApi {
+  services = new Map<string, Service>();
+  objects = new Map<StackObjectKind, Map<string, ApiObject>>([["network", new Map()], ["volume", new Map()], ["secret", new Map()], ["config", new Map()]]);
+  writes: string[] = [];
+  failOn?: string;
+  /** What the API's validation says about the next update dry run. */
+  previewRefusal?: BatonError;
+  private seq = 0;
+
+  private write(what: string): void {
+    if (this.failOn === what) throw new BatonError("UNAVAILABLE", `${what}: connection lost`);
+    this.writes.push(what);
+  }
+  async listServices(): Promise<Service[]> {
+    return [...this.services.values()];
+  }
+  async listObjects(kind: StackObjectKind): Promise<ApiObject[]> {
+    return [...this.objects.get(kind)!.values()];
+  }
+  async getObject(kind: StackObjectKind, name: string): Promise<ApiObject | undefined> {
+    return this.objects.get(kind)!.get(name);
+  }
+  async createObject(kind: StackObjectKind, body: Record<string, unknown>): Promise<void> {
+    this.write(`create ${kind} ${String(body.name)}`);
+    this.objects.get(kind)!.set(String(body.name), { id: String(++this.seq), name: String(body.name), labels: body.labels as Record<string, string>, ...(kind === "config" ? { data: String(body.data) } : {}) });
+  }
+  async removeObject(kind: StackObjectKind, name: string): Promise<void> {
+    this.write(`remove ${kind} ${name}`);
+    this.objects.get(kind)!.delete(name);
+  }
+  /** Only the fields this build's API knows are resolved; the contract's others are kept in specInput. */
+  private resolve(input: ServiceSpecInput) {
+    const contract = new Set(["networks", "secrets", "configs", "mounts", "endpointMode"]);
+    return resolveServiceSpec(Object.fromEntries(Object.entries(input).filter(([k]) => !contract.has(k))) as ServiceSpecInput);
+  }
+  async createService(input: ServiceSpecInput): Promise<Service> {
+    this.write(`create service ${input.name}`);
+    const s: Service = { id: `svc${++this.seq}`, version: this.seq, createdAt: 0, updatedAt: 0, spec: this.resolve(input), specInput: input, specVersion: 1 };
+    this.services.set(s.spec.name, s);
+    return s;
+  }
+  async previewUpdate(svc: Service, input: ServiceSpecInput) {
+    if (this.previewRefusal) throw this.previewRefusal;
+    return previewUpdate(svc, this.resolve(input), [], 0);
+  }
+  async updateService(svc: Service, input: ServiceSpecInput): Promise<Service> {
+    this.write(`update service ${svc.spec.name}`);
+    const current = this.services.get(svc.spec.name)!;
+    if (current.version !== svc.version) throw new BatonError("VERSION_CONFLICT", "changed since it was read");
+    const next = { ...withNewSpec(current, this.resolve(input), input, 0, false), version: ++this.seq };
+    this.services.set(next.spec.name, next);
+    return next;
+  }
+  async removeService(svc: Service): Promise<void> {
+    this.write(`remove service ${svc.spec.name}`);
+    this.services.delete(svc.spec.name);
+  }
+}
+
+const dir = mkdtempSync(join(tmpdir(), "baton-stackdeploy-"));
+test.after(() => rmSync(dir, { recursive: true, force: true }));
+function stack(text: string, ns = "app") {
+  const p = join(dir, `${ns}-${Math.random().toString(36).slice(2)}.yml`);
+  writeFileSync(p, text);
+  return readStack([p], ns, {});
+}
+
+const FILE = (replicas: number, extra = "") => `services:
+  web:
+    x-baton: {driver: process}
+    command: node web.js
+    deploy: {replicas: ${replicas}}
+    networks: [front]
+    secrets: [token]
+  db:
+    x-baton: {driver: process}
+    command: node db.js
+${extra}networks:
+  front: {driver: overlay}
+secrets:
+  token: {external: true}
+configs:
+  conf: {content: "v1"}
+`;
+
+async function deploy(api: FakeApi, text: string, prune = false) {
+  const spec = stack(text);
+  const { steps, problems } = await planStackDeploy(api, spec, { prune });
+  if (problems.length) throw validationError(problems);
+  await applyStackPlan(api, steps);
+  return steps;
+}
+
+test("a missing external secret stops the deploy before any write, naming its path and line", async () => {
+  const api = new FakeApi();
+  const { steps, problems } = await planStackDeploy(api, stack(FILE(2)), { prune: false });
+  assert.deepEqual(problems.map((p) => [p.path.join("."), p.problem]), [["secrets.token.external", 'external secret "token" does not exist: create it first (baton secret create token …) (line 14)']]);
+  assert.ok(steps.length > 0);
+  assert.deepEqual(api.writes, []);
+});
+
+test("first deploy creates objects then services; a second deploy with one replica count changed updates only that service", async () => {
+  const api = new FakeApi();
+  api.objects.get("secret")!.set("token", { id: "s1", name: "token", labels: {} });
+  await deploy(api, FILE(2));
+  assert.deepEqual(api.writes, ["create network app_front", "create config app_conf", "create service app_web", "create service app_db"]);
+  assert.deepEqual(api.services.get("app_web")!.specInput, { ...(api.services.get("app_web")!.specInput as object), networks: ["app_front"], secrets: [{ source: "token", target: "token" }] });
+  api.writes = [];
+  const same = await deploy(api, FILE(2));
+  assert.deepEqual(api.writes, [], "nothing changed: nothing written");
+  assert.deepEqual(same.filter((s) => s.kind === "service").map((s) => s.action), ["unchanged", "unchanged"]);
+  const steps = await deploy(api, FILE(4));
+  assert.deepEqual(api.writes, ["update service app_web"]);
+  const update = steps.find((s) => s.action === "update")!;
+  assert.ok(update.kind === "service" && update.action === "update" && update.preview.replicas?.to === 4);
+  assert.deepEqual(api.services.get("app_web")!.spec.mode, { kind: "replicated", replicas: 4 });
+});
+
+test("--prune removes only the stack's services that left the file; a service outside the stack with the same name is a problem", async () => {
+  const api = new FakeApi();
+  api.objects.get("secret")!.set("token", { id: "s1", name: "token", labels: {} });
+  await deploy(api, FILE(1, "  extra:\n    x-baton: {driver: process}\n    command: node extra.js\n"));
+  await api.createService({ name: "other", command: ["x"] });
+  api.writes = [];
+  await deploy(api, FILE(1));
+  assert.deepEqual(api.writes, [], "without --prune nothing is removed");
+  await deploy(api, FILE(1), true);
+  assert.deepEqual(api.writes, ["remove service app_extra"]);
+  await api.createService({ name: "app_new", command: ["x"] });
+  const { problems } = await planStackDeploy(api, stack(FILE(1, "  new:\n    x-baton: {driver: process}\n    command: node new.js\n")), { prune: false });
+  assert.match(problems[0]!.problem, /a service named "app_new" exists and does not belong to stack app/);
+});
+
+test("a config whose content changed is refused before any write", async () => {
+  const api = new FakeApi();
+  api.objects.get("secret")!.set("token", { id: "s1", name: "token", labels: {} });
+  await deploy(api, FILE(1));
+  api.writes = [];
+  const { problems } = await planStackDeploy(api, stack(FILE(3).replace('"v1"', '"v2"')), { prune: false });
+  assert.match(problems[0]!.problem, /config "app_conf" exists with other content/);
+  assert.deepEqual(api.writes, []);
+});
+
+test("a deploy that fails part-way says what was applied and what was not", async () => {
+  const api = new FakeApi();
+  api.objects.get("secret")!.set("token", { id: "s1", name: "token", labels: {} });
+  api.failOn = "create service app_db";
+  const spec = stack(FILE(1));
+  const { steps } = await planStackDeploy(api, spec, { prune: false });
+  const err = await applyStackPlan(api, steps).then(() => undefined, (e: unknown) => e);
+  assert.ok(err instanceof DeployStopped);
+  assert.deepEqual(err.applied.map((s) => `${s.action} ${s.kind} ${s.name}`), ["create network app_front", "create config app_conf", "create service app_web"]);
+  assert.equal(`${err.failed.action} ${err.failed.kind} ${err.failed.name}`, "create service app_db");
+  assert.deepEqual(err.notApplied, []);
+  assert.match(err.message, /create service app_db failed: create service app_db: connection lost/);
+});
+
+test("stack rm removes the stack's services, then its networks, secrets and configs; external objects, volumes and other stacks stay", async () => {
+  const api = new FakeApi();
+  api.objects.get("secret")!.set("token", { id: "s1", name: "token", labels: {} });
+  await deploy(api, FILE(1));
+  await api.createObject("volume", { name: "app_data", labels: { "com.docker.stack.namespace": "app" } });
+  await api.createObject("network", { name: "other_net", labels: { "com.docker.stack.namespace": "other" } });
+  api.writes = [];
+  const r = await removeStack(api, "app");
+  assert.deepEqual(api.writes, ["remove service app_web", "remove service app_db", "remove network app_front", "remove config app_conf"]);
+  assert.deepEqual(r.keptVolumes, ["app_data"]);
+  assert.ok(api.objects.get("secret")!.has("token"), "the external secret stays");
+  assert.ok(api.objects.get("network")!.has("other_net"));
+});
+
+test("the API's refusal of an update (a port taken on the host) is reported at the stack file's path and line", async () => {
+  const api = new FakeApi();
+  api.objects.get("secret")!.set("token", { id: "s1", name: "token", labels: {} });
+  await deploy(api, FILE(1));
+  api.writes = [];
+  api.previewRefusal = validationError([{ path: ["spec", "publish", 0, "published"], problem: "8080 is in use on this host" }, { path: ["spec", "restartPolicy", "maxAttempts"], problem: "too many" }]);
+  const { problems } = await planStackDeploy(api, stack(FILE(2)), { prune: false });
+  assert.deepEqual(problems.map((p) => `${p.path.join(".")}: ${p.problem}`).slice(0, 2), ["services.web.ports.0.published: 8080 is in use on this host (line 2)", "services.web.deploy.restart_policy.max_attempts: too many (line 5)"]);
+  assert.deepEqual(api.writes, []);
+});
