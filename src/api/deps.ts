@@ -4,6 +4,7 @@ import type { Store } from "../store/store.js";
 import type { LogSource } from "./logs.js";
 import type { SystemControl } from "./system.js";
 import type { ClusterControl } from "./cluster.js";
+import type { EtcdSnapshot } from "../ha/snapshot.js";
 
 /** What every route plugin gets at registration (no module-level singletons). */
 export interface ApiDeps {
@@ -14,6 +15,8 @@ export interface ApiDeps {
   system: SystemControl;
   /** Cluster membership, on a manager started with `baton init`. */
   cluster?: ClusterControl;
+  /** On an etcd store: a snapshot of it (src/ha/snapshot.ts). */
+  snapshot?: () => Promise<EtcdSnapshot>;
   /** @default 1 MiB */
   bodyLimit?: number;
 }

@@ -7,6 +7,7 @@ import { registerNodeCommands } from "./commands/node.js";
 import { registerEvents } from "./commands/events.js";
 import { registerUpDown } from "./commands/up-down.js";
 import { registerClusterCommands } from "./commands/cluster.js";
+import { registerHaCommands } from "./commands/ha.js";
 import { BATON_VERSION } from "../lib/version.js";
 
 export function buildProgram(): Command {
@@ -19,6 +20,7 @@ export function buildProgram(): Command {
     .exitOverride();
   registerUpDown(program);
   registerClusterCommands(program);
+  registerHaCommands(program);
   const service = program.command("service").description("Manage services").exitOverride();
   registerServiceCreate(service);
   registerServiceCommands(service);

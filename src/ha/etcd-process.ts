@@ -138,6 +138,10 @@ export class EtcdProcess {
       });
     });
     if (child.pid !== undefined) writeFileSync(opts.pidFile, `${child.pid}\n`, { mode: 0o600 });
+    // Baton exiting without stop() (a failed start, an uncaught error) must not leave etcd behind.
+    const onProcessExit = (): void => signalGroup(child, "SIGTERM");
+    process.once("exit", onProcessExit);
+    void this.exited.then(() => process.removeListener("exit", onProcessExit));
     opts.log.info({ pid: child.pid, logFile: opts.logFile }, "etcd member starting");
     return child;
   }
