@@ -51,11 +51,13 @@ test("the member is restarted after kill -9, and stop() ends it for good", async
   const first = proc.pid!;
   assert.equal(proc.status, "running");
   assert.equal(readFileSync(join(dir, "etcd.pid"), "utf8").trim(), String(first));
+  const logText = (): string => readFileSync(join(dir, "logs", "etcd.log"), "utf8");
+  await until(() => (logText() === "started\n" ? true : undefined), 2000, "the first run's output in etcd.log");
   process.kill(first, "SIGKILL");
   const second = await until(() => (proc.pid && proc.pid !== first ? proc.pid : undefined), 5000, "a new etcd process");
   assert.equal(proc.restarts, 1);
   // Both runs wrote to the one log (appended, not truncated by the restart).
-  await until(() => (/started\nstarted/.test(readFileSync(join(dir, "logs", "etcd.log"), "utf8")) ? true : undefined), 2000, "the restarted member's output in etcd.log");
+  await until(() => (logText() === "started\nstarted\n" ? true : undefined), 2000, "the restarted member's output in etcd.log");
   await proc.stop();
   assert.equal(proc.status, "stopped");
   assert.equal(alive(second), false);
