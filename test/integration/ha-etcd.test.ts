@@ -151,3 +151,4 @@ describe("managed etcd on three hosts (TLS, learners, supervisor)", { skip }, ()
     await assert.rejects(members[0]!.call("remove", { member: "nobody" }), /no etcd member named nobody/);
   });
 });
+
