@@ -28,6 +28,7 @@ import { EtcdStore } from "./store/etcd/etcd-store.js";
 import { loadEtcdTls, type EtcdConnection, type EtcdTlsFiles } from "./store/etcd/etcd-client.js";
 import { loadOrCreateEtcdCa } from "./ha/etcd-pki.js";
 import { startManagedEtcd, type ManagedEtcd } from "./ha/managed-etcd.js";
+import { requireEtcdBinary } from "./ha/etcd-process.js";
 import { openSnapshot } from "./ha/snapshot.js";
 import { parseStoreUrl } from "./store/store-url.js";
 import type { Store } from "./store/store.js";
@@ -169,6 +170,8 @@ async function startManager(opts: UpOptions, ctx: Context): Promise<RunningBaton
   const { dataDir, clock, log } = ctx;
   // A cluster manager: asked by `init`, or resumed from the data dir.
   let cfg = ctx.cfg;
+  if (opts.init?.ha && !cfg?.ha && existsSync(join(dataDir, "store.db")))
+    throw new BatonError("VALIDATION_FAILED", `--ha starts a new etcd store, but ${join(dataDir, "store.db")} holds this host's SQLite store: moving a store to etcd is not supported; use a fresh --data-dir`, [{ path: ["--ha"], problem: "data dir has a SQLite store" }]);
   if (opts.init) {
     const advertiseAddr = opts.init.advertiseAddr ? parseHostPort(opts.init.advertiseAddr, "--advertise-addr").host : (cfg?.advertiseAddr ?? detectAdvertiseAddr());
     const listen = parseHostPort(opts.init.listenAddr ?? cfg?.listenAddr ?? `0.0.0.0:${DEFAULT_CLUSTER_PORT}`, "--listen-addr");
@@ -342,6 +345,7 @@ async function openStore(
   const { dataDir, clock, log } = ctx;
   const storeLog = log.child({ component: "store" });
   if (cfg?.ha) {
+    requireEtcdBinary();
     const ca = await loadOrCreateEtcdCa(dataDir, clock);
     const managed = await startManagedEtcd({ dataDir, name: ctx.nodeId, advertise: cfg.advertiseAddr!, ca, log, clock });
     try {

@@ -91,6 +91,7 @@ const writeRecord = (dir: string, r: MemberRecord): Promise<void> => writeFileAt
  * as it was (a later start, whichever way it joined). Resolves once the member serves.
  */
 export async function startManagedEtcd(opts: ManagedEtcdOptions): Promise<ManagedEtcd> {
+  requireEtcdBinary(opts.binary);
   const dir = managedEtcdDir(opts.dataDir);
   let rec = await readRecord(dir);
   if (!rec) {

@@ -19,6 +19,13 @@ import { aService } from "../harness/builders.js";
 
 const ETCDCTL = "/usr/bin/etcdctl";
 
+/** The restore check needs etcdctl (package etcd-client): skipped without it, except under CI. */
+function etcdctlUnavailable(): string | undefined {
+  if (existsSync(ETCDCTL)) return undefined;
+  if (process.env.CI === "true") throw new Error(`CI=true and no ${ETCDCTL}: install etcd-client`);
+  return `no ${ETCDCTL} (package etcd-client)`;
+}
+
 describe("TLS to an etcd the user runs", { skip: etcdUnavailable() }, () => {
   let dir: string;
   let etcd: EtcdCluster;
@@ -77,7 +84,7 @@ describe("TLS to an etcd the user runs", { skip: etcdUnavailable() }, () => {
     assert.match(await baton.cliOk("service", "ls"), /tls-web/);
   });
 
-  test("baton ha snapshot save writes an etcd snapshot that etcdctl restores into a member holding the store", { skip: existsSync(ETCDCTL) ? undefined : `no ${ETCDCTL} (package etcd-client)` }, async () => {
+  test("baton ha snapshot save writes an etcd snapshot that etcdctl restores into a member holding the store", { skip: etcdctlUnavailable() }, async () => {
     assert.ok(baton, "baton up from the previous test");
     const file = join(dir, "backup.db");
     const out = await baton.cliOk("ha", "snapshot", "save", file).catch((e: Error) => { throw new Error(`${e.message}\n${baton!.output.slice(-3000)}`); });
