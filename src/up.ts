@@ -30,6 +30,7 @@ import { loadOrCreateEtcdCa } from "./ha/etcd-pki.js";
 import { startManagedEtcd, type ManagedEtcd } from "./ha/managed-etcd.js";
 import { requireEtcdBinary } from "./ha/etcd-process.js";
 import { openSnapshot } from "./ha/snapshot.js";
+import { listMembers } from "./ha/membership.js";
 import { parseStoreUrl } from "./store/store-url.js";
 import type { Store } from "./store/store.js";
 import type { AgentSession } from "./dispatcher/protocol.js";
@@ -284,7 +285,7 @@ async function startManager(opts: UpOptions, ctx: Context): Promise<RunningBaton
     log,
     logs,
     ...(cluster ? { cluster } : {}),
-    ...(etcdConnection ? { snapshot: () => openSnapshot(etcdConnection) } : {}),
+    ...(etcdConnection ? { snapshot: () => openSnapshot(etcdConnection), etcdMembers: () => listMembers(etcdConnection) } : {}),
     system: {
       info: () => ({
         version: BATON_VERSION,

@@ -145,4 +145,7 @@ test("store snapshot on a store that is not etcd: 400 saying what to back up ins
   assert.equal(r.statusCode, 400);
   assert.equal(r.json().code, "BAD_REQUEST");
   assert.match(r.json().message, /not etcd: back up DIR\/store\.db/);
+  const m = await a.inject({ method: "GET", url: "/v1/store/members" });
+  assert.equal(m.statusCode, 400);
+  assert.match(m.json().message, /not etcd: it has no members/);
 });

@@ -82,6 +82,8 @@ describe("TLS to an etcd the user runs", { skip: etcdUnavailable() }, () => {
     assert.equal(info.store, "etcd");
     // The service of the first test is there: the same etcd.
     assert.match(await baton.cliOk("service", "ls"), /tls-web/);
+    const members = (await baton.cliOk("ha", "members", "--format", "json")).trim().split("\n").map((l) => JSON.parse(l) as { clientUrls: string[]; healthy: boolean; leader: boolean });
+    assert.deepEqual(members.map((m) => [m.clientUrls, m.healthy, m.leader]), [[etcd.endpoints, true, true]]);
   });
 
   test("baton ha snapshot save writes an etcd snapshot that etcdctl restores into a member holding the store", { skip: etcdctlUnavailable() }, async () => {

@@ -46,6 +46,9 @@ describe("baton init --ha: the manager on its managed etcd member", { skip }, ()
     assert.equal(cfg.ha, true);
     assert.equal(cfg.store, undefined);
     await baton.cliOk("service", "create", "-d", "--name", "web", "--replicas", "1", "node", HELLO);
+    const members = await baton.cliOk("ha", "members");
+    assert.match(members, /^ID\s+NAME\s+CLIENT URL\s+STATUS\n[0-9a-f]+\s+\S+\s+https:\/\/[\d.]+:2379\s+leader\n$/);
+    assert.ok(members.includes(String(info.nodeId)));
 
     const pidFile = join(baton.dataDir, "etcd", "etcd.pid");
     const first = Number(readFileSync(pidFile, "utf8"));
