@@ -20,10 +20,18 @@ export interface EtcdSnapshot {
  */
 export async function openSnapshot(conn: EtcdConnection): Promise<EtcdSnapshot> {
   const client = newEtcdClient(conn);
-  const out = new Readable({ read: () => undefined });
+  // The gRPC stream is a Node stream: paused while the HTTP answer is slower than etcd, so a
+  // snapshot of gigabytes is not held in memory.
+  let source: Awaited<ReturnType<typeof client.maintenance.snapshot>> & { pause(): void; resume(): void };
+  const out = new Readable({ read: () => source?.resume() });
   try {
     const before = Number((await client.maintenance.status()).header.revision);
-    const source = await client.maintenance.snapshot();
+    source = (await client.maintenance.snapshot()) as typeof source;
+    // A reader that goes away (the CLI interrupted) ends the gRPC call and the client.
+    out.once("close", () => {
+      (source as unknown as { cancel?: () => void }).cancel?.();
+      client.close();
+    });
     return await new Promise<EtcdSnapshot>((resolve, reject) => {
       let started = false;
       source.on("data", (chunk) => {
@@ -32,7 +40,7 @@ export async function openSnapshot(conn: EtcdConnection): Promise<EtcdSnapshot> 
           const rev = (chunk.header as { revision?: string } | null)?.revision;
           resolve({ revision: rev ? Number(rev) : before, stream: out });
         }
-        out.push(chunk.blob);
+        if (!out.push(chunk.blob)) source.pause();
       });
       source.on("end", () => {
         if (!started) reject(new BatonError("UNAVAILABLE", "etcd sent an empty snapshot"));
