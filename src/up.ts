@@ -25,6 +25,12 @@ import { startDnsResponder, type DnsResponder } from "./mesh/dns.js";
 import { resolveServiceSpec } from "./input/resolve.js";
 import { openSqliteStore } from "./store/sqlite/sqlite-store.js";
 import { EtcdStore } from "./store/etcd/etcd-store.js";
+import { loadEtcdTls, type EtcdConnection, type EtcdTlsFiles } from "./store/etcd/etcd-client.js";
+import { loadOrCreateEtcdCa } from "./ha/etcd-pki.js";
+import { startManagedEtcd, type ManagedEtcd } from "./ha/managed-etcd.js";
+import { requireEtcdBinary } from "./ha/etcd-process.js";
+import { openSnapshot } from "./ha/snapshot.js";
+import { listMembers } from "./ha/membership.js";
 import { parseStoreUrl } from "./store/store-url.js";
 import type { Store } from "./store/store.js";
 import type { AgentSession } from "./dispatcher/protocol.js";
@@ -54,8 +60,10 @@ export interface UpOptions {
    * the user runs). `baton init` keeps it in DIR/cluster.json for later starts.
    */
   store?: string;
-  /** `baton init`: become (or resume as) a cluster's manager. */
-  init?: { advertiseAddr?: string; listenAddr?: string; heartbeatPeriodMs?: number; heartbeatGraceMs?: number };
+  /** TLS to the etcd of `store` (`--etcd-ca/--etcd-cert/--etcd-key`, absolute paths); `init` keeps it too. */
+  etcdTls?: EtcdTlsFiles;
+  /** `baton init`: become (or resume as) a cluster's manager; `ha`: on a managed etcd member (src/ha). */
+  init?: { advertiseAddr?: string; listenAddr?: string; heartbeatPeriodMs?: number; heartbeatGraceMs?: number; ha?: boolean };
   /** `baton join`: become a worker of the cluster of `manager` (host:port) with a join token. */
   join?: { token: string; manager: string; advertiseAddr?: string };
   /** `baton join` without a token: resume as the worker this data dir already is (never anything else). */
@@ -164,6 +172,8 @@ async function startManager(opts: UpOptions, ctx: Context): Promise<RunningBaton
   const { dataDir, clock, log } = ctx;
   // A cluster manager: asked by `init`, or resumed from the data dir.
   let cfg = ctx.cfg;
+  if (opts.init?.ha && !cfg?.ha && existsSync(join(dataDir, "store.db")))
+    throw new BatonError("VALIDATION_FAILED", `--ha starts a new etcd store, but ${join(dataDir, "store.db")} holds this host's SQLite store: moving a store to etcd is not supported; use a fresh --data-dir`, [{ path: ["--ha"], problem: "data dir has a SQLite store" }]);
   if (opts.init) {
     const advertiseAddr = opts.init.advertiseAddr ? parseHostPort(opts.init.advertiseAddr, "--advertise-addr").host : (cfg?.advertiseAddr ?? detectAdvertiseAddr());
     const listen = parseHostPort(opts.init.listenAddr ?? cfg?.listenAddr ?? `0.0.0.0:${DEFAULT_CLUSTER_PORT}`, "--listen-addr");
@@ -175,15 +185,22 @@ async function startManager(opts: UpOptions, ctx: Context): Promise<RunningBaton
       ...(opts.init.heartbeatPeriodMs ?? cfg?.heartbeatPeriodMs ? { heartbeatPeriodMs: opts.init.heartbeatPeriodMs ?? cfg?.heartbeatPeriodMs } : {}),
       ...(opts.init.heartbeatGraceMs ?? cfg?.heartbeatGraceMs ? { heartbeatGraceMs: opts.init.heartbeatGraceMs ?? cfg?.heartbeatGraceMs } : {}),
       ...(opts.store ?? cfg?.store ? { store: opts.store ?? cfg?.store } : {}),
+      ...(opts.etcdTls ?? cfg?.etcdTls ? { etcdTls: opts.etcdTls ?? cfg?.etcdTls } : {}),
+      ...(opts.init.ha || cfg?.ha ? { ha: true } : {}),
     };
+    if (cfg.ha && cfg.store)
+      throw new BatonError("VALIDATION_FAILED", `--ha runs a managed etcd as the store: it does not go with --store ${cfg.store}`, [{ path: ["--store"], problem: "not with --ha" }]);
   }
+  if ((opts.etcdTls ?? cfg?.etcdTls) && !(opts.store ?? cfg?.store)?.startsWith("etcd://"))
+    throw new BatonError("VALIDATION_FAILED", "--etcd-ca/--etcd-cert/--etcd-key are for an etcd store: add --store etcd://host:port,…", [{ path: ["--store"], problem: "required with --etcd-ca" }]);
   const period = cfg?.heartbeatPeriodMs ?? 500;
   const grace = cfg?.heartbeatGraceMs ?? period * 3;
   if (grace < 2 * period)
     throw new BatonError("VALIDATION_FAILED", `--heartbeat-grace (${grace} ms) must be at least two heartbeat periods (${2 * period} ms), or nodes flap down and up`, [{ path: ["--heartbeat-grace"], problem: "shorter than two periods" }]);
-  const choice = parseStoreUrl(opts.store ?? cfg?.store);
-  const etcd = choice.backend === "etcd" ? await EtcdStore.open({ endpoints: choice.endpoints, clock, log: log.child({ component: "store" }) }) : undefined;
-  const store = etcd ?? openSqliteStore(join(dataDir, "store.db"), { clock });
+  const nodeId = loadNodeId(join(dataDir, "agent"));
+  const opened = await openStore(opts, cfg, { dataDir, clock, log, nodeId });
+  const { store, etcd, managed, etcdConnection } = opened;
+  const storeBackend = etcd ? "etcd" : "sqlite";
   // Opened once the cluster's CA is (a cluster's data key is sealed under it); assignments wait for manager.start().
   const keys: { box?: SecretBox } = {};
   const manager = new Manager({
@@ -199,7 +216,6 @@ async function startManager(opts: UpOptions, ctx: Context): Promise<RunningBaton
     ...(cfg?.heartbeatPeriodMs ? { heartbeatPeriodMs: cfg.heartbeatPeriodMs } : {}),
     ...(cfg?.heartbeatGraceMs ? { heartbeatGraceMs: cfg.heartbeatGraceMs } : {}),
   });
-  const nodeId = loadNodeId(join(dataDir, "agent"));
 
   // The cluster parts come up before the controllers, so nothing is decided on a half-made cluster.
   let authority: ClusterAuthority | undefined;
@@ -264,6 +280,8 @@ async function startManager(opts: UpOptions, ctx: Context): Promise<RunningBaton
       await dns?.responder.close();
       authority?.close();
       store.close();
+      // After the store: the manager's last writes went through its member.
+      await managed?.stop();
       rmSync(join(dataDir, "baton.pid"), { force: true });
       ctx.lock.release();
       resolveDone();
@@ -276,13 +294,15 @@ async function startManager(opts: UpOptions, ctx: Context): Promise<RunningBaton
     logs,
     secrets: secretBox,
     ...(cluster ? { cluster } : {}),
+    ...(etcdConnection ? { snapshot: () => openSnapshot(etcdConnection), etcdMembers: () => listMembers(etcdConnection) } : {}),
     system: {
       info: () => ({
         version: BATON_VERSION,
         nodeId: agent.nodeId,
         hostname: hostname(),
         dataDir,
-        store: choice.backend,
+        store: storeBackend,
+        ...(managed ? { etcdMember: managed.name, etcdClientUrl: managed.clientUrl } : {}),
         pid: process.pid,
         role: cfg ? "manager" : "single",
         ...(cfg ? { managers: cfg.managers, listenAddr: cfg.listenAddr, connectedNodes: sessions!.connectedNodes().length } : {}),
@@ -321,6 +341,37 @@ async function startManager(opts: UpOptions, ctx: Context): Promise<RunningBaton
     detach,
     done,
   };
+}
+
+/**
+ * The manager's store: SQLite in the data dir, an etcd cluster the user runs (`--store`, with
+ * TLS from `--etcd-*`), or this host's managed etcd member (`init --ha`), started first.
+ */
+async function openStore(
+  opts: UpOptions,
+  cfg: ClusterConfig | undefined,
+  ctx: { dataDir: string; clock: Clock; log: Logger; nodeId: string },
+): Promise<{ store: Store; etcd?: EtcdStore; managed?: ManagedEtcd; etcdConnection?: EtcdConnection }> {
+  const { dataDir, clock, log } = ctx;
+  const storeLog = log.child({ component: "store" });
+  if (cfg?.ha) {
+    requireEtcdBinary();
+    const ca = await loadOrCreateEtcdCa(dataDir, clock);
+    const managed = await startManagedEtcd({ dataDir, name: ctx.nodeId, advertise: cfg.advertiseAddr!, ca, log, clock });
+    try {
+      const etcd = await EtcdStore.open({ ...managed.connection, maxTxnOps: managed.maxTxnOps, clock, log: storeLog });
+      return { store: etcd, etcd, managed, etcdConnection: managed.connection };
+    } catch (err) {
+      await managed.stop();
+      throw err;
+    }
+  }
+  const tlsFiles = opts.etcdTls ?? cfg?.etcdTls;
+  const choice = parseStoreUrl(opts.store ?? cfg?.store, { tls: tlsFiles !== undefined });
+  if (choice.backend === "sqlite") return { store: openSqliteStore(join(dataDir, "store.db"), { clock }) };
+  const connection: EtcdConnection = { endpoints: choice.endpoints, ...(tlsFiles ? { tls: loadEtcdTls(tlsFiles) } : {}) };
+  const etcd = await EtcdStore.open({ ...connection, clock, log: storeLog });
+  return { store: etcd, etcd, etcdConnection: connection };
 }
 
 async function startWorker(opts: UpOptions, ctx: Context): Promise<RunningBaton> {

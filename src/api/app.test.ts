@@ -138,3 +138,14 @@ test("node update: rebalance must be a boolean", async () => {
   assert.equal(r.statusCode, 400);
   assert.deepEqual(r.json().fields, [{ path: ["rebalance"], problem: "must be a boolean" }]);
 });
+
+test("store snapshot on a store that is not etcd: 400 saying what to back up instead", async () => {
+  const { a } = await app();
+  const r = await a.inject({ method: "GET", url: "/v1/store/snapshot" });
+  assert.equal(r.statusCode, 400);
+  assert.equal(r.json().code, "BAD_REQUEST");
+  assert.match(r.json().message, /not etcd: back up DIR\/store\.db/);
+  const m = await a.inject({ method: "GET", url: "/v1/store/members" });
+  assert.equal(m.statusCode, 400);
+  assert.match(m.json().message, /not etcd: it has no members/);
+});

@@ -10,6 +10,7 @@ import { eventsRoutes } from "./events.js";
 import { secretsRoutes } from "./secrets.js";
 import { logsRoutes } from "./logs.js";
 import { systemRoutes } from "./system.js";
+import { snapshotRoutes } from "./snapshot.js";
 import type { ApiDeps } from "./deps.js";
 import type { TlsOptions } from "node:tls";
 import { ANONYMOUS_ROUTES, clusterRoutes, peerOf } from "./cluster.js";
@@ -68,6 +69,7 @@ export async function buildApp(deps: ApiDeps, opts: { https?: TlsOptions } = {})
   await app.register(eventsRoutes, { prefix: API_PREFIX, deps });
   await app.register(secretsRoutes, { prefix: API_PREFIX, deps });
   await app.register(clusterRoutes, { prefix: API_PREFIX, deps });
+  await app.register(snapshotRoutes, { prefix: API_PREFIX, deps });
   app.get("/openapi.json", { schema: { hide: true } }, () => app.swagger());
   return app;
 }

@@ -5,6 +5,8 @@ import type { LogSource } from "./logs.js";
 import type { SystemControl } from "./system.js";
 import type { ClusterControl } from "./cluster.js";
 import type { SecretBox } from "../secrets/data-key.js";
+import type { EtcdSnapshot } from "../ha/snapshot.js";
+import type { MemberStatus } from "../ha/membership.js";
 
 /** What every route plugin gets at registration (no module-level singletons). */
 export interface ApiDeps {
@@ -17,6 +19,10 @@ export interface ApiDeps {
   cluster?: ClusterControl;
   /** Seals secrets before they are stored; absent: secrets cannot be created here. */
   secrets?: SecretBox;
+  /** On an etcd store: a snapshot of it (src/ha/snapshot.ts). */
+  snapshot?: () => Promise<EtcdSnapshot>;
+  /** On an etcd store: its members with their health (src/ha/membership.ts). */
+  etcdMembers?: () => Promise<MemberStatus[]>;
   /** @default 1 MiB */
   bodyLimit?: number;
 }

@@ -1,6 +1,7 @@
 import { request, type IncomingMessage, type RequestOptions } from "node:http";
 import { request as httpsRequest } from "node:https";
 import { readFileSync } from "node:fs";
+import { open, rename, rm } from "node:fs/promises";
 import { verifyPeer } from "../ca/verify.js";
 import { RevocationList } from "../ca/revocation.js";
 import { systemClock } from "../lib/clock.js";
@@ -95,6 +96,33 @@ export class ApiClient {
     });
     await this.readStream(`/v1/events${query}`, signal, (text) => parser.feed(text));
     if (failure) throw failure;
+  }
+
+  /**
+   * Saves a binary GET (a store snapshot) to `file`: written to `file.part` (0600), fsynced,
+   * then renamed, so `file` is whole or absent. Returns the byte count and the response headers.
+   */
+  async download(path: string, file: string): Promise<{ bytes: number; headers: IncomingMessage["headers"] }> {
+    const res = await this.send("GET", path);
+    if ((res.statusCode ?? 500) >= 400) throw toError(JSON.parse(await readAll(res)), res.statusCode ?? 500);
+    const part = `${file}.part`;
+    const fh = await open(part, "w", 0o600);
+    let bytes = 0;
+    try {
+      for await (const chunk of res) {
+        await fh.write(chunk as Buffer);
+        bytes += (chunk as Buffer).length;
+      }
+      if (!res.complete) throw new BatonError("UNAVAILABLE", "baton closed the connection before the end of the download");
+      await fh.sync();
+    } catch (err) {
+      await fh.close();
+      await rm(part, { force: true });
+      throw err instanceof BatonError ? err : new BatonError("UNAVAILABLE", `download failed: ${(err as Error).message}`, [], { cause: err });
+    }
+    await fh.close();
+    await rename(part, file);
+    return { bytes, headers: res.headers };
   }
 
   /** GET a long-lived response and hand over its text as it arrives, until the server ends it or signal aborts. */

@@ -9,6 +9,7 @@ import { registerSecretConfigCommands } from "./commands/secret-config.js";
 import { registerUpDown } from "./commands/up-down.js";
 import { registerClusterCommands } from "./commands/cluster.js";
 import { registerStackCommands } from "./commands/stack.js";
+import { registerHaCommands } from "./commands/ha.js";
 import { BATON_VERSION } from "../lib/version.js";
 
 export function buildProgram(): Command {
@@ -21,6 +22,7 @@ export function buildProgram(): Command {
     .exitOverride();
   registerUpDown(program);
   registerClusterCommands(program);
+  registerHaCommands(program);
   const service = program.command("service").description("Manage services").exitOverride();
   registerServiceCreate(service);
   registerServiceCommands(service);

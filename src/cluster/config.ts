@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { networkInterfaces } from "node:os";
 import { BatonError } from "../lib/errors.js";
 import { writeFileAtomic } from "../ca/files.js";
+import type { EtcdTlsFiles } from "../store/etcd/etcd-client.js";
 
 /** The port managers listen on for node sessions, joins and the remote API. */
 export const DEFAULT_CLUSTER_PORT = 4242;
@@ -23,6 +24,10 @@ export interface ClusterConfig {
   heartbeatGraceMs?: number;
   /** A manager's store when not the embedded SQLite: `etcd://host:port,…` (`--store`). */
   store?: string;
+  /** TLS to that etcd (`--etcd-ca`, `--etcd-cert`, `--etcd-key`): absolute paths, read at every start. */
+  etcdTls?: EtcdTlsFiles;
+  /** `baton init --ha`: the store is the managed etcd member in DIR/etcd (src/ha). */
+  ha?: boolean;
 }
 
 const file = (dataDir: string): string => join(dataDir, "cluster.json");

@@ -17,3 +17,10 @@ test("--store: anything else is refused with the expected forms", () => {
     assert.throws(() => parseStoreUrl(v), (e: unknown) => e instanceof BatonError && e.code === "VALIDATION_FAILED" && /expected sqlite or etcd:\/\//.test(e.message), v);
   }
 });
+
+test("--store with TLS to etcd: https client URLs", () => {
+  assert.deepEqual(parseStoreUrl("etcd://10.0.0.5,10.0.0.6:2381", { tls: true }), {
+    backend: "etcd",
+    endpoints: ["https://10.0.0.5:2379", "https://10.0.0.6:2381"],
+  });
+});

@@ -4,10 +4,11 @@ import { BatonError } from "../lib/errors.js";
 export type StoreChoice = { backend: "sqlite" } | { backend: "etcd"; endpoints: string[] };
 
 /**
- * Parses `--store`: `sqlite`, or `etcd://host:port[,host:port…]` (plain http to every member;
- * TLS flags come with managed etcd). A host without a port gets etcd's 2379.
+ * Parses `--store`: `sqlite`, or `etcd://host:port[,host:port…]`. A host without a port gets
+ * etcd's 2379. The client URLs are `https://` when TLS to etcd is configured (`--etcd-ca`…),
+ * plain `http://` otherwise.
  */
-export function parseStoreUrl(value: string | undefined): StoreChoice {
+export function parseStoreUrl(value: string | undefined, opts: { tls?: boolean } = {}): StoreChoice {
   if (value === undefined || value === "sqlite") return { backend: "sqlite" };
   const bad = (problem: string): BatonError =>
     new BatonError("VALIDATION_FAILED", `--store "${value}": ${problem} (expected sqlite or etcd://host:port[,host:port…])`, [{ path: ["--store"], problem }]);
@@ -17,7 +18,7 @@ export function parseStoreUrl(value: string | undefined): StoreChoice {
   const endpoints = hosts.map((h) => {
     const m = /^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+)(?::(\d{1,5}))?$/.exec(h);
     if (!m || (m[2] !== undefined && (Number(m[2]) < 1 || Number(m[2]) > 65535))) throw bad(`"${h}" is not host[:port]`);
-    return `http://${m[1]}:${m[2] ?? 2379}`;
+    return `${opts.tls ? "https" : "http"}://${m[1]}:${m[2] ?? 2379}`;
   });
   return { backend: "etcd", endpoints };
 }

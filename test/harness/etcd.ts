@@ -10,7 +10,8 @@
 // Later HA tests run members inside network namespaces: `host` picks each member's address and
 // `wrap` the command line (e.g. `(cmd) => ["ip", "netns", "exec", ns, ...cmd]`).
 import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { request as httpsRequest } from "node:https";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -44,6 +45,11 @@ export interface EtcdOptions {
   member?: (index: number) => EtcdMemberOptions;
   /** How long a member may take to answer /health. @default 15000 */
   startTimeoutMs?: number;
+  /**
+   * Client TLS with --client-cert-auth (one certificate for every member, valid for their
+   * addresses); peers stay plain http. /health is checked with the same certificate.
+   */
+  tls?: { caFile: string; certFile: string; keyFile: string };
 }
 
 export interface EtcdMember {
@@ -102,7 +108,7 @@ export async function startEtcd(opts: EtcdOptions = {}): Promise<EtcdCluster> {
   const members = specs.map((s) =>
     makeMember({
       name: s.name,
-      clientUrl: `http://${s.host}:${s.clientPort}`,
+      clientUrl: `${opts.tls ? "https" : "http"}://${s.host}:${s.clientPort}`,
       peerUrl: `http://${s.host}:${s.peerPort}`,
       dataDir: join(root, s.name),
       initialCluster,
@@ -110,6 +116,7 @@ export async function startEtcd(opts: EtcdOptions = {}): Promise<EtcdCluster> {
       timeoutMs: opts.startTimeoutMs ?? 15_000,
       ...(opts.maxTxnOps ? { maxTxnOps: opts.maxTxnOps } : {}),
       ...(s.wrap ? { wrap: s.wrap } : {}),
+      ...(opts.tls ? { tls: opts.tls } : {}),
     }),
   );
   let stopped: Promise<void> | undefined;
@@ -142,6 +149,7 @@ interface MemberConfig {
   timeoutMs: number;
   maxTxnOps?: number;
   wrap?: (cmd: string[]) => string[];
+  tls?: { caFile: string; certFile: string; keyFile: string };
 }
 
 function makeMember(c: MemberConfig): EtcdMember {
@@ -161,6 +169,7 @@ function makeMember(c: MemberConfig): EtcdMember {
     // Ignored once the data dir holds a member: a restart rejoins the same cluster.
     "--initial-cluster-state", "new",
     ...(c.maxTxnOps ? ["--max-txn-ops", String(c.maxTxnOps)] : []),
+    ...(c.tls ? ["--cert-file", c.tls.certFile, "--key-file", c.tls.keyFile, "--trusted-ca-file", c.tls.caFile, "--client-cert-auth"] : []),
   ];
   const member: EtcdMember = {
     name: c.name,
@@ -189,7 +198,7 @@ function makeMember(c: MemberConfig): EtcdMember {
         if (child === p) child = undefined;
         resolve();
       }));
-      await waitHealthy(member, c.timeoutMs);
+      await waitHealthy(member, c.timeoutMs, c.tls);
     },
     async stop() {
       child?.kill("SIGTERM");
@@ -204,14 +213,13 @@ function makeMember(c: MemberConfig): EtcdMember {
   return member;
 }
 
-async function waitHealthy(m: EtcdMember, timeoutMs: number): Promise<void> {
+async function waitHealthy(m: EtcdMember, timeoutMs: number, tls?: { caFile: string; certFile: string; keyFile: string }): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let last = "";
   while (Date.now() < deadline) {
     if (!m.running) throw new Error(`etcd member ${m.name} exited while starting:\n${m.log().slice(-2000)}`);
     try {
-      const r = await fetch(`${m.clientUrl}/health`, { signal: AbortSignal.timeout(1000) });
-      const body = (await r.json()) as { health?: string };
+      const body = (tls ? JSON.parse(await httpsGet(`${m.clientUrl}/health`, tls)) : await (await fetch(`${m.clientUrl}/health`, { signal: AbortSignal.timeout(1000) })).json()) as { health?: string };
       if (body.health === "true") return;
       last = JSON.stringify(body);
     } catch (err) {
@@ -220,4 +228,17 @@ async function waitHealthy(m: EtcdMember, timeoutMs: number): Promise<void> {
     await new Promise((r) => setTimeout(r, 50));
   }
   throw new Error(`etcd member ${m.name} not healthy at ${m.clientUrl} within ${timeoutMs} ms (last: ${last}):\n${m.log().slice(-2000)}`);
+}
+
+function httpsGet(url: string, tls: { caFile: string; certFile: string; keyFile: string }): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest(url, { ca: readFileSync(tls.caFile), cert: readFileSync(tls.certFile), key: readFileSync(tls.keyFile), timeout: 1000 }, (res) => {
+      let body = "";
+      res.on("data", (d: Buffer) => (body += d.toString()));
+      res.on("end", () => resolve(body));
+    });
+    req.on("timeout", () => req.destroy(new Error("timeout")));
+    req.on("error", reject);
+    req.end();
+  });
 }

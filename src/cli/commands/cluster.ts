@@ -4,7 +4,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseDuration } from "../../lib/duration.js";
 import { withClient } from "../context.js";
-import { addProcessFlags, processOptions, runInForeground, type ProcessFlags } from "./up-down.js";
+import { addEtcdTlsFlags, addProcessFlags, etcdTlsOptions, processOptions, runInForeground, type EtcdTlsFlags, type ProcessFlags } from "./up-down.js";
 
 function durationMs(flag: string) {
   return (v: string): number => {
@@ -16,16 +16,19 @@ function durationMs(flag: string) {
 
 /** `baton init`, `join`, `join-token`, `leave` and `cert create`: a cluster's membership. */
 export function registerClusterCommands(program: Command): void {
-  addProcessFlags(program.command("init").description("Make this host the first manager of a cluster (keeps what `baton up` runs here); runs in the foreground and prints the join command"))
+  const init = addProcessFlags(program.command("init").description("Make this host the first manager of a cluster (keeps what `baton up` runs here); runs in the foreground and prints the join command"))
     .option("--advertise-addr <addr>", "address other nodes reach this one at (default: the host's only IPv4 address)")
     .option("--listen-addr <host:port>", "where to listen for nodes, joins and the remote API (default 0.0.0.0:4242)")
     .option("--heartbeat-period <duration>", "how often nodes report (default 500ms)", durationMs("--heartbeat-period"))
     .option("--heartbeat-grace <duration>", "silence after which a node is down and its tasks move (default 3 periods)", durationMs("--heartbeat-grace"))
-    .option("--store <url>", "(db) sqlite (default: DIR/store.db) or etcd://host:port[,host:port…], an etcd cluster you run (plain http; TLS flags are still to come); kept for later starts")
-    .action((opts: ProcessFlags & { advertiseAddr?: string; listenAddr?: string; heartbeatPeriod?: number; heartbeatGrace?: number; store?: string }) =>
+    .option("--store <url>", "(db) sqlite (default: DIR/store.db) or etcd://host:port[,host:port…], an etcd cluster you run (https with --etcd-ca); kept for later starts")
+    .option("--ha", "(db) HA managers: run a managed etcd member here (/usr/bin/etcd, package etcd-server; TLS from its own CA, data in DIR/etcd) as the store; kept for later starts");
+  addEtcdTlsFlags(init).action((opts: ProcessFlags & EtcdTlsFlags & { advertiseAddr?: string; listenAddr?: string; heartbeatPeriod?: number; heartbeatGrace?: number; store?: string; ha?: boolean }) =>
       runInForeground({
         ...processOptions(opts),
+        ...etcdTlsOptions(opts),
         init: {
+          ...(opts.ha ? { ha: true } : {}),
           ...(opts.advertiseAddr ? { advertiseAddr: opts.advertiseAddr } : {}),
           ...(opts.listenAddr ? { listenAddr: opts.listenAddr } : {}),
           ...(opts.heartbeatPeriod ? { heartbeatPeriodMs: opts.heartbeatPeriod } : {}),

@@ -1,4 +1,6 @@
 import type { Command } from "commander";
+import { resolve } from "node:path";
+import { etcdTlsFlags } from "../../store/etcd/etcd-client.js";
 import { defaultDataDir } from "../../lib/paths.js";
 import { withClient } from "../context.js";
 import type { UpOptions } from "../../up.js";
@@ -17,6 +19,27 @@ export function addProcessFlags(cmd: Command): Command {
     .option("--dns-addr <host:port>", "where the DNS responder for service names listens (default 127.77.0.1:53)");
 }
 
+/** TLS to an etcd store the user runs: on `up` and `init`, with `--store etcd://…`. */
+export interface EtcdTlsFlags {
+  etcdCa?: string;
+  etcdCert?: string;
+  etcdKey?: string;
+}
+
+export function addEtcdTlsFlags(cmd: Command): Command {
+  return cmd
+    .option("--etcd-ca <file>", "(db) CA certificate (PEM) that signed the etcd members' certificates: the store speaks https to etcd")
+    .option("--etcd-cert <file>", "(db) client certificate (PEM) for etcd's --client-cert-auth, with --etcd-key")
+    .option("--etcd-key <file>", "(db) the client certificate's private key (PEM)");
+}
+
+/** The TLS flags as absolute paths (kept in cluster.json by init), or nothing. */
+export function etcdTlsOptions(opts: EtcdTlsFlags): Pick<UpOptions, "etcdTls"> {
+  const files = etcdTlsFlags(opts);
+  if (!files) return {};
+  return { etcdTls: { ca: resolve(files.ca), ...(files.cert && files.key ? { cert: resolve(files.cert), key: resolve(files.key) } : {}) } };
+}
+
 /** ProcessFlags as start options. */
 export function processOptions(opts: ProcessFlags): Pick<UpOptions, "dataDir" | "logLevel" | "dnsAddress"> {
   return {
@@ -27,12 +50,13 @@ export function processOptions(opts: ProcessFlags): Pick<UpOptions, "dataDir" | 
 }
 
 export function registerUpDown(program: Command): void {
-  addProcessFlags(program.command("up").description("Run Baton on this host in one process: manager (SQLite store, or etcd with --store), agent, API on DIR/baton.sock"))
+  addEtcdTlsFlags(addProcessFlags(program.command("up").description("Run Baton on this host in one process: manager (SQLite store, or etcd with --store), agent, API on DIR/baton.sock"))
     .option("--demo", "create the demo service `hello` (2 replicas of examples/hello) if it does not exist")
-    .option("--store <url>", "(db) sqlite (default: DIR/store.db) or etcd://host:port[,host:port…] (plain http; TLS flags are still to come)")
-    .action(async (opts: ProcessFlags & { demo?: boolean; store?: string }) =>
+    .option("--store <url>", "(db) sqlite (default: DIR/store.db) or etcd://host:port[,host:port…] (https with --etcd-ca)"))
+    .action(async (opts: ProcessFlags & EtcdTlsFlags & { demo?: boolean; store?: string }) =>
       runInForeground({
         ...processOptions(opts),
+        ...etcdTlsOptions(opts),
         ...(opts.demo ? { demo: true } : {}),
         ...(opts.store ? { store: opts.store } : {}),
       }),

@@ -1,5 +1,4 @@
-import { noop } from "cockatiel";
-import { Etcd3, type IKeyValue, type IOperation, type IWatchResponse, type Watcher } from "etcd3";
+import type { Etcd3, IKeyValue, IOperation, IWatchResponse, Watcher } from "etcd3";
 import type { Clock } from "../../lib/clock.js";
 import { systemClock } from "../../lib/clock.js";
 import { BatonError } from "../../lib/errors.js";
@@ -8,13 +7,16 @@ import { kinds, type Kind } from "../../model/objects.js";
 import { nameOf, singular } from "../names.js";
 import { DEFAULT_HISTORY, StoreCache, type StagedWrite } from "../cached-store.js";
 import type { StoreEvent, StoredObject, WriteTx } from "../store.js";
+import { newEtcdClient, type EtcdTls } from "./etcd-client.js";
 
 /** etcd's own default for --max-txn-ops: what a cluster Baton did not start allows. */
 export const ETCD_DEFAULT_MAX_TXN_OPS = 128;
 
 export interface EtcdStoreOptions {
-  /** Client URLs of the etcd members (`http://10.0.0.5:2379`). */
+  /** Client URLs of the etcd members (`http://10.0.0.5:2379`, `https://…` with `tls`). */
   endpoints: string[];
+  /** CA and client certificate for `https://` endpoints (etcd's --client-cert-auth). */
+  tls?: EtcdTls;
   /** Every key lives under it: `<prefix><kind>/<id>`, `<prefix>names/<kind>/<name>`. @default "/baton/" */
   prefix?: string;
   /**
@@ -70,9 +72,9 @@ export class EtcdStore extends StoreCache {
     this.prefix = opts.prefix ?? "/baton/";
     this.maxTxnOps = opts.maxTxnOps ?? ETCD_DEFAULT_MAX_TXN_OPS;
     this.clock = opts.clock ?? systemClock;
-    // No client-side retries: a transaction whose answer was lost may have committed, and a
-    // retry would then fail its compares and report a conflict for a write that happened.
-    this.client = new Etcd3({ hosts: opts.endpoints, faultHandling: { global: noop } });
+    // No client-side retries (newEtcdClient): a transaction whose answer was lost may have
+    // committed, and a retry would then fail its compares and report a conflict for a write that happened.
+    this.client = newEtcdClient({ endpoints: opts.endpoints, ...(opts.tls ? { tls: opts.tls } : {}) });
   }
 
   /** Loads every object (one range read at one revision), then follows etcd from there. */
