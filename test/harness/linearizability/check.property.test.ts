@@ -3,7 +3,8 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import { checkHistory } from "./check.js";
 import { serviceModel } from "./service-model.js";
-import { mutateInventedRead, mutateStaleRead, prng, simulate, type SimOptions } from "./simulated-services.js";
+import { prng } from "./prng.js";
+import { mutateInventedRead, mutateStaleRead, simulate, type SimOptions } from "./simulated-services.js";
 
 const runs = fc.record({
   seed: fc.integer(),

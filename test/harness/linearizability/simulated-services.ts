@@ -2,6 +2,7 @@
 // service registry that applies each operation atomically at one moment between its invoke and
 // its return. Its histories are linearizable by construction; `mutate*` then break them in ways
 // the checker must catch.
+import { prng } from "./prng.js";
 import type { ServiceOp, ServiceOutput } from "./service-model.js";
 
 export interface SimOptions {
@@ -34,18 +35,6 @@ export interface Change {
 export interface Simulation {
   history: ServiceOp[];
   changes: Change[];
-}
-
-/** mulberry32: a small seeded PRNG, so a fast-check seed reproduces a whole run. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 export function simulate(o: SimOptions): Simulation {
