@@ -9,7 +9,7 @@
 //  failover      : leader killed → first successful write through another manager. A section
 //                  function like the others; it reports "not measured" until leadership lands.
 //
-// Env: BENCH_HA_CLIENTS (1,10,100), BENCH_HA_WRITES (400 per level), BENCH_HA_STORES (sqlite,etcd),
+// Env: BENCH_HA_CLIENTS (1,10,100), BENCH_HA_WRITES (1000 per level), BENCH_HA_STORES (sqlite,etcd),
 // BENCH_HA_SECTIONS (write_latency,failover). Writes bench/results/ha-latest.json and prints the
 // result JSON as the last stdout line (for bench/run.mjs) after the markdown table.
 import { spawn, type ChildProcess } from "node:child_process";
@@ -26,7 +26,7 @@ import { haTable } from "./ha-table.mjs";
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const RESULTS = path.join(HERE, "results");
 const LEVELS = (process.env.BENCH_HA_CLIENTS || "1,10,100").split(",").map(Number).filter((n) => n > 0);
-const WRITES = Number(process.env.BENCH_HA_WRITES || 400);
+const WRITES = Number(process.env.BENCH_HA_WRITES || 1000);
 const STORES = (process.env.BENCH_HA_STORES || "sqlite,etcd").split(",").filter(Boolean);
 const SECTIONS = (process.env.BENCH_HA_SECTIONS || "write_latency,failover").split(",").filter(Boolean);
 /** Warm-up writes per subject before the first level (not recorded): JIT, SQLite pages, etcd connections. */
