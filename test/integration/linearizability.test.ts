@@ -31,6 +31,7 @@ function assertLinearizable(h: ServiceOp[]): void {
     assert.ok(h.some((o) => o.op === op && o.outcome === "ok"), `no ${op} succeeded: ${summary(h)}`);
   }
   assert.ok(h.some((o) => o.outcome === "fail"), `no conflict at all: ${summary(h)}`);
+  assert.ok(h.some((o) => o.input.id !== undefined && o.outcome === "ok"), "no operation by id succeeded");
   // The same recording with one read changed to show a write nobody made is caught.
   const i = h.findIndex((o) => o.op === "get" && o.outcome === "ok");
   const broken = h.map((o, k) => (k === i ? { ...o, output: { ...o.output, spec: "never-written" } } : o));

@@ -135,6 +135,18 @@ describe("linearizability checker: known histories", () => {
     assert.equal(r.ok, false, "the id cannot change without a delete and a create");
   });
 
+  test("by id, an operation finds only its own incarnation of the name", () => {
+    const base = [
+      op(1, "create", { name: "web", spec: { v: 1 } }, [0, 1], { id: "a", version: 5 }),
+      op(1, "delete", { name: "web" }, [2, 3], { id: "a" }),
+      op(2, "create", { name: "web", spec: { v: 2 } }, [4, 5], { id: "b", version: 7 }),
+    ];
+    const gone = check([...base, op(1, "get", { name: "web", id: "a" }, [6, 7], "NOT_FOUND"), op(1, "update", { name: "web", id: "a", version: 7, spec: { v: 3 } }, [8, 9], "NOT_FOUND")]);
+    assert.equal(gone.ok, true, gone.ok ? "" : gone.text);
+    assert.equal(check([...base, op(1, "get", { name: "web", id: "a" }, [6, 7], { id: "a", version: 5, spec: { v: 1 } })]).ok, false, "a deleted incarnation cannot be read");
+    assert.equal(check([...base, op(1, "get", { name: "web", id: "b" }, [6, 7], "NOT_FOUND")]).ok, false, "the live incarnation must be found by its id");
+  });
+
   test("system writes: a read may show a higher version, never a lower one", () => {
     const sys = serviceModel({ systemWrites: true });
     const history = (v: number) => [

@@ -14,7 +14,7 @@ import { verifyPeer } from "../../../src/ca/verify.js";
 import { RevocationList } from "../../../src/ca/revocation.js";
 import { systemClock } from "../../../src/lib/clock.js";
 import { prng } from "./prng.js";
-import type { ServiceOp, ServiceOpName } from "./service-model.js";
+import type { ServiceInput, ServiceOp, ServiceOpName } from "./service-model.js";
 
 /** Where a client sends its requests. */
 export type Endpoint = { socketPath: string } | { host: string; port: number; ca: string; cert: string; key: string };
@@ -34,6 +34,11 @@ export interface RecordOptions {
   seed?: number;
   /** Share of reads sent with `?stale=true` (recorded as stale reads). @default 0 */
   staleReads?: number;
+  /**
+   * Share of updates, deletes and reads that address the service by the last id their client saw
+   * for that name instead of by name (an id of a deleted incarnation must find nothing). @default 0.3
+   */
+  byId?: number;
   /** Stops the clients early (what was recorded so far is returned). */
   signal?: AbortSignal;
 }
@@ -64,6 +69,7 @@ export async function recordHistory(o: RecordOptions): Promise<ServiceOp[]> {
 async function runClient(c: number, o: RecordOptions, agent: HttpAgent, ep: Endpoint, rnd: () => number, history: ServiceOp[]): Promise<void> {
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)]!;
   const seen = new Map<string, number>();
+  const seenId = new Map<string, string>();
   const timeoutMs = o.requestTimeoutMs ?? 5000;
   const command = o.command ?? ["sleep", "3600"];
   let writes = 0;
@@ -74,12 +80,14 @@ async function runClient(c: number, o: RecordOptions, agent: HttpAgent, ep: Endp
     const kind: ServiceOpName = pick(["create", "create", "update", "update", "update", "delete", "get", "get", "get", "get"] as const);
     const token = `c${c}-${++writes}`;
     const stale = kind === "get" && (o.staleReads ?? 0) > 0 && rnd() < o.staleReads!;
-    const ref = encodeURIComponent(name);
-    const input =
+    const id = kind !== "create" && seenId.has(name) && rnd() < (o.byId ?? 0.3) ? seenId.get(name) : undefined;
+    const ref = encodeURIComponent(id ?? name);
+    const target: ServiceInput = id !== undefined ? { name, id } : { name };
+    const input: ServiceInput =
       kind === "create" ? { name, spec: token }
-      : kind === "update" ? { name, spec: token, version: seen.get(name) ?? 0 }
-      : kind === "get" && stale ? { name, stale: true }
-      : { name };
+      : kind === "update" ? { ...target, spec: token, version: seen.get(name) ?? 0 }
+      : kind === "get" && stale ? { ...target, stale: true }
+      : target;
     const invokeAt = performance.now();
     const answer =
       kind === "create" ? await send(agent, ep, "POST", "/v1/services", body(name, token), timeoutMs)
@@ -97,13 +105,14 @@ async function runClient(c: number, o: RecordOptions, agent: HttpAgent, ep: Endp
       history.push({ ...op, returnAt, outcome: "fail", output: { code: typeof b.code === "string" ? b.code : `HTTP_${answer.status}` } });
       continue;
     }
-    const id = typeof b.id === "string" ? b.id : undefined;
+    const gotId = typeof b.id === "string" ? b.id : undefined;
     const version = typeof b.version === "number" ? b.version : undefined;
     if (version !== undefined && !stale) seen.set(name, version);
+    if (gotId !== undefined && kind !== "delete") seenId.set(name, gotId);
     const output =
-      kind === "get" ? { id, version, spec: tokenOf(b) }
-      : kind === "delete" ? { id }
-      : { id, version };
+      kind === "get" ? { id: gotId, version, spec: tokenOf(b) }
+      : kind === "delete" ? { id: gotId }
+      : { id: gotId, version };
     history.push({ ...op, returnAt, outcome: "ok", output: stripUndefined(output) });
   }
 }
