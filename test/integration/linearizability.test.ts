@@ -87,6 +87,12 @@ describe("linearizability of the service API: SQLite store", () => {
     t.diagnostic(`recorded in ${(performance.now() - t0).toFixed(0)} ms: ${summary(h)}`);
     assertLinearizable(h);
   });
+
+  test("the recorder refuses names that already exist (the model starts from no services)", async () => {
+    const r = await runCli(b.socket, ["service", "create", "--name", "lin-taken", "--replicas", "0", "-d", "sleep", "3600"]);
+    assert.equal(r.code, 0, r.stderr);
+    await assert.rejects(recordHistory({ endpoints: [{ socketPath: b.socket }], clients: 1, opsPerClient: 1, names: ["lin-free", "lin-taken"] }), /service "lin-taken" answered 200: the recorder needs names that do not exist yet/);
+  });
 });
 
 const noEtcd = etcdUnavailable();

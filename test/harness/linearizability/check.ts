@@ -81,7 +81,7 @@ function prefixAt<Op extends Operation>(model: Model<unknown, Op>, ops: readonly
   for (const op of ops) {
     if (op.invokeAt > t) continue;
     if (op.outcome !== "timeout" && op.returnAt !== undefined && op.returnAt <= t) out.push(op);
-    else if (!model.isReadOnly(op)) out.push({ ...op, outcome: "timeout", returnAt: undefined, output: undefined });
+    else if (!model.isReadOnly(op)) out.push({ ...op, outcome: "timeout", returnAt: undefined, output: undefined, error: op.error ?? "answered only after this point" });
   }
   return out;
 }

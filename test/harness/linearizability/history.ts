@@ -25,6 +25,8 @@ export interface Operation<I = unknown, O = unknown> {
   /** The answer (absent for `timeout`). */
   output?: O;
   outcome: Outcome;
+  /** For a `timeout`: why no definite answer came (timeout, connection error, "HTTP 503 UNAVAILABLE"); shown in failures. */
+  error?: string;
 }
 
 /**

@@ -47,16 +47,26 @@ interface ApiAnswer {
   status: number;
   body: Record<string, unknown> | undefined;
 }
+type Sent = ApiAnswer | { error: string };
 
 /** The token kept in each service's env: the spec as the model sees it. */
 const TOKEN = "LIN_WRITE=";
 
-/** Runs the clients to the end and returns every operation, in no particular order. */
+/**
+ * Runs the clients to the end and returns every operation, in no particular order. The names must
+ * not exist yet (the model starts from no services): checked first, through the first endpoint.
+ */
 export async function recordHistory(o: RecordOptions): Promise<ServiceOp[]> {
   const rnd = prng(o.seed ?? Date.now());
   const history: ServiceOp[] = [];
   const agents = o.endpoints.map(agentFor);
   try {
+    for (const name of o.names) {
+      const r = await send(agents[0]!, o.endpoints[0]!, "GET", `/v1/services/${encodeURIComponent(name)}`, undefined, o.requestTimeoutMs ?? 5000);
+      if (!("status" in r) || r.status !== 404) {
+        throw new Error(`service "${name}" ${"status" in r ? `answered ${r.status}` : `could not be checked (${r.error})`}: the recorder needs names that do not exist yet (the model starts from no services)`);
+      }
+    }
     await Promise.all(
       Array.from({ length: o.clients }, (_, c) => runClient(c, o, agents[c % agents.length]!, o.endpoints[c % o.endpoints.length]!, prng(Math.floor(rnd() * 2 ** 32)), history)),
     );
@@ -96,8 +106,9 @@ async function runClient(c: number, o: RecordOptions, agent: HttpAgent, ep: Endp
       : await send(agent, ep, "GET", `/v1/services/${ref}${stale ? "?stale=true" : ""}`, undefined, timeoutMs);
     const returnAt = performance.now();
     const op: ServiceOp = { client: c, op: kind, input, invokeAt, outcome: "timeout" };
-    if (!answer || answer.status >= 500) {
-      history.push(op);
+    if (!("status" in answer) || answer.status >= 500) {
+      const code = "status" in answer ? answer.body?.code : undefined;
+      history.push({ ...op, error: "status" in answer ? `HTTP ${answer.status}${typeof code === "string" ? ` ${code}` : ""}` : answer.error });
       continue;
     }
     const b = answer.body ?? {};
@@ -142,8 +153,8 @@ function managerIdentity(caCertPem: string, cert: PeerCertificate): Error | unde
   }
 }
 
-/** One request; undefined when no answer came (connection error, timeout). */
-function send(agent: HttpAgent, ep: Endpoint, method: string, path: string, body: unknown, timeoutMs: number): Promise<ApiAnswer | undefined> {
+/** One request: the answer, or why none came (connection error, timeout). */
+function send(agent: HttpAgent, ep: Endpoint, method: string, path: string, body: unknown, timeoutMs: number): Promise<Sent> {
   return new Promise((resolve) => {
     const payload = body === undefined ? undefined : JSON.stringify(body);
     const headers = payload === undefined ? {} : { "content-type": "application/json", "content-length": Buffer.byteLength(payload) };
@@ -160,14 +171,14 @@ function send(agent: HttpAgent, ep: Endpoint, method: string, path: string, body
         }
         resolve({ status: res.statusCode ?? 500, body: parsed });
       });
-      res.on("error", () => resolve(undefined));
+      res.on("error", (err) => resolve({ error: err.message }));
     };
     const req =
       "socketPath" in ep
         ? httpRequest({ socketPath: ep.socketPath, path, method, headers, agent }, onResponse)
         : httpsRequest({ host: ep.host, port: ep.port, path, method, headers, agent: agent as HttpsAgent, checkServerIdentity: (_h, cert) => managerIdentity(ep.ca, cert) }, onResponse);
     req.setTimeout(timeoutMs, () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
-    req.on("error", () => resolve(undefined));
+    req.on("error", (err) => resolve({ error: err.message }));
     req.end(payload);
   });
 }

@@ -92,7 +92,8 @@ export function serviceModel(opts: ServiceModelOptions = {}): Model<ServiceState
         if (outcome === "ok") {
           if (!s.present || !addresses(s, op) || !mayMatch(s, input.version)) return [];
           if (output?.version !== undefined && input.version !== undefined && output.version <= input.version) return [];
-          const bound = bindId(s, op) as ServiceState & { present: true };
+          if (output?.id !== undefined && s.id !== undefined && output.id !== s.id) return [];
+          const bound = { ...(bindId(s, op) as ServiceState & { present: true }), ...(output?.id !== undefined ? { id: output.id } : {}) };
           return [{ present: true, spec, ...(bound.id !== undefined ? { id: bound.id } : {}), ...(output?.version !== undefined ? { version: output.version } : {}) }];
         }
         if (code === "VERSION_CONFLICT") return s.present && addresses(s, op) && mayDiffer(s, input.version) ? [bindId(s, op)] : [];
@@ -135,6 +136,7 @@ export function serviceModel(opts: ServiceModelOptions = {}): Model<ServiceState
         if (code === "VERSION_CONFLICT") return `VERSION_CONFLICT at version ${op.input.version}, but that is the current version (${cur})`;
         if (code === "NOT_FOUND") return `NOT_FOUND, but ${cur}`;
         if (op.output?.version !== undefined && op.input.version !== undefined && op.output.version <= op.input.version) return `the new version ${op.output.version} is not above the one read (${op.input.version})`;
+        if (op.output?.id !== undefined && s.id !== undefined && op.output.id !== s.id) return `updated id ${op.output.id}, but ${cur}`;
         return `applied at version ${op.input.version}, but ${cur}`;
       case "delete":
         return code === "NOT_FOUND" ? `NOT_FOUND, but ${cur}` : `deleted id ${op.output?.id}, but ${cur}`;
@@ -184,7 +186,7 @@ export function describeOp(op: ServiceOp): string {
   const o = op.output ?? {};
   const result =
     op.outcome === "timeout"
-      ? "no answer"
+      ? `no answer${op.error ? ` (${op.error})` : ""}`
       : op.outcome === "fail"
         ? (o.code ?? "failed")
         : [o.id !== undefined ? `id=${o.id}` : "", o.version !== undefined ? `version=${o.version}` : "", op.op === "get" ? `spec=${short(canonical(o.spec))}` : ""].filter(Boolean).join(" ") || "ok";
