@@ -76,12 +76,12 @@ export function checkHistory<S, Op extends Operation>(model: Model<S, Op>, histo
  * The history as it stood at time `t`: operations invoked by then; those that had not returned
  * yet become unanswered (a read then carries no information and goes).
  */
-function prefixAt<Op extends Operation>(model: Model<unknown, Op>, ops: readonly Op[], t: number): Op[] {
+function prefixAt<Op extends Operation>(isReadOnly: (op: Op) => boolean, ops: readonly Op[], t: number): Op[] {
   const out: Op[] = [];
   for (const op of ops) {
     if (op.invokeAt > t) continue;
     if (op.outcome !== "timeout" && op.returnAt !== undefined && op.returnAt <= t) out.push(op);
-    else if (!model.isReadOnly(op)) out.push({ ...op, outcome: "timeout", returnAt: undefined, output: undefined, error: op.error ?? "answered only after this point" });
+    else if (!isReadOnly(op)) out.push({ ...op, outcome: "timeout", returnAt: undefined, output: undefined, error: op.error ?? "answered only after this point" });
   }
   return out;
 }
@@ -93,7 +93,7 @@ function prefixAt<Op extends Operation>(model: Model<unknown, Op>, ops: readonly
 function narrow<S, Op extends Operation>(model: Model<S, Op>, key: string, ops: readonly Op[], opts: CheckOptions): Violation<Op> {
   const context = opts.context ?? 6;
   const returns = ops.filter((o) => o.outcome !== "timeout" && o.returnAt !== undefined).sort((a, b) => a.returnAt! - b.returnAt!);
-  const m = model as unknown as Model<unknown, Op>;
+  const m = (op: Op): boolean => model.isReadOnly(op);
   let lo = 0;
   let hi = returns.length - 1;
   while (lo < hi) {
