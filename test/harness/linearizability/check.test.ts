@@ -147,6 +147,21 @@ describe("linearizability checker: known histories", () => {
     assert.equal(check([...base, op(1, "get", { name: "web", id: "b" }, [6, 7], "NOT_FOUND")]).ok, false, "the live incarnation must be found by its id");
   });
 
+  test("unanswered updates at versions already passed do not multiply the search", () => {
+    // 25 clients whose updates at an old version never answered: each could be ordered at any
+    // later point, 2^25 applied sets, unless the search sees they can no longer change anything.
+    const spent = Array.from({ length: 25 }, (_, c) => op(10 + c, "update", { name: "web", version: 5, spec: { c } }, [4 + c / 100], "timeout"));
+    const r = check([
+      op(1, "create", { name: "web", spec: { v: 1 } }, [0, 1], { id: "a", version: 5 }),
+      op(1, "update", { name: "web", version: 5, spec: { v: 2 } }, [2, 3], { version: 6 }),
+      ...spent,
+      op(2, "get", { name: "web" }, [5, 6], { id: "a", version: 6, spec: { v: 2 } }),
+      op(2, "get", { name: "web" }, [7, 8], { id: "a", version: 5, spec: { v: 1 } }),
+    ]);
+    assert.equal(r.ok, false);
+    if (!r.ok) assert.equal(r.undecided.length, 0, "decided, not given up");
+  });
+
   test("system writes: a read may show a higher version, never a lower one", () => {
     const sys = serviceModel({ systemWrites: true });
     const history = (v: number) => [

@@ -50,6 +50,13 @@ export interface Model<S, Op extends Operation = Operation> {
   /** Operations that never change the state; a timed-out one carries no information and is dropped. */
   isReadOnly(op: Op): boolean;
   /**
+   * Whether an unanswered `op` can no longer change anything, in `state` or any state after it
+   * (e.g. an update whose version is already behind: versions never come back). The search then
+   * orders it at once instead of trying it at every later point: each unanswered write that stays
+   * possible doubles what the search must visit.
+   */
+  isSpent?(state: S, op: Op): boolean;
+  /**
    * Operations checked outside the linearizable order (e.g. reads marked stale). Returns the
    * problem with `op` given every operation of its partition, or undefined when it is acceptable.
    */

@@ -52,7 +52,8 @@ export function searchLinearization<S, Op extends Operation>(model: Model<S, Op>
   const words = Math.ceil(ops.length / 32) || 1;
   const applied = new Uint32Array(words);
   const seen = new Set<string>();
-  const stack: { entry: Entry; before: StateSet<S> }[] = [];
+  // forced: a spent operation ordered at once; undoing it is no choice to revisit.
+  const stack: { entry: Entry; before: StateSet<S>; forced: boolean }[] = [];
   let state = init;
   let longest: number[] = [];
   let statesAfterLongest = init.states;
@@ -62,14 +63,16 @@ export function searchLinearization<S, Op extends Operation>(model: Model<S, Op>
     if (++steps > maxSteps) return { ok: undefined, longest, statesAfterLongest };
     if (!entry) throw new Error("linearizability search: ran past the end of the history (a bug in the checker)");
     if (entry.isCall) {
-      const next = stepSet(model, state, ops[entry.id]!);
+      const op = ops[entry.id]!;
+      const forced = op.outcome === "timeout" && model.isSpent !== undefined && state.states.every((s) => model.isSpent!(s, op));
+      const next = stepSet(model, state, op);
       let moved = false;
       if (next) {
         setBit(applied, entry.id);
         const key = `${bitsKey(applied)}|${next.key}`;
         if (!seen.has(key)) {
           seen.add(key);
-          stack.push({ entry, before: state });
+          stack.push({ entry, before: state, forced });
           state = next;
           lift(entry);
           moved = true;
@@ -84,8 +87,15 @@ export function searchLinearization<S, Op extends Operation>(model: Model<S, Op>
       }
       if (!moved) entry = entry.next;
     } else {
-      // A return whose call is still pending: undo the most recent choice and try the next one.
-      const top = stack.pop();
+      // A return whose call is still pending: undo the most recent choice and try the next one
+      // (undoing forced steps on the way: ordering them later would change nothing).
+      let top = stack.pop();
+      while (top?.forced) {
+        state = top.before;
+        clearBit(applied, top.entry.id);
+        unlift(top.entry);
+        top = stack.pop();
+      }
       if (!top) return { ok: false, longest, statesAfterLongest };
       state = top.before;
       clearBit(applied, top.entry.id);

@@ -161,6 +161,13 @@ export function serviceModel(opts: ServiceModelOptions = {}): Model<ServiceState
     step,
     stateKey: (s) => (s.present ? `P${s.id ?? "?"}\u0002${s.version ?? "?"}\u0002${s.spec}` : "A"),
     isReadOnly: (op) => op.op === "get",
+    // Versions and ids never come back: an update read at a version already passed, or an
+    // operation on an incarnation already replaced, can never take effect again.
+    isSpent(s, op) {
+      if (!s.present || s.id === undefined) return false;
+      if (op.input.id !== undefined && op.input.id !== s.id && (op.op === "update" || op.op === "delete")) return true;
+      return op.op === "update" && op.input.version !== undefined && s.version !== undefined && op.input.version < s.version;
+    },
     isUnordered: (op) => op.op === "get" && op.input.stale === true,
     checkUnordered(op, partition) {
       // A stale read may be old, but never invented: it shows a spec some create or update sent.
