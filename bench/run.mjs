@@ -14,7 +14,8 @@
 // updates = bench/updates.mjs, rolling updates vs pm2 reload; scheduler = bench/scheduler.mjs, the
 // scheduler alone in process, 150,000 tasks onto 5,000 nodes, knobs BENCH_SCHED_* listed there;
 // cluster = bench/cluster.ts in a child `node --import tsx`, join and node loss on network
-// namespaces, needs root, knobs BENCH_CLUSTER_* listed there), BENCH_OUT (result file name, latest.json), BENCH_PM2_PORT (18100), BENCH_FLOOR_PORT (18400), BENCH_TIMEOUT_S (900).
+// namespaces, needs root, knobs BENCH_CLUSTER_* listed there; ha = bench/ha.ts in a child, API write
+// latency on SQLite vs a 3-member etcd and the failover time, knobs BENCH_HA_* listed there), BENCH_OUT (result file name, latest.json), BENCH_PM2_PORT (18100), BENCH_FLOOR_PORT (18400), BENCH_TIMEOUT_S (900).
 import { spawn, execFileSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
@@ -25,6 +26,7 @@ import { meshTable } from './mesh.mjs';
 import { cleanupUpdates, updatesTable } from './updates.mjs';
 import { schedulerTable } from './scheduler.mjs';
 import { clusterTable } from './cluster-table.mjs';
+import { haTable } from './ha-table.mjs';
 import { batonApi, childrenOf, cpuMs, isAlive, loadavg, log, memOf, now, pollUntil, probe, r1, rotate, sleep, stats, waitGone } from './lib.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -35,7 +37,7 @@ const RESULTS = path.join(HERE, 'results');
 
 const REPS = Number(process.env.BENCH_REPS || 5);
 const SIZES = (process.env.BENCH_SIZES || '1,10,30').split(',').map(Number).filter((n) => n > 0);
-const ONLY = (process.env.BENCH_ONLY || 'create,heal,rss,mesh,updates,scheduler,cluster').split(',');
+const ONLY = (process.env.BENCH_ONLY || 'create,heal,rss,mesh,updates,scheduler,cluster,ha').split(',');
 const SKIP_RSS = process.env.BENCH_SKIP_RSS === '1' || !ONLY.includes('rss');
 const POLL_MS = Number(process.env.BENCH_POLL_MS || 10);
 const RSS_TASKS = Number(process.env.BENCH_RSS_TASKS || 1000);
@@ -500,7 +502,7 @@ let cleaning;
 function cleanupAll() {
   cleaning ??= (async () => {
     for (const c of floorKids) { try { c.kill('SIGKILL'); } catch { /* gone */ } }
-    await Promise.allSettled([subjects.baton?.stop(), subjects.rss?.stop(), subjects.pm2?.stop(), cleanupUpdates(), stopCluster()]);
+    await Promise.allSettled([subjects.baton?.stop(), subjects.rss?.stop(), subjects.pm2?.stop(), cleanupUpdates(), stopTsChildren()]);
   })();
   return cleaning;
 }
@@ -552,7 +554,12 @@ async function main() {
   }
   // 7. Multi-node on network namespaces (its own result file too: results/cluster-latest.json).
   if (ONLY.includes('cluster')) {
-    out.cluster = await runCluster();
+    out.cluster = await runTsChild('cluster', 'cluster.ts', 'network namespaces, needs root');
+    save();
+  }
+  // 8. HA: write latency SQLite vs etcd, failover (its own result file too: results/ha-latest.json).
+  if (ONLY.includes('ha')) {
+    out.ha = await runTsChild('ha', 'ha.ts', 'SQLite vs a 3-member etcd, needs /usr/bin/etcd');
     save();
   }
   out.total_s = r1((now() - t00) / 1000);
@@ -562,34 +569,37 @@ async function main() {
 }
 
 /**
- * bench/cluster.ts in a child (the netns harness is TypeScript): progress on our stderr, the
- * result as the last line of its stdout. A failure (e.g. not root) is recorded, not fatal.
+ * A section written in TypeScript (bench/cluster.ts, bench/ha.ts: their harnesses are) in a
+ * child: progress on our stderr, the result as the last line of its stdout. A failure (e.g. not
+ * root, no etcd) is recorded, not fatal.
  */
-let clusterChild;
-function runCluster() {
-  log('cluster: node --import tsx bench/cluster.ts (network namespaces, needs root)…');
+const tsChildren = new Set();
+function runTsChild(bench, file, note) {
+  log(`${bench}: node --import tsx bench/${file} (${note})…`);
   return new Promise((resolve) => {
-    const c = (clusterChild = spawn(process.execPath, ['--import', 'tsx', path.join(HERE, 'cluster.ts')], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] }));
+    const c = spawn(process.execPath, ['--import', 'tsx', path.join(HERE, file)], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+    tsChildren.add(c);
     let stdout = '';
     c.stdout.on('data', (d) => (stdout += d));
     c.on('exit', (code, sig) => {
-      clusterChild = undefined;
+      tsChildren.delete(c);
       let res;
-      try { res = JSON.parse(stdout.trim().split('\n').at(-1)); } catch { res = { bench: 'cluster', error: `bench/cluster.ts exited ${code ?? sig} without a result` }; }
-      if (code !== 0 && !res.error) res.error = `bench/cluster.ts exited ${code ?? sig}`;
-      if (res.error) log(`cluster: ${res.error}`);
+      try { res = JSON.parse(stdout.trim().split('\n').at(-1)); } catch { res = { bench, error: `bench/${file} exited ${code ?? sig} without a result` }; }
+      if (code !== 0 && !res.error) res.error = `bench/${file} exited ${code ?? sig}`;
+      if (res.error) log(`${bench}: ${res.error}`);
       resolve(res);
     });
   });
 }
 
-/** SIGTERM to the cluster child: its harness kills what runs in its namespaces and deletes them. */
-async function stopCluster() {
-  const c = clusterChild;
-  if (!c || c.exitCode !== null || c.signalCode !== null) return;
-  const gone = new Promise((r) => c.once('exit', r));
-  c.kill('SIGTERM');
-  await Promise.race([gone, sleep(20000)]);
+/** SIGTERM to the TypeScript sections: their harnesses kill what they started (namespaces, etcd, baton). */
+async function stopTsChildren() {
+  await Promise.all([...tsChildren].map(async (c) => {
+    if (c.exitCode !== null || c.signalCode !== null) return;
+    const gone = new Promise((r) => c.once('exit', r));
+    c.kill('SIGTERM');
+    await Promise.race([gone, sleep(20000)]);
+  }));
 }
 
 async function createAndHeal(baton) {
@@ -725,6 +735,7 @@ function printTable() {
   if (out.updates) L.push(updatesTable(out.updates));
   if (out.scheduler) L.push(schedulerTable(out.scheduler));
   if (out.cluster) L.push(clusterTable(out.cluster));
+  if (out.ha) L.push(haTable(out.ha));
   if (out.heal) L.push('¹ spawn floor for one process (the create N=1 row): a restart cannot beat it.');
   process.stdout.write(L.join('\n') + '\n');
 }

@@ -105,6 +105,9 @@ export async function startEtcd(opts: EtcdOptions = {}): Promise<EtcdCluster> {
     specs.push({ name: `m${i}`, host, wrap: m.wrap, clientPort: await freePort(host), peerPort: await freePort(host) });
   }
   const initialCluster = specs.map((s) => `${s.name}=http://${s.host}:${s.peerPort}`).join(",");
+  // One token for every member: computed per member, Date.now() could tick between two of them,
+  // giving them different cluster ids ("cluster ID mismatch", the cluster never forms).
+  const token = `baton-test-${process.pid}-${Date.now()}`;
   const members = specs.map((s) =>
     makeMember({
       name: s.name,
@@ -112,7 +115,7 @@ export async function startEtcd(opts: EtcdOptions = {}): Promise<EtcdCluster> {
       peerUrl: `http://${s.host}:${s.peerPort}`,
       dataDir: join(root, s.name),
       initialCluster,
-      token: `baton-test-${process.pid}-${Date.now()}`,
+      token,
       timeoutMs: opts.startTimeoutMs ?? 15_000,
       ...(opts.maxTxnOps ? { maxTxnOps: opts.maxTxnOps } : {}),
       ...(s.wrap ? { wrap: s.wrap } : {}),
