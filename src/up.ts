@@ -22,6 +22,7 @@ import { Mesh } from "./mesh/mesh.js";
 import { MESH_ADDRESS } from "./model/service-address.js";
 import { MeshSync } from "./mesh/mesh-sync.js";
 import { startDnsResponder, type DnsResponder } from "./mesh/dns.js";
+import { enableContainerRange, startContainerDns } from "./mesh/container-range.js";
 import { resolveServiceSpec } from "./input/resolve.js";
 import { openSqliteStore } from "./store/sqlite/sqlite-store.js";
 import { EtcdStore } from "./store/etcd/etcd-store.js";
@@ -121,13 +122,16 @@ interface Context {
 async function startNodeParts(ctx: Context, session: AgentSession, role: "manager" | "worker", address: string | undefined, dnsAddress: string | undefined) {
   const { clock, log, dataDir } = ctx;
   const mesh = new Mesh({ clock, log });
-  const meshSync = new MeshSync({ session, mesh, log: log.child({ component: "mesh" }) });
-  const dns = await startDns(meshSync, dnsAddress ?? DEFAULT_DNS_ADDRESS, log);
   const docker = new DockerDriver({ clock, log: log.child({ component: "docker" }) });
+  // Containers reach services through the container range (docs/docker.md), when docker runs here.
+  const containerRange = (await docker.isAvailable()) && (await enableContainerRange(log));
+  const meshSync: MeshSync = new MeshSync({ session, mesh, log: log.child({ component: "mesh" }), containerRange, networksOfAddress: (ip: string) => agent.networksOfAddress(ip) });
+  const dns = await startDns(meshSync, dnsAddress ?? DEFAULT_DNS_ADDRESS, log);
+  const containerDns = containerRange ? await startContainerDns((name, from) => meshSync.resolve(name, from), log) : undefined;
   // Found once: what this host lets Baton enforce (docs/limits.md); the node advertises it.
   const driver = new ProcessDriver(clock, { cgroups: Cgroups.detect() });
   log.info({ limits: driver.limits }, driver.limits.cgroup === "none" ? "no writable cgroups: tasks with limits will not be placed here" : "task limits enforced through cgroups");
-  const agent = new Agent({
+  const agent: Agent = new Agent({
     session,
     driver,
     drivers: new Map([[docker.name, docker]]),
@@ -137,12 +141,16 @@ async function startNodeParts(ctx: Context, session: AgentSession, role: "manage
     role,
     ...(address ? { address } : {}),
     beforeStop: (taskId, graceMs) => meshSync.drain(taskId, graceMs),
-    discoveryEnv: () => ({ ...meshSync.discoveryEnv(), ...(dns ? { BATON_DNS: dns.address } : {}) }),
+    discoveryEnv: (scope) => {
+      const dnsAddr = scope.container ? containerDns && `${containerDns.host}:53` : dns?.address;
+      return { ...meshSync.discoveryEnv(scope), ...(dnsAddr ? { BATON_DNS: dnsAddr } : {}) };
+    },
+    containerDns: () => containerDns?.host,
     trafficByTask: () => meshSync.trafficByTask(),
   });
   meshSync.start();
   await agent.start();
-  return { mesh, meshSync, dns, agent };
+  return { mesh, meshSync, dns, containerDns, agent };
 }
 
 async function listenUnix(app: FastifyInstance, dataDir: string): Promise<string> {
@@ -254,6 +262,7 @@ async function startManager(opts: UpOptions, ctx: Context): Promise<RunningBaton
       await app.close();
       await mesh.close();
       await dns?.responder.close();
+      await parts.containerDns?.responder.close();
       authority?.close();
       store.close();
       rmSync(join(dataDir, "baton.pid"), { force: true });
@@ -397,6 +406,7 @@ async function startWorker(opts: UpOptions, ctx: Context): Promise<RunningBaton>
       await app.close();
       await mesh.close();
       await dns?.responder.close();
+      await parts.containerDns?.responder.close();
       ctx.lock.release();
       resolveDone();
     })());

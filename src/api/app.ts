@@ -5,6 +5,7 @@ import { BatonError, validationError } from "../lib/errors.js";
 import { problemFromAjv } from "./problems.js";
 import { servicesRoutes } from "./services.js";
 import { nodesRoutes } from "./nodes.js";
+import { networksRoutes } from "./networks.js";
 import { tasksRoutes } from "./tasks.js";
 import { eventsRoutes } from "./events.js";
 import { logsRoutes } from "./logs.js";
@@ -62,6 +63,7 @@ export async function buildApp(deps: ApiDeps, opts: { https?: TlsOptions } = {})
   await app.register(systemRoutes, { prefix: API_PREFIX, deps });
   await app.register(servicesRoutes, { prefix: API_PREFIX, deps });
   await app.register(nodesRoutes, { prefix: API_PREFIX, deps });
+  await app.register(networksRoutes, { prefix: API_PREFIX, deps });
   await app.register(tasksRoutes, { prefix: API_PREFIX, deps });
   await app.register(logsRoutes, { prefix: API_PREFIX, deps });
   await app.register(eventsRoutes, { prefix: API_PREFIX, deps });

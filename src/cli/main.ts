@@ -4,6 +4,7 @@ import { registerServiceCreate } from "./commands/service-create.js";
 import { registerServiceCommands } from "./commands/service-misc.js";
 import { registerServiceUpdate } from "./commands/service-update.js";
 import { registerNodeCommands } from "./commands/node.js";
+import { registerNetworkCommands, registerVolumeCommands } from "./commands/network.js";
 import { registerEvents } from "./commands/events.js";
 import { registerUpDown } from "./commands/up-down.js";
 import { registerClusterCommands } from "./commands/cluster.js";
@@ -24,6 +25,8 @@ export function buildProgram(): Command {
   registerServiceCommands(service);
   registerServiceUpdate(service);
   registerNodeCommands(program.command("node").description("Manage nodes").exitOverride());
+  registerNetworkCommands(program.command("network").description("Manage networks").exitOverride());
+  registerVolumeCommands(program.command("volume").description("Manage volumes").exitOverride());
   registerEvents(program);
   const all = (c: Command): Command[] => [c, ...c.commands.flatMap(all)];
   for (const c of all(program)) c.exitOverride();

@@ -3,9 +3,9 @@ import { BatonError } from "../lib/errors.js";
 import type { Logger } from "../lib/log.js";
 import type { Node, Task } from "../model/objects.js";
 import { canTransition, isAgentState, isTerminal } from "../model/task-state.js";
-import type { Store, StoreEvent, Watch, WriteTx } from "../store/store.js";
+import type { ReadTx, Store, StoreEvent, Watch, WriteTx } from "../store/store.js";
 import { EndpointsFeed } from "./endpoints.js";
-import type { AgentSession, Assignment, AssignmentChange, EndpointsChange, NodeDescription, TaskStatusUpdate } from "./protocol.js";
+import type { AgentSession, Assignment, AssignmentChange, EndpointsChange, NetworkAttachment, NodeDescription, TaskStatusUpdate } from "./protocol.js";
 
 export interface DispatcherDeps {
   store: Store;
@@ -20,7 +20,14 @@ export interface DispatcherDeps {
   heartbeatGraceMs?: number;
 }
 
-const toAssignment = (t: Task): Assignment => ({
+/** The task's networks as its node needs them (a network removed meanwhile is left out). */
+const attachmentsOf = (tx: ReadTx, t: Task): NetworkAttachment[] =>
+  (t.spec.networks ?? []).flatMap((id) => {
+    const n = tx.get("networks", id);
+    return n ? [{ id: n.id, name: n.name, internal: n.internal }] : [];
+  });
+
+const toAssignment = (tx: ReadTx, t: Task): Assignment => ({
   taskId: t.id,
   serviceId: t.serviceId,
   serviceName: t.serviceName,
@@ -30,6 +37,8 @@ const toAssignment = (t: Task): Assignment => ({
   state: t.status.state,
   spec: t.spec,
   ...(t.status.port !== undefined ? { port: t.status.port } : {}),
+  ...(t.spec.networks?.length ? { networks: attachmentsOf(tx, t) } : {}),
+  ...(tx.get("services", t.serviceId)?.spec.endpoint.mode === "dnsrr" ? { dnsrr: true } : {}),
 });
 
 /** Tasks an agent must hear about: on its node, past the scheduler. */
@@ -153,7 +162,7 @@ export class Dispatcher {
     let set = this.streams.get(nodeId);
     if (!set) this.streams.set(nodeId, (set = new Set()));
     set.add(onChange);
-    const full = this.deps.store.view((tx) => tx.tasksOfNode(nodeId).filter((t) => isAssignedTo(t, nodeId)).map(toAssignment));
+    const full = this.deps.store.view((tx) => tx.tasksOfNode(nodeId).filter((t) => isAssignedTo(t, nodeId)).map((t) => toAssignment(tx, t)));
     onChange({ type: "full", assignments: full });
     return () => set.delete(onChange);
   }
@@ -197,13 +206,15 @@ export class Dispatcher {
       if (!b) perNode.set(nodeId, (b = { upserts: [], removes: [] }));
       return b;
     };
-    for (const e of events) {
-      if (e.kind !== "tasks") continue;
-      const t = e.object as Task;
-      if (!t.nodeId || !this.streams.has(t.nodeId)) continue;
-      if (e.op === "delete") bucket(t.nodeId).removes.push(t.id);
-      else if (isAssignedTo(t, t.nodeId)) bucket(t.nodeId).upserts.push(toAssignment(t));
-    }
+    this.deps.store.view((tx) => {
+      for (const e of events) {
+        if (e.kind !== "tasks") continue;
+        const t = e.object as Task;
+        if (!t.nodeId || !this.streams.has(t.nodeId)) continue;
+        if (e.op === "delete") bucket(t.nodeId).removes.push(t.id);
+        else if (isAssignedTo(t, t.nodeId)) bucket(t.nodeId).upserts.push(toAssignment(tx, t));
+      }
+    });
     for (const [nodeId, change] of perNode) {
       for (const fn of this.streams.get(nodeId) ?? []) fn({ type: "update", ...change });
     }

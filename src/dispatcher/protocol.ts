@@ -31,6 +31,17 @@ export interface Assignment {
   spec: TaskSpec;
   /** Port the task already holds (set when the task was started earlier, for re-adoption). */
   port?: number;
+  /** The networks of `spec.networks`, as the node creates them (docker: a bridge network each). */
+  networks?: NetworkAttachment[];
+  /** The service's endpoint mode is dnsrr: its containers answer to its name on their networks. */
+  dnsrr?: boolean;
+}
+
+/** What a node needs to know of a network a task is attached to. */
+export interface NetworkAttachment {
+  id: string;
+  name: string;
+  internal: boolean;
 }
 
 export type AssignmentChange =
@@ -67,6 +78,8 @@ export interface ServiceEndpoints {
   backends: EndpointBackend[];
   /** A canary is being watched: the mesh reports what it sends each task of this service. */
   watchTraffic?: boolean;
+  /** Ids of the service's networks; absent = the default network. Discovery is scoped by them. */
+  networks?: string[];
 }
 
 export type EndpointsChange =

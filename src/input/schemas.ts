@@ -61,6 +61,18 @@ export const PortInput = Type.Union([
   ),
 ]);
 
+export const MountInput = Type.Object(
+  {
+    type: StringEnum(["volume", "bind", "tmpfs"]),
+    source: Type.Optional(Type.String({ minLength: 1, maxLength: 4096, description: "volume: its name (created when missing); bind: an absolute host path; tmpfs: none" })),
+    target: Type.String({ minLength: 1, maxLength: 4096, description: "absolute path in the container (process driver: names the variable that carries the path)" }),
+    readOnly: Type.Optional(Type.Boolean()),
+    tmpfsSize: Type.Optional(Type.String({ maxLength: 32, description: "tmpfs: size cap, e.g. 64m" })),
+  },
+  strict,
+);
+export type MountInput = Static<typeof MountInput>;
+
 export const UpdateConfigInput = Type.Object(
   {
     parallelism: Type.Optional(Type.Integer({ minimum: 0, maximum: 10_000, description: "slots at once; 0 = all" })),
@@ -112,6 +124,9 @@ export const ServiceSpecInput = Type.Object(
     limitMemory: Type.Optional(Type.String({ maxLength: 32, description: "memory a task may use at most before it is OOM-killed: 64m, 1g; 0 = no limit" })),
     taskHistoryLimit: Type.Optional(Type.Integer({ minimum: 0, maximum: 100 })),
     logMaxSize: Type.Optional(Type.String({ maxLength: 32, description: "per-task log size before rotation: 10m" })),
+    networks: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 128 }), { maxItems: 32, description: "network names or ids; none = the default network" })),
+    mounts: Type.Optional(Type.Array(MountInput, { maxItems: 64 })),
+    endpointMode: Type.Optional(StringEnum(["vip", "dnsrr"])),
   },
   strict,
 );
@@ -141,6 +156,28 @@ export const NodeUpdateInput = Type.Object(
   strict,
 );
 export type NodeUpdateInput = Static<typeof NodeUpdateInput>;
+
+export const NetworkCreateInput = Type.Object(
+  {
+    name: Type.String({ minLength: 1, maxLength: 63, pattern: NAME_PATTERN }),
+    driver: Type.Optional(StringEnum(["overlay", "bridge"])),
+    internal: Type.Optional(Type.Boolean({ description: "no published ports for services only on it; containers get no outbound NAT" })),
+    attachable: Type.Optional(Type.Boolean()),
+    labels: Type.Optional(Labels),
+  },
+  strict,
+);
+export type NetworkCreateInput = Static<typeof NetworkCreateInput>;
+
+export const VolumeCreateInput = Type.Object(
+  {
+    name: Type.String({ minLength: 1, maxLength: 63, pattern: NAME_PATTERN }),
+    driver: Type.Optional(StringEnum(["local"])),
+    labels: Type.Optional(Labels),
+  },
+  strict,
+);
+export type VolumeCreateInput = Static<typeof VolumeCreateInput>;
 
 export const ErrorBody = Type.Object({
   code: Type.String(),

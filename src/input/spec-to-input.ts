@@ -72,5 +72,8 @@ export function specToInput(spec: ServiceSpec): ServiceSpecInput {
     waitForBackend: ms(spec.endpoint.waitForBackendMs),
     update: updateInput(spec.update),
     rollback: updateInput(spec.rollback),
+    ...(t.networks?.length ? { networks: t.networks } : {}),
+    ...(t.mounts?.length ? { mounts: t.mounts.map((m) => ({ type: m.type, ...(m.source !== undefined ? { source: m.source } : {}), target: m.target, ...(m.readOnly ? { readOnly: true } : {}), ...(m.tmpfsSizeBytes !== undefined ? { tmpfsSize: String(m.tmpfsSizeBytes) } : {}) })) } : {}),
+    ...(spec.endpoint.mode === "dnsrr" ? { endpointMode: "dnsrr" } : {}),
   } as ServiceSpecInput;
 }
