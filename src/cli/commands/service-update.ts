@@ -70,7 +70,7 @@ function splitArgs(text: string): string[] {
 }
 
 /** Applies the flags to the spec as it was sent (its input form); the API validates the result. */
-function applyChanges(input: ServiceSpecInput, o: Opts): ServiceSpecInput {
+export function applyChanges(input: ServiceSpecInput, o: Opts): ServiceSpecInput {
   const next: ServiceSpecInput = structuredClone(input);
   if (o.args !== undefined) next.command = [next.command[0]!, ...splitArgs(o.args as string)];
   if (o.replicas !== undefined) next.replicas = o.replicas as number;
