@@ -125,7 +125,7 @@ async function startNodeParts(ctx: Context, session: AgentSession, role: "manage
   const docker = new DockerDriver({ clock, log: log.child({ component: "docker" }) });
   // Containers reach services through the container range (docs/docker.md), when docker runs here.
   const containerRange = (await docker.isAvailable()) && (await enableContainerRange(log));
-  const meshSync: MeshSync = new MeshSync({ session, mesh, log: log.child({ component: "mesh" }), containerRange, networksOfAddress: (ip: string) => agent.networksOfAddress(ip) });
+  const meshSync: MeshSync = new MeshSync({ session, mesh, log: log.child({ component: "mesh" }), containerRange, networksOfAddress: (ip: string) => agent.networksOfAddress(ip) ?? docker.networksOfAddress(ip) });
   const dns = await startDns(meshSync, dnsAddress ?? DEFAULT_DNS_ADDRESS, log);
   const containerDns = containerRange ? await startContainerDns((name, from) => meshSync.resolve(name, from), log) : undefined;
   // Found once: what this host lets Baton enforce (docs/limits.md); the node advertises it.

@@ -18,6 +18,8 @@ const statusOf = (err: unknown): number | undefined => (err as { statusCode?: nu
  */
 export class EngineAttachments {
   private queue: Promise<unknown> = Promise.resolve();
+  /** Baton network id → the IPv4 subnets of its engine network here (learnt when made or found). */
+  private readonly subnets = new Map<string, string[]>();
 
   constructor(
     private readonly docker: Docker,
@@ -33,6 +35,22 @@ export class EngineAttachments {
 
   /** Creates the engine network when missing (or when it belongs to an earlier network of that name). */
   async ensureNetwork(n: { id: string; name: string; internal: boolean }): Promise<string> {
+    const name = await this.findOrCreate(n);
+    const info = (await this.docker.getNetwork(name).inspect().catch(() => undefined)) as { IPAM?: { Config?: { Subnet?: string }[] } } | undefined;
+    this.subnets.set(n.id, (info?.IPAM?.Config ?? []).flatMap((c) => (c.Subnet && !c.Subnet.includes(":") ? [c.Subnet] : [])));
+    return name;
+  }
+
+  /**
+   * The Baton network whose engine network here holds `address`: how a container is placed in
+   * the instant between its start and its task's first report (when its address is not yet known).
+   */
+  networkAt(address: string): string | undefined {
+    for (const [id, subnets] of this.subnets) if (subnets.some((s) => inSubnet(address, s))) return id;
+    return undefined;
+  }
+
+  private async findOrCreate(n: { id: string; name: string; internal: boolean }): Promise<string> {
     const name = engineNetworkName(n.name);
     try {
       const info = (await this.docker.getNetwork(name).inspect()) as { Labels?: Record<string, string>; Containers?: Record<string, unknown> };
@@ -89,4 +107,19 @@ export function engineMounts(mounts: readonly TaskMount[]): Docker.MountSettings
     ...(m.readOnly ? { ReadOnly: true } : {}),
     ...(m.tmpfsSizeBytes !== undefined ? { TmpfsOptions: { SizeBytes: m.tmpfsSizeBytes, Mode: 0o1777 } } : {}),
   }));
+}
+
+/** Whether an IPv4 address is inside a CIDR subnet. */
+export function inSubnet(address: string, cidr: string): boolean {
+  const [base, bits] = cidr.split("/");
+  const toInt = (ip: string): number | undefined => {
+    const p = ip.split(".").map(Number);
+    return p.length === 4 && p.every((x) => Number.isInteger(x) && x >= 0 && x <= 255) ? ((p[0]! << 24) | (p[1]! << 16) | (p[2]! << 8) | p[3]!) >>> 0 : undefined;
+  };
+  const a = toInt(address);
+  const b = toInt(base ?? "");
+  const n = Number(bits);
+  if (a === undefined || b === undefined || !(n >= 0 && n <= 32)) return false;
+  const mask = n === 0 ? 0 : (~0 << (32 - n)) >>> 0;
+  return (a & mask) === (b & mask);
 }

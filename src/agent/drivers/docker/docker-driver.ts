@@ -67,6 +67,12 @@ export class DockerDriver implements Driver {
     this.attachments = new EngineAttachments(this.docker, opts.log);
   }
 
+  /** The Baton networks of a container at `address` as far as the engine networks tell (see EngineAttachments.networkAt). */
+  networksOfAddress(address: string): string[] | undefined {
+    const id = this.attachments.networkAt(address);
+    return id ? [id] : undefined;
+  }
+
   async isAvailable(): Promise<boolean> {
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error("ping timed out")), PING_TIMEOUT_MS)));
