@@ -64,6 +64,7 @@ describe("networks, discovery from containers, volumes and mounts", skip, () => 
   test("a container resolves a service on its network by name and gets an answer through it; others stay out of sight", async () => {
     await baton.cliOk("network", "create", net);
     await baton.cliOk("service", "create", "-d", "--name", `web-${tag}`, "--network", net, "-p", "80", "--stop-grace-period", "1s", image, "httpd", "-f", "-p", "80", "-h", "/www");
+    await baton.cliOk("service", "create", "-d", "--name", `rr-${tag}`, "--network", net, "--endpoint-mode", "dnsrr", "--replicas", "2", "--stop-grace-period", "1s", image, "sleep", "1000");
     await baton.cliOk("service", "create", "-d", "--name", `outside-${tag}`, "-p", "80", "--stop-grace-period", "1s", image, "httpd", "-f", "-p", "80", "-h", "/www");
     await waitFor(async () => running(await baton.tasks(`web-${tag}`)).some((r) => (r as PsRow & { Ready: boolean }).Ready), 20_000, "web ready");
     await baton.cliOk("service", "create", "-d", "--name", `client-${tag}`, "--network", net, "--stop-grace-period", "1s", image, "sleep", "1000");
@@ -85,9 +86,30 @@ describe("networks, discovery from containers, volumes and mounts", skip, () => 
     assert.match(env, /BATON_DNS=198\.18\.0\.\d+:53/);
     const hidden = await execIn(`client-${tag}`, ["nslookup", `outside-${tag}`]);
     assert.doesNotMatch(hidden, /Address: 198\.18\.(?!0\.)/, `outside-${tag} is on another network: ${hidden}`);
+    // dnsrr: no service address; the engine's DNS on the network answers the name with the containers.
+    const rr = await waitFor(async () => {
+      const out = await execIn(`client-${tag}`, ["nslookup", `rr-${tag}`]);
+      return (out.match(/Address: \d+\.\d+\.\d+\.\d+/g) ?? []).filter((a) => !a.includes("127.0.0.11")).length === 2 ? out : undefined;
+    }, 15_000, "two container addresses for the dnsrr service");
+    assert.doesNotMatch(rr, /198\.18\./);
+    assert.doesNotMatch(env, /RR_/);
     // The engine network exists for the network's containers, with Baton's label.
     const info = (await docker.getNetwork(`baton-${net}`).inspect()) as { Labels: Record<string, string> };
     assert.ok(info.Labels["baton.network.id"]);
+  });
+
+  test("after kill -9 and restart of baton, the re-adopted containers still resolve and reach the service", async () => {
+    const before = (await containersOf(`client-${tag}`)).map((c) => c.Id);
+    await baton.kill("SIGKILL");
+    await baton.start();
+    await waitFor(async () => running(await baton.tasks(`web-${tag}`)).some((r) => (r as PsRow & { Ready: boolean }).Ready), 20_000, "web ready again");
+    assert.deepEqual((await containersOf(`client-${tag}`)).map((c) => c.Id), before, "the same client container");
+    const answer = await waitFor(async () => {
+      const out = await execIn(`client-${tag}`, ["sh", "-c", `printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 web-${tag} 80`]);
+      return out.includes("hello from busybox") ? out : undefined;
+    }, 15_000, "an HTTP answer from web through its name after the restart");
+    assert.match(answer, /200 OK/);
+    assert.doesNotMatch(await execIn(`client-${tag}`, ["nslookup", `outside-${tag}`]), /Address: 198\.18\.(?!0\.)/);
   });
 
   test("network rm is refused while a service uses it; an internal-only service cannot publish", async () => {
@@ -102,7 +124,7 @@ describe("networks, discovery from containers, volumes and mounts", skip, () => 
   });
 
   test("the engine network goes with the last container on it", async () => {
-    await baton.cliOk("service", "rm", `web-${tag}`, `client-${tag}`, `outside-${tag}`);
+    await baton.cliOk("service", "rm", `web-${tag}`, `client-${tag}`, `outside-${tag}`, `rr-${tag}`);
     await waitFor(async () => !(await docker.listNetworks({ filters: { name: [`baton-${net}`] } })).some((n) => n.Name === `baton-${net}`), 20_000, "the engine network removed");
     await baton.cliOk("network", "rm", net);
   });

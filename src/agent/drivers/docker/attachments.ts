@@ -3,8 +3,9 @@ import type { Logger } from "../../../lib/log.js";
 import type { TaskMount } from "../../../model/objects.js";
 import { NETWORK_LABEL, VOLUME_LABEL } from "../labels.js";
 
+export const ENGINE_NETWORK_PREFIX = "baton-";
 /** The engine network of a Baton network: `baton-<name>` (a bridge on this node). */
-export const engineNetworkName = (name: string): string => `baton-${name}`;
+export const engineNetworkName = (name: string): string => `${ENGINE_NETWORK_PREFIX}${name}`;
 
 /** dockerode's error shape: an HTTP status and the engine's message. */
 const statusOf = (err: unknown): number | undefined => (err as { statusCode?: number } | undefined)?.statusCode;

@@ -5,7 +5,7 @@ import type { Clock } from "../../../lib/clock.js";
 import type { Logger } from "../../../lib/log.js";
 import { StartError, type Driver, type ExecResult, type ExitStatus, type OwnedTask, type StartRequest, type TaskHandle, type TaskInspection, type TaskStats } from "../driver.js";
 import { NODE_LABEL, TASK_LABEL } from "../labels.js";
-import { EngineAttachments, engineMounts } from "./attachments.js";
+import { ENGINE_NETWORK_PREFIX, EngineAttachments, engineMounts } from "./attachments.js";
 
 export interface DockerDriverOptions {
   clock: Clock;
@@ -286,6 +286,8 @@ export class DockerDriver implements Driver {
 
   async remove(handle: TaskHandle): Promise<void> {
     this.stopFollowing(handle);
+    // A stray's handle (found by label) does not say its networks: the engine does.
+    const networks = handle.networks ?? (await this.engineNetworksOf(handle.containerId!));
     try {
       await this.docker.getContainer(handle.containerId!).remove({ force: true, v: true });
     } catch (err) {
@@ -293,7 +295,13 @@ export class DockerDriver implements Driver {
       if (statusOf(err) !== 404 && statusOf(err) !== 409) throw err;
     }
     // Its networks go with the last container on them (in the queue: never under a starting one).
-    if (handle.networks?.length) await this.attachments.exclusive(() => this.attachments.pruneNetworks(handle.networks!));
+    if (networks.length) await this.attachments.exclusive(() => this.attachments.pruneNetworks(networks));
+  }
+
+  /** The Baton-made engine networks a container is on (none when it is gone). */
+  private async engineNetworksOf(containerId: string): Promise<string[]> {
+    const info = await this.docker.getContainer(containerId).inspect().catch(() => undefined);
+    return Object.keys(info?.NetworkSettings.Networks ?? {}).filter((n) => n.startsWith(ENGINE_NETWORK_PREFIX));
   }
 
   /** The task ended: its container goes (Baton keeps the task's history, not the container). */
