@@ -1,4 +1,4 @@
-import { chmodSync, existsSync, mkdirSync, rmSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -127,7 +127,8 @@ async function startNodeParts(ctx: Context, session: AgentSession, role: "manage
   const containerRange = (await docker.isAvailable()) && (await enableContainerRange(log));
   const meshSync: MeshSync = new MeshSync({ session, mesh, log: log.child({ component: "mesh" }), containerRange, networksOfAddress: (ip: string) => agent.networksOfAddress(ip) ?? docker.networksOfAddress(ip) });
   const dns = await startDns(meshSync, dnsAddress ?? DEFAULT_DNS_ADDRESS, log);
-  const containerDns = containerRange ? await startContainerDns((name, from) => meshSync.resolve(name, from), log) : undefined;
+  const containerDns = containerRange ? await startContainerDns((name, from) => meshSync.resolve(name, from), log, readContainerDns(dataDir)) : undefined;
+  if (containerDns) writeContainerDns(dataDir, containerDns.host);
   // Found once: what this host lets Baton enforce (docs/limits.md); the node advertises it.
   const driver = new ProcessDriver(clock, { cgroups: Cgroups.detect() });
   log.info({ limits: driver.limits }, driver.limits.cgroup === "none" ? "no writable cgroups: tasks with limits will not be placed here" : "task limits enforced through cgroups");
@@ -467,6 +468,19 @@ function scheduleRenewal(clock: Clock, current: () => string, renew: () => Promi
     stopped = true;
     cancel();
   };
+}
+
+/** The containers' DNS address of the last start (containers still running were given it). */
+const CONTAINER_DNS_FILE = "container-dns";
+function readContainerDns(dataDir: string): string | undefined {
+  try {
+    return readFileSync(join(dataDir, CONTAINER_DNS_FILE), "utf8").trim() || undefined;
+  } catch {
+    return undefined;
+  }
+}
+function writeContainerDns(dataDir: string, host: string): void {
+  writeFileSync(join(dataDir, CONTAINER_DNS_FILE), host + "\n");
 }
 
 /** The DNS responder for service names; Baton runs on without it (a port taken, no root). */

@@ -30,11 +30,13 @@ export async function enableContainerRange(log: Logger): Promise<boolean> {
 
 /**
  * The DNS responder containers use: port 53 (a resolver in a container takes no port) on the
- * first free address of 198.18.0.1 … (one per Baton on a host; others' are taken).
+ * first free address of 198.18.0.1 … (one per Baton on a host; others' are taken). `preferred`
+ * (the one used before a restart) is tried first: running containers were given that address.
  */
-export async function startContainerDns(resolve: ResolveName, log: Logger): Promise<{ responder: DnsResponder; host: string } | undefined> {
+export async function startContainerDns(resolve: ResolveName, log: Logger, preferred?: string): Promise<{ responder: DnsResponder; host: string } | undefined> {
   let lastErr: unknown;
-  for (const host of containerDnsCandidates().slice(0, 32)) {
+  const candidates = containerDnsCandidates().slice(0, 32);
+  for (const host of preferred && candidates.includes(preferred) ? [preferred, ...candidates.filter((c) => c !== preferred)] : candidates) {
     try {
       return { responder: await startDnsResponder({ host, port: 53, resolve, log }), host };
     } catch (err) {
