@@ -162,7 +162,7 @@ export class DockerDriver implements Driver {
       await container.remove({ force: true }).catch(() => undefined);
       throw new StartError(`docker: cannot start the container: ${messageOf(err)}`);
     }
-    const handle: TaskHandle = { pid: 0, startTime: "", driver: this.name, containerId: container.id, logPath: req.logPath, statePrefix: req.statePrefix, ...(networks.length ? { networks } : {}) };
+    const handle: TaskHandle = { pid: 0, startTime: "", driver: this.name, containerId: container.id, logPath: req.logPath, statePrefix: req.statePrefix, networks };
     this.follow(handle, undefined);
     const info = await container.inspect().catch(() => undefined);
     const addresses = Object.values(info?.NetworkSettings.Networks ?? {}).flatMap((n) => (n.IPAddress ? [n.IPAddress] : []));
@@ -286,7 +286,7 @@ export class DockerDriver implements Driver {
 
   async remove(handle: TaskHandle): Promise<void> {
     this.stopFollowing(handle);
-    // A stray's handle (found by label) does not say its networks: the engine does.
+    // A stray's handle (found by label) or an older record does not say its networks: the engine does.
     const networks = handle.networks ?? (await this.engineNetworksOf(handle.containerId!));
     try {
       await this.docker.getContainer(handle.containerId!).remove({ force: true, v: true });
