@@ -64,4 +64,13 @@ test("discovery is scoped by network: env vars and DNS answers only for services
   assert.equal(sync.resolve("api", "10.9.9.9"), undefined);
   // Host processes share the host's network, where every VIP is reachable: every name, as VIPs.
   assert.deepEqual(sync.resolve("db", "127.0.0.1"), ["127.77.9.3"]);
+
+  // Traffic to a container-range address: only from containers sharing a network (or the host).
+  assert.equal(sync.admits("id-api", "172.30.0.5"), true);
+  assert.equal(sync.admits("id-db", "172.30.0.5"), false);
+  assert.equal(sync.admits("id-web", "172.17.0.9"), true);
+  assert.equal(sync.admits("id-api", "::ffff:172.17.0.9"), false);
+  assert.equal(sync.admits("id-db", "127.0.0.1"), true);
+  assert.equal(sync.admits("id-db", "198.18.9.3"), true);
+  assert.equal(sync.admits("id-gone", "172.17.0.9"), false);
 });

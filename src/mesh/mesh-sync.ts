@@ -1,6 +1,6 @@
 import type { Logger } from "../lib/log.js";
 import type { AgentSession, EndpointsChange, ServiceEndpoints } from "../dispatcher/protocol.js";
-import { containerAddressOf, discoveryVariables } from "../model/service-address.js";
+import { CONTAINER_RANGE, containerAddressOf, discoveryVariables } from "../model/service-address.js";
 import { DEFAULT_NETWORK } from "../model/objects.js";
 import type { TrafficCounters } from "../model/objects.js";
 import type { Mesh } from "./mesh.js";
@@ -108,6 +108,17 @@ export class MeshSync {
     return undefined;
   }
 
+  /**
+   * Whether a peer may use a service's container-range address: a container only when it shares
+   * a network with the service (as it could only resolve it then); the host itself always.
+   */
+  admits(serviceId: string, from: string): boolean {
+    const ip = from.replace(/^::ffff:/, "");
+    if (ip.startsWith("127.") || ip.startsWith(CONTAINER_RANGE.prefix) || ip === "::1") return true;
+    const s = this.services.get(serviceId);
+    return s !== undefined && sharesNetwork(this.deps.networksOfAddress?.(ip))(s);
+  }
+
   private apply(change: EndpointsChange): void {
     if (change.type === "full") {
       for (const id of this.services.keys()) this.clearPools(this.services.get(id)!);
@@ -156,7 +167,7 @@ export class MeshSync {
         if (s.vip) out.push({ key: `vip ${s.vip}:${p.target}/${protocol}`, serviceId, host: s.vip, port: p.target, protocol });
         if (s.vip && this.deps.containerRange) {
           const twin = containerAddressOf(s.vip);
-          out.push({ key: `vip ${twin}:${p.target}/${protocol}`, serviceId, host: twin, port: p.target, protocol });
+          out.push({ key: `vip ${twin}:${p.target}/${protocol}`, serviceId, host: twin, port: p.target, protocol, admit: (from) => this.admits(s.serviceId, from) });
         }
         if (p.published !== undefined && p.mode === "ingress") out.push({ key: `published ${p.published}/${protocol === "udp" ? "udp" : "tcp"}`, serviceId, host: "0.0.0.0", port: p.published, protocol });
       }

@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PassThrough } from "node:stream";
 import type Docker from "dockerode";
-import { BatonProcess, waitFor, type PsRow } from "../harness/baton.js";
+import { BatonProcess, httpGet, waitFor, type PsRow } from "../harness/baton.js";
 import { dockerOrSkip, ensureBusyboxImage } from "../harness/images.js";
 import { NODE_LABEL, SERVICE_LABEL } from "../../src/agent/drivers/labels.js";
 
@@ -86,6 +86,14 @@ describe("networks, discovery from containers, volumes and mounts", skip, () => 
     assert.match(env, /BATON_DNS=198\.18\.0\.\d+:53/);
     const hidden = await execIn(`client-${tag}`, ["nslookup", `outside-${tag}`]);
     assert.doesNotMatch(hidden, /Address: 198\.18\.(?!0\.)/, `outside-${tag} is on another network: ${hidden}`);
+    // Knowing the other network's service address is not enough: the mesh refuses the connection
+    // (outside is ready: from the host its twin answers).
+    await waitFor(async () => running(await baton.tasks(`outside-${tag}`)).some((r) => (r as PsRow & { Ready: boolean }).Ready), 20_000, "outside ready");
+    const outsideVip = (JSON.parse(await baton.cliOk("service", "inspect", `outside-${tag}`)) as { vip: string }[])[0]!.vip;
+    const twin = outsideVip.replace(/^127\.77\./, "198.18.");
+    const refused = await execIn(`client-${tag}`, ["sh", "-c", `printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 ${twin} 80; echo rc=$?`]);
+    assert.doesNotMatch(refused, /hello from busybox/, `the client reached ${twin}: ${refused}`);
+    assert.equal(await httpGet(80, 3000, twin), "hello from busybox\n", `${twin}:80 answers the host`);
     // dnsrr: no service address; the engine's DNS on the network answers the name with the containers.
     const rr = await waitFor(async () => {
       const out = await execIn(`client-${tag}`, ["nslookup", `rr-${tag}`]);
