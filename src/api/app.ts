@@ -31,7 +31,9 @@ export async function buildApp(deps: ApiDeps, opts: { https?: TlsOptions } = {})
   app.setValidatorCompiler(({ schema }) => ajv.compile(schema));
   app.setErrorHandler((err: FastifyError, req, reply) => {
     if (err.validation) {
-      return reply.status(400).send(validationError(err.validation.map((e) => problemFromAjv(e as never))).toJSON());
+      // The message names what the body describes: "invalid network: name: …".
+      const subject = /^\/v1\/(networks|volumes)\b/.exec(req.url)?.[1]?.slice(0, -1);
+      return reply.status(400).send(validationError(err.validation.map((e) => problemFromAjv(e as never)), subject).toJSON());
     }
     if (err instanceof BatonError) return reply.status(err.status).send(err.toJSON());
     if (err.code === "FST_ERR_CTP_BODY_TOO_LARGE") {

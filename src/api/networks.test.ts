@@ -120,3 +120,13 @@ test("mount problems are named by field; nothing is created", async () => {
   assert.equal(store.revision(), 0);
   assert.equal(store.view((tx) => tx.list("volumes")).length, 0);
 });
+
+test("a bad network or volume body is named as such, field by field", async () => {
+  const { post } = await app();
+  const n = await post("/v1/networks", { name: "bad name", internal: "yes" });
+  assert.equal(n.statusCode, 400);
+  assert.match(n.json().message, /^invalid network: /);
+  assert.deepEqual(fieldsOf(n.json()).map((f) => f.split(":")[0]).sort(), ["internal", "name"]);
+  const v = await post("/v1/volumes", { name: "v", driver: "nfs" });
+  assert.match(v.json().message, /^invalid volume: driver: must be one of: local/);
+});
