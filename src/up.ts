@@ -123,12 +123,22 @@ async function startNodeParts(ctx: Context, session: AgentSession, role: "manage
   const { clock, log, dataDir } = ctx;
   const mesh = new Mesh({ clock, log });
   const docker = new DockerDriver({ clock, log: log.child({ component: "docker" }) });
-  // Containers reach services through the container range (docs/docker.md), when docker runs here.
-  const containerRange = (await docker.isAvailable()) && (await enableContainerRange(log));
-  const meshSync: MeshSync = new MeshSync({ session, mesh, log: log.child({ component: "mesh" }), containerRange, networksOfAddress: (ip: string) => agent.networksOfAddress(ip) ?? docker.networksOfAddress(ip) });
+  const meshSync: MeshSync = new MeshSync({ session, mesh, log: log.child({ component: "mesh" }), networksOfAddress: (ip: string) => agent.networksOfAddress(ip) ?? docker.networksOfAddress(ip) });
   const dns = await startDns(meshSync, dnsAddress ?? DEFAULT_DNS_ADDRESS, log);
-  const containerDns = containerRange ? await startContainerDns((name, from) => meshSync.resolve(name, from), log, readContainerDns(dataDir)) : undefined;
-  if (containerDns) writeContainerDns(dataDir, containerDns.host);
+  // Containers reach services through the container range (docs/mesh.md), when docker runs here.
+  // Set up beside the agent's start, not before it: a restarted node must register within the
+  // heartbeat grace, and this runs a command and pings the engine. Containers start after it.
+  const containerSetup = (async () => {
+    if (!(await docker.isAvailable()) || !(await enableContainerRange(log))) return undefined;
+    meshSync.enableContainerRange();
+    const started = await startContainerDns((name, from) => meshSync.resolve(name, from), log, readContainerDns(dataDir));
+    if (started) writeContainerDns(dataDir, started.host);
+    return started;
+  })().catch((err: unknown) => (log.warn({ err }, "container range setup failed: containers will not reach services by name"), undefined));
+  // Known synchronously for discoveryEnv: a container's start awaits containerSetup (through
+  // containerDns below) after this callback was registered, so it has run by then.
+  let containerDns: Awaited<typeof containerSetup>;
+  void containerSetup.then((d) => (containerDns = d));
   // Found once: what this host lets Baton enforce (docs/limits.md); the node advertises it.
   const driver = new ProcessDriver(clock, { cgroups: Cgroups.detect() });
   log.info({ limits: driver.limits }, driver.limits.cgroup === "none" ? "no writable cgroups: tasks with limits will not be placed here" : "task limits enforced through cgroups");
@@ -146,12 +156,12 @@ async function startNodeParts(ctx: Context, session: AgentSession, role: "manage
       const dnsAddr = scope.container ? containerDns && `${containerDns.host}:53` : dns?.address;
       return { ...meshSync.discoveryEnv(scope), ...(dnsAddr ? { BATON_DNS: dnsAddr } : {}) };
     },
-    containerDns: () => containerDns?.host,
+    containerDns: async () => (await containerSetup)?.host,
     trafficByTask: () => meshSync.trafficByTask(),
   });
   meshSync.start();
   await agent.start();
-  return { mesh, meshSync, dns, containerDns, agent };
+  return { mesh, meshSync, dns, containerDns: containerSetup, agent };
 }
 
 async function listenUnix(app: FastifyInstance, dataDir: string): Promise<string> {
@@ -263,7 +273,7 @@ async function startManager(opts: UpOptions, ctx: Context): Promise<RunningBaton
       await app.close();
       await mesh.close();
       await dns?.responder.close();
-      await parts.containerDns?.responder.close();
+      await (await parts.containerDns)?.responder.close();
       authority?.close();
       store.close();
       rmSync(join(dataDir, "baton.pid"), { force: true });
@@ -407,7 +417,7 @@ async function startWorker(opts: UpOptions, ctx: Context): Promise<RunningBaton>
       await app.close();
       await mesh.close();
       await dns?.responder.close();
-      await parts.containerDns?.responder.close();
+      await (await parts.containerDns)?.responder.close();
       ctx.lock.release();
       resolveDone();
     })());

@@ -32,8 +32,11 @@ export interface ExecutorDeps {
    * with an address on one of its networks (`container`: addresses a container reaches), BATON_DNS.
    */
   discoveryEnv?(scope: { networks?: readonly string[]; container?: boolean }): Record<string, string>;
-  /** The resolver containers use (the mesh's DNS responder in the container range), when it runs. */
-  containerDns?(): string | undefined;
+  /**
+   * The resolver containers use (the mesh's DNS responder in the container range), once its
+   * setup is over (undefined: none). Containers start after it, so they all get it.
+   */
+  containerDns?(): Promise<string | undefined>;
   /** Where the process driver keeps named volumes on this node: a directory per volume. */
   volumesDir?: string;
   /**
@@ -206,10 +209,10 @@ export class TaskRunner {
       const isContainer = a.spec.driver === "docker";
       await this.allocatePorts(isContainer);
       if (phase.stopReason) return this.end("shutdown", "shut down before it started", {});
+      const dns = isContainer ? await deps.containerDns?.() : undefined;
       const discovery = deps.discoveryEnv?.({ ...(a.spec.networks ? { networks: a.spec.networks } : {}), container: isContainer });
       const env = isContainer ? containerEnv(a, deps.nodeName, discovery) : taskEnv(a, this.port, this.ports, deps.nodeName, discovery, processMountEnv(a.spec.mounts, deps.volumesDir));
       const limits = a.spec.limits;
-      const dns = isContainer ? deps.containerDns?.() : undefined;
       const req: StartRequest = {
         taskId: a.taskId,
         command: a.spec.command,

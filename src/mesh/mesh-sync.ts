@@ -22,18 +22,29 @@ export class MeshSync {
   /** Cumulative traffic per task, kept here: a backend that leaves and rejoins a pool restarts its own counters. */
   private readonly totals = new Map<string, TrafficCounters>();
   private readonly lastSeen = new Map<string, TrafficCounters>();
+  /** The mesh also listens on every VIP's twin in the container range (see enableContainerRange). */
+  private containerRange: boolean;
 
   constructor(
     private readonly deps: {
       session: AgentSession;
       mesh: Mesh;
       log: Logger;
-      /** The mesh also listens on every VIP's twin in the container range (up.ts routes it here). */
+      /** Start with the container range on (tests); `baton up` calls enableContainerRange once it is routed. */
       containerRange?: boolean;
       /** The networks of the task (a container on this node) at an address; undefined: not a task's. */
       networksOfAddress?: (address: string) => readonly string[] | undefined;
     },
-  ) {}
+  ) {
+    this.containerRange = deps.containerRange === true;
+  }
+
+  /** The container range is routed to this host now: listen on every VIP's twin too. */
+  enableContainerRange(): void {
+    if (this.containerRange) return;
+    this.containerRange = true;
+    void this.deps.mesh.setListeners(this.listeners()).then((errors) => this.reportListenerErrors(errors));
+  }
 
   start(): void {
     this.unsubscribe = this.deps.session.endpoints((c) => this.apply(c));
@@ -58,7 +69,7 @@ export class MeshSync {
     const visible = [...this.services.values()].filter(sharesNetwork(scope.networks));
     return discoveryVariables(
       visible.map((s) => ({ name: s.name, ...(s.vip ? { vip: s.vip } : {}), targets: [...new Set(s.ports.map((p) => p.target))] })),
-      scope.container === true && this.deps.containerRange === true,
+      scope.container === true && this.containerRange,
     );
   }
 
@@ -165,7 +176,7 @@ export class MeshSync {
         const protocol: MeshProtocol = p.protocol;
         const serviceId = poolKey(s.serviceId, p.target);
         if (s.vip) out.push({ key: `vip ${s.vip}:${p.target}/${protocol}`, serviceId, host: s.vip, port: p.target, protocol });
-        if (s.vip && this.deps.containerRange) {
+        if (s.vip && this.containerRange) {
           const twin = containerAddressOf(s.vip);
           out.push({ key: `vip ${twin}:${p.target}/${protocol}`, serviceId, host: twin, port: p.target, protocol, admit: (from) => this.admits(s.serviceId, from) });
         }
