@@ -1,4 +1,4 @@
-import { chmodSync, existsSync, mkdirSync, rmSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -22,6 +22,7 @@ import { Mesh } from "./mesh/mesh.js";
 import { MESH_ADDRESS } from "./model/service-address.js";
 import { MeshSync } from "./mesh/mesh-sync.js";
 import { startDnsResponder, type DnsResponder } from "./mesh/dns.js";
+import { enableContainerRange, startContainerDns } from "./mesh/container-range.js";
 import { resolveServiceSpec } from "./input/resolve.js";
 import { openSqliteStore } from "./store/sqlite/sqlite-store.js";
 import { EtcdStore } from "./store/etcd/etcd-store.js";
@@ -130,13 +131,27 @@ interface Context {
 async function startNodeParts(ctx: Context, session: AgentSession, role: "manager" | "worker", address: string | undefined, dnsAddress: string | undefined) {
   const { clock, log, dataDir } = ctx;
   const mesh = new Mesh({ clock, log });
-  const meshSync = new MeshSync({ session, mesh, log: log.child({ component: "mesh" }) });
-  const dns = await startDns(meshSync, dnsAddress ?? DEFAULT_DNS_ADDRESS, log);
   const docker = new DockerDriver({ clock, log: log.child({ component: "docker" }) });
+  const meshSync: MeshSync = new MeshSync({ session, mesh, log: log.child({ component: "mesh" }), networksOfAddress: (ip: string) => agent.networksOfAddress(ip) ?? docker.networksOfAddress(ip) });
+  const dns = await startDns(meshSync, dnsAddress ?? DEFAULT_DNS_ADDRESS, log);
+  // Containers reach services through the container range (docs/mesh.md), when docker runs here.
+  // Set up beside the agent's start, not before it: a restarted node must register within the
+  // heartbeat grace, and this runs a command and pings the engine. Containers start after it.
+  const containerSetup = (async () => {
+    if (!(await docker.isAvailable()) || !(await enableContainerRange(log))) return undefined;
+    meshSync.enableContainerRange();
+    const started = await startContainerDns((name, from) => meshSync.resolve(name, from), log, readContainerDns(dataDir));
+    if (started) writeContainerDns(dataDir, started.host);
+    return started;
+  })().catch((err: unknown) => (log.warn({ err }, "container range setup failed: containers will not reach services by name"), undefined));
+  // Known synchronously for discoveryEnv: a container's start awaits containerSetup (through
+  // containerDns below) after this callback was registered, so it has run by then.
+  let containerDns: Awaited<typeof containerSetup>;
+  void containerSetup.then((d) => (containerDns = d));
   // Found once: what this host lets Baton enforce (docs/limits.md); the node advertises it.
   const driver = new ProcessDriver(clock, { cgroups: Cgroups.detect() });
   log.info({ limits: driver.limits }, driver.limits.cgroup === "none" ? "no writable cgroups: tasks with limits will not be placed here" : "task limits enforced through cgroups");
-  const agent = new Agent({
+  const agent: Agent = new Agent({
     session,
     driver,
     drivers: new Map([[docker.name, docker]]),
@@ -146,12 +161,16 @@ async function startNodeParts(ctx: Context, session: AgentSession, role: "manage
     role,
     ...(address ? { address } : {}),
     beforeStop: (taskId, graceMs) => meshSync.drain(taskId, graceMs),
-    discoveryEnv: () => ({ ...meshSync.discoveryEnv(), ...(dns ? { BATON_DNS: dns.address } : {}) }),
+    discoveryEnv: (scope) => {
+      const dnsAddr = scope.container ? containerDns && `${containerDns.host}:53` : dns?.address;
+      return { ...meshSync.discoveryEnv(scope), ...(dnsAddr ? { BATON_DNS: dnsAddr } : {}) };
+    },
+    containerDns: async () => (await containerSetup)?.host,
     trafficByTask: () => meshSync.trafficByTask(),
   });
   meshSync.start();
   await agent.start();
-  return { mesh, meshSync, dns, agent };
+  return { mesh, meshSync, dns, containerDns: containerSetup, agent };
 }
 
 async function listenUnix(app: FastifyInstance, dataDir: string): Promise<string> {
@@ -278,6 +297,7 @@ async function startManager(opts: UpOptions, ctx: Context): Promise<RunningBaton
       await app.close();
       await mesh.close();
       await dns?.responder.close();
+      await (await parts.containerDns)?.responder.close();
       authority?.close();
       store.close();
       // After the store: the manager's last writes went through its member.
@@ -457,6 +477,7 @@ async function startWorker(opts: UpOptions, ctx: Context): Promise<RunningBaton>
       await app.close();
       await mesh.close();
       await dns?.responder.close();
+      await (await parts.containerDns)?.responder.close();
       ctx.lock.release();
       resolveDone();
     })());
@@ -517,6 +538,19 @@ function scheduleRenewal(clock: Clock, current: () => string, renew: () => Promi
     stopped = true;
     cancel();
   };
+}
+
+/** The containers' DNS address of the last start (containers still running were given it). */
+const CONTAINER_DNS_FILE = "container-dns";
+function readContainerDns(dataDir: string): string | undefined {
+  try {
+    return readFileSync(join(dataDir, CONTAINER_DNS_FILE), "utf8").trim() || undefined;
+  } catch {
+    return undefined;
+  }
+}
+function writeContainerDns(dataDir: string, host: string): void {
+  writeFileSync(join(dataDir, CONTAINER_DNS_FILE), host + "\n");
 }
 
 /** The DNS responder for service names; Baton runs on without it (a port taken, no root). */

@@ -42,6 +42,7 @@ export interface AgentDeps {
   address?: string;
   beforeStop?: ExecutorDeps["beforeStop"];
   discoveryEnv?: ExecutorDeps["discoveryEnv"];
+  containerDns?: ExecutorDeps["containerDns"];
   /** Where task records are kept. @default files in DIR/tasks */
   records?: TaskRecordStore;
   /** The mesh's per-task traffic on this node, reported every second for the tasks it moved for. */
@@ -95,6 +96,8 @@ export class Agent {
       ...(deps.beforeStop ? { beforeStop: deps.beforeStop } : {}),
       ...(deps.discoveryEnv ? { discoveryEnv: deps.discoveryEnv } : {}),
       files: TaskFiles.open(deps.dataDir, deps.log),
+      ...(deps.containerDns ? { containerDns: deps.containerDns } : {}),
+      volumesDir: join(deps.dataDir, "volumes"),
     };
   }
 
@@ -175,6 +178,15 @@ export class Agent {
     await Promise.all(live.map((r) => r.stop("shutdown")));
     await this.flush();
     return live.length;
+  }
+
+  /** The networks of the container at `address` on this node (DNS answers are scoped by them). */
+  networksOfAddress(address: string): readonly string[] | undefined {
+    for (const r of this.runners.values()) {
+      const n = r.networksAt(address);
+      if (n) return n;
+    }
+    return undefined;
   }
 
   runningTaskIds(): string[] {

@@ -272,3 +272,23 @@ test("a task without limits starts with none", async () => {
     cleanup();
   }
 });
+
+test("a starting task asks discovery for its own networks, and a process gets its volume's directory", async () => {
+  const { driver, deps, assignment, cleanup, dir } = setup();
+  try {
+    const scopes: unknown[] = [];
+    const r = new TaskRunner(assignment({ spec: { ...svc.spec.task, networks: ["net-a"], mounts: [{ type: "volume", source: "data", target: "/data" }] } }), {
+      ...deps,
+      volumesDir: join(dir, "volumes"),
+      discoveryEnv: (scope) => (scopes.push(scope), { API_SERVICE_HOST: "127.77.1.2" }),
+    });
+    await r.run();
+    assert.deepEqual(scopes, [{ networks: ["net-a"], container: false }]);
+    const env = driver.starts.at(-1)!.env;
+    assert.equal(env.API_SERVICE_HOST, "127.77.1.2");
+    assert.equal(env.BATON_VOLUME_DATA, join(dir, "volumes", "data"));
+    assert.equal(env.BATON_MOUNT_DATA, join(dir, "volumes", "data"));
+  } finally {
+    cleanup();
+  }
+});

@@ -1,8 +1,11 @@
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
 import type { Clock } from "../lib/clock.js";
 import type { Logger } from "../lib/log.js";
 import type { Assignment, TaskStatusUpdate } from "../dispatcher/protocol.js";
 import { canTransition, isTerminal, type TaskState } from "../model/task-state.js";
-import type { TrafficCounters } from "../model/objects.js";
+import type { TaskMount, TrafficCounters } from "../model/objects.js";
+import { envPrefix } from "../model/service-address.js";
 import { describeExit, StartError, type Driver, type ExitStatus, type StartRequest, type TaskHandle } from "./drivers/driver.js";
 import { NODE_LABEL, SERVICE_LABEL, TASK_LABEL } from "./drivers/labels.js";
 import type { LogFiles } from "./logs/log-files.js";
@@ -25,8 +28,18 @@ export interface ExecutorDeps {
   records: TaskRecordStore;
   nodeName: string;
   report(u: Omit<TaskStatusUpdate, "timestamp" | "seq">): void;
-  /** Service discovery variables for a starting task: <NAME>_SERVICE_HOST/_PORT of every service with an address. */
-  discoveryEnv?(): Record<string, string>;
+  /**
+   * Service discovery variables for a starting task: <NAME>_SERVICE_HOST/_PORT of every service
+   * with an address on one of its networks (`container`: addresses a container reaches), BATON_DNS.
+   */
+  discoveryEnv?(scope: { networks?: readonly string[]; container?: boolean }): Record<string, string>;
+  /**
+   * The resolver containers use (the mesh's DNS responder in the container range), once its
+   * setup is over (undefined: none). Containers start after it, so they all get it.
+   */
+  containerDns?(): Promise<string | undefined>;
+  /** Where the process driver keeps named volumes on this node: a directory per volume. */
+  volumesDir?: string;
   /**
    * Runs between the decision to stop a running task and its stop signal (the mesh takes the
    * task out of every pool and lets in-flight requests finish). Bounded by the grace period.
@@ -61,11 +74,11 @@ const INHERITED_ENV = ["PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LC_A
  * The environment a task runs with (and its exec probes): a few host variables, service
  * discovery, its own, Baton's. $PORT is its first service port; $PORT_<target> each one.
  */
-function taskEnv(a: Assignment, port: number | undefined, ports: Record<string, number>, nodeName: string, discovery: Record<string, string> = {}, files?: DeliveredFiles): Record<string, string> {
+function taskEnv(a: Assignment, port: number | undefined, ports: Record<string, number>, nodeName: string, discovery: Record<string, string> = {}, mounts: Record<string, string> = {}, files?: DeliveredFiles): Record<string, string> {
   const env: Record<string, string> = {};
   for (const k of INHERITED_ENV) if (process.env[k] !== undefined) env[k] = process.env[k]!;
   const perTarget = Object.fromEntries(Object.entries(ports).map(([t, p]) => [`PORT_${t}`, String(p)]));
-  return Object.assign(env, discovery, a.spec.env, perTarget, {
+  return Object.assign(env, discovery, a.spec.env, perTarget, mounts, {
     ...(port !== undefined ? { PORT: String(port) } : {}),
     BATON_TASK_ID: a.taskId,
     BATON_TASK_SLOT: String(a.slot),
@@ -75,6 +88,27 @@ function taskEnv(a: Assignment, port: number | undefined, ports: Record<string, 
     ...(files?.secretsDir ? { BATON_SECRETS_DIR: files.secretsDir } : {}),
     ...(files?.configsDir ? { BATON_CONFIGS_DIR: files.configsDir } : {}),
   });
+}
+
+/**
+ * A host process cannot be given a mount: it gets the host path of each one instead, as
+ * BATON_MOUNT_<TARGET> (`/data` → BATON_MOUNT_DATA) and, for a volume, BATON_VOLUME_<NAME>. A
+ * volume is a directory per node under `volumesDir`, made here, kept after the task (its data
+ * outlives every task that uses it).
+ */
+export function processMountEnv(mounts: readonly TaskMount[] | undefined, volumesDir: string | undefined): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const m of mounts ?? []) {
+    let path = m.source;
+    if (m.type === "volume" && m.source) {
+      if (!volumesDir) throw new StartError("this node keeps no volumes (no volumes directory)");
+      path = join(volumesDir, m.source);
+      mkdirSync(path, { recursive: true, mode: 0o755 });
+      env[`BATON_VOLUME_${envPrefix(m.source)}`] = path;
+    }
+    if (path) env[`BATON_MOUNT_${envPrefix(m.target.replace(/^\/+/, ""))}`] = path;
+  }
+  return env;
 }
 
 /**
@@ -140,6 +174,13 @@ export class TaskRunner {
     return this.phase.name === "ended";
   }
 
+  /** The networks of a live task at `address` (a container's address on its networks); undefined otherwise. */
+  networksAt(address: string): readonly string[] | undefined {
+    const p = this.phase;
+    if ((p.name !== "running" && p.name !== "stopping") || !p.handle.addresses?.includes(address)) return undefined;
+    return this.assignment.spec.networks ?? [];
+  }
+
   /** The phase name, for tests and debugging. */
   get phaseName(): Phase["name"] {
     return this.phase.name;
@@ -175,7 +216,9 @@ export class TaskRunner {
       await this.allocatePorts(isContainer);
       if (phase.stopReason) return this.end("shutdown", "shut down before it started", {});
       const delivered = this.writeFiles();
-      const env = isContainer ? containerEnv(a, deps.nodeName, deps.discoveryEnv?.()) : taskEnv(a, this.port, this.ports, deps.nodeName, deps.discoveryEnv?.(), delivered);
+      const dns = isContainer ? await deps.containerDns?.() : undefined;
+      const discovery = deps.discoveryEnv?.({ ...(a.spec.networks ? { networks: a.spec.networks } : {}), container: isContainer });
+      const env = isContainer ? containerEnv(a, deps.nodeName, discovery) : taskEnv(a, this.port, this.ports, deps.nodeName, discovery, processMountEnv(a.spec.mounts, deps.volumesDir), delivered);
       const limits = a.spec.limits;
       const req: StartRequest = {
         taskId: a.taskId,
@@ -195,6 +238,10 @@ export class TaskRunner {
               ports: this.ports,
               ...(a.spec.udpOnly ? { udp: true } : {}),
               ...(delivered?.binds.length ? { fileMounts: delivered.binds } : {}),
+              ...(a.spec.mounts?.length ? { mounts: a.spec.mounts } : {}),
+              ...(a.networks?.length ? { networks: a.networks } : {}),
+              ...(a.dnsrr ? { aliases: [a.serviceName] } : {}),
+              ...(dns ? { dns: [dns] } : {}),
             }
           : {}),
       };

@@ -5,6 +5,7 @@ import { BatonError, validationError } from "../lib/errors.js";
 import { problemFromAjv } from "./problems.js";
 import { servicesRoutes } from "./services.js";
 import { nodesRoutes } from "./nodes.js";
+import { networksRoutes } from "./networks.js";
 import { tasksRoutes } from "./tasks.js";
 import { eventsRoutes } from "./events.js";
 import { secretsRoutes } from "./secrets.js";
@@ -32,7 +33,9 @@ export async function buildApp(deps: ApiDeps, opts: { https?: TlsOptions } = {})
   app.setValidatorCompiler(({ schema }) => ajv.compile(schema));
   app.setErrorHandler((err: FastifyError, req, reply) => {
     if (err.validation) {
-      return reply.status(400).send(validationError(err.validation.map((e) => problemFromAjv(e as never))).toJSON());
+      // The message names what the body describes: "invalid network: name: …".
+      const subject = /^\/v1\/(networks|volumes)\b/.exec(req.url)?.[1]?.slice(0, -1);
+      return reply.status(400).send(validationError(err.validation.map((e) => problemFromAjv(e as never)), subject).toJSON());
     }
     if (err instanceof BatonError) return reply.status(err.status).send(err.toJSON());
     if (err.code === "FST_ERR_CTP_BODY_TOO_LARGE") {
@@ -64,6 +67,7 @@ export async function buildApp(deps: ApiDeps, opts: { https?: TlsOptions } = {})
   await app.register(systemRoutes, { prefix: API_PREFIX, deps });
   await app.register(servicesRoutes, { prefix: API_PREFIX, deps });
   await app.register(nodesRoutes, { prefix: API_PREFIX, deps });
+  await app.register(networksRoutes, { prefix: API_PREFIX, deps });
   await app.register(tasksRoutes, { prefix: API_PREFIX, deps });
   await app.register(logsRoutes, { prefix: API_PREFIX, deps });
   await app.register(eventsRoutes, { prefix: API_PREFIX, deps });

@@ -1,5 +1,5 @@
 import { BatonError } from "../lib/errors.js";
-import type { Node, Service, Task } from "../model/objects.js";
+import type { Network, Node, Service, Task, Volume } from "../model/objects.js";
 import type { ReadTx } from "../store/store.js";
 
 function byPrefix<T extends { id: string }>(items: T[], ref: string, what: string): T {
@@ -25,4 +25,12 @@ export function findNode(tx: ReadTx, ref: string): Node {
 
 export function findTask(tx: ReadTx, ref: string): Task {
   return tx.get("tasks", ref) ?? byPrefix(tx.list("tasks"), ref, "task");
+}
+
+/** Full id, exact name, or unique id prefix: networks and volumes are found as services are. */
+export function findNamed<K extends "networks" | "volumes">(tx: ReadTx, kind: K, ref: string): K extends "networks" ? Network : Volume {
+  const what = kind === "networks" ? "network" : "volume";
+  const items = tx.list(kind) as (Network | Volume)[];
+  const found = tx.get(kind, ref) ?? items.find((i) => i.name === ref) ?? byPrefix(items, ref, what);
+  return found as K extends "networks" ? Network : Volume;
 }

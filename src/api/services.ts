@@ -19,6 +19,7 @@ import type { ReadTx } from "../store/store.js";
 
 /** Secret and config names → ids, as the store holds them now (checked again inside the write). */
 const referenceLookup = (tx: ReadTx): ReferenceLookup => (kind, name) => tx.byName(kind, name)?.id;
+import { attachNetworks, createMissingVolumes } from "./attachments.js";
 import { rebalanceService } from "./rebalance.js";
 import { serviceStatus } from "../model/service-status.js";
 
@@ -44,7 +45,9 @@ export const servicesRoutes: FastifyPluginAsync<{ deps: ApiDeps }> = async (app,
     "/services",
     { schema: { tags: ["services"], summary: "Create a service", body: ServiceSpecInput, response: errors } },
     async (req, reply) => {
-      const spec = resolveServiceSpec(req.body, store.view(referenceLookup));
+      const resolved = resolveServiceSpec(req.body, store.view(referenceLookup));
+      // Network names become ids now (the check is repeated in the write: a network may go meanwhile).
+      const spec = store.view((tx) => attachNetworks(tx, resolved));
       const onHost = await portsInUseOnHost(spec.endpoint.ports, store.view(publishedByBaton));
       if (onHost.length) throw validationError(onHost);
       // Written (fsynced) before the answer: an acknowledged create is never lost.
@@ -54,7 +57,9 @@ export const servicesRoutes: FastifyPluginAsync<{ deps: ApiDeps }> = async (app,
         }
         const conflicts = [...portConflicts(tx, spec.endpoint.ports), ...missingReferences(spec.task, (kind, id) => !!tx.get(kind, id))];
         if (conflicts.length) throw validationError(conflicts);
-        const vip = spec.endpoint.ports.length ? allocateVip(spec.name, new Set(tx.list("services").flatMap((s) => (s.vip ? [s.vip] : [])))) : undefined;
+        attachNetworks(tx, resolved);
+        createMissingVolumes(tx, spec);
+        const vip = spec.endpoint.ports.length && spec.endpoint.mode !== "dnsrr" ? allocateVip(spec.name, new Set(tx.list("services").flatMap((s) => (s.vip ? [s.vip] : [])))) : undefined;
         return tx.create("services", { id: newId(), spec, specInput: req.body, specVersion: 1, ...(vip ? { vip } : {}) });
       });
       deps.log.info({ serviceId: created.id, name: spec.name }, "service created");
@@ -72,7 +77,8 @@ export const servicesRoutes: FastifyPluginAsync<{ deps: ApiDeps }> = async (app,
       const inSpec = (fields: FieldProblem[]): FieldProblem[] => fields.map((f) => ({ ...f, path: ["spec", ...f.path] }));
       let spec: ServiceSpec;
       try {
-        spec = resolveServiceSpec(input, store.view(referenceLookup));
+        const resolved = resolveServiceSpec(input, store.view(referenceLookup));
+        spec = store.view((tx) => attachNetworks(tx, resolved));
       } catch (err) {
         if (err instanceof BatonError && err.code === "VALIDATION_FAILED") throw validationError(inSpec(err.fields));
         throw err;
@@ -97,7 +103,9 @@ export const servicesRoutes: FastifyPluginAsync<{ deps: ApiDeps }> = async (app,
         }
         const conflicts = [...portConflicts(tx, spec.endpoint.ports, svc.id), ...missingReferences(spec.task, (kind, id) => !!tx.get(kind, id))];
         if (conflicts.length) throw validationError(inSpec(conflicts));
-        const vip = svc.vip ?? (spec.endpoint.ports.length ? allocateVip(spec.name, new Set(tx.list("services").flatMap((s) => (s.vip ? [s.vip] : [])))) : undefined);
+        attachNetworks(tx, spec);
+        createMissingVolumes(tx, spec);
+        const vip = svc.vip ?? (spec.endpoint.ports.length && spec.endpoint.mode !== "dnsrr" ? allocateVip(spec.name, new Set(tx.list("services").flatMap((s) => (s.vip ? [s.vip] : [])))) : undefined);
         return tx.update("services", { ...withNewSpec(svc, spec, input, deps.clock.now(), force === true), ...(vip ? { vip } : {}) });
       });
       deps.log.info({ serviceId: updated.id, specVersion: updated.specVersion, updating: updated.updateStatus?.state }, "service updated");

@@ -4,6 +4,7 @@ import { registerServiceCreate } from "./commands/service-create.js";
 import { registerServiceCommands } from "./commands/service-misc.js";
 import { registerServiceUpdate } from "./commands/service-update.js";
 import { registerNodeCommands } from "./commands/node.js";
+import { registerNetworkCommands, registerVolumeCommands } from "./commands/network.js";
 import { registerEvents } from "./commands/events.js";
 import { registerSecretConfigCommands } from "./commands/secret-config.js";
 import { registerUpDown } from "./commands/up-down.js";
@@ -29,6 +30,8 @@ export function buildProgram(): Command {
   registerServiceUpdate(service);
   registerNodeCommands(program.command("node").description("Manage nodes").exitOverride());
   registerStackCommands(program.command("stack").description("Manage stacks: services, networks, volumes, secrets and configs from compose files").exitOverride());
+  registerNetworkCommands(program.command("network").description("Manage networks").exitOverride());
+  registerVolumeCommands(program.command("volume").description("Manage volumes").exitOverride());
   registerEvents(program);
   registerSecretConfigCommands(program);
   const all = (c: Command): Command[] => [c, ...c.commands.flatMap(all)];

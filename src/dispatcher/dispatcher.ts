@@ -5,7 +5,7 @@ import type { FileReference, Node, Task } from "../model/objects.js";
 import { canTransition, isAgentState, isTerminal } from "../model/task-state.js";
 import type { ReadTx, Store, StoreEvent, Watch, WriteTx } from "../store/store.js";
 import { EndpointsFeed } from "./endpoints.js";
-import type { AgentSession, Assignment, AssignmentChange, EndpointsChange, NodeDescription, TaskFile, TaskStatusUpdate } from "./protocol.js";
+import type { AgentSession, Assignment, AssignmentChange, EndpointsChange, NetworkAttachment, NodeDescription, TaskFile, TaskStatusUpdate } from "./protocol.js";
 
 export interface DispatcherDeps {
   store: Store;
@@ -57,7 +57,14 @@ function filesOf(tx: ReadTx, t: Task, openSecret: OpenSecret | undefined, log: L
   return files.length ? files : undefined;
 }
 
-const toAssignment = (t: Task, files?: TaskFile[]): Assignment => ({
+/** The task's networks as its node needs them (a network removed meanwhile is left out). */
+const attachmentsOf = (tx: ReadTx, t: Task): NetworkAttachment[] =>
+  (t.spec.networks ?? []).flatMap((id) => {
+    const n = tx.get("networks", id);
+    return n ? [{ id: n.id, name: n.name, internal: n.internal }] : [];
+  });
+
+const toAssignment = (tx: ReadTx, t: Task, files?: TaskFile[]): Assignment => ({
   taskId: t.id,
   serviceId: t.serviceId,
   serviceName: t.serviceName,
@@ -68,6 +75,8 @@ const toAssignment = (t: Task, files?: TaskFile[]): Assignment => ({
   spec: t.spec,
   ...(t.status.port !== undefined ? { port: t.status.port } : {}),
   ...(files ? { files } : {}),
+  ...(t.spec.networks?.length ? { networks: attachmentsOf(tx, t) } : {}),
+  ...(tx.get("services", t.serviceId)?.spec.endpoint.mode === "dnsrr" ? { dnsrr: true } : {}),
 });
 
 /** Tasks an agent must hear about: on its node, past the scheduler. */
@@ -228,7 +237,7 @@ export class Dispatcher {
 
   /** A task as its node gets it: with the files it needs, and only its node ever gets those. */
   private assignmentOf(tx: ReadTx, t: Task): Assignment {
-    return toAssignment(t, t.spec.secrets || t.spec.configs ? filesOf(tx, t, this.deps.openSecret, this.deps.log) : undefined);
+    return toAssignment(tx, t, t.spec.secrets || t.spec.configs ? filesOf(tx, t, this.deps.openSecret, this.deps.log) : undefined);
   }
 
   private onEvents(events: StoreEvent[]): void {

@@ -56,7 +56,8 @@ export function serviceEndpoints(tx: ReadTx, s: Service): ServiceEndpoints {
   backends.sort((a, b) => (a.taskId < b.taskId ? -1 : 1));
   const { endpoint } = s.spec;
   const watchTraffic = s.updateStatus?.state === "updating" && s.spec.update.strategy === "canary";
-  return { serviceId: s.id, name: s.spec.name, ...(s.vip ? { vip: s.vip } : {}), ports: endpoint.ports, balance: endpoint.balance, waitForBackendMs: endpoint.waitForBackendMs, backends, ...(watchTraffic ? { watchTraffic } : {}) };
+  const networks = s.spec.task.networks;
+  return { serviceId: s.id, name: s.spec.name, ...(s.vip && endpoint.mode !== "dnsrr" ? { vip: s.vip } : {}), ...(networks?.length ? { networks } : {}), ports: endpoint.ports, balance: endpoint.balance, waitForBackendMs: endpoint.waitForBackendMs, backends, ...(watchTraffic ? { watchTraffic } : {}) };
 }
 
 /**

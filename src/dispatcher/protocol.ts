@@ -36,6 +36,10 @@ export interface Assignment {
    * node that runs it, only while it should run. Never logged.
    */
   files?: TaskFile[];
+  /** The networks of `spec.networks`, as the node creates them (docker: a bridge network each). */
+  networks?: NetworkAttachment[];
+  /** The service's endpoint mode is dnsrr: its containers answer to its name on their networks. */
+  dnsrr?: boolean;
 }
 
 /** One secret or config file of a task, as the agent writes it (docs/secrets.md). */
@@ -49,6 +53,13 @@ export interface TaskFile {
   gid?: string;
   /** The contents, base64. */
   data: string;
+}
+
+/** What a node needs to know of a network a task is attached to. */
+export interface NetworkAttachment {
+  id: string;
+  name: string;
+  internal: boolean;
 }
 
 export type AssignmentChange =
@@ -85,6 +96,8 @@ export interface ServiceEndpoints {
   backends: EndpointBackend[];
   /** A canary is being watched: the mesh reports what it sends each task of this service. */
   watchTraffic?: boolean;
+  /** Ids of the service's networks; absent = the default network. Discovery is scoped by them. */
+  networks?: string[];
 }
 
 export type EndpointsChange =

@@ -7,6 +7,7 @@ import { parseConstraint } from "../model/constraints.js";
 import { formatBytes, parseBytes } from "./bytes.js";
 import { parseCheck, resolveProbes } from "./probes.js";
 import { resolvePorts } from "./ports.js";
+import { resolveMounts } from "./mounts.js";
 
 /** Defaults applied to every service (docker's where docker has one). */
 export const defaults = {
@@ -155,6 +156,12 @@ export function resolveServiceSpec(input: ServiceSpecInput, lookup?: ReferenceLo
   }
   const probes = resolveProbes(input.probes, dur, problems);
   const ports = resolvePorts(input.publish, problems);
+  const mounts = resolveMounts(input.mounts, driver, problems);
+  const dnsrr = input.endpointMode === "dnsrr";
+  // As in Swarm: dnsrr has no service address for the mesh to listen on.
+  if (dnsrr && ports.some((p) => p.mode === "ingress")) problems.push({ path: ["endpointMode"], problem: "dnsrr has no service address: publish ports with mode=host, or use vip" });
+  const networks = [...new Set(input.networks ?? [])];
+  if (networks.length !== (input.networks ?? []).length) problems.push({ path: ["networks"], problem: "a network is listed twice" });
   const waitForBackendMs = dur(["waitForBackend"], input.waitForBackend, defaults.waitForBackendMs);
   // start-first by default, so a one-replica service is updated without a gap; a host-mode port
   // can be held by one task only, so such services go stop-first.
@@ -229,7 +236,7 @@ export function resolveServiceSpec(input: ServiceSpecInput, lookup?: ReferenceLo
     labels: input.labels ?? {},
     mode: input.mode === "global" ? { kind: "global" } : { kind: "replicated", replicas: input.replicas ?? defaults.replicas },
     taskHistoryLimit: input.taskHistoryLimit ?? defaults.taskHistoryLimit,
-    endpoint: { ports, balance: input.loadBalance ?? "round-robin", waitForBackendMs },
+    endpoint: { ports, balance: input.loadBalance ?? "round-robin", waitForBackendMs, ...(dnsrr ? { mode: "dnsrr" as const } : {}) },
     update,
     rollback,
     task: {
@@ -261,6 +268,9 @@ export function resolveServiceSpec(input: ServiceSpecInput, lookup?: ReferenceLo
       logMaxBytes,
       ...(secrets ? { secrets } : {}),
       ...(configs ? { configs } : {}),
+      // Names or ids as given: the API turns them into ids (it reads the store; this does not).
+      ...(networks.length ? { networks } : {}),
+      ...(mounts.length ? { mounts } : {}),
     },
   };
 }

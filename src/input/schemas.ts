@@ -61,6 +61,18 @@ export const PortInput = Type.Union([
   ),
 ]);
 
+export const MountInput = Type.Object(
+  {
+    type: StringEnum(["volume", "bind", "tmpfs"]),
+    source: Type.Optional(Type.String({ minLength: 1, maxLength: 4096, description: "volume: its name (created when missing); bind: an absolute host path; tmpfs: none" })),
+    target: Type.String({ minLength: 1, maxLength: 4096, description: "absolute path in the container (process driver: names the variable that carries the path)" }),
+    readOnly: Type.Optional(Type.Boolean()),
+    tmpfsSize: Type.Optional(Type.String({ maxLength: 32, description: "tmpfs: size cap, e.g. 64m" })),
+  },
+  strict,
+);
+export type MountInput = Static<typeof MountInput>;
+
 export const UpdateConfigInput = Type.Object(
   {
     parallelism: Type.Optional(Type.Integer({ minimum: 0, maximum: 10_000, description: "slots at once; 0 = all" })),
@@ -142,6 +154,9 @@ export const ServiceSpecInput = Type.Object(
     logMaxSize: Type.Optional(Type.String({ maxLength: 32, description: "per-task log size before rotation: 10m" })),
     secrets: Type.Optional(Type.Array(FileReferenceInput, { maxItems: 100, description: "secrets the tasks get as files (docs/secrets.md)" })),
     configs: Type.Optional(Type.Array(FileReferenceInput, { maxItems: 100, description: "configs the tasks get as files" })),
+    networks: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 128 }), { maxItems: 32, description: "network names or ids; none = the default network" })),
+    mounts: Type.Optional(Type.Array(MountInput, { maxItems: 64 })),
+    endpointMode: Type.Optional(StringEnum(["vip", "dnsrr"])),
   },
   strict,
 );
@@ -171,6 +186,28 @@ export const NodeUpdateInput = Type.Object(
   strict,
 );
 export type NodeUpdateInput = Static<typeof NodeUpdateInput>;
+
+export const NetworkCreateInput = Type.Object(
+  {
+    name: Type.String({ minLength: 1, maxLength: 63, pattern: NAME_PATTERN }),
+    driver: Type.Optional(StringEnum(["overlay", "bridge"])),
+    internal: Type.Optional(Type.Boolean({ description: "no published ports for services only on it; containers get no outbound NAT" })),
+    attachable: Type.Optional(Type.Boolean()),
+    labels: Type.Optional(Labels),
+  },
+  strict,
+);
+export type NetworkCreateInput = Static<typeof NetworkCreateInput>;
+
+export const VolumeCreateInput = Type.Object(
+  {
+    name: Type.String({ minLength: 1, maxLength: 63, pattern: NAME_PATTERN }),
+    driver: Type.Optional(StringEnum(["local"])),
+    labels: Type.Optional(Labels),
+  },
+  strict,
+);
+export type VolumeCreateInput = Static<typeof VolumeCreateInput>;
 
 export const ErrorBody = Type.Object({
   code: Type.String(),

@@ -74,6 +74,9 @@ export function specToInput(spec: ServiceSpec): ServiceSpecInput {
     rollback: updateInput(spec.rollback),
     ...(t.secrets ? { secrets: t.secrets.map(refInput) } : {}),
     ...(t.configs ? { configs: t.configs.map(refInput) } : {}),
+    ...(t.networks?.length ? { networks: t.networks } : {}),
+    ...(t.mounts?.length ? { mounts: t.mounts.map((m) => ({ type: m.type, ...(m.source !== undefined ? { source: m.source } : {}), target: m.target, ...(m.readOnly ? { readOnly: true } : {}), ...(m.tmpfsSizeBytes !== undefined ? { tmpfsSize: String(m.tmpfsSizeBytes) } : {}) })) } : {}),
+    ...(spec.endpoint.mode === "dnsrr" ? { endpointMode: "dnsrr" } : {}),
   } as ServiceSpecInput;
 }
 

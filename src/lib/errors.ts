@@ -53,9 +53,10 @@ export function formatPath(path: (string | number)[]): string {
   return out || "(body)";
 }
 
-export function validationError(fields: FieldProblem[]): BatonError {
+/** `subject`: what the input describes, for the message ("invalid network: name: …"). */
+export function validationError(fields: FieldProblem[], subject = "service spec"): BatonError {
   const first = fields[0];
-  const msg = first ? `invalid service spec: ${formatPath(first.path)}: ${first.problem}` : "invalid input";
+  const msg = first ? `invalid ${subject}: ${formatPath(first.path)}: ${first.problem}` : "invalid input";
   return new BatonError("VALIDATION_FAILED", fields.length > 1 ? `${msg} (and ${fields.length - 1} more)` : msg, fields);
 }
 

@@ -2,8 +2,11 @@ import dgram from "node:dgram";
 import dnsPacket from "dns-packet";
 import type { Logger } from "../lib/log.js";
 
-/** Addresses for a name (service name → VIP); undefined = the name does not exist here. */
-export type ResolveName = (name: string) => string[] | undefined;
+/**
+ * Addresses for a name (service name → VIP) as `from` (the asker's address) may see it;
+ * undefined = the name does not exist for it.
+ */
+export type ResolveName = (name: string, from: string) => string[] | undefined;
 
 export interface DnsResponderOptions {
   host: string;
@@ -37,7 +40,7 @@ export async function startDnsResponder(opts: DnsResponderOptions): Promise<DnsR
   const ttl = opts.ttlSeconds ?? 5;
   const socket = dgram.createSocket(opts.host.includes(":") ? "udp6" : "udp4");
   socket.on("message", (msg, rinfo) => {
-    const reply = answer(msg, opts.resolve, ttl);
+    const reply = answer(msg, (name) => opts.resolve(name, rinfo.address), ttl);
     if (reply) socket.send(reply, rinfo.port, rinfo.address);
   });
   socket.on("error", (err) => opts.log.warn({ err }, "dns responder error"));
@@ -55,7 +58,7 @@ export async function startDnsResponder(opts: DnsResponderOptions): Promise<DnsR
 }
 
 /** The reply to one datagram, or undefined when it is not a DNS query at all (dropped). */
-export function answer(msg: Buffer, resolve: ResolveName, ttl: number): Buffer | undefined {
+export function answer(msg: Buffer, resolve: (name: string) => string[] | undefined, ttl: number): Buffer | undefined {
   let q: dnsPacket.Packet;
   try {
     q = dnsPacket.decode(msg);

@@ -1,6 +1,7 @@
 import type { Logger } from "../lib/log.js";
 import type { AgentSession, EndpointsChange, ServiceEndpoints } from "../dispatcher/protocol.js";
-import { discoveryVariables } from "../model/service-address.js";
+import { CONTAINER_RANGE, containerAddressOf, discoveryVariables } from "../model/service-address.js";
+import { DEFAULT_NETWORK } from "../model/objects.js";
 import type { TrafficCounters } from "../model/objects.js";
 import type { Mesh } from "./mesh.js";
 import type { ListenerSpec, MeshProtocol } from "./types.js";
@@ -21,8 +22,29 @@ export class MeshSync {
   /** Cumulative traffic per task, kept here: a backend that leaves and rejoins a pool restarts its own counters. */
   private readonly totals = new Map<string, TrafficCounters>();
   private readonly lastSeen = new Map<string, TrafficCounters>();
+  /** The mesh also listens on every VIP's twin in the container range (see enableContainerRange). */
+  private containerRange: boolean;
 
-  constructor(private readonly deps: { session: AgentSession; mesh: Mesh; log: Logger }) {}
+  constructor(
+    private readonly deps: {
+      session: AgentSession;
+      mesh: Mesh;
+      log: Logger;
+      /** Start with the container range on (tests); `baton up` calls enableContainerRange once it is routed. */
+      containerRange?: boolean;
+      /** The networks of the task (a container on this node) at an address; undefined: not a task's. */
+      networksOfAddress?: (address: string) => readonly string[] | undefined;
+    },
+  ) {
+    this.containerRange = deps.containerRange === true;
+  }
+
+  /** The container range is routed to this host now: listen on every VIP's twin too. */
+  enableContainerRange(): void {
+    if (this.containerRange) return;
+    this.containerRange = true;
+    void this.deps.mesh.setListeners(this.listeners()).then((errors) => this.reportListenerErrors(errors));
+  }
 
   start(): void {
     this.unsubscribe = this.deps.session.endpoints((c) => this.apply(c));
@@ -38,9 +60,17 @@ export class MeshSync {
     if (!r.drained) this.deps.log.warn({ taskId, closed: r.closedConnections }, "drain deadline passed; remaining connections closed");
   }
 
-  /** <NAME>_SERVICE_HOST / _PORT of every service with a virtual address, for a starting task. */
-  discoveryEnv(): Record<string, string> {
-    return discoveryVariables([...this.services.values()].map((s) => ({ name: s.name, ...(s.vip ? { vip: s.vip } : {}), targets: [...new Set(s.ports.map((p) => p.target))] })));
+  /**
+   * <NAME>_SERVICE_HOST / _PORT of every service with a virtual address that shares a network
+   * with the starting task (`networks`: its network ids, none = the default network). A
+   * container gets the addresses it can reach (the container range).
+   */
+  discoveryEnv(scope: { networks?: readonly string[]; container?: boolean } = {}): Record<string, string> {
+    const visible = [...this.services.values()].filter(sharesNetwork(scope.networks));
+    return discoveryVariables(
+      visible.map((s) => ({ name: s.name, ...(s.vip ? { vip: s.vip } : {}), targets: [...new Set(s.ports.map((p) => p.target))] })),
+      scope.container === true && this.containerRange,
+    );
   }
 
   /**
@@ -71,11 +101,33 @@ export class MeshSync {
     return this.totals;
   }
 
-  /** Service name → its virtual address (the DNS responder's answers). */
-  resolve(name: string): string[] | undefined {
+  /**
+   * Service name → its virtual address (the DNS responder's answers), as the asker at `from`
+   * sees it. A container on this node (known by its address) finds only services that share a
+   * network with it, at their container-range address; any other container address is on the
+   * default network. A host process (a loopback address) shares the host's network, where every
+   * VIP is reachable, so it finds every service.
+   */
+  resolve(name: string, from = "127.0.0.1"): string[] | undefined {
     const bare = name.toLowerCase().replace(/\.$/, "");
-    for (const s of this.services.values()) if (s.vip && s.name.toLowerCase() === bare) return [s.vip];
+    const fromHost = from.startsWith("127.") || from === "::1" || from.startsWith("::ffff:127.");
+    const visible = fromHost ? () => true : sharesNetwork(this.deps.networksOfAddress?.(from));
+    for (const s of this.services.values()) {
+      if (!s.vip || s.name.toLowerCase() !== bare || !visible(s)) continue;
+      return [fromHost ? s.vip : containerAddressOf(s.vip)];
+    }
     return undefined;
+  }
+
+  /**
+   * Whether a peer may use a service's container-range address: a container only when it shares
+   * a network with the service (as it could only resolve it then); the host itself always.
+   */
+  admits(serviceId: string, from: string): boolean {
+    const ip = from.replace(/^::ffff:/, "");
+    if (ip.startsWith("127.") || ip.startsWith(CONTAINER_RANGE.prefix) || ip === "::1") return true;
+    const s = this.services.get(serviceId);
+    return s !== undefined && sharesNetwork(this.deps.networksOfAddress?.(ip))(s);
   }
 
   private apply(change: EndpointsChange): void {
@@ -124,6 +176,10 @@ export class MeshSync {
         const protocol: MeshProtocol = p.protocol;
         const serviceId = poolKey(s.serviceId, p.target);
         if (s.vip) out.push({ key: `vip ${s.vip}:${p.target}/${protocol}`, serviceId, host: s.vip, port: p.target, protocol });
+        if (s.vip && this.containerRange) {
+          const twin = containerAddressOf(s.vip);
+          out.push({ key: `vip ${twin}:${p.target}/${protocol}`, serviceId, host: twin, port: p.target, protocol, admit: (from) => this.admits(s.serviceId, from) });
+        }
         if (p.published !== undefined && p.mode === "ingress") out.push({ key: `published ${p.published}/${protocol === "udp" ? "udp" : "tcp"}`, serviceId, host: "0.0.0.0", port: p.published, protocol });
       }
     }
@@ -137,4 +193,10 @@ export class MeshSync {
     for (const [key, error] of now) if (this.lastErrors.get(key) !== error) this.deps.log.error({ listener: key, error }, "mesh cannot listen");
     this.lastErrors = now;
   }
+}
+
+/** Whether a service shares a network with a task on `networks` (none: the default network). */
+function sharesNetwork(networks: readonly string[] | undefined): (s: ServiceEndpoints) => boolean {
+  const mine = new Set(networks?.length ? networks : [DEFAULT_NETWORK]);
+  return (s) => (s.networks?.length ? s.networks : [DEFAULT_NETWORK]).some((n) => mine.has(n));
 }

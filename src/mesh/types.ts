@@ -23,6 +23,11 @@ export interface ListenerSpec {
   host: string;
   port: number;
   protocol: MeshProtocol;
+  /**
+   * Who may use this listener, by the peer's address (absent: everyone). A refused TCP/HTTP
+   * connection is closed at once; a refused datagram is dropped.
+   */
+  admit?: (remoteAddress: string) => boolean;
 }
 
 export type BalanceMode = "round-robin" | "least-connections";

@@ -72,6 +72,11 @@ export interface PublishedPort {
 /** How the mesh reaches a service. */
 export interface EndpointSpec {
   ports: PublishedPort[];
+  /**
+   * dnsrr: no service address; the service's name resolves to its tasks (containers on a shared
+   * network, through the engine's DNS). Absent = vip, so specs stored before it compare equal.
+   */
+  mode?: "dnsrr";
   balance: "round-robin" | "least-connections";
   /** How long a new connection or request waits for a ready task before it fails. */
   waitForBackendMs: number;
@@ -81,6 +86,20 @@ export interface Resources {
   /** CPUs as a fraction of cores (1.5 = one and a half cores). */
   cpus?: number;
   memoryBytes?: number;
+}
+
+/**
+ * A filesystem mount of a task (docs/volumes.md). volume: a named volume (`source` is its name),
+ * kept per node; bind: a host path (`source`, absolute); tmpfs: memory, gone with the task
+ * (docker only). For the process driver `target` names the variable that carries the path.
+ */
+export interface TaskMount {
+  type: "volume" | "bind" | "tmpfs";
+  source?: string;
+  target: string;
+  readOnly?: boolean;
+  /** tmpfs: its size cap in bytes. */
+  tmpfsSizeBytes?: number;
 }
 
 /** Where a task runs: a host process, or a container on the node's Docker Engine (docs/docker.md). */
@@ -125,6 +144,10 @@ export interface TaskSpec {
   limits?: Resources;
   /** Per-task log file cap before rotation. */
   logMaxBytes: number;
+  /** Ids of the networks the task is attached to; absent = the implicit default network. */
+  networks?: string[];
+  /** Volumes, bind mounts and tmpfs mounts; absent when there are none. */
+  mounts?: TaskMount[];
   /** Secrets delivered to the task as files (docs/secrets.md). Absent when none, so older specs compare equal. */
   secrets?: FileReference[];
   /** Configs delivered to the task as files. Absent when none. */
@@ -368,6 +391,30 @@ export interface Config extends Meta {
   data: string;
 }
 
+/**
+ * A network services attach to (docs/networks.md): services discover only services that share a
+ * network with them. On a node it is a docker bridge network for containers; between nodes
+ * (`overlay`) traffic goes through the mesh.
+ */
+export interface Network extends Meta {
+  name: string;
+  driver: "overlay" | "bridge";
+  /** No published ports for services only on internal networks; containers get no outbound NAT. */
+  internal: boolean;
+  attachable: boolean;
+  labels: Record<string, string>;
+}
+
+/** A named volume: a directory per node (process driver) or a docker volume (containers). */
+export interface Volume extends Meta {
+  name: string;
+  driver: "local";
+  labels: Record<string, string>;
+}
+
+/** The network every service without `networks` is on (it has no stored object). */
+export const DEFAULT_NETWORK = "default";
+
 export interface Collections {
   nodes: Node;
   services: Service;
@@ -375,9 +422,11 @@ export interface Collections {
   clusters: Cluster;
   secrets: Secret;
   configs: Config;
+  networks: Network;
+  volumes: Volume;
 }
 export type Kind = keyof Collections;
-export const kinds: Kind[] = ["nodes", "services", "tasks", "clusters", "secrets", "configs"];
+export const kinds: Kind[] = ["nodes", "services", "tasks", "clusters", "secrets", "configs", "networks", "volumes"];
 
 /** A task's display name, like docker's: web.1 (replicated) or web.<node> (global). */
 export function taskName(t: Pick<Task, "serviceName" | "slot" | "nodeId">): string {

@@ -1,4 +1,4 @@
-import type { NodeLimitSupport, Resources } from "../../model/objects.js";
+import type { NodeLimitSupport, Resources, TaskMount } from "../../model/objects.js";
 
 /**
  * What one driver offers the executor (architecture.md: prepare, start, wait, stop, inspect,
@@ -32,6 +32,14 @@ export interface StartRequest {
   fileMounts?: { source: string; target: string }[];
   /** What the task may use at most (TaskSpec.limits); a driver that cannot enforce one refuses the start. */
   limits?: Resources;
+  /** docker: volumes, bind and tmpfs mounts (the process driver gets paths through env instead). */
+  mounts?: TaskMount[];
+  /** docker: the Baton networks to attach the container to (none: the engine's default bridge). */
+  networks?: { id: string; name: string; internal: boolean }[];
+  /** docker: names the container answers to on its networks (dnsrr: the service name). */
+  aliases?: string[];
+  /** docker: the resolvers the container uses (the mesh's responder in the container range). */
+  dns?: string[];
 }
 
 /**
@@ -55,6 +63,10 @@ export interface TaskHandle {
   logPath?: string;
   /** The task's cgroup directories (a task with limits), removed when it ends. */
   cgroups?: string[];
+  /** docker: the container's addresses on its networks (DNS answers are scoped by them). */
+  addresses?: string[];
+  /** docker: the engine networks Baton attached it to, removed once no container uses them. */
+  networks?: string[];
 }
 
 export interface ExitStatus {

@@ -1,15 +1,15 @@
 import type { Command } from "commander";
-import type { Node, Service, Task } from "../../model/objects.js";
+import type { Network, Node, Service, Task, Volume } from "../../model/objects.js";
 import { taskName } from "../../model/objects.js";
 import { withClient } from "../context.js";
 import { StreamError } from "../client.js";
 
 interface WireEvent {
   revision: number;
-  kind: "nodes" | "services" | "tasks";
+  kind: "nodes" | "services" | "tasks" | "networks" | "volumes";
   op: string;
   id: string;
-  object: Node | Service | Task;
+  object: Node | Service | Task | Network | Volume;
 }
 
 /** docker events style: time, type, action, id, (attributes). */
@@ -20,6 +20,8 @@ function describe(e: WireEvent): string {
     attrs = `name=${taskName(t)}, service=${t.serviceName}, desired=${t.desiredState}, state=${t.status.state}${t.status.err ? `, error=${JSON.stringify(t.status.err)}` : ""}`;
   } else if (e.kind === "services") {
     attrs = `name=${(e.object as Service).spec.name}`;
+  } else if (e.kind === "networks" || e.kind === "volumes") {
+    attrs = `name=${(e.object as Network | Volume).name}`;
   } else {
     const n = e.object as Node;
     attrs = `hostname=${n.hostname}, state=${n.status.state}, availability=${n.availability}`;
@@ -32,7 +34,7 @@ export function registerEvents(program: Command): void {
     .command("events")
     .description("Stream store changes live (server-sent events)")
     .option("--since <revision>", "replay from after this revision")
-    .option("--filter <kind>", "nodes, services or tasks (repeatable, comma-separated)")
+    .option("--filter <kind>", "nodes, services, tasks, networks or volumes (comma-separated)")
     .option("--format <format>", "text or json (one event per line)")
     .action(async (opts: { since?: string; filter?: string; format?: string }, cmd: Command) =>
       withClient(cmd, async (c) => {

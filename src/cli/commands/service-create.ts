@@ -10,6 +10,8 @@ import { addUpdateConfigFlags, updateConfigFrom } from "./service-update.js";
 import { addTaskFlags } from "./task-flags.js";
 import { addProbeFlags, probesFrom } from "./probe-flags.js";
 import { chooseDriver, isExecutableIn } from "../driver-rule.js";
+import { collectMount } from "../parse-mount.js";
+import type { MountInput } from "../../input/schemas.js";
 
 interface CreateOpts {
   name?: string;
@@ -50,6 +52,9 @@ interface CreateOpts {
   image?: string;
   entrypoint?: string;
   user?: string;
+  network?: string[];
+  mount?: MountInput[];
+  endpointMode?: string;
   [probeFlag: string]: unknown;
 }
 
@@ -76,6 +81,9 @@ export function registerServiceCreate(service: Command): void {
     .option("--history-limit <n>", "ended tasks kept per slot (default 5)", parseInteger)
     .option("--log-max-size <bytes>", "per-task log size before rotation (default 10m)")
     .option("-p, --publish <port>", "publish a port: PUBLISHED:TARGET[/tcp|udp|http] or published=P,target=T,protocol=tcp|udp|http,mode=ingress|host (repeatable)", collect)
+    .option("--network <network>", "attach to a network (repeatable; none: the default network); discovery sees only services sharing one (docs/networks.md)", collect)
+    .option("--mount <mount>", "type=volume|bind|tmpfs,source=…,target=…[,readonly][,tmpfs-size=64m] (repeatable; docs/volumes.md)", collectMount)
+    .addOption(new Option("--endpoint-mode <mode>", "vip (default: a service address through the mesh) or dnsrr (the name resolves to the containers)").choices(["vip", "dnsrr"]))
     .option("-d, --detach", "return at once instead of waiting for the service to converge")
     .option("-q, --quiet", "print only the service id");
   addTaskFlags(create, "create");
@@ -118,6 +126,9 @@ export function registerServiceCreate(service: Command): void {
         ...(opts.publish ? { publish: opts.publish } : {}),
         ...(opts.loadBalance ? { loadBalance: opts.loadBalance } : {}),
         ...(opts.waitForBackend ? { waitForBackend: opts.waitForBackend } : {}),
+        ...(opts.network ? { networks: opts.network } : {}),
+        ...(opts.mount ? { mounts: opts.mount } : {}),
+        ...(opts.endpointMode ? { endpointMode: opts.endpointMode } : {}),
         ...probesFrom(opts),
         ...fileReferencesFrom(opts as { secret?: FileReferenceInput[]; config?: FileReferenceInput[] }),
         ...(updateConfigFrom(opts, "update") ? { update: updateConfigFrom(opts, "update") } : {}),

@@ -10,6 +10,7 @@ import { waitConverged } from "../output/progress.js";
 import type { UpdatePreview } from "../../updater/dry-run.js";
 import { addTaskFlags } from "./task-flags.js";
 import { addProbeFlags, probesFrom } from "./probe-flags.js";
+import { collectMount } from "../parse-mount.js";
 
 /** --update-* and --rollback-* (docker's names), on create and update. */
 export function addUpdateConfigFlags(cmd: Command): Command {
@@ -70,7 +71,7 @@ function splitArgs(text: string): string[] {
 }
 
 /** Applies the flags to the spec as it was sent (its input form); the API validates the result. */
-function applyChanges(input: ServiceSpecInput, o: Opts): ServiceSpecInput {
+export function applyChanges(input: ServiceSpecInput, o: Opts): ServiceSpecInput {
   const next: ServiceSpecInput = structuredClone(input);
   if (o.args !== undefined) next.command = [next.command[0]!, ...splitArgs(o.args as string)];
   if (o.replicas !== undefined) next.replicas = o.replicas as number;
@@ -89,6 +90,13 @@ function applyChanges(input: ServiceSpecInput, o: Opts): ServiceSpecInput {
   }
   if (o.constraintAdd || o.constraintRm) next.constraints = editList(next.constraints, (c) => strings(o.constraintRm).includes(c), strings(o.constraintAdd));
   if (o.placementPrefAdd || o.placementPrefRm) next.placementPrefs = editList(next.placementPrefs, (p) => strings(o.placementPrefRm).includes(p), strings(o.placementPrefAdd));
+  if (o.networkAdd || o.networkRm) {
+    const kept = (next.networks ?? []).filter((n) => !strings(o.networkRm).includes(n));
+    next.networks = [...kept, ...strings(o.networkAdd).filter((n) => !kept.includes(n))];
+  }
+  // docker's --mount-rm names the target.
+  if (o.mountAdd || o.mountRm) next.mounts = editList(next.mounts, (m) => strings(o.mountRm).map((t) => t.replace(/(.)\/+$/, "$1")).includes(m.target.replace(/(.)\/+$/, "$1")), (o.mountAdd as ServiceSpecInput["mounts"]) ?? []);
+  if (o.endpointMode !== undefined) next.endpointMode = o.endpointMode as "vip" | "dnsrr";
   if (o.replicasMaxPerNode !== undefined) next.maxReplicasPerNode = o.replicasMaxPerNode as number;
   applyFileFlags(next, o);
   const health = { cmd: o.healthCmd, http: o.healthHttp, tcp: o.healthTcp, interval: o.healthInterval, timeout: o.healthTimeout, retries: o.healthRetries, startPeriod: o.healthStartPeriod };
@@ -150,6 +158,11 @@ export function registerServiceUpdate(service: Command): void {
     .option("--constraint-rm <expr>", "remove a placement constraint (repeatable)", collect)
     .option("--placement-pref-add <pref>", "add a placement preference, spread=node.labels.<name> (repeatable)", collect)
     .option("--placement-pref-rm <pref>", "remove a placement preference (repeatable)", collect)
+    .option("--network-add <network>", "attach to a network (repeatable)", collect)
+    .option("--network-rm <network>", "detach from a network, as it was named (repeatable)", collect)
+    .option("--mount-add <mount>", "add a mount, as --mount on create (repeatable)", collectMount)
+    .option("--mount-rm <target>", "remove the mount at this target path (repeatable)", collect)
+    .addOption(new Option("--endpoint-mode <mode>", "vip or dnsrr").choices(["vip", "dnsrr"]))
     .option("--no-healthcheck", "remove the health check")
     .option("--force", "replace every task even if nothing changed")
     .option("--dry-run", "print the field diff and the plan (which slots, in what order, what is kept); change nothing")

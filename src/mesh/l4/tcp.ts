@@ -19,6 +19,7 @@ export async function listenTcp(spec: ListenerSpec, deps: ListenerDeps): Promise
   const pool = deps.pool(spec.serviceId);
   const server = net.createServer({ allowHalfOpen: true, noDelay: true }, (client) => {
     client.on("error", () => client.destroy());
+    if (spec.admit && !spec.admit(client.remoteAddress ?? "")) return void client.destroy();
     void connectClient(client, 0, new Set()).catch((err: unknown) => {
       deps.log.warn({ err, serviceId: spec.serviceId }, "tcp connection failed");
       client.destroy();

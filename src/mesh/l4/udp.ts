@@ -28,6 +28,7 @@ export async function listenUdp(spec: ListenerSpec, deps: ListenerDeps, idleMs =
   const sessions = new Map<string, Session>();
 
   server.on("message", (msg, rinfo) => {
+    if (spec.admit && !spec.admit(rinfo.address)) return;
     const key = `${rinfo.address}:${rinfo.port}`;
     const s = sessions.get(key);
     if (s) {

@@ -1,4 +1,5 @@
 import http from "node:http";
+import type { Socket } from "node:net";
 import { Pool, type Dispatcher } from "undici";
 import { closeServer, listen } from "../bind.js";
 import type { ListenerDeps, ListenerHandle } from "../listener.js";
@@ -32,6 +33,7 @@ export async function listenHttp(spec: ListenerSpec, deps: ListenerDeps, opts: H
   const retry = opts.retry ?? retryOnConnectFailure;
   const server = http.createServer({ noDelay: true, keepAliveTimeout: 5000 }, (req, res) => new Exchange(req, res, pool, deps, retry).start());
   server.on("clientError", (_err, socket) => socket.destroy());
+  if (spec.admit) server.on("connection", (socket: Socket) => void (spec.admit!(socket.remoteAddress ?? "") || socket.destroy()));
   const port = await listen(server, spec);
   return {
     spec,

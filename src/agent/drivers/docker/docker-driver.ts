@@ -5,6 +5,7 @@ import type { Clock } from "../../../lib/clock.js";
 import type { Logger } from "../../../lib/log.js";
 import { StartError, type Driver, type ExecResult, type ExitStatus, type OwnedTask, type StartRequest, type TaskHandle, type TaskInspection, type TaskStats } from "../driver.js";
 import { NODE_LABEL, TASK_LABEL } from "../labels.js";
+import { ENGINE_NETWORK_PREFIX, EngineAttachments, engineMounts } from "./attachments.js";
 
 export interface DockerDriverOptions {
   clock: Clock;
@@ -58,10 +59,18 @@ export class DockerDriver implements Driver {
   private readonly docker: Docker;
   private readonly followers = new Map<string, Follower>();
   private readonly pullTimeoutMs: number;
+  private readonly attachments: EngineAttachments;
 
   constructor(private readonly opts: DockerDriverOptions) {
     this.docker = new Docker({ socketPath: opts.socketPath ?? "/var/run/docker.sock" });
     this.pullTimeoutMs = opts.pullTimeoutMs ?? 3000;
+    this.attachments = new EngineAttachments(this.docker, opts.log);
+  }
+
+  /** The Baton networks of a container at `address` as far as the engine networks tell (see EngineAttachments.networkAt). */
+  networksOfAddress(address: string): string[] | undefined {
+    const id = this.attachments.networkAt(address);
+    return id ? [id] : undefined;
   }
 
   async isAvailable(): Promise<boolean> {
@@ -88,9 +97,32 @@ export class DockerDriver implements Driver {
       this.opts.log.debug({ image, err: messageOf(err) }, "image pull failed");
     }
     if (!(await this.hasImage(image))) throw new StartError(`image not found locally: ${image}`);
+    try {
+      await this.attachments.ensureVolumes(req.mounts ?? []);
+    } catch (err) {
+      throw new StartError(`docker: cannot create a volume: ${messageOf(err)}`);
+    }
   }
 
+  /**
+   * Creates and starts the container. With Baton networks, the start runs in the network queue:
+   * its networks are made (or found) first and cannot be pruned before the container is on them.
+   */
   async start(req: StartRequest): Promise<TaskHandle> {
+    if (!req.networks?.length) return this.createAndStart(req, []);
+    return this.attachments.exclusive(async () => {
+      let names: string[];
+      try {
+        names = [];
+        for (const n of req.networks!) names.push(await this.attachments.ensureNetwork(n));
+      } catch (err) {
+        throw new StartError(`docker: cannot create the network: ${messageOf(err)}`);
+      }
+      return this.createAndStart(req, names);
+    });
+  }
+
+  private async createAndStart(req: StartRequest, networks: string[]): Promise<TaskHandle> {
     const proto = req.udp ? "udp" : "tcp";
     const ports = Object.entries(req.ports ?? {});
     const limits = req.limits;
@@ -106,30 +138,39 @@ export class DockerDriver implements Driver {
         ...(req.workdir ? { WorkingDir: req.workdir } : {}),
         Labels: req.labels ?? {},
         ExposedPorts: Object.fromEntries(ports.map(([target]) => [`${target}/${proto}`, {}])),
+        // The engine takes one network at create (API 1.41); the others are connected before the start.
+        ...(networks.length ? { NetworkingConfig: { EndpointsConfig: { [networks[0]!]: { ...(req.aliases?.length ? { Aliases: req.aliases } : {}) } } } } : {}),
         HostConfig: {
+          ...(networks.length ? { NetworkMode: networks[0]! } : {}),
+          // Volumes, binds and tmpfs of the spec, then one read-only bind per secret or config file
+          // (from the agent's per-task directory).
+          ...(req.mounts?.length || req.fileMounts?.length
+            ? { Mounts: [...engineMounts(req.mounts ?? []), ...(req.fileMounts ?? []).map((m) => ({ Type: "bind" as const, Source: m.source, Target: m.target, ReadOnly: true }))] }
+            : {}),
+          ...(req.dns?.length ? { Dns: req.dns } : {}),
           PortBindings: Object.fromEntries(ports.map(([target, host]) => [`${target}/${proto}`, [{ HostIp: "0.0.0.0", HostPort: String(host) }]])),
           ...(limits?.cpus !== undefined ? { NanoCpus: Math.round(limits.cpus * 1e9) } : {}),
           ...(limits?.memoryBytes !== undefined ? { Memory: limits.memoryBytes } : {}),
           // Baton restarts tasks (as new tasks); the engine must not.
           RestartPolicy: { Name: "no" },
-          // Secrets and configs: one read-only bind per file, from the agent's per-task directory.
-          ...(req.fileMounts?.length ? { Mounts: req.fileMounts.map((m) => ({ Type: "bind" as const, Source: m.source, Target: m.target, ReadOnly: true })) } : {}),
         },
       });
     } catch (err) {
       throw new StartError(`docker: cannot create the container: ${messageOf(err)}`);
     }
     try {
+      for (const name of networks.slice(1)) await this.docker.getNetwork(name).connect({ Container: container.id, EndpointConfig: { ...(req.aliases?.length ? { Aliases: req.aliases } : {}) } });
       await container.start();
     } catch (err) {
       // Never ran (bad command, port taken): nothing of it is kept.
       await container.remove({ force: true }).catch(() => undefined);
       throw new StartError(`docker: cannot start the container: ${messageOf(err)}`);
     }
-    const handle: TaskHandle = { pid: 0, startTime: "", driver: this.name, containerId: container.id, logPath: req.logPath, statePrefix: req.statePrefix };
+    const handle: TaskHandle = { pid: 0, startTime: "", driver: this.name, containerId: container.id, logPath: req.logPath, statePrefix: req.statePrefix, networks };
     this.follow(handle, undefined);
     const info = await container.inspect().catch(() => undefined);
-    return { ...handle, pid: info?.State.Pid ?? 0 };
+    const addresses = Object.values(info?.NetworkSettings.Networks ?? {}).flatMap((n) => (n.IPAddress ? [n.IPAddress] : []));
+    return { ...handle, pid: info?.State.Pid ?? 0, ...(addresses.length ? { addresses } : {}) };
   }
 
   wait(handle: TaskHandle, onExit: (s: ExitStatus) => void): () => void {
@@ -249,12 +290,22 @@ export class DockerDriver implements Driver {
 
   async remove(handle: TaskHandle): Promise<void> {
     this.stopFollowing(handle);
+    // A stray's handle (found by label) or an older record does not say its networks: the engine does.
+    const networks = handle.networks ?? (await this.engineNetworksOf(handle.containerId!));
     try {
       await this.docker.getContainer(handle.containerId!).remove({ force: true, v: true });
     } catch (err) {
       // 404: gone already; 409: a removal is in progress.
       if (statusOf(err) !== 404 && statusOf(err) !== 409) throw err;
     }
+    // Its networks go with the last container on them (in the queue: never under a starting one).
+    if (networks.length) await this.attachments.exclusive(() => this.attachments.pruneNetworks(networks));
+  }
+
+  /** The Baton-made engine networks a container is on (none when it is gone). */
+  private async engineNetworksOf(containerId: string): Promise<string[]> {
+    const info = await this.docker.getContainer(containerId).inspect().catch(() => undefined);
+    return Object.keys(info?.NetworkSettings.Networks ?? {}).filter((n) => n.startsWith(ENGINE_NETWORK_PREFIX));
   }
 
   /** The task ended: its container goes (Baton keeps the task's history, not the container). */
