@@ -44,6 +44,8 @@ export interface AgentDeps {
   discoveryEnv?: ExecutorDeps["discoveryEnv"];
   /** Where task records are kept. @default files in DIR/tasks */
   records?: TaskRecordStore;
+  /** The tmpfs task secret files go to (a directory per data dir under it). @default /dev/shm; tests name one that is not a tmpfs, so files stay in their temporary data dir */
+  filesTmpfs?: string;
   /** The mesh's per-task traffic on this node, reported every second for the tasks it moved for. */
   trafficByTask?: () => ReadonlyMap<string, TrafficCounters>;
 }
@@ -94,7 +96,7 @@ export class Agent {
       report: (u) => this.enqueue(u),
       ...(deps.beforeStop ? { beforeStop: deps.beforeStop } : {}),
       ...(deps.discoveryEnv ? { discoveryEnv: deps.discoveryEnv } : {}),
-      files: TaskFiles.open(deps.dataDir, deps.log),
+      files: TaskFiles.open(deps.dataDir, deps.log, deps.filesTmpfs),
     };
   }
 

@@ -246,7 +246,9 @@ export class TaskRunner {
     }
     this.driver = driver;
     this.watchExit(r.handle);
-    const env = r.handle.driver === "docker" ? containerEnv(this.assignment, this.deps.nodeName) : taskEnv(this.assignment, r.port, this.ports, this.deps.nodeName);
+    // The files were written at the first start; the probes need their directories all the same.
+    const delivered = this.assignment.files?.length ? this.deps.files?.locate(this.taskId, this.assignment.files) : undefined;
+    const env = r.handle.driver === "docker" ? containerEnv(this.assignment, this.deps.nodeName, this.deps.discoveryEnv?.()) : taskEnv(this.assignment, r.port, this.ports, this.deps.nodeName, this.deps.discoveryEnv?.(), delivered);
     this.enterRunning(r.handle, env, r.startedAt ?? this.deps.clock.now(), "adopted after agent restart");
   }
 

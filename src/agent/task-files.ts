@@ -59,11 +59,9 @@ export class TaskFiles {
     const dir = this.dirOf(taskId);
     rmSync(dir, { recursive: true, force: true });
     mkdirSync(dir, { recursive: true, mode: 0o700 });
-    const out: DeliveredFiles = { binds: [] };
+    const { delivered, paths } = this.layout(taskId, files);
     files.forEach((f, i) => {
-      const absolute = f.target.startsWith("/");
-      const sub = f.kind === "secret" ? "secrets" : "configs";
-      const path = absolute ? join(dir, "abs", String(i)) : join(dir, sub, f.target);
+      const path = paths[i]!;
       mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
       const data = Buffer.from(f.data, "base64");
       // Created owner-only, then given its mode: never readable by others, even briefly.
@@ -71,13 +69,33 @@ export class TaskFiles {
       data.fill(0);
       if ((f.uid !== undefined || f.gid !== undefined) && process.getuid?.() === 0) chownSync(path, Number(f.uid ?? 0), Number(f.gid ?? 0));
       chmodSync(path, f.mode);
-      if (!absolute) {
-        if (f.kind === "secret") out.secretsDir = join(dir, "secrets");
-        else out.configsDir = join(dir, "configs");
-      }
-      out.binds.push({ source: path, target: absolute ? f.target : `${CONTAINER_DIR[f.kind]}/${f.target}` });
     });
-    return out;
+    return delivered;
+  }
+
+  /**
+   * Where `write` put a task's files, without touching them: for a task adopted after an agent
+   * restart, whose exec probes need the same BATON_SECRETS_DIR as the task.
+   */
+  locate(taskId: string, files: TaskFile[]): DeliveredFiles {
+    return this.layout(taskId, files).delivered;
+  }
+
+  private layout(taskId: string, files: TaskFile[]): { delivered: DeliveredFiles; paths: string[] } {
+    const dir = this.dirOf(taskId);
+    const delivered: DeliveredFiles = { binds: [] };
+    const paths = files.map((f, i) => {
+      const absolute = f.target.startsWith("/");
+      const sub = f.kind === "secret" ? "secrets" : "configs";
+      const path = absolute ? join(dir, "abs", String(i)) : join(dir, sub, f.target);
+      if (!absolute) {
+        if (f.kind === "secret") delivered.secretsDir = join(dir, "secrets");
+        else delivered.configsDir = join(dir, "configs");
+      }
+      delivered.binds.push({ source: path, target: absolute ? f.target : `${CONTAINER_DIR[f.kind]}/${f.target}` });
+      return path;
+    });
+    return { delivered, paths };
   }
 
   remove(taskId: string): void {
