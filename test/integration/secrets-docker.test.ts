@@ -58,7 +58,7 @@ describe("secrets and configs on the docker driver", skip, () => {
   });
   after(async () => {
     await baton.destroy();
-    for (const c of await containers("sec")) await docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined);
+    for (const service of ["sec", "st_db"]) for (const c of await containers(service)) await docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined);
     rmSync(work, { recursive: true, force: true });
   });
 
@@ -118,5 +118,34 @@ describe("secrets and configs on the docker driver", skip, () => {
     await baton.cliOk("service", "rm", "sec");
     await waitFor(async () => (await containers("sec")).length === 0, 20_000, "the sec containers removed");
     await waitFor(() => secondSources.every((s) => !existsSync(s)), 10_000, "the last task's files removed");
+  });
+
+  test("a stack's image service: the external secret at /run/secrets/<key>, the stack's own config at its target; stack rm removes the stack's config only", async () => {
+    const stackFile = join(work, "stack.yml");
+    writeFileSync(
+      stackFile,
+      `services:
+  db:
+    image: ${image}
+    command: ["sleep", "3600"]
+    stop_grace_period: 1s
+    secrets: [db_password]
+    configs: [{source: conf, target: /etc/app.conf, mode: 0440}]
+secrets:
+  db_password: {external: true}
+configs:
+  conf: {file: ./app.conf}
+`,
+    );
+    await baton.cliOk("stack", "deploy", "-c", stackFile, "--detach=false", "st");
+    const c = await runningContainer("st_db");
+    assert.deepEqual(await execIn(c, ["cat", "/run/secrets/db_password"]), { out: value, code: 0 });
+    assert.deepEqual(await execIn(c, ["cat", "/etc/app.conf"]), { out: configText, code: 0 });
+    assert.match((await execIn(c, ["ls", "-l", "/etc/app.conf"])).out, /^-r--r-----\s/);
+    const out = await baton.cliOk("stack", "rm", "st");
+    assert.match(out, /Removing service st_db\nRemoving config st_conf\n/);
+    assert.doesNotMatch(out, /secret/);
+    await waitFor(async () => (await containers("st_db")).length === 0, 20_000, "the st_db container removed");
+    assert.match(await baton.cliOk("secret", "ls"), /db_password/);
   });
 });
