@@ -176,6 +176,7 @@ export class Agent {
     const live = [...this.runners.values()].filter((r) => !r.isDone);
     await Promise.all(live.map((r) => r.stop("shutdown")));
     await this.flush();
+    if (this.runningTaskIds().length === 0) this.executorDeps.files?.removeRootIfEmpty();
     return live.length;
   }
 

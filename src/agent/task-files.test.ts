@@ -33,8 +33,12 @@ test("a task's files: written with their modes, located again after a restart wi
     files.removeAllBut(new Set(["t1"]));
     assert.equal(existsSync(join(files.root, "t2")), false);
     assert.equal(existsSync(join(files.root, "t1")), true);
+    files.removeRootIfEmpty();
+    assert.equal(existsSync(files.root), true, "kept while a task has files");
     files.remove("t1");
     assert.equal(existsSync(join(files.root, "t1")), false);
+    files.removeRootIfEmpty();
+    assert.equal(existsSync(files.root), false, "removed once empty (baton down)");
     assert.throws(() => files.write("../escape", list), /invalid task id/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
