@@ -217,7 +217,12 @@ configs:
 `,
       );
     write();
+    // The plan names the objects, never their contents.
+    const plan = await baton.cliOk("stack", "deploy", "-c", stackFile, "--dry-run", "own");
+    assert.match(plan, /secret\s+own_token\s+create\n\s+secret\s+db_password\s+exists \(external\)\n\s+config\s+own_app_conf\s+create\n\s+service\s+own_app\s+create\n/);
+    for (const leak of [token, Buffer.from(token).toString("base64")]) assert.equal(plan.includes(leak), false, "the plan shows no secret data");
     const out = await baton.cliOk("stack", "deploy", "-c", stackFile, "--detach=false", "own");
+    for (const leak of [token, Buffer.from(token).toString("base64")]) assert.equal(out.includes(leak), false, "the deploy's output shows no secret data");
     assert.match(out, /Creating secret own_token\nCreating config own_app_conf\nCreating service own_app\n/);
     const secret = (await getJson(baton.socket, "/v1/secrets/own_token")) as Record<string, unknown>;
     assert.deepEqual(secret.labels, { "com.docker.stack.namespace": "own" });
