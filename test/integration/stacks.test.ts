@@ -42,6 +42,9 @@ const readsSecretThenServes = `set -e; h=$$(sha256sum < "$$BATON_SECRETS_DIR/db_
  * The services with the secret read its file (and log its digest) before they serve. Sections of
  * kinds the API does not serve yet are left out, with a note: today networks and volumes, until
  * the netvol branch merges (then `netvol` is true and the seed's file is used whole).
+ * NOTE for the netvol merge: nothing here needs to change for the sections to be sent; check that
+ * db's volume `pgdata:/var/lib/postgresql/data` means something for a process task (or adjust its
+ * target here), and extend the `stack rm` test below (volumes are kept, networks removed).
  */
 function seedForOneNode(objects: Objects, apiReplicas = 2): string {
   const doc = parse(readFileSync(join(ROOT, "test", "fixtures", "stacks", "docker-stack.yml"), "utf8")) as Doc;
