@@ -232,3 +232,15 @@ test("a service refers to a secret that neither exists nor is created: refused a
   assert.match(problems.map((p) => `${p.path.join(".")}: ${p.problem}`).join("\n"), /services\.web\.secrets\.0\.source: secret "token" not found/);
   assert.deepEqual(api.writes, []);
 });
+
+test("an update refused for a port and referring to a config the deploy creates: only the port is reported", async () => {
+  const api = new FakeApi();
+  api.objects.get("secret")!.set("token", { id: "s1", name: "token", labels: {} });
+  const withConf = (name: string) => FILE(2).replace("    command: node db.js\n", "    command: node db.js\n    configs: [conf]\n").replace('conf: {content: "v1"}', `conf: {content: "v1", name: ${name}}`);
+  await deploy(api, withConf("conf_v1"));
+  api.writes = [];
+  api.previewRefusal = validationError([{ path: ["spec", "configs", 0, "source"], problem: 'config "conf_v2" not found' }, { path: ["spec", "publish", 0, "published"], problem: "8080 is in use on this host" }]);
+  const { problems } = await planStackDeploy(api, stack(withConf("conf_v2")), { prune: false });
+  assert.deepEqual(problems.map((p) => p.path.join(".")), ["services.db.ports.0.published"]);
+  assert.deepEqual(api.writes, []);
+});

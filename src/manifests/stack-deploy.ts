@@ -111,7 +111,9 @@ export async function planStackDeploy(api: StackApi, spec: StackSpec, opts: { pr
         steps.push({ kind: "service", action: "update", name: s.input.name, input: s.input, service: current, changes: inputChanges(current.specInput, s.input), awaits: [...new Set(awaits)] });
         continue;
       }
-      for (const f of err.fields) {
+      // Other problems stop the deploy; a reference to an object created first is not one of them.
+      for (const [i, f] of err.fields.entries()) {
+        if (awaits[i] !== undefined) continue;
         const path = composePathOf(s.key, f.path[0] === "spec" ? f.path.slice(1) : f.path);
         problems.push({ path, problem: `${f.problem}${spec.locate(path)}` });
       }
