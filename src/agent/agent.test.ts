@@ -52,7 +52,7 @@ async function setup() {
   const driver = new FakeDriver(clock);
   const s = fakeSession();
   const records = new MemoryTaskRecords();
-  const agent = new Agent({ session: s.session, driver, clock, log: silentLogger(), dataDir: dir, records });
+  const agent = new Agent({ session: s.session, driver, clock, log: silentLogger(), dataDir: dir, filesTmpfs: dir, records });
   await agent.start();
   return { dir, clock, driver, s, agent, records, cleanup: () => (agent.detach(), rmSync(dir, { recursive: true, force: true })) };
 }
@@ -116,7 +116,7 @@ test("sequence numbers keep increasing across an agent restart", async () => {
     agent.detach();
     // A restart takes far longer than the few microseconds of numbers the old agent ran ahead.
     await clock.advance(200);
-    const again = new Agent({ session: s.session, driver, clock, log: silentLogger(), dataDir: dir, records });
+    const again = new Agent({ session: s.session, driver, clock, log: silentLogger(), dataDir: dir, filesTmpfs: dir, records });
     s.initial = [assignment("a", { state: "running" })];
     await again.start();
     await clock.advance(10);
@@ -140,7 +140,7 @@ test("a start the agent never saw through: its stray is killed by task id and th
     await records.save({ taskId: "half", port: 31999, logPath: join(dir, "x.log"), statePrefix: records.statePrefixOf("half") });
     const s = fakeSession();
     s.initial = [assignment("half", { state: "starting" })];
-    const agent = new Agent({ session: s.session, driver, clock, log: silentLogger(), dataDir: dir, records });
+    const agent = new Agent({ session: s.session, driver, clock, log: silentLogger(), dataDir: dir, filesTmpfs: dir, records });
     await agent.start();
     await clock.advance(10);
     assert.deepEqual(driver.strayKills, [["half"]]);
@@ -161,7 +161,7 @@ test("the node describes the limits its driver enforces", async () => {
   driver.limits = { memory: true, cpu: false, cgroup: "v1" };
   const descs: NodeDescription[] = [];
   const s = fakeSession();
-  const agent = new Agent({ session: { ...s.session, register: async (d) => (descs.push(d), { heartbeatPeriodMs: 1000 }) }, driver, clock, log: silentLogger(), dataDir: dir, records: new MemoryTaskRecords() });
+  const agent = new Agent({ session: { ...s.session, register: async (d) => (descs.push(d), { heartbeatPeriodMs: 1000 }) }, driver, clock, log: silentLogger(), dataDir: dir, filesTmpfs: dir, records: new MemoryTaskRecords() });
   try {
     await agent.start();
     assert.deepEqual(descs[0]!.limits, { memory: true, cpu: false, cgroup: "v1" });

@@ -45,6 +45,8 @@ export interface AgentDeps {
   containerDns?: ExecutorDeps["containerDns"];
   /** Where task records are kept. @default files in DIR/tasks */
   records?: TaskRecordStore;
+  /** The tmpfs task secret files go to (a directory per data dir under it). @default /dev/shm; tests name one that is not a tmpfs, so files stay in their temporary data dir */
+  filesTmpfs?: string;
   /** The mesh's per-task traffic on this node, reported every second for the tasks it moved for. */
   trafficByTask?: () => ReadonlyMap<string, TrafficCounters>;
 }
@@ -95,7 +97,7 @@ export class Agent {
       report: (u) => this.enqueue(u),
       ...(deps.beforeStop ? { beforeStop: deps.beforeStop } : {}),
       ...(deps.discoveryEnv ? { discoveryEnv: deps.discoveryEnv } : {}),
-      files: TaskFiles.open(deps.dataDir, deps.log),
+      files: TaskFiles.open(deps.dataDir, deps.log, deps.filesTmpfs),
       ...(deps.containerDns ? { containerDns: deps.containerDns } : {}),
       volumesDir: join(deps.dataDir, "volumes"),
     };
@@ -177,6 +179,7 @@ export class Agent {
     const live = [...this.runners.values()].filter((r) => !r.isDone);
     await Promise.all(live.map((r) => r.stop("shutdown")));
     await this.flush();
+    if (this.runningTaskIds().length === 0) this.executorDeps.files?.removeRootIfEmpty();
     return live.length;
   }
 

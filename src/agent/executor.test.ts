@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { TaskRunner, type ExecutorDeps } from "./executor.js";
 import { LogFiles } from "./logs/log-files.js";
 import { PortAllocator } from "./ports.js";
+import { TaskFiles } from "./task-files.js";
 import { MemoryTaskRecords } from "../../test/harness/memory-records.js";
 import type { Assignment, TaskStatusUpdate } from "../dispatcher/protocol.js";
 import { canTransition, type TaskState } from "../model/task-state.js";
@@ -203,6 +204,34 @@ test("adoption: a live task is running again; one that ended meanwhile reports i
     r3.adopt({ taskId: half.taskId, logPath: "x", statePrefix: "x" });
     assert.equal(states(half.taskId).at(-1), "failed");
     for (const id of [live.taskId, ended.taskId, half.taskId]) assertForwardOnly(states(id));
+  } finally {
+    cleanup();
+  }
+});
+
+test("a task adopted after an agent restart: its exec probes see the same BATON_SECRETS_DIR as the task", async () => {
+  const { clock, driver, deps, dir, assignment, reports, cleanup } = setup();
+  try {
+    deps.files = TaskFiles.open(dir, silentLogger(), join(dir, "no-tmpfs"));
+    // Healthy only when the probe finds the task's secret file through the variable.
+    const spec = aService({ name: "web", healthcheck: { cmd: 'test "$(cat "$BATON_SECRETS_DIR/db_password")" = pw', interval: "1s", retries: 1 } }).spec.task;
+    const a = assignment({ spec, files: [{ kind: "secret", name: "db_password", target: "db_password", mode: 0o400, data: Buffer.from("pw").toString("base64") }] });
+    const first = new TaskRunner(a, deps);
+    await first.run();
+    first.detach();
+    const adopted = new TaskRunner(a, deps);
+    adopted.adopt({ taskId: a.taskId, handle: driver.byTask(a.taskId)!.handle, logPath: "x", statePrefix: "x", startedAt: clock.now() });
+    const from = reports.length;
+    // The probe is a real sh: the fake clock schedules it, real time runs it.
+    const health = async () => {
+      await clock.advance(1000);
+      await new Promise((r) => setTimeout(r, 50));
+      return reports.slice(from).find((r) => r.taskId === a.taskId && r.health !== undefined && r.health !== "starting")?.health;
+    };
+    let h: string | undefined;
+    for (let i = 0; i < 40 && h === undefined; i++) h = await health();
+    assert.equal(h, "healthy");
+    adopted.detach();
   } finally {
     cleanup();
   }

@@ -293,7 +293,12 @@ export class TaskRunner {
     }
     this.driver = driver;
     this.watchExit(r.handle);
-    const env = r.handle.driver === "docker" ? containerEnv(this.assignment, this.deps.nodeName) : taskEnv(this.assignment, r.port, this.ports, this.deps.nodeName);
+    // The files were written at the first start; the probes need their directories all the same.
+    const delivered = this.assignment.files?.length ? this.deps.files?.locate(this.taskId, this.assignment.files) : undefined;
+    const a = this.assignment;
+    const isContainer = r.handle.driver === "docker";
+    const discovery = this.deps.discoveryEnv?.({ ...(a.spec.networks ? { networks: a.spec.networks } : {}), container: isContainer });
+    const env = isContainer ? containerEnv(a, this.deps.nodeName, discovery) : taskEnv(a, r.port, this.ports, this.deps.nodeName, discovery, processMountEnv(a.spec.mounts, this.deps.volumesDir), delivered);
     this.enterRunning(r.handle, env, r.startedAt ?? this.deps.clock.now(), "adopted after agent restart");
   }
 

@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import type { Logger } from "../lib/log.js";
 import type { TaskFile } from "../dispatcher/protocol.js";
@@ -37,9 +37,8 @@ export class TaskFiles {
    * dir: two agents on one host never share); else `<data dir>/files`, with a warning.
    */
   static open(dataDir: string, log: Logger, shm = "/dev/shm"): TaskFiles {
-    const tag = createHash("sha256").update(dataDir).digest("hex").slice(0, 12);
     if (isTmpfs(shm)) {
-      const root = join(shm, `baton-${tag}`);
+      const root = tmpfsRootOf(dataDir, shm);
       try {
         mkdirSync(root, { recursive: true, mode: 0o700 });
         chmodSync(root, 0o700);
@@ -59,11 +58,9 @@ export class TaskFiles {
     const dir = this.dirOf(taskId);
     rmSync(dir, { recursive: true, force: true });
     mkdirSync(dir, { recursive: true, mode: 0o700 });
-    const out: DeliveredFiles = { binds: [] };
+    const { delivered, paths } = this.layout(taskId, files);
     files.forEach((f, i) => {
-      const absolute = f.target.startsWith("/");
-      const sub = f.kind === "secret" ? "secrets" : "configs";
-      const path = absolute ? join(dir, "abs", String(i)) : join(dir, sub, f.target);
+      const path = paths[i]!;
       mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
       const data = Buffer.from(f.data, "base64");
       // Created owner-only, then given its mode: never readable by others, even briefly.
@@ -71,13 +68,33 @@ export class TaskFiles {
       data.fill(0);
       if ((f.uid !== undefined || f.gid !== undefined) && process.getuid?.() === 0) chownSync(path, Number(f.uid ?? 0), Number(f.gid ?? 0));
       chmodSync(path, f.mode);
-      if (!absolute) {
-        if (f.kind === "secret") out.secretsDir = join(dir, "secrets");
-        else out.configsDir = join(dir, "configs");
-      }
-      out.binds.push({ source: path, target: absolute ? f.target : `${CONTAINER_DIR[f.kind]}/${f.target}` });
     });
-    return out;
+    return delivered;
+  }
+
+  /**
+   * Where `write` put a task's files, without touching them: for a task adopted after an agent
+   * restart, whose exec probes need the same BATON_SECRETS_DIR as the task.
+   */
+  locate(taskId: string, files: TaskFile[]): DeliveredFiles {
+    return this.layout(taskId, files).delivered;
+  }
+
+  private layout(taskId: string, files: TaskFile[]): { delivered: DeliveredFiles; paths: string[] } {
+    const dir = this.dirOf(taskId);
+    const delivered: DeliveredFiles = { binds: [] };
+    const paths = files.map((f, i) => {
+      const absolute = f.target.startsWith("/");
+      const sub = f.kind === "secret" ? "secrets" : "configs";
+      const path = absolute ? join(dir, "abs", String(i)) : join(dir, sub, f.target);
+      if (!absolute) {
+        if (f.kind === "secret") delivered.secretsDir = join(dir, "secrets");
+        else delivered.configsDir = join(dir, "configs");
+      }
+      delivered.binds.push({ source: path, target: absolute ? f.target : `${CONTAINER_DIR[f.kind]}/${f.target}` });
+      return path;
+    });
+    return { delivered, paths };
   }
 
   remove(taskId: string): void {
@@ -94,11 +111,25 @@ export class TaskFiles {
     for (const id of readdirSync(this.root)) if (!running.has(id)) this.remove(id);
   }
 
+  /** After every task stopped (`baton down`): the root goes too when nothing is left in it. */
+  removeRootIfEmpty(): void {
+    try {
+      if (existsSync(this.root) && readdirSync(this.root).length === 0) rmdirSync(this.root);
+    } catch (err) {
+      this.log.warn({ err, root: this.root }, "cannot remove the task files directory");
+    }
+  }
+
   private dirOf(taskId: string): string {
     // Task ids are the store's (hex); anything else never names a path here.
     if (!/^[A-Za-z0-9_-]+$/.test(taskId)) throw new Error(`invalid task id ${JSON.stringify(taskId)}`);
     return join(this.root, taskId);
   }
+}
+
+/** The root of the task files of the agent whose data dir this is, on the tmpfs `shm`. */
+export function tmpfsRootOf(dataDir: string, shm = "/dev/shm"): string {
+  return join(shm, `baton-${createHash("sha256").update(dataDir).digest("hex").slice(0, 12)}`);
 }
 
 /** The mount at `path` is a tmpfs (from /proc/mounts; false where there is none). */

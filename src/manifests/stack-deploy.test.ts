@@ -47,10 +47,15 @@ class FakeApi implements StackApi {
     this.write(`remove ${kind} ${name}`);
     this.objects.get(kind)!.delete(name);
   }
-  /** Only the fields this build's API knows are resolved; the contract's others are kept in specInput. */
+  /**
+   * Resolved as the API does, secret and config references against the objects by name (a
+   * missing one is refused). The contract's fields this build's API does not have yet (networks,
+   * mounts, endpointMode: the netvol branch) are kept in specInput only.
+   */
   private resolve(input: ServiceSpecInput) {
-    const contract = new Set(["networks", "secrets", "configs", "mounts", "endpointMode"]);
-    return resolveServiceSpec(Object.fromEntries(Object.entries(input).filter(([k]) => !contract.has(k))) as ServiceSpecInput);
+    const pending = new Set(["networks", "mounts", "endpointMode"]);
+    const known = Object.fromEntries(Object.entries(input).filter(([k]) => !pending.has(k))) as ServiceSpecInput;
+    return resolveServiceSpec(known, (kind, name) => this.objects.get(kind === "secrets" ? "secret" : "config")!.get(name)?.id);
   }
   async createService(input: ServiceSpecInput): Promise<Service> {
     this.write(`create service ${input.name}`);
@@ -131,7 +136,7 @@ test("first deploy creates objects then services; a second deploy with one repli
   const steps = await deploy(api, FILE(4));
   assert.deepEqual(api.writes, ["update service app_web"]);
   const update = steps.find((s) => s.action === "update")!;
-  assert.ok(update.kind === "service" && update.action === "update" && update.preview.replicas?.to === 4);
+  assert.ok(update.kind === "service" && update.action === "update" && update.preview?.replicas?.to === 4);
   assert.deepEqual(api.services.get("app_web")!.spec.mode, { kind: "replicated", replicas: 4 });
 });
 
@@ -196,5 +201,46 @@ test("the API's refusal of an update (a port taken on the host) is reported at t
   api.previewRefusal = validationError([{ path: ["spec", "publish", 0, "published"], problem: "8080 is in use on this host" }, { path: ["spec", "restartPolicy", "maxAttempts"], problem: "too many" }]);
   const { problems } = await planStackDeploy(api, stack(FILE(2)), { prune: false });
   assert.deepEqual(problems.map((p) => `${p.path.join(".")}: ${p.problem}`).slice(0, 2), ["services.web.ports.0.published: 8080 is in use on this host (line 2)", "services.web.deploy.restart_policy.max_attempts: too many (line 5)"]);
+  assert.deepEqual(api.writes, []);
+});
+
+test("an update to a config this deploy creates is planned with the stack's own diff, then applied after the config", async () => {
+  const api = new FakeApi();
+  api.objects.get("secret")!.set("token", { id: "s1", name: "token", labels: {} });
+  const withConf = (name: string) => FILE(2).replace("    command: node db.js\n", "    command: node db.js\n    configs: [conf]\n").replace('conf: {content: "v1"}', `conf: {content: "v1", name: ${name}}`);
+  await deploy(api, withConf("conf_v1"));
+  api.writes = [];
+  const { steps, problems } = await planStackDeploy(api, stack(withConf("conf_v2")), { prune: false });
+  assert.deepEqual(problems, []);
+  const update = steps.find((s) => s.kind === "service" && s.action === "update");
+  assert.ok(update?.kind === "service" && update.action === "update" && update.preview === undefined);
+  assert.deepEqual(update.awaits, ["config conf_v2"]);
+  assert.deepEqual(update.changes, [{ path: "configs", from: [{ source: "conf_v1", target: "conf" }], to: [{ source: "conf_v2", target: "conf" }] }]);
+  await applyStackPlan(api, steps);
+  assert.deepEqual(api.writes, ["create config conf_v2", "update service app_db"]);
+  assert.equal(api.services.get("app_db")!.spec.task.configs?.[0]?.name, "conf_v2");
+});
+
+test("a service refers to a secret that neither exists nor is created: refused at its path, nothing written", async () => {
+  const api = new FakeApi();
+  api.objects.get("secret")!.set("token", { id: "s1", name: "token", labels: {} });
+  await deploy(api, FILE(2));
+  api.objects.get("secret")!.delete("token");
+  api.writes = [];
+  const { problems } = await planStackDeploy(api, stack(FILE(3)), { prune: false });
+  assert.match(problems.map((p) => `${p.path.join(".")}: ${p.problem}`).join("\n"), /secrets\.token\.external: external secret "token" does not exist/);
+  assert.match(problems.map((p) => `${p.path.join(".")}: ${p.problem}`).join("\n"), /services\.web\.secrets\.0\.source: secret "token" not found/);
+  assert.deepEqual(api.writes, []);
+});
+
+test("an update refused for a port and referring to a config the deploy creates: only the port is reported", async () => {
+  const api = new FakeApi();
+  api.objects.get("secret")!.set("token", { id: "s1", name: "token", labels: {} });
+  const withConf = (name: string) => FILE(2).replace("    command: node db.js\n", "    command: node db.js\n    configs: [conf]\n").replace('conf: {content: "v1"}', `conf: {content: "v1", name: ${name}}`);
+  await deploy(api, withConf("conf_v1"));
+  api.writes = [];
+  api.previewRefusal = validationError([{ path: ["spec", "configs", 0, "source"], problem: 'config "conf_v2" not found' }, { path: ["spec", "publish", 0, "published"], problem: "8080 is in use on this host" }]);
+  const { problems } = await planStackDeploy(api, stack(withConf("conf_v2")), { prune: false });
+  assert.deepEqual(problems.map((p) => p.path.join(".")), ["services.db.ports.0.published"]);
   assert.deepEqual(api.writes, []);
 });

@@ -1,6 +1,6 @@
 import { BatonError, type FieldProblem } from "../lib/errors.js";
 import type { Service } from "../model/objects.js";
-import type { UpdatePreview } from "../updater/dry-run.js";
+import type { FieldChange, UpdatePreview } from "../updater/dry-run.js";
 import { composePathOf, NAMESPACE_LABEL, type StackObjectKind, type StackServiceInput, type StackSpec } from "./compose/translate.js";
 
 /** A network, volume, secret or config as the API lists it (the fields a stack needs). */
@@ -35,6 +35,8 @@ export type PlanStep =
   | { kind: StackObjectKind; action: "exists"; name: string; note: string }
   | { kind: "service"; action: "create"; name: string; input: StackServiceInput }
   | { kind: "service"; action: "update"; name: string; input: StackServiceInput; service: Service; preview: UpdatePreview }
+  /** An update whose new secrets/configs this deploy creates first: the API can only preview it once they exist. */
+  | { kind: "service"; action: "update"; name: string; input: StackServiceInput; service: Service; preview?: undefined; changes: FieldChange[]; awaits: string[] }
   | { kind: "service"; action: "unchanged"; name: string; service: Service }
   | { kind: "service"; action: "remove"; name: string; service: Service };
 
@@ -103,7 +105,15 @@ export async function planStackDeploy(api: StackApi, spec: StackSpec, opts: { pr
       steps.push(changed ? { kind: "service", action: "update", name: s.input.name, input: s.input, service: current, preview } : { kind: "service", action: "unchanged", name: s.input.name, service: current });
     } catch (err) {
       if (!(err instanceof BatonError) || err.code !== "VALIDATION_FAILED") throw err;
-      for (const f of err.fields) {
+      const awaits = err.fields.map((f) => createdHere(steps, s.input, f.path[0] === "spec" ? f.path.slice(1) : f.path));
+      if (awaits.every((a) => a !== undefined)) {
+        // Only references to objects this deploy creates first: the update itself is checked when applied.
+        steps.push({ kind: "service", action: "update", name: s.input.name, input: s.input, service: current, changes: inputChanges(current.specInput, s.input), awaits: [...new Set(awaits)] });
+        continue;
+      }
+      // Other problems stop the deploy; a reference to an object created first is not one of them.
+      for (const [i, f] of err.fields.entries()) {
+        if (awaits[i] !== undefined) continue;
         const path = composePathOf(s.key, f.path[0] === "spec" ? f.path.slice(1) : f.path);
         problems.push({ path, problem: `${f.problem}${spec.locate(path)}` });
       }
@@ -114,6 +124,35 @@ export async function planStackDeploy(api: StackApi, spec: StackSpec, opts: { pr
     for (const s of services) if (stackOf(s.spec.labels) === ns && !wanted.has(s.spec.name)) steps.push({ kind: "service", action: "remove", name: s.spec.name, service: s });
   }
   return { steps, problems };
+}
+
+/**
+ * "config NAME" when a refused field is the source of a secret or config reference that an
+ * earlier step of the plan creates (the API's dry run cannot see it yet); else undefined.
+ */
+function createdHere(steps: PlanStep[], input: StackServiceInput, path: (string | number)[]): string | undefined {
+  const [field, index, leaf] = path;
+  if ((field !== "secrets" && field !== "configs") || typeof index !== "number" || leaf !== "source" || path.length !== 3) return undefined;
+  const name = input[field]?.[index]?.source;
+  const kind = field === "secrets" ? "secret" : "config";
+  return steps.some((st) => st.kind === kind && st.action === "create" && st.name === name) ? `${kind} ${name}` : undefined;
+}
+
+/** Leaves of a JSON value as dotted paths (arrays whole). */
+function leaves(v: unknown, prefix: string, out: Map<string, unknown>): Map<string, unknown> {
+  if (v !== null && typeof v === "object" && !Array.isArray(v)) for (const [k, x] of Object.entries(v)) leaves(x, prefix ? `${prefix}.${k}` : k, out);
+  else out.set(prefix, v);
+  return out;
+}
+
+/** The field diff of two service bodies as the stack wrote them, for a plan the API could not preview. */
+function inputChanges(from: unknown, to: unknown): FieldChange[] {
+  const a = leaves(from, "", new Map());
+  const b = leaves(to, "", new Map());
+  return [...new Set([...a.keys(), ...b.keys()])]
+    .sort()
+    .filter((p) => canonical(a.get(p)) !== canonical(b.get(p)))
+    .map((path) => ({ path, from: a.get(path), to: b.get(path) }));
 }
 
 /** A deploy that stopped part-way: what was applied, what failed, what was not tried. */

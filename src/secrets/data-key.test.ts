@@ -41,8 +41,13 @@ test("baton init on a baton up data dir keeps its data key (sealed into the clus
     const record = store.view((tx) => tx.get("clusters", "cluster"))!;
     assert.ok(record.secretsKey && !record.secretsKey.includes(readFileSync(join(dir, DATA_KEY_FILE), "utf8").trim()), "the record holds the key sealed, not as it is");
     // Another manager with the CA key (and no local key file) opens the same key from the record.
-    const other = await openClusterDataKey(store, "ca key pem", mkdtempSync(join(tmpdir(), "baton-key-")));
-    assert.equal(other.open("s1", sealed).toString(), "before init");
+    const otherDir = mkdtempSync(join(tmpdir(), "baton-key-"));
+    try {
+      const other = await openClusterDataKey(store, "ca key pem", otherDir);
+      assert.equal(other.open("s1", sealed).toString(), "before init");
+    } finally {
+      rmSync(otherDir, { recursive: true, force: true });
+    }
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

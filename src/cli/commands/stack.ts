@@ -79,8 +79,9 @@ function formatPlan(ns: string, steps: PlanStep[]): string {
     lines.push(`  ${s.kind.padEnd(8)} ${s.name.padEnd(width)}  ${what}`);
     if (s.kind === "service" && s.action === "update") {
       const p = s.preview;
-      for (const c of p.changes) lines.push(`      ${c.from === undefined ? "+" : c.to === undefined ? "-" : "~"} ${c.path}: ${show(c.from)} → ${show(c.to)}`);
-      lines.push(p.rollout ? `      rolling update of slots ${p.rollout.batches.flat().join(", ") || "none"} (spec version ${p.specVersion.from} → ${p.specVersion.to})` : "      no task is replaced");
+      for (const c of p ? p.changes : s.changes) lines.push(`      ${c.from === undefined ? "+" : c.to === undefined ? "-" : "~"} ${c.path}: ${show(c.from)} → ${show(c.to)}`);
+      if (!p) lines.push(`      rolling update once ${s.awaits.join(", ")} exist${s.awaits.length > 1 ? "" : "s"} (the API checks the update then)`);
+      else lines.push(p.rollout ? `      rolling update of slots ${p.rollout.batches.flat().join(", ") || "none"} (spec version ${p.specVersion.from} → ${p.specVersion.to})` : "      no task is replaced");
     }
   }
   return lines.join("\n") + "\n";
