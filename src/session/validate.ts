@@ -34,6 +34,7 @@ const Update = Type.Object({
   exitCode: Type.Optional(Type.Number()),
   signal: Type.Optional(Type.String({ maxLength: 32 })),
   pid: Type.Optional(Count),
+  containerId: Type.Optional(Type.String({ maxLength: 128 })),
   port: Type.Optional(Count),
   ready: Type.Optional(Type.Boolean()),
   health: Type.Optional(Type.Union([Type.Literal("starting"), Type.Literal("healthy"), Type.Literal("unhealthy")])),
