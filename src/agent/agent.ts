@@ -4,7 +4,7 @@ import { join } from "node:path";
 import type { Clock } from "../lib/clock.js";
 import { newId } from "../lib/ids.js";
 import type { Logger } from "../lib/log.js";
-import type { AgentSession, Assignment, AssignmentChange, TaskStatusUpdate } from "../dispatcher/protocol.js";
+import type { AgentSession, Assignment, AssignmentChange, TaskStatsReport, TaskStatusUpdate } from "../dispatcher/protocol.js";
 import type { TrafficCounters } from "../model/objects.js";
 import { isTerminal } from "../model/task-state.js";
 import pLimit from "p-limit";
@@ -178,6 +178,22 @@ export class Agent {
     await Promise.all(live.map((r) => r.stop("shutdown")));
     await this.flush();
     return live.length;
+  }
+
+  /** Resource use of these tasks, sampled by their drivers at once (a sample takes about a second). */
+  async taskStats(taskIds: string[]): Promise<TaskStatsReport[]> {
+    return Promise.all(
+      taskIds.map(async (taskId): Promise<TaskStatsReport> => {
+        const runner = this.runners.get(taskId);
+        if (!runner || runner.isDone) return { taskId, error: "not running on this node" };
+        try {
+          const s = await runner.stats();
+          return s ? { taskId, cpus: s.cpus, memoryBytes: s.memoryBytes } : { taskId, error: "its driver reports no stats" };
+        } catch (err) {
+          return { taskId, error: err instanceof Error ? err.message : String(err) };
+        }
+      }),
+    );
   }
 
   runningTaskIds(): string[] {

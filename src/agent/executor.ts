@@ -3,7 +3,7 @@ import type { Logger } from "../lib/log.js";
 import type { Assignment, TaskStatusUpdate } from "../dispatcher/protocol.js";
 import { canTransition, isTerminal, type TaskState } from "../model/task-state.js";
 import type { HealthConfig, TaskSpec, TrafficCounters } from "../model/objects.js";
-import { describeExit, StartError, type Driver, type ExitStatus, type StartRequest, type TaskHandle } from "./drivers/driver.js";
+import { describeExit, StartError, type Driver, type ExitStatus, type StartRequest, type TaskHandle, type TaskStats } from "./drivers/driver.js";
 import { NODE_LABEL, SERVICE_LABEL, TASK_LABEL } from "./drivers/labels.js";
 import type { LogFiles } from "./logs/log-files.js";
 import type { PortAllocator } from "./ports.js";
@@ -265,6 +265,12 @@ export class TaskRunner {
         break;
     }
     return this.exited;
+  }
+
+  /** Its resource use now, from its driver; undefined when it does not run or the driver cannot tell. */
+  async stats(): Promise<TaskStats | undefined> {
+    if (this.phase.name !== "running" || !this.driver.stats) return undefined;
+    return this.driver.stats(this.phase.handle);
   }
 
   /** Forgets the task without touching it (agent detach: the task keeps running). */

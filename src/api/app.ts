@@ -8,6 +8,7 @@ import { nodesRoutes } from "./nodes.js";
 import { tasksRoutes } from "./tasks.js";
 import { eventsRoutes } from "./events.js";
 import { logsRoutes } from "./logs.js";
+import { statsRoutes } from "./stats.js";
 import { systemRoutes } from "./system.js";
 import type { ApiDeps } from "./deps.js";
 import type { TlsOptions } from "node:tls";
@@ -64,6 +65,7 @@ export async function buildApp(deps: ApiDeps, opts: { https?: TlsOptions } = {})
   await app.register(nodesRoutes, { prefix: API_PREFIX, deps });
   await app.register(tasksRoutes, { prefix: API_PREFIX, deps });
   await app.register(logsRoutes, { prefix: API_PREFIX, deps });
+  await app.register(statsRoutes, { prefix: API_PREFIX, deps });
   await app.register(eventsRoutes, { prefix: API_PREFIX, deps });
   await app.register(clusterRoutes, { prefix: API_PREFIX, deps });
   app.get("/openapi.json", { schema: { hide: true } }, () => app.swagger());

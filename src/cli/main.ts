@@ -5,6 +5,7 @@ import { registerServiceCommands } from "./commands/service-misc.js";
 import { registerServiceUpdate } from "./commands/service-update.js";
 import { registerNodeCommands } from "./commands/node.js";
 import { registerEvents } from "./commands/events.js";
+import { registerStats } from "./commands/stats.js";
 import { registerUpDown } from "./commands/up-down.js";
 import { registerClusterCommands } from "./commands/cluster.js";
 import { BATON_VERSION } from "../lib/version.js";
@@ -25,6 +26,7 @@ export function buildProgram(): Command {
   registerServiceUpdate(service);
   registerNodeCommands(program.command("node").description("Manage nodes").exitOverride());
   registerEvents(program);
+  registerStats(program);
   const all = (c: Command): Command[] => [c, ...c.commands.flatMap(all)];
   for (const c of all(program)) c.exitOverride();
   return program;

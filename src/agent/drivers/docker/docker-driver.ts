@@ -253,7 +253,10 @@ export class DockerDriver implements Driver {
       const cpuDelta = s.cpu_stats.cpu_usage.total_usage - s.precpu_stats.cpu_usage.total_usage;
       const systemDelta = (s.cpu_stats.system_cpu_usage ?? 0) - (s.precpu_stats.system_cpu_usage ?? 0);
       const cores = s.cpu_stats.online_cpus ?? s.cpu_stats.cpu_usage.percpu_usage?.length ?? 1;
-      return { cpus: systemDelta > 0 ? (cpuDelta / systemDelta) * cores : 0, memoryBytes: s.memory_stats.usage ?? 0 };
+      // As `docker stats`: memory in use without the page cache the kernel can drop (v1: total_inactive_file, v2: inactive_file).
+      const ms = s.memory_stats as { usage?: number; stats?: Record<string, number> };
+      const cache = ms.stats?.total_inactive_file ?? ms.stats?.inactive_file ?? 0;
+      return { cpus: systemDelta > 0 ? (cpuDelta / systemDelta) * cores : 0, memoryBytes: Math.max(0, (ms.usage ?? 0) - cache) };
     } catch (err) {
       if (statusOf(err) === 404) return undefined;
       throw err;
