@@ -22,8 +22,8 @@ import { TaskRecords, type TaskRecord, type TaskRecordStore } from "./task-recor
 const START_CONCURRENCY = 8;
 /**
  * Container starts in flight at once. A container start is a wait on the engine, not work on
- * the event loop, and the engine overlaps them: a 30-replica create in waves of 8 took ~1.3x
- * as long as 30 at once straight through the Engine API (bench/docker.mjs).
+ * the event loop: the engine, not the agent, should decide how many overlap (bench/docker.mjs
+ * measures a 30-replica create against 30 at once straight through the Engine API).
  */
 const CONTAINER_START_CONCURRENCY = 32;
 /** How often log files are checked against their cap. */
