@@ -26,6 +26,8 @@ const START_CONCURRENCY = 8;
  * measures a 30-replica create against 30 at once straight through the Engine API).
  */
 const CONTAINER_START_CONCURRENCY = 32;
+/** Stats samples in flight at once: each holds an engine request (or a /proc scan) for about a second. */
+const STATS_CONCURRENCY = 16;
 /** How often log files are checked against their cap. */
 const LOG_ROTATE_CHECK_MS = 2000;
 /** How often the mesh's per-task traffic counters are reported (when they moved). */
@@ -180,10 +182,11 @@ export class Agent {
     return live.length;
   }
 
-  /** Resource use of these tasks, sampled by their drivers at once (a sample takes about a second). */
+  /** Resource use of these tasks, sampled by their drivers (a sample takes about a second), 16 at a time. */
   async taskStats(taskIds: string[]): Promise<TaskStatsReport[]> {
+    const limit = pLimit(STATS_CONCURRENCY);
     return Promise.all(
-      taskIds.map(async (taskId): Promise<TaskStatsReport> => {
+      taskIds.map((taskId) => limit(async (): Promise<TaskStatsReport> => {
         const runner = this.runners.get(taskId);
         if (!runner || runner.isDone) return { taskId, error: "not running on this node" };
         try {
@@ -192,7 +195,7 @@ export class Agent {
         } catch (err) {
           return { taskId, error: err instanceof Error ? err.message : String(err) };
         }
-      }),
+      })),
     );
   }
 
