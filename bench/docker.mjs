@@ -20,7 +20,7 @@
 // Env: BENCH_DOCKER_REPS (3), BENCH_DOCKER_SIZES (1,10,30), BENCH_POLL_MS (20),
 // BENCH_DOCKER_ONLY=create,scale,update,heal,load, BENCH_DOCKER_PORT (18950, 18951),
 // BENCH_KEEP_DATA=1 (keep baton's data dir). Alone: `node bench/docker.mjs` (after `npm run build`).
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
@@ -452,6 +452,7 @@ export async function runDockerBench() {
     out.conditions.swarm_initialised_by_bench = sw.created;
     const info = await baton.start();
     out.conditions.baton_version = info.version;
+    try { out.conditions.baton_commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).trim(); } catch { /* not a git checkout */ }
     log(`docker: reps ${REPS}, sizes ${SIZES.join(',')}, poll ${POLL_MS} ms, docker ${sw.version}, baton ${info.version} (data ${baton.dir}), load ${loadavg().join(' ')}`);
     // Warm-up, not recorded: the first container, service and Swarm task of the run.
     for (const who of ['floor', 'baton', 'swarm']) await createOnce(who, baton, 1, 'warm');
