@@ -122,7 +122,9 @@ class BatonUp {
     this.api.close();
     // Whatever this Baton's node still has (a run cut short) goes with it.
     if (this.nodeId) await removeContainers(await containersOf({ 'baton.node.id': this.nodeId }));
-    if (process.env.BENCH_KEEP_DATA !== '1') rmSync(this.dir, { recursive: true, force: true });
+    // A failed run keeps the data dir: its baton-up.log says what Baton was doing.
+    if (process.env.BENCH_KEEP_DATA !== '1' && !this.failed) rmSync(this.dir, { recursive: true, force: true });
+    else log(`docker: baton's data dir kept: ${this.dir}`);
     this.proc = undefined;
   }
 }
@@ -516,6 +518,9 @@ export async function runDockerBench() {
     }
     save(true);
     return out;
+  } catch (err) {
+    baton.failed = true;
+    throw err;
   } finally {
     await cleanupDocker();
   }
