@@ -10,7 +10,7 @@
 // Env: BENCH_REPS (5), BENCH_SIZES (1,10,30), BENCH_SKIP_RSS, BENCH_POLL_MS (10),
 // BENCH_RSS_TASKS (1000), BENCH_BATON_CLI=1 (also time `baton service create --detach`),
 // BENCH_HEAL_SPACED=1 (also Baton self-heal on one long-lived service, kills 10.5 s apart),
-// BENCH_ONLY=create,heal,rss,mesh,updates,scheduler,cluster (sections to run; mesh = bench/mesh.mjs, mesh vs nginx;
+// BENCH_ONLY=create,heal,rss,mesh,updates,scheduler,cluster,docker (sections to run; docker = bench/docker.mjs, the docker driver vs Swarm vs the Engine API floor, knobs BENCH_DOCKER_* listed there, alone: `node bench/docker.mjs`; mesh = bench/mesh.mjs, mesh vs nginx;
 // updates = bench/updates.mjs, rolling updates vs pm2 reload; scheduler = bench/scheduler.mjs, the
 // scheduler alone in process, 150,000 tasks onto 5,000 nodes, knobs BENCH_SCHED_* listed there;
 // cluster = bench/cluster.ts in a child `node --import tsx`, join and node loss on network
@@ -27,6 +27,7 @@ import { cleanupUpdates, updatesTable } from './updates.mjs';
 import { schedulerTable } from './scheduler.mjs';
 import { clusterTable } from './cluster-table.mjs';
 import { haTable } from './ha-table.mjs';
+import { cleanupDocker, dockerTable } from './docker.mjs';
 import { batonApi, childrenOf, cpuMs, isAlive, loadavg, log, memOf, now, pollUntil, probe, r1, rotate, sleep, stats, waitGone } from './lib.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -37,7 +38,7 @@ const RESULTS = path.join(HERE, 'results');
 
 const REPS = Number(process.env.BENCH_REPS || 5);
 const SIZES = (process.env.BENCH_SIZES || '1,10,30').split(',').map(Number).filter((n) => n > 0);
-const ONLY = (process.env.BENCH_ONLY || 'create,heal,rss,mesh,updates,scheduler,cluster,ha').split(',');
+const ONLY = (process.env.BENCH_ONLY || 'create,heal,rss,mesh,updates,scheduler,cluster,ha,docker').split(',');
 const SKIP_RSS = process.env.BENCH_SKIP_RSS === '1' || !ONLY.includes('rss');
 const POLL_MS = Number(process.env.BENCH_POLL_MS || 10);
 const RSS_TASKS = Number(process.env.BENCH_RSS_TASKS || 1000);
@@ -502,7 +503,7 @@ let cleaning;
 function cleanupAll() {
   cleaning ??= (async () => {
     for (const c of floorKids) { try { c.kill('SIGKILL'); } catch { /* gone */ } }
-    await Promise.allSettled([subjects.baton?.stop(), subjects.rss?.stop(), subjects.pm2?.stop(), cleanupUpdates(), stopTsChildren()]);
+    await Promise.allSettled([subjects.baton?.stop(), subjects.rss?.stop(), subjects.pm2?.stop(), cleanupUpdates(), stopTsChildren(), cleanupDocker()]);
   })();
   return cleaning;
 }
@@ -560,6 +561,13 @@ async function main() {
   // 8. HA: write latency SQLite vs etcd, failover (its own result file too: results/ha-latest.json).
   if (ONLY.includes('ha')) {
     out.ha = await runTsChild('ha', 'ha.ts', 'SQLite vs a 3-member etcd, needs /usr/bin/etcd');
+    save();
+  }
+  // 9. The docker driver vs Swarm vs the Engine API floor (its own result file too: results/docker-latest.json).
+  if (ONLY.includes('docker')) {
+    const { runDockerBench } = await import('./docker.mjs');
+    out.docker = await runDockerBench().catch((err) => ({ bench: 'docker', error: String(err?.message ?? err) }));
+    if (out.docker.error) log(`docker: ${out.docker.error}`);
     save();
   }
   out.total_s = r1((now() - t00) / 1000);
@@ -736,6 +744,7 @@ function printTable() {
   if (out.scheduler) L.push(schedulerTable(out.scheduler));
   if (out.cluster) L.push(clusterTable(out.cluster));
   if (out.ha) L.push(haTable(out.ha));
+  if (out.docker && !out.docker.error) L.push(dockerTable(out.docker));
   if (out.heal) L.push('¹ spawn floor for one process (the create N=1 row): a restart cannot beat it.');
   process.stdout.write(L.join('\n') + '\n');
 }

@@ -12,6 +12,7 @@ import { readLocalLog } from "./agent/logs/local-log-source.js";
 import { buildApp } from "./api/app.js";
 import type { ClusterControl } from "./api/cluster.js";
 import type { LogSource } from "./api/logs.js";
+import type { StatsSource } from "./api/stats.js";
 import { systemClock, type Clock } from "./lib/clock.js";
 import { lockDataDir } from "./lib/data-dir-lock.js";
 import { BatonError } from "./lib/errors.js";
@@ -257,6 +258,9 @@ async function startManager(opts: UpOptions, ctx: Context): Promise<RunningBaton
   const logs: LogSource = {
     open: (task, o, onLines, isPaused) => (task.nodeId === agent.nodeId || !sessions ? local(task, o, onLines, isPaused) : sessions.openLogs(task.nodeId!, task.id, o, onLines)),
   };
+  const stats: StatsSource = {
+    read: (nodeId, taskIds) => (nodeId === agent.nodeId || !sessions ? agent.taskStats(taskIds) : sessions.taskStats(nodeId, taskIds)),
+  };
   const cluster: ClusterControl | undefined =
     authority && sessions && cfg
       ? {
@@ -313,6 +317,7 @@ async function startManager(opts: UpOptions, ctx: Context): Promise<RunningBaton
     log,
     logs,
     secrets: secretBox,
+    stats,
     ...(cluster ? { cluster } : {}),
     ...(etcdConnection ? { snapshot: () => openSnapshot(etcdConnection), etcdMembers: () => listMembers(etcdConnection) } : {}),
     system: {
@@ -454,6 +459,7 @@ async function startWorker(opts: UpOptions, ctx: Context): Promise<RunningBaton>
   agent = parts.agent;
   const nodeAgent = parts.agent;
   session.serveLogs({ open: (taskId, o, onLines) => readLocalLog(nodeAgent.logs, clock, taskId, o, onLines) });
+  session.serveStats((taskIds) => nodeAgent.taskStats(taskIds));
 
   const stopRenewal = scheduleRenewal(clock, () => credentials.certPem, async () => {
     const { keyPem, csrPem } = await createNodeKeyAndCsr(nodeId);

@@ -4,9 +4,9 @@ import type { Clock } from "../lib/clock.js";
 import type { Logger } from "../lib/log.js";
 import type { Assignment, TaskStatusUpdate } from "../dispatcher/protocol.js";
 import { canTransition, isTerminal, type TaskState } from "../model/task-state.js";
-import type { TaskMount, TrafficCounters } from "../model/objects.js";
+import type { HealthConfig, TaskMount, TaskSpec, TrafficCounters } from "../model/objects.js";
 import { envPrefix } from "../model/service-address.js";
-import { describeExit, StartError, type Driver, type ExitStatus, type StartRequest, type TaskHandle } from "./drivers/driver.js";
+import { describeExit, StartError, type Driver, type ExitStatus, type StartRequest, type TaskHandle, type TaskStats } from "./drivers/driver.js";
 import { NODE_LABEL, SERVICE_LABEL, TASK_LABEL } from "./drivers/labels.js";
 import type { LogFiles } from "./logs/log-files.js";
 import type { PortAllocator } from "./ports.js";
@@ -152,6 +152,8 @@ export class TaskRunner {
   private resolveExited!: () => void;
   /** The driver that runs this task (set when it starts or is adopted). */
   private driver: Driver;
+  /** docker: the image's HEALTHCHECK, run when the service has no check of its own and did not turn it off. */
+  private imageHealth: HealthConfig | undefined;
 
   constructor(
     private assignment: Assignment,
@@ -246,18 +248,20 @@ export class TaskRunner {
           : {}),
       };
       // docker: the image is found or pulled here; a missing one rejects the task.
-      await driver.prepare?.(req);
+      const prepared = await driver.prepare?.(req);
+      if (!a.spec.health && !a.spec.noHealthcheck) this.imageHealth = prepared?.imageHealth;
+      const imageHealth = this.imageHealth ? { imageHealth: this.imageHealth } : {};
       if (phase.stopReason) return this.end("shutdown", "shut down before it started", {});
       this.transition("starting", "starting");
       const portFields = { ...(this.port !== undefined ? { port: this.port } : {}), ports: this.ports };
       // Durable before the spawn: after a crash from here on, the process is found and stopped.
-      await deps.records.save({ taskId: a.taskId, ...portFields, logPath, statePrefix });
+      await deps.records.save({ taskId: a.taskId, ...portFields, logPath, statePrefix, ...imageHealth });
       recorded = true;
       // Stopped while the record was being written: nothing was spawned yet.
       if (phase.stopReason) return this.end("shutdown", "shut down before it started", {});
       const handle = await driver.start(req);
       const startedAt = deps.clock.now();
-      await deps.records.save({ taskId: a.taskId, handle, ...portFields, logPath, statePrefix, startedAt });
+      await deps.records.save({ taskId: a.taskId, handle, ...portFields, logPath, statePrefix, startedAt, ...imageHealth });
       this.watchExit(handle);
       // A stop that came while the start was in flight is honoured now, before any "running".
       if (phase.stopReason) return this.beginStop(handle, phase.stopReason);
@@ -292,6 +296,7 @@ export class TaskRunner {
       return this.end("failed", msg, { err: msg });
     }
     this.driver = driver;
+    this.imageHealth = r.imageHealth;
     this.watchExit(r.handle);
     // The files were written at the first start; the probes need their directories all the same.
     const delivered = this.assignment.files?.length ? this.deps.files?.locate(this.taskId, this.assignment.files) : undefined;
@@ -320,6 +325,12 @@ export class TaskRunner {
         break;
     }
     return this.exited;
+  }
+
+  /** Its resource use now, from its driver; undefined when it does not run or the driver cannot tell. */
+  async stats(): Promise<TaskStats | undefined> {
+    if (this.phase.name !== "running" || !this.driver.stats) return undefined;
+    return this.driver.stats(this.phase.handle);
   }
 
   /** Forgets the task without touching it (agent detach: the task keeps running). */
@@ -374,12 +385,13 @@ export class TaskRunner {
   private enterRunning(handle: TaskHandle, env: Record<string, string>, startedAt: number, message: string): void {
     if (this.phase.name === "ended") return;
     this.phase = { name: "running", handle };
-    const { spec } = this.assignment;
+    const spec = this.runSpec();
     // Nothing to probe: ready as soon as it runs, in the same report.
     const watched = !!(spec.health || spec.probes || spec.targets?.length);
     this.ready = !watched;
     this.transition("running", message, {
       pid: handle.pid,
+      ...(handle.containerId ? { containerId: handle.containerId } : {}),
       ...(this.port !== undefined ? { port: this.port } : {}),
       ...(Object.keys(this.ports).length ? { ports: this.ports } : {}),
       ...(spec.health ? { health: "starting" as const } : {}),
@@ -406,6 +418,12 @@ export class TaskRunner {
     });
     if (watched) this.monitor.start();
     if (this.assignment.desiredState !== "running" || isTerminal(this.assignment.state)) void this.stop("shutdown");
+  }
+
+  /** The task's spec as it runs here: the image's HEALTHCHECK stands in for a health check the service does not set. */
+  private runSpec(): TaskSpec {
+    const { spec } = this.assignment;
+    return this.imageHealth && !spec.health ? { ...spec, health: this.imageHealth } : spec;
   }
 
   private beginStop(handle: TaskHandle, reason: StopReason): void {

@@ -1,6 +1,7 @@
 import { mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { open, rename } from "node:fs/promises";
 import { join } from "node:path";
+import type { HealthConfig } from "../model/objects.js";
 import type { TaskHandle } from "./drivers/driver.js";
 
 /**
@@ -18,6 +19,8 @@ export interface TaskRecord {
   /** Where the driver keeps the task's exit status and pid files. */
   statePrefix: string;
   startedAt?: number;
+  /** docker: the image's HEALTHCHECK this task runs (read at prepare), so an adopted task keeps it. */
+  imageHealth?: HealthConfig;
 }
 
 /** Where task records live: files in the agent's data dir (TaskRecords); memory in unit tests. */

@@ -10,6 +10,7 @@ import { tasksRoutes } from "./tasks.js";
 import { eventsRoutes } from "./events.js";
 import { secretsRoutes } from "./secrets.js";
 import { logsRoutes } from "./logs.js";
+import { statsRoutes } from "./stats.js";
 import { systemRoutes } from "./system.js";
 import { snapshotRoutes } from "./snapshot.js";
 import type { ApiDeps } from "./deps.js";
@@ -70,6 +71,7 @@ export async function buildApp(deps: ApiDeps, opts: { https?: TlsOptions } = {})
   await app.register(networksRoutes, { prefix: API_PREFIX, deps });
   await app.register(tasksRoutes, { prefix: API_PREFIX, deps });
   await app.register(logsRoutes, { prefix: API_PREFIX, deps });
+  await app.register(statsRoutes, { prefix: API_PREFIX, deps });
   await app.register(eventsRoutes, { prefix: API_PREFIX, deps });
   await app.register(secretsRoutes, { prefix: API_PREFIX, deps });
   await app.register(clusterRoutes, { prefix: API_PREFIX, deps });

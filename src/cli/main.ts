@@ -7,6 +7,7 @@ import { registerNodeCommands } from "./commands/node.js";
 import { registerNetworkCommands, registerVolumeCommands } from "./commands/network.js";
 import { registerEvents } from "./commands/events.js";
 import { registerSecretConfigCommands } from "./commands/secret-config.js";
+import { registerStats } from "./commands/stats.js";
 import { registerUpDown } from "./commands/up-down.js";
 import { registerClusterCommands } from "./commands/cluster.js";
 import { registerStackCommands } from "./commands/stack.js";
@@ -34,6 +35,7 @@ export function buildProgram(): Command {
   registerVolumeCommands(program.command("volume").description("Manage volumes").exitOverride());
   registerEvents(program);
   registerSecretConfigCommands(program);
+  registerStats(program);
   const all = (c: Command): Command[] => [c, ...c.commands.flatMap(all)];
   for (const c of all(program)) c.exitOverride();
   return program;

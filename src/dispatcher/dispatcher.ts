@@ -324,6 +324,7 @@ export function applyStatus(tx: WriteTx, u: TaskStatusUpdate, fromNode?: string)
   if (u.exitCode !== undefined) status.exitCode = u.exitCode;
   if (u.signal !== undefined) status.signal = u.signal;
   if (u.pid !== undefined) status.pid = u.pid;
+  if (u.containerId !== undefined) status.containerId = u.containerId;
   if (u.port !== undefined) status.port = u.port;
   if (u.health !== undefined) status.health = u.health;
   if (u.ports !== undefined) status.ports = u.ports;

@@ -73,6 +73,15 @@ export interface TaskStatusUpdate extends Omit<TaskStatus, "startedAt" | "seq"> 
   seq: number;
 }
 
+/** One task's resource use as its node's driver measured it, or why it could not. */
+export interface TaskStatsReport {
+  taskId: string;
+  /** CPU use as a fraction of one core (1.5 = one and a half cores busy). */
+  cpus?: number;
+  memoryBytes?: number;
+  error?: string;
+}
+
 /** A ready task of a service, as the mesh reaches it. */
 export interface EndpointBackend {
   taskId: string;

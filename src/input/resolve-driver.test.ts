@@ -29,3 +29,10 @@ test("driver problems name the field", () => {
   assert.deepEqual(problems({ name: "a", driver: "process", image: "nginx:1", user: "x", command: ["sleep"] }), ["image: only the docker driver takes this field (use driver docker)", "user: only the docker driver takes this field (use driver docker)"]);
   assert.deepEqual(problems({ name: "a", driver: "process", command: [] }), ["command.0: the command must not be empty"]);
 });
+
+test("noHealthcheck turns off an image's HEALTHCHECK: docker only, and not together with a health check of the service's own", () => {
+  assert.equal(resolveServiceSpec({ name: "w", image: "nginx:1", command: [], noHealthcheck: true }).task.noHealthcheck, true);
+  assert.equal("noHealthcheck" in resolveServiceSpec({ name: "w", image: "nginx:1", command: [] }).task, false, "absent unless set: older specs compare equal");
+  assert.deepEqual(problems({ name: "a", image: "nginx:1", command: [], noHealthcheck: true, healthcheck: { cmd: "true" } }), ["noHealthcheck: conflicts with healthcheck (the service's own check replaces the image's anyway)"]);
+  assert.deepEqual(problems({ name: "a", command: ["sleep", "1"], noHealthcheck: true }), ["noHealthcheck: only the docker driver takes this field (use driver docker)"]);
+});

@@ -154,6 +154,8 @@ export function resolveServiceSpec(input: ServiceSpecInput, lookup?: ReferenceLo
       if (health.timeoutMs < 1) problems.push({ path: ["healthcheck", "timeout"], problem: "must be at least 1ms" });
     }
   }
+  // As docker refuses --no-healthcheck with --health-*: one says "no check", the other names one.
+  if (input.noHealthcheck && hc) problems.push({ path: ["noHealthcheck"], problem: "conflicts with healthcheck (the service's own check replaces the image's anyway)" });
   const probes = resolveProbes(input.probes, dur, problems);
   const ports = resolvePorts(input.publish, problems);
   const mounts = resolveMounts(input.mounts, driver, problems);
@@ -250,6 +252,7 @@ export function resolveServiceSpec(input: ServiceSpecInput, lookup?: ReferenceLo
       stopSignal: normalizedSignal,
       stopGracePeriodMs,
       ...(health ? { health } : {}),
+      ...(input.noHealthcheck ? { noHealthcheck: true as const } : {}),
       ...(probes ? { probes } : {}),
       ...(targets.length ? { targets } : {}),
       ...(ports.length && ports.every((p) => p.protocol === "udp") ? { udpOnly: true } : {}),
@@ -292,7 +295,7 @@ function resolveDriver(input: ServiceSpecInput, problems: FieldProblem[]): Drive
     if (input.image === undefined) problems.push({ path: ["image"], problem: "the docker driver needs an image" });
     else if (!IMAGE_PATTERN.test(input.image)) problems.push({ path: ["image"], problem: `"${input.image.slice(0, 80)}" is not an image reference (e.g. nginx:alpine, registry:5000/team/app:1.2)` });
   } else {
-    for (const f of ["image", "entrypoint", "user"] as const) if (input[f] !== undefined) problems.push({ path: [f], problem: "only the docker driver takes this field (use driver docker)" });
+    for (const f of ["image", "entrypoint", "user", "noHealthcheck"] as const) if (input[f] !== undefined) problems.push({ path: [f], problem: "only the docker driver takes this field (use driver docker)" });
   }
   return driver;
 }

@@ -135,6 +135,7 @@ export const ServiceSpecInput = Type.Object(
     workdir: Type.Optional(Type.String({ minLength: 1, maxLength: 4096 })),
     restartPolicy: Type.Optional(RestartPolicyInput),
     healthcheck: Type.Optional(HealthcheckInput),
+    noHealthcheck: Type.Optional(Type.Boolean({ description: "docker: do not run the image's own HEALTHCHECK (docker's --no-healthcheck)" })),
     probes: Type.Optional(Type.Object({ liveness: Type.Optional(ProbeInput), readiness: Type.Optional(ProbeInput), startup: Type.Optional(ProbeInput) }, strict)),
     publish: Type.Optional(Type.Array(PortInput, { maxItems: 64 })),
     loadBalance: Type.Optional(StringEnum(["round-robin", "least-connections"])),

@@ -120,7 +120,10 @@ export interface TaskSpec {
   workdir?: string;
   stopSignal: string;
   stopGracePeriodMs: number;
+  /** The service's own health check; absent: a docker task uses its image's HEALTHCHECK, if any. */
   health?: HealthConfig;
+  /** docker: the image's HEALTHCHECK is not run (docker's --no-healthcheck). Absent unless set. */
+  noHealthcheck?: true;
   probes?: Probes;
   /** Service port targets the task listens on, in order: the first is $PORT, others $PORT_<target>. */
   targets?: number[];
@@ -266,6 +269,8 @@ export interface TaskStatus {
   exitCode?: number;
   signal?: string;
   pid?: number;
+  /** docker: the task's container id (full; `service ps` shows 12 characters as docker does). */
+  containerId?: string;
   port?: number;
   /** Every service port target the task listens on → its port on the node. */
   ports?: Record<string, number>;

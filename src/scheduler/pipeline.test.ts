@@ -59,6 +59,13 @@ test("cpu limits need a node that enforces cpu limits; a task with both names bo
   assert.equal(both!.reason, "no node satisfies: 1 node cannot enforce memory and cpu limits");
 });
 
+test("a container's limits are the engine's to enforce: a docker node without writable cgroups takes it", () => {
+  const svc = aService({ image: "nginx:1", command: [], limitMemory: "64m", limitCpus: 0.5 });
+  const node = aNode({ drivers: ["process", "docker"], limits: { memory: false, cpu: false, cgroup: "none" } });
+  const [placed] = planPlacements([aTask(svc, { state: "new" })], [node], [], new Pipeline());
+  assert.equal(placed!.nodeId, node.id);
+});
+
 test("a task without limits goes to nodes that enforce none", () => {
   const node = aNode({ limits: { memory: false, cpu: false, cgroup: "none" } });
   const [d] = planPlacements([aTask(aService(), { state: "new" })], [node], [], new Pipeline());

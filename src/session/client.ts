@@ -2,7 +2,7 @@ import { WebSocket } from "ws";
 import type { Clock } from "../lib/clock.js";
 import { BatonError } from "../lib/errors.js";
 import type { Logger } from "../lib/log.js";
-import type { AgentSession, AssignmentChange, EndpointsChange, NodeDescription, TaskStatusUpdate } from "../dispatcher/protocol.js";
+import type { AgentSession, AssignmentChange, EndpointsChange, NodeDescription, TaskStatsReport, TaskStatusUpdate } from "../dispatcher/protocol.js";
 import type { NodeCredentials } from "../ca/node-cert.js";
 import { clientTlsOptions } from "../ca/tls.js";
 import { RevocationList } from "../ca/revocation.js";
@@ -16,6 +16,9 @@ const RETRY_MAX_MS = 2000;
 export interface NodeLogServer {
   open(taskId: string, opts: { tail?: number; follow: boolean }, onLines: (lines: string[]) => void): { done: Promise<void>; cancel: () => void };
 }
+
+/** How the node answers a manager's request for its tasks' resource use. */
+export type NodeStatsServer = (taskIds: string[]) => Promise<TaskStatsReport[]>;
 
 export interface RemoteSessionDeps {
   /** Managers as host:port; tried in turn until one answers. */
@@ -59,6 +62,7 @@ export class RemoteSession implements AgentSession {
   private cancelRetry: (() => void) | undefined;
   private cancelPing: (() => void) | undefined;
   private logServer: NodeLogServer | undefined;
+  private statsServer: NodeStatsServer | undefined;
   private readonly logStreams = new Map<number, () => void>();
   private wasConnected = false;
 
@@ -76,6 +80,11 @@ export class RemoteSession implements AgentSession {
   /** Where a manager's log requests are served from (the agent's log files). */
   serveLogs(server: NodeLogServer): void {
     this.logServer = server;
+  }
+
+  /** Where a manager's stats requests are answered from (the agent's drivers). */
+  serveStats(server: NodeStatsServer): void {
+    this.statsServer = server;
   }
 
   /** The manager this session is connected to, if any. */
@@ -206,9 +215,20 @@ export class RemoteSession implements AgentSession {
         this.logStreams.delete(m.id);
         return;
       }
+      case "stats-get":
+        return this.answerStats(m.id, Array.isArray(m.taskIds) ? m.taskIds.map(String) : []);
       case "closed":
         return this.removed(m.message);
     }
+  }
+
+  private answerStats(id: number, taskIds: string[]): void {
+    const failed = (error: string): TaskStatsReport[] => taskIds.map((taskId) => ({ taskId, error }));
+    if (!this.statsServer) return this.send({ type: "stats", id, stats: failed("this node serves no stats") });
+    this.statsServer(taskIds).then(
+      (stats) => this.send({ type: "stats", id, stats }),
+      (err: unknown) => this.send({ type: "stats", id, stats: failed(err instanceof Error ? err.message : String(err)) }),
+    );
   }
 
   private openLogs(id: number, taskId: string, opts: { tail?: number; follow: boolean }): void {

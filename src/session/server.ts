@@ -7,10 +7,13 @@ import type { Clock } from "../lib/clock.js";
 import { BatonError } from "../lib/errors.js";
 import type { Logger } from "../lib/log.js";
 import type { Dispatcher } from "../dispatcher/dispatcher.js";
-import type { NodeDescription } from "../dispatcher/protocol.js";
+import type { NodeDescription, TaskStatsReport } from "../dispatcher/protocol.js";
 import { verifyPeer, type PeerIdentity, type PeerVerifierDeps } from "../ca/verify.js";
-import { validDescription, validUpdates } from "./validate.js";
+import { validDescription, validStats, validUpdates } from "./validate.js";
 import { CloseCode, SESSION_PATH, parseMessage, type AgentMessage, type ManagerMessage } from "./wire.js";
+
+/** How long a node may take to answer a stats request. */
+const STATS_TIMEOUT_MS = 10_000;
 
 /** A session that has not registered within this time is closed. */
 const REGISTER_TIMEOUT_MS = 10_000;
@@ -52,6 +55,8 @@ export class SessionServer {
   private readonly current = new Map<string, Conn>();
   private readonly logRequests = new Map<number, LogRequest & { conn: Conn }>();
   private nextLogId = 1;
+  private readonly statsRequests = new Map<number, { conn: Conn; resolve: (s: TaskStatsReport[]) => void; reject: (e: Error) => void; cancelTimer: () => void }>();
+  private nextStatsId = 1;
   private cancelSweep: (() => void) | undefined;
 
   constructor(private readonly deps: SessionServerDeps) {}
@@ -132,6 +137,22 @@ export class SessionServer {
     };
   }
 
+  /** Asks the node that runs these tasks for their resource use (its drivers sample it). */
+  taskStats(nodeId: string, taskIds: string[]): Promise<TaskStatsReport[]> {
+    const conn = this.current.get(nodeId);
+    if (!conn) return Promise.reject(new BatonError("UNAVAILABLE", `node ${nodeId} is not connected: its tasks' stats cannot be read now`));
+    const id = this.nextStatsId++;
+    return new Promise((resolve, reject) => {
+      // A sample takes about a second (docker's stats, a CPU window): 10 s means the node is stuck.
+      const cancelTimer = this.deps.clock.setTimer(STATS_TIMEOUT_MS, () => {
+        if (!this.statsRequests.delete(id)) return;
+        reject(new BatonError("UNAVAILABLE", `node ${nodeId} did not answer for its tasks' stats within ${STATS_TIMEOUT_MS / 1000} s`));
+      });
+      this.statsRequests.set(id, { conn, resolve, reject, cancelTimer });
+      this.send(conn, { type: "stats-get", id, taskIds });
+    });
+  }
+
   close(): void {
     this.cancelSweep?.();
     for (const c of this.wss.clients) c.terminate();
@@ -169,6 +190,12 @@ export class SessionServer {
         if (r.conn !== conn) continue;
         this.logRequests.delete(id);
         r.reject(new BatonError("UNAVAILABLE", `node ${peer.nodeId} disconnected while its logs were read`));
+      }
+      for (const [id, r] of this.statsRequests) {
+        if (r.conn !== conn) continue;
+        this.statsRequests.delete(id);
+        r.cancelTimer();
+        r.reject(new BatonError("UNAVAILABLE", `node ${peer.nodeId} disconnected while its tasks' stats were read`));
       }
       if (this.current.get(peer.nodeId) === conn) {
         this.current.delete(peer.nodeId);
@@ -226,6 +253,14 @@ export class SessionServer {
         this.logRequests.delete(m.id);
         if (m.error) r.reject(new BatonError("UNAVAILABLE", m.error));
         else r.resolve();
+        return;
+      }
+      case "stats": {
+        const r = this.statsRequests.get(m.id);
+        if (r?.conn !== conn) return;
+        this.statsRequests.delete(m.id);
+        r.cancelTimer();
+        r.resolve(validStats(m.stats));
         return;
       }
       case "leave":

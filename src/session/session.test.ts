@@ -176,3 +176,13 @@ test("malformed descriptions and status updates from a node are refused or dropp
   assert.equal(store.view((tx) => tx.get("tasks", mine.id))?.status.state, "accepted");
   s.ws.close();
 });
+
+test("a manager reads a remote node's task stats over its session; malformed entries are dropped, an absent node is an error", async () => {
+  const session = new RemoteSession({ managers: [address], credentials: await creds("w9", "worker"), clock, log: silentLogger() });
+  session.serveStats(async (ids) => ids.map((taskId) => (taskId === "bad" ? ({ taskId, cpus: "lots" } as unknown as { taskId: string }) : { taskId, cpus: 0.25, memoryBytes: 1024 })));
+  await session.register(desc("w9"));
+  await waitFor(() => sessions.connectedNodes().includes("w9"), 3000, "w9 connected");
+  assert.deepEqual(await sessions.taskStats("w9", ["t1", "bad"]), [{ taskId: "t1", cpus: 0.25, memoryBytes: 1024 }]);
+  await assert.rejects(sessions.taskStats("nobody", ["t1"]), /node nobody is not connected/);
+  session.close();
+});

@@ -1,6 +1,6 @@
 import { Type, type Static } from "@sinclair/typebox";
 import { Ajv } from "ajv";
-import type { NodeDescription, TaskStatusUpdate } from "../dispatcher/protocol.js";
+import type { NodeDescription, TaskStatsReport, TaskStatusUpdate } from "../dispatcher/protocol.js";
 import { taskStates } from "../model/task-state.js";
 
 /**
@@ -34,6 +34,7 @@ const Update = Type.Object({
   exitCode: Type.Optional(Type.Number()),
   signal: Type.Optional(Type.String({ maxLength: 32 })),
   pid: Type.Optional(Count),
+  containerId: Type.Optional(Type.String({ maxLength: 128 })),
   port: Type.Optional(Count),
   ready: Type.Optional(Type.Boolean()),
   health: Type.Optional(Type.Union([Type.Literal("starting"), Type.Literal("healthy"), Type.Literal("unhealthy")])),
@@ -41,13 +42,26 @@ const Update = Type.Object({
   traffic: Type.Optional(Type.Object({ requests: Count, errors: Count })),
 });
 
+const Stats = Type.Object({
+  taskId: Type.String({ maxLength: 64 }),
+  cpus: Type.Optional(Type.Number({ minimum: 0 })),
+  memoryBytes: Type.Optional(Type.Number({ minimum: 0 })),
+  error: Type.Optional(Text),
+});
+
 const ajv = new Ajv({ strict: false });
 const isDescription = ajv.compile<Static<typeof Description>>(Description);
 const isUpdate = ajv.compile<Static<typeof Update>>(Update);
+const isStats = ajv.compile<Static<typeof Stats>>(Stats);
 
 export const validDescription = (d: unknown): d is NodeDescription => isDescription(d);
 
 /** Keeps the well-formed updates; a malformed one is dropped, not half-applied. */
 export function validUpdates(u: unknown): TaskStatusUpdate[] {
   return Array.isArray(u) ? (u.filter((x) => isUpdate(x)) as TaskStatusUpdate[]) : [];
+}
+
+/** Keeps the well-formed stats of a node's answer; a malformed entry is dropped. */
+export function validStats(s: unknown): TaskStatsReport[] {
+  return Array.isArray(s) ? (s.filter((x) => isStats(x)) as TaskStatsReport[]) : [];
 }

@@ -1,4 +1,4 @@
-import type { AssignmentChange, EndpointsChange, NodeDescription, TaskStatusUpdate } from "../dispatcher/protocol.js";
+import type { AssignmentChange, EndpointsChange, NodeDescription, TaskStatsReport, TaskStatusUpdate } from "../dispatcher/protocol.js";
 import type { ErrorCode } from "../lib/errors.js";
 
 /**
@@ -17,6 +17,7 @@ export type AgentMessage =
   | { type: "status"; id: number; updates: TaskStatusUpdate[] }
   | { type: "logs"; id: number; lines: string[] }
   | { type: "logs-end"; id: number; error?: string }
+  | { type: "stats"; id: number; stats: TaskStatsReport[] }
   | { type: "leave" };
 
 /** Manager → agent. */
@@ -28,6 +29,7 @@ export type ManagerMessage =
   | { type: "nack"; id: number; code: ErrorCode; message: string }
   | { type: "logs-open"; id: number; taskId: string; tail?: number; follow: boolean }
   | { type: "logs-cancel"; id: number }
+  | { type: "stats-get"; id: number; taskIds: string[] }
   /** The session is over for good (the node was removed): do not reconnect. */
   | { type: "closed"; code: ErrorCode; message: string };
 

@@ -104,6 +104,9 @@ export interface PsRow {
   Message: string;
   Port: number | null;
   Pid: number | null;
+  /** docker: the full container id. */
+  ContainerId: string | null;
+  ExitCode: number | null;
   Slot: number;
 }
 

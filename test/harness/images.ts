@@ -49,12 +49,38 @@ export async function ensureBusyboxImage(docker: Docker): Promise<string> {
   tar.entry({ name: "rootfs/etc/passwd" }, "root:x:0:0:root:/:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n");
   tar.entry({ name: "rootfs/etc/group" }, "root:x:0:\nnogroup:x:65534:\n");
   tar.finalize();
-  const stream = await docker.buildImage(tar as unknown as NodeJS.ReadableStream, { t: BUSYBOX_IMAGE, rm: true });
+  await build(docker, tar, BUSYBOX_IMAGE);
+  return BUSYBOX_IMAGE;
+}
+
+/**
+ * `baton-test/busybox-health:latest`: the busybox image with a HEALTHCHECK (healthy once
+ * /tmp/healthy exists; checked every 200 ms, 2 failures = unhealthy). Built FROM the busybox
+ * image through the build endpoint, once. Idempotent.
+ */
+export const HEALTHCHECK_IMAGE = "baton-test/busybox-health:latest";
+
+export async function ensureHealthcheckImage(docker: Docker): Promise<string> {
+  try {
+    await docker.getImage(HEALTHCHECK_IMAGE).inspect();
+    return HEALTHCHECK_IMAGE;
+  } catch {
+    /* build it */
+  }
+  await ensureBusyboxImage(docker);
+  const tar = pack();
+  tar.entry({ name: "Dockerfile" }, `FROM ${BUSYBOX_IMAGE}\nHEALTHCHECK --interval=200ms --timeout=2s --retries=2 CMD test -f /tmp/healthy\n`);
+  tar.finalize();
+  await build(docker, tar, HEALTHCHECK_IMAGE);
+  return HEALTHCHECK_IMAGE;
+}
+
+async function build(docker: Docker, tar: ReturnType<typeof pack>, tag: string): Promise<void> {
+  const stream = await docker.buildImage(tar as unknown as NodeJS.ReadableStream, { t: tag, rm: true });
   await new Promise<void>((resolve, reject) =>
     docker.modem.followProgress(stream, (err: Error | null, out: { error?: string }[]) => {
       const failed = err?.message ?? out.find((o) => o.error)?.error;
-      return failed ? reject(new Error(`building ${BUSYBOX_IMAGE}: ${failed}`)) : resolve();
+      return failed ? reject(new Error(`building ${tag}: ${failed}`)) : resolve();
     }),
   );
-  return BUSYBOX_IMAGE;
 }

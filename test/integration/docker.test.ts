@@ -4,8 +4,8 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import type Docker from "dockerode";
-import { BatonProcess, httpGet, waitFor, type PsRow } from "../harness/baton.js";
-import { dockerOrSkip, ensureBusyboxImage } from "../harness/images.js";
+import { BatonProcess, getJson, httpGet, waitFor, type PsRow } from "../harness/baton.js";
+import { dockerOrSkip, ensureBusyboxImage, ensureHealthcheckImage } from "../harness/images.js";
 import { NODE_LABEL, SERVICE_LABEL, TASK_LABEL } from "../../src/agent/drivers/labels.js";
 
 const engine = await dockerOrSkip();
@@ -85,6 +85,43 @@ describe("docker driver through baton up", skip, () => {
     await baton.cliOk("service", "create", "--name", "sick", "-d", "--stop-grace-period", "1s", "--restart-max-attempts", "1", "--health-cmd", "test -f /no/such/file", "--health-interval", "200ms", "--health-retries", "2", "--image", image, "sleep", "60");
     const failed = await waitFor(async () => (await baton.tasks("sick")).find((r) => r.Error !== ""), 15_000, "the sick task failed its health check");
     assert.match(failed.Error, /unhealthy/);
+  });
+
+  test("the image's HEALTHCHECK runs inside the container, not in the engine; --no-healthcheck and a service's own check replace it", async () => {
+    const healthImage = await ensureHealthcheckImage(docker);
+    const health = async (service: string): Promise<{ id: string; state: string; health?: string; err?: string; containerId?: string }[]> =>
+      ((await getJson(baton.socket, `/v1/tasks?service=${service}`)) as { id: string; status: { state: string; health?: string; err?: string; containerId?: string } }[]).map((t) => ({ id: t.id, ...t.status }));
+    // Healthy once the file exists (only inside the container): the image's check ran there.
+    await baton.cliOk("service", "create", "--name", "imgcheck", "-d", "--stop-grace-period", "1s", healthImage, "sh", "-c", "touch /tmp/healthy; exec sleep 60");
+    const healthy = await waitFor(async () => (await health("imgcheck")).find((t) => t.state === "running" && t.health === "healthy"), 15_000, "imgcheck healthy through the image's HEALTHCHECK");
+    const info = await docker.getContainer(healthy.containerId!).inspect();
+    assert.deepEqual(info.Config.Healthcheck?.Test, ["NONE"], "the engine does not run the check as well");
+    // The file never exists: unhealthy, the task fails and is replaced.
+    await baton.cliOk("service", "create", "--name", "imgsick", "-d", "--stop-grace-period", "1s", "--restart-max-attempts", "1", healthImage, "sleep", "60");
+    const sick = await waitFor(async () => (await health("imgsick")).find((t) => t.state === "failed"), 15_000, "imgsick failed its image's HEALTHCHECK");
+    assert.match(sick.err ?? "", /unhealthy/);
+    // --no-healthcheck: the same failing check is not run; the service's own check wins over the image's.
+    await baton.cliOk("service", "create", "--name", "nocheck", "-d", "--stop-grace-period", "1s", "--no-healthcheck", healthImage, "sleep", "60");
+    await baton.cliOk("service", "create", "--name", "owncheck", "-d", "--stop-grace-period", "1s", "--health-cmd", "true", "--health-interval", "200ms", healthImage, "sleep", "60");
+    await waitFor(async () => (await health("owncheck")).some((t) => t.state === "running" && t.health === "healthy"), 15_000, "owncheck healthy through its own check");
+    const nocheck = await waitFor(async () => (await health("nocheck")).find((t) => t.state === "running"), 15_000, "nocheck running");
+    // Two failed checks at 200 ms would have made it unhealthy by now (see HEALTHCHECK_IMAGE).
+    await new Promise((r) => setTimeout(r, 1500));
+    assert.deepEqual((await health("nocheck")).map((t) => [t.id, t.state, t.health]), [[nocheck.id, "running", undefined]]);
+    const bad = await baton.cli("service", "create", "--name", "both", "--no-healthcheck", "--health-cmd", "true", healthImage);
+    assert.match(bad.stderr, /noHealthcheck: conflicts with healthcheck/);
+    await baton.cliOk("service", "rm", "imgcheck", "imgsick", "nocheck", "owncheck");
+  });
+
+  test("service ps shows the container id (docker's 12 characters) and the exit code", async () => {
+    const rows = running(await baton.tasks("web"));
+    const ids = (await containers("web")).filter((c) => c.State === "running").map((c) => c.Id).sort();
+    assert.deepEqual(rows.map((r) => r.ContainerId).sort(), ids);
+    const table = await baton.cliOk("service", "ps", "web");
+    assert.match(table, /CONTAINER\/PID/);
+    for (const id of ids) assert.ok(table.includes(id.slice(0, 12)) && !table.includes(id), `${id.slice(0, 12)} in the table, not the full id`);
+    const killed = (await baton.tasks("web")).find((r) => r.CurrentState === "failed");
+    assert.equal(killed?.ExitCode, 137, "the task docker killed earlier: exit code 137");
   });
 
   test("service logs show a container's output", async () => {

@@ -1,4 +1,4 @@
-import type { NodeLimitSupport, Resources, TaskMount } from "../../model/objects.js";
+import type { HealthConfig, NodeLimitSupport, Resources, TaskMount } from "../../model/objects.js";
 
 /**
  * What one driver offers the executor (architecture.md: prepare, start, wait, stop, inspect,
@@ -69,6 +69,12 @@ export interface TaskHandle {
   networks?: string[];
 }
 
+/** What `prepare` learnt about the task's image. */
+export interface Prepared {
+  /** docker: the image's own HEALTHCHECK, as a Baton health check run inside the container. */
+  imageHealth?: HealthConfig;
+}
+
 export interface ExitStatus {
   exitCode?: number;
   signal?: string;
@@ -125,7 +131,7 @@ export interface Driver {
    * Gets what a start needs before it (docker: the image, pulled when missing). A StartError
    * rejects the task. Called in `preparing`; `start` does not repeat it.
    */
-  prepare?(req: StartRequest): Promise<void>;
+  prepare?(req: StartRequest): Promise<Prepared>;
   /** Creates and starts the task (a StartError rejects it). */
   start(req: StartRequest): Promise<TaskHandle>;
   /** Calls onExit once when the task ends; works for started and adopted tasks. Returns cancel. */

@@ -55,6 +55,8 @@ interface CreateOpts {
   network?: string[];
   mount?: MountInput[];
   endpointMode?: string;
+  /** false with --no-healthcheck (commander's negated flag). */
+  healthcheck?: boolean;
   [probeFlag: string]: unknown;
 }
 
@@ -68,6 +70,7 @@ export function registerServiceCreate(service: Command): void {
     .addOption(new Option("--driver <driver>", "process or docker (default: docker for --image or an IMAGE argument, see docs/docker.md)").choices(["process", "docker"]))
     .option("--image <image>", "docker: run this image; every argument is the container's command")
     .option("--entrypoint <command>", "docker: replace the image's ENTRYPOINT (split on spaces)")
+    .option("--no-healthcheck", "docker: do not run the image's own HEALTHCHECK")
     .option("-u, --user <user[:group]>", "docker: user inside the container")
     .passThroughOptions()
     .option("--name <name>", "service name")
@@ -112,6 +115,7 @@ export function registerServiceCreate(service: Command): void {
         ...(opts.label ? { labels: parseLabels(opts.label) } : {}),
         ...(Object.keys(restartPolicy).length ? { restartPolicy } : {}),
         ...(Object.keys(health).length ? { healthcheck: health } : {}),
+        ...(opts.healthcheck === false ? { noHealthcheck: true } : {}),
         ...(opts.stopSignal ? { stopSignal: opts.stopSignal } : {}),
         ...(opts.stopGracePeriod ? { stopGracePeriod: opts.stopGracePeriod } : {}),
         ...(opts.constraint ? { constraints: opts.constraint } : {}),

@@ -139,6 +139,12 @@ function updateColumn(s: ServiceWithStatus): string {
 }
 
 /** In the mesh's pools or not: only a running task has an answer. */
+/** docker: the container id (12 characters, as `docker ps`); process: the task's pid. */
+function containerOrPid(t: Task, trunc: boolean): string {
+  if (t.status.containerId) return trunc ? t.status.containerId.slice(0, 12) : t.status.containerId;
+  return t.status.pid ? String(t.status.pid) : "";
+}
+
 function readiness(t: Task): string {
   if (t.status.state !== "running") return "";
   return t.status.ready ? "yes" : "no";
@@ -191,9 +197,9 @@ export async function printTasks(c: ApiClient, refs: string[], opts: { quiet?: b
   printList(
     rows,
     opts,
-    ["ID", "NAME", "NODE", "DESIRED STATE", "CURRENT STATE", "READY", "ERROR", "PORTS"],
-    ({ task: t, history }) => [id(t), `${history ? " \\_ " : ""}${taskName(t)}`, t.nodeId ? nodes.get(t.nodeId) ?? shortId(t.nodeId) : "", desiredState(t), currentState(t, now), readiness(t), err(t), t.status.port && t.status.state === "running" ? `*:${t.status.port}` : ""],
+    ["ID", "NAME", "NODE", "CONTAINER/PID", "DESIRED STATE", "CURRENT STATE", "READY", "ERROR", "PORTS"],
+    ({ task: t, history }) => [id(t), `${history ? " \\_ " : ""}${taskName(t)}`, t.nodeId ? nodes.get(t.nodeId) ?? shortId(t.nodeId) : "", containerOrPid(t, opts.trunc), desiredState(t), currentState(t, now), readiness(t), err(t), t.status.port && t.status.state === "running" ? `*:${t.status.port}` : ""],
     ({ task: t }) => t.id,
-    ({ task: t }) => ({ ID: t.id, Name: taskName(t), Node: t.nodeId ? nodes.get(t.nodeId) ?? t.nodeId : "", DesiredState: t.desiredState, CurrentState: t.status.state, Timestamp: new Date(t.status.timestamp).toISOString(), Error: t.status.err ?? "", Message: t.status.message, Port: t.status.port ?? null, Ports: t.status.ports ?? null, Ready: t.status.state === "running" ? t.status.ready === true : null, Pid: t.status.pid ?? null, Slot: t.slot }),
+    ({ task: t }) => ({ ID: t.id, Name: taskName(t), Node: t.nodeId ? nodes.get(t.nodeId) ?? t.nodeId : "", DesiredState: t.desiredState, CurrentState: t.status.state, Timestamp: new Date(t.status.timestamp).toISOString(), Error: t.status.err ?? "", Message: t.status.message, Port: t.status.port ?? null, Ports: t.status.ports ?? null, Ready: t.status.state === "running" ? t.status.ready === true : null, Pid: t.status.pid ?? null, ContainerId: t.status.containerId ?? null, ExitCode: t.status.exitCode ?? null, Slot: t.slot }),
   );
 }

@@ -100,8 +100,12 @@ export function applyChanges(input: ServiceSpecInput, o: Opts): ServiceSpecInput
   if (o.replicasMaxPerNode !== undefined) next.maxReplicasPerNode = o.replicasMaxPerNode as number;
   applyFileFlags(next, o);
   const health = { cmd: o.healthCmd, http: o.healthHttp, tcp: o.healthTcp, interval: o.healthInterval, timeout: o.healthTimeout, retries: o.healthRetries, startPeriod: o.healthStartPeriod };
-  if (o.healthcheck === false) delete next.healthcheck;
-  else if (Object.values(health).some((v) => v !== undefined)) {
+  if (o.healthcheck === false) {
+    delete next.healthcheck;
+    // As docker's: no check at all, the image's HEALTHCHECK included (only containers have one).
+    if ((next.driver ?? (next.image !== undefined ? "docker" : "process")) === "docker") next.noHealthcheck = true;
+  } else if (Object.values(health).some((v) => v !== undefined)) {
+    delete next.noHealthcheck;
     const kind = health.cmd !== undefined || health.http !== undefined || health.tcp !== undefined;
     next.healthcheck = { ...(kind ? {} : next.healthcheck ?? {}), ...Object.fromEntries(Object.entries(health).filter(([, v]) => v !== undefined)) } as ServiceSpecInput["healthcheck"];
   }
@@ -163,7 +167,7 @@ export function registerServiceUpdate(service: Command): void {
     .option("--mount-add <mount>", "add a mount, as --mount on create (repeatable)", collectMount)
     .option("--mount-rm <target>", "remove the mount at this target path (repeatable)", collect)
     .addOption(new Option("--endpoint-mode <mode>", "vip or dnsrr").choices(["vip", "dnsrr"]))
-    .option("--no-healthcheck", "remove the health check")
+    .option("--no-healthcheck", "remove the health check (a container's image HEALTHCHECK too)")
     .option("--force", "replace every task even if nothing changed")
     .option("--dry-run", "print the field diff and the plan (which slots, in what order, what is kept); change nothing")
     .option("-d, --detach", "return at once instead of following the update")

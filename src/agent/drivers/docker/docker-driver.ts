@@ -3,7 +3,8 @@ import { PassThrough } from "node:stream";
 import Docker from "dockerode";
 import type { Clock } from "../../../lib/clock.js";
 import type { Logger } from "../../../lib/log.js";
-import { StartError, type Driver, type ExecResult, type ExitStatus, type OwnedTask, type StartRequest, type TaskHandle, type TaskInspection, type TaskStats } from "../driver.js";
+import type { HealthConfig } from "../../../model/objects.js";
+import { StartError, type Driver, type ExecResult, type ExitStatus, type OwnedTask, type Prepared, type StartRequest, type TaskHandle, type TaskInspection, type TaskStats } from "../driver.js";
 import { NODE_LABEL, TASK_LABEL } from "../labels.js";
 import { ENGINE_NETWORK_PREFIX, EngineAttachments, engineMounts } from "./attachments.js";
 
@@ -60,6 +61,12 @@ export class DockerDriver implements Driver {
   private readonly followers = new Map<string, Follower>();
   private readonly pullTimeoutMs: number;
   private readonly attachments: EngineAttachments;
+  /**
+   * Images this driver has seen present, with their HEALTHCHECK: a 30-replica create inspects its
+   * image once, not 30 times. An image removed later is noticed by the create (404), which
+   * forgets it here.
+   */
+  private readonly presentImages = new Map<string, Prepared>();
 
   constructor(private readonly opts: DockerDriverOptions) {
     this.docker = new Docker({ socketPath: opts.socketPath ?? "/var/run/docker.sock" });
@@ -86,22 +93,31 @@ export class DockerDriver implements Driver {
     }
   }
 
-  /** The image is used as it is when the engine has it; else pulled within the timeout; else the task is rejected. */
-  async prepare(req: StartRequest): Promise<void> {
+  /**
+   * The image is used as it is when the engine has it; else pulled within the timeout; else the
+   * task is rejected. Answers the image's HEALTHCHECK, which Baton runs (the engine does not).
+   */
+  async prepare(req: StartRequest): Promise<Prepared> {
     const image = req.image;
     if (!image) throw new StartError("the docker driver needs an image");
-    if (await this.hasImage(image)) return;
-    try {
-      await this.pull(image);
-    } catch (err) {
-      this.opts.log.debug({ image, err: messageOf(err) }, "image pull failed");
-    }
-    if (!(await this.hasImage(image))) throw new StartError(`image not found locally: ${image}`);
+    const prepared = this.presentImages.get(image) ?? (await this.inspectImage(image)) ?? (await this.pullAndInspect(image));
+    if (!prepared) throw new StartError(`image not found locally: ${image}`);
     try {
       await this.attachments.ensureVolumes(req.mounts ?? []);
     } catch (err) {
       throw new StartError(`docker: cannot create a volume: ${messageOf(err)}`);
     }
+    return prepared;
+  }
+
+  /** A pull within the timeout (there may be no registry), then the image as the engine has it, if at all. */
+  private async pullAndInspect(image: string): Promise<Prepared | undefined> {
+    try {
+      await this.pull(image);
+    } catch (err) {
+      this.opts.log.debug({ image, err: messageOf(err) }, "image pull failed");
+    }
+    return this.inspectImage(image);
   }
 
   /**
@@ -154,8 +170,15 @@ export class DockerDriver implements Driver {
           // Baton restarts tasks (as new tasks); the engine must not.
           RestartPolicy: { Name: "no" },
         },
+        // Baton runs the image's HEALTHCHECK itself (docker exec) unless the service replaced or
+        // disabled it; the engine running it too would double the checks.
+        Healthcheck: { Test: ["NONE"] },
       });
     } catch (err) {
+      if (statusOf(err) === 404 && /no such image/i.test(messageOf(err))) {
+        this.presentImages.delete(req.image!);
+        throw new StartError(`image not found locally: ${req.image}`);
+      }
       throw new StartError(`docker: cannot create the container: ${messageOf(err)}`);
     }
     try {
@@ -276,7 +299,10 @@ export class DockerDriver implements Driver {
       const cpuDelta = s.cpu_stats.cpu_usage.total_usage - s.precpu_stats.cpu_usage.total_usage;
       const systemDelta = (s.cpu_stats.system_cpu_usage ?? 0) - (s.precpu_stats.system_cpu_usage ?? 0);
       const cores = s.cpu_stats.online_cpus ?? s.cpu_stats.cpu_usage.percpu_usage?.length ?? 1;
-      return { cpus: systemDelta > 0 ? (cpuDelta / systemDelta) * cores : 0, memoryBytes: s.memory_stats.usage ?? 0 };
+      // As `docker stats`: memory in use without the page cache the kernel can drop (v1: total_inactive_file, v2: inactive_file).
+      const ms = s.memory_stats as { usage?: number; stats?: Record<string, number> };
+      const cache = ms.stats?.total_inactive_file ?? ms.stats?.inactive_file ?? 0;
+      return { cpus: systemDelta > 0 ? (cpuDelta / systemDelta) * cores : 0, memoryBytes: Math.max(0, (ms.usage ?? 0) - cache) };
     } catch (err) {
       if (statusOf(err) === 404) return undefined;
       throw err;
@@ -313,12 +339,16 @@ export class DockerDriver implements Driver {
     this.remove(handle).catch((err: unknown) => this.opts.log.warn({ containerId: handle.containerId, err: messageOf(err) }, "cannot remove container"));
   }
 
-  private async hasImage(image: string): Promise<boolean> {
+  /** What a start needs to know of a local image; undefined when the engine does not have it. */
+  private async inspectImage(image: string): Promise<Prepared | undefined> {
     try {
-      await this.docker.getImage(image).inspect();
-      return true;
+      const info = await this.docker.getImage(image).inspect();
+      const imageHealth = healthOf(info.Config?.Healthcheck);
+      const prepared: Prepared = imageHealth ? { imageHealth } : {};
+      this.presentImages.set(image, prepared);
+      return prepared;
     } catch (err) {
-      if (statusOf(err) === 404) return false;
+      if (statusOf(err) === 404) return undefined;
       throw new StartError(`docker: ${messageOf(err)}`);
     }
   }
@@ -380,6 +410,34 @@ export class DockerDriver implements Driver {
     this.followers.delete(handle.containerId!);
     f.stop();
   }
+}
+
+/** An image's HEALTHCHECK (Config.Healthcheck) as the engine stores it: durations in ns, 0 = default. */
+interface ImageHealthcheck {
+  Test?: string[];
+  Interval?: number;
+  Timeout?: number;
+  Retries?: number;
+  StartPeriod?: number;
+}
+
+/**
+ * The image's HEALTHCHECK as a Baton health check with docker's defaults (30 s, 30 s, 3 retries,
+ * no start period). `CMD-SHELL x` runs `/bin/sh -c x`, `CMD a b` runs `a b`, both inside the
+ * container; `NONE` or no test: no check.
+ */
+export function healthOf(h: ImageHealthcheck | undefined): HealthConfig | undefined {
+  const [kind, ...rest] = h?.Test ?? [];
+  const command = kind === "CMD-SHELL" ? ["/bin/sh", "-c", rest.join(" ")] : kind === "CMD" ? rest : [];
+  if (!command.length || command.at(-1) === "") return undefined;
+  const ms = (ns: number | undefined, fallback: number): number => (ns && ns > 0 ? Math.max(1, Math.round(ns / 1e6)) : fallback);
+  return {
+    check: { kind: "exec", command },
+    intervalMs: ms(h!.Interval, 30_000),
+    timeoutMs: ms(h!.Timeout, 30_000),
+    retries: h!.Retries && h!.Retries > 0 ? h!.Retries : 3,
+    startPeriodMs: ms(h!.StartPeriod, 0),
+  };
 }
 
 /** The log file's last write, in whole seconds (docker's `since`); undefined: from the start. */

@@ -4,10 +4,15 @@ import { delimiter, isAbsolute, join, resolve } from "node:path";
 import type { Clock } from "../../../lib/clock.js";
 import type { NodeLimitSupport, Resources } from "../../../model/objects.js";
 import { Cgroups, type TaskCgroup } from "../../cgroups/cgroups.js";
-import type { Driver, ExitStatus, StartRequest, TaskHandle } from "../driver.js";
+import type { Driver, ExitStatus, StartRequest, TaskHandle, TaskStats } from "../driver.js";
 import { StartError } from "../driver.js";
-import { isLiveProcess, readProcStat } from "./proc-stat.js";
+import { isLiveProcess, processGroupUsage, readProcStat } from "./proc-stat.js";
 import { decodeShellStatus, SHIM_SCRIPT } from "./shim.js";
+
+/** CPU use is a rate: ticks counted over this window. */
+const STATS_WINDOW_MS = 1000;
+/** USER_HZ, the unit of utime/stime in /proc/<pid>/stat: 100 on Linux whatever the kernel's HZ. */
+const CLOCK_TICKS_PER_SECOND = 100;
 
 /** How often an adopted (not our child) process is checked for exit. */
 const ADOPTED_POLL_MS = 250;
@@ -141,6 +146,21 @@ export class ProcessDriver implements Driver {
         /* gone */
       }
     }
+  }
+
+  /**
+   * CPU over a one-second window and resident memory now, of the task's whole process group
+   * (the shim, the task and its children), from /proc: the same for tasks with or without a cgroup.
+   */
+  async stats(handle: TaskHandle): Promise<TaskStats | undefined> {
+    if (!this.isAlive(handle)) return undefined;
+    const group = groupOf(handle);
+    const before = processGroupUsage(group);
+    const t0 = this.clock.now();
+    await this.clock.sleep(STATS_WINDOW_MS);
+    const after = processGroupUsage(group);
+    const seconds = Math.max(1, this.clock.now() - t0) / 1000;
+    return { cpus: Math.max(0, after.ticks - before.ticks) / CLOCK_TICKS_PER_SECOND / seconds, memoryBytes: after.rssBytes };
   }
 
   isAlive(handle: TaskHandle): boolean {
