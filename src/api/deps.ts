@@ -14,6 +14,11 @@ export interface ApiDeps {
   system: SystemControl;
   /** Cluster membership, on a manager started with `baton init`. */
   cluster?: ClusterControl;
+  /**
+   * HA managers: who leads and which managers are reachable (their etcd lease is alive). Absent
+   * with one manager, which leads while it is up.
+   */
+  managerStatus?: () => { leader: string | undefined; reachable: Set<string> };
   /** @default 1 MiB */
   bodyLimit?: number;
 }

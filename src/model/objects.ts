@@ -318,6 +318,8 @@ export interface Cluster extends Meta {
   caCertPem: string;
   joinTokens: Record<"worker" | "manager", { salt: string; hash: string; createdAt: number; sealed: string }>;
   revocations: { nodeIds: string[]; serials: string[] };
+  /** Every manager's TLS listener (host:port), HA: what agents and `join-token` point at. */
+  managers?: string[];
 }
 
 export const CLUSTER_ID = "cluster";

@@ -131,7 +131,7 @@ export class EtcdStore extends StoreCache {
       await this.waitForRevision(Number(put.header.revision));
     } catch (err) {
       if (err instanceof BatonError) throw err;
-      throw unavailable("etcd did not answer a quorum read", err);
+      throw unavailable("the store is unavailable: etcd did not answer a quorum read (reads with ?stale=true are served from this manager's cache)", err);
     }
   }
 
