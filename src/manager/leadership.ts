@@ -3,6 +3,7 @@ import { Etcd3, type IKeyValue, type Lease, type Watcher } from "etcd3";
 import type { Clock } from "../lib/clock.js";
 import type { Logger } from "../lib/log.js";
 import type { Fence } from "../store/store.js";
+import { ETCD_KEEPALIVE } from "../store/etcd/etcd-store.js";
 
 /** A manager as the others see it in etcd: its node id and the address of its TLS listener. */
 export interface ManagerRecord {
@@ -84,6 +85,7 @@ export class Leadership {
     this.client = new Etcd3({
       hosts: opts.endpoints,
       faultHandling: { global: noop },
+      grpcOptions: ETCD_KEEPALIVE,
       // A call stuck on a partition must not outlive a tick by much.
       defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + this.tickMs * 2 }),
     });

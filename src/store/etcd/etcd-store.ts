@@ -39,6 +39,13 @@ const FEED_RETRY_MS = 100;
  */
 const CALL_DEADLINE_MS = 5_000;
 
+/**
+ * gRPC pings on every etcd connection: after a partition heals, a connection that died silently
+ * (no RST) is found dead and redialled in seconds instead of hanging calls until their deadline.
+ * 5 s is etcd's default --grpc-keepalive-min-time: pinging more often gets the connection closed.
+ */
+export const ETCD_KEEPALIVE = { "grpc.keepalive_time_ms": 5_000, "grpc.keepalive_timeout_ms": 2_000, "grpc.keepalive_permit_without_calls": 1 };
+
 type Json = Record<string, unknown>;
 
 /**
@@ -79,6 +86,7 @@ export class EtcdStore extends StoreCache {
     this.client = new Etcd3({
       hosts: opts.endpoints,
       faultHandling: { global: noop },
+      grpcOptions: ETCD_KEEPALIVE,
       defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + CALL_DEADLINE_MS }),
     });
   }
