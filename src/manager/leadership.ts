@@ -49,6 +49,9 @@ export interface LeadershipOptions {
   onView?: (view: ManagersView) => void;
 }
 
+/** Keepalive tries per tick, each on the next etcd member the client picks. */
+const KEEPALIVE_ATTEMPTS = 3;
+
 type State = { kind: "follower" } | { kind: "leader"; fence: Fence; cancelWatchdog: () => void };
 
 /**
@@ -76,6 +79,7 @@ export class Leadership {
   private watcher: Watcher | undefined;
   private closed = false;
   private ticking: Promise<void> = Promise.resolve();
+  private observing: Promise<void> | undefined;
 
   constructor(private readonly opts: LeadershipOptions) {
     this.prefix = opts.prefix ?? "/baton-ha/";
@@ -133,6 +137,7 @@ export class Leadership {
     this.cancelTick();
     this.depose("this manager is stopping");
     await this.ticking;
+    await this.observing;
     const lease = this.lease;
     this.lease = undefined;
     await Promise.race([lease?.handle.revoke().catch(() => undefined), new Promise((r) => setTimeout(r, 1000).unref())]);
@@ -149,9 +154,20 @@ export class Leadership {
     });
   }
 
+  /**
+   * The keepalive runs every tick on its own; reading the view, campaigning and publishing run
+   * beside it, one at a time: a call stuck on a dead etcd member must not delay the keepalive
+   * that keeps the leader leading.
+   */
   private async tick(): Promise<void> {
     if (this.closed) return;
-    if (!(await this.keepLease())) return;
+    if (!(await this.keepLease()) || this.observing) return;
+    this.observing = this.observe()
+      .catch((err: unknown) => this.opts.log.warn({ err }, "leadership view not refreshed"))
+      .finally(() => (this.observing = undefined));
+  }
+
+  private async observe(): Promise<void> {
     const { leader, managers } = await this.read();
     if (this.closed) return;
     this.view = { leader: leader ? (JSON.parse(leader.value.toString()) as { nodeId: string; addr: string }) : undefined, reachable: managers };
@@ -159,6 +175,11 @@ export class Leadership {
       this.depose(leader ? "another manager leads" : "the leader key is gone");
     }
     if (!leader) await this.campaign();
+    else if (this.state.kind === "follower" && this.lease && String(leader.lease) === this.lease.id) {
+      // Our own key: a campaign whose answer was lost (a timeout) did commit, or the watchdog
+      // stopped us while the lease lived on. It is ours to lead: the same term, the same fence.
+      this.becomeLeader({ key: this.leaderKey, revision: Number(leader.create_revision) });
+    }
     await this.publish(managers.get(this.opts.self.nodeId));
     this.opts.onView?.(this.view);
   }
@@ -180,22 +201,30 @@ export class Leadership {
       }
     }
     const lease = this.lease;
-    try {
-      const res = await withTimeout(lease.handle.keepaliveOnce(), this.tickMs * 2);
-      if (Number(res.TTL) <= 0) throw new Error("lease expired");
-      lease.lastOkSentAt = now;
-      this.armWatchdog();
-      return true;
-    } catch (err) {
-      const expired = (err as Error).message === "lease expired" || (err as Error).name === "EtcdLeaseInvalidError";
-      if (expired || this.opts.clock.now() - lease.lastOkSentAt > this.ttlMs) {
-        // Gone for sure: everything held on it is deleted. A new lease next tick.
-        if (this.lease === lease) this.lease = undefined;
-        this.depose("lease expired");
+    let last: unknown;
+    // A keepalive is safe to repeat, and the client picks the next etcd member for each call: a
+    // dead or cut-off member costs one short attempt, not the lease.
+    for (let attempt = 0; attempt < KEEPALIVE_ATTEMPTS; attempt++) {
+      const sentAt = this.opts.clock.now();
+      try {
+        const res = await withTimeout(lease.handle.keepaliveOnce(), Math.max(200, this.tickMs - 100));
+        if (Number(res.TTL) <= 0) throw new Error("lease expired");
+        lease.lastOkSentAt = sentAt;
+        this.armWatchdog();
+        return true;
+      } catch (err) {
+        last = err;
+        if ((err as Error).message === "lease expired" || (err as Error).name === "EtcdLeaseInvalidError") break;
       }
-      this.opts.log.debug({ err }, "lease keepalive failed");
-      return false;
     }
+    const expired = (last as Error).message === "lease expired" || (last as Error).name === "EtcdLeaseInvalidError";
+    if (expired || this.opts.clock.now() - lease.lastOkSentAt > this.ttlMs) {
+      // Gone for sure: everything held on it is deleted. A new lease next tick.
+      if (this.lease === lease) this.lease = undefined;
+      this.depose("lease expired");
+    }
+    this.opts.log.debug({ err: last }, "lease keepalive failed");
+    return false;
   }
 
   /**
@@ -232,7 +261,10 @@ export class Leadership {
     const res = await this.client.if(this.leaderKey, "Create", "==", 0).then(this.client.put(this.leaderKey).value(value).lease(lease.id)).commit();
     if (!res.succeeded || this.closed || this.lease !== lease) return;
     // The key was created by this transaction: its create revision is the transaction's revision.
-    const fence: Fence = { key: this.leaderKey, revision: Number(res.header.revision) };
+    this.becomeLeader({ key: this.leaderKey, revision: Number(res.header.revision) });
+  }
+
+  private becomeLeader(fence: Fence): void {
     this.state = { kind: "leader", fence, cancelWatchdog: () => undefined };
     this.armWatchdog();
     this.view = { ...this.view, leader: { nodeId: this.opts.self.nodeId, addr: this.opts.self.addr } };

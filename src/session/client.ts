@@ -240,7 +240,9 @@ export class RemoteSession implements AgentSession {
       const ws = this.ws;
       if (!ws || ws.readyState !== ws.OPEN) return;
       if (this.deps.clock.now() - this.lastHeard > this.periodMs * 3 + 1000) {
-        this.deps.log.warn({ manager: this.connectedTo }, "manager silent; reconnecting");
+        this.deps.log.warn({ manager: this.connectedTo }, "manager silent; reconnecting to the next one");
+        // Silent, not closed: likely cut off (a partition). Try the next manager first.
+        this.managerIndex = (this.managerIndex + 1) % this.managers.length;
         ws.terminate();
         return;
       }

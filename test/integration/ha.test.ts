@@ -90,6 +90,10 @@ describe("HA managers on etcd: leader kill -9 and partition under load", { skip 
     await worker.start();
   });
   after(async () => {
+    if (process.env.BATON_HA_LOGS) {
+      const { writeFileSync } = await import("node:fs");
+      for (const b of [...managers, worker]) if (b) writeFileSync(`${process.env.BATON_HA_LOGS}/${b.host.name}.log`, b.output);
+    }
     await worker?.destroy().catch(() => undefined);
     for (const m of managers) await m.destroy().catch(() => undefined);
     await etcd?.stop();
@@ -153,18 +157,30 @@ describe("HA managers on etcd: leader kill -9 and partition under load", { skip 
       const next = await waitFor(() => leaderOf(live().filter((m) => m !== old)), 10_000, "no new leader after the partition");
       t.diagnostic(`new leader ${next.host.name} ${Date.now() - cutAt} ms after the partition of ${old.host.name}`);
       await waitFor(async () => (await info(old)).isLeader === false, 5000, "the partitioned manager kept leading");
+      const updateAt = Date.now();
       // The cluster goes on: an update through the new leader completes, one task per slot.
       // A write whose etcd call went to the cut-off member is answered UNAVAILABLE ("may or may not
       // have been applied") until the client's breaker skips that member: a client retries.
-      await waitFor(async () => (await next.cli("service", "update", "--env-add", "V=2", "web")).code === 0, 30_000, "the update never completed through the new leader");
+      await waitFor(
+        async () => {
+          const r = await next.cli("service", "update", "--env-add", "V=2", "web");
+          if (r.code !== 0) t.diagnostic(`update refused after ${Date.now() - updateAt} ms: ${r.stderr.trim().split("\n")[0]}`);
+          return r.code === 0;
+        },
+        30_000,
+        "the update never completed through the new leader",
+      );
+      t.diagnostic(`update through the new leader completed in ${Date.now() - updateAt} ms`);
       const rows = running(await ps(next, "web"));
       assert.equal(rows.length, 4);
       assert.equal(new Set(rows.map((r) => r.Name)).size, 4);
     } finally {
       await net.heal(old.host);
     }
+    const healAt = Date.now();
     // Healed: its etcd connections, dead since the cut, are found dead by gRPC keepalive and redialled.
     await waitFor(async () => (await nodes(old).catch(() => [])).filter((n) => n.ManagerStatus === "Leader").length === 1, 20_000, "the healed manager never saw a leader again");
+    t.diagnostic(`the healed manager answered with a leader ${Date.now() - healAt} ms after the heal`);
   });
 });
 
