@@ -103,7 +103,7 @@ export async function startUp(opts: UpOptions): Promise<RunningBaton> {
         throw new BatonError("BAD_REQUEST", `${dataDir} holds a single-host Baton's store: \`baton join\` needs a fresh --data-dir (or run \`baton init\` here to make this host the first manager)`);
     }
     if (opts.resumeWorker && !opts.join && !cfg)
-      throw new BatonError("BAD_REQUEST", `${dataDir} is not a node of a cluster: a first join needs --token and the manager's address`);
+      throw new BatonError("BAD_REQUEST", `${dataDir} is not a worker of a cluster: a first join needs --token and the manager's address`);
     if (opts.init && cfg?.role === "worker") throw new BatonError("BAD_REQUEST", `${dataDir} belongs to a worker of a cluster: \`baton leave\` first, or use another --data-dir`);
     const joined = opts.join && !cfg ? await joinCluster(opts.join, { dataDir, clock, log }) : cfg;
     if (opts.join && cfg) log.info({ managers: cfg.managers }, "this data dir already joined a cluster; resuming (the token is not needed)");
