@@ -36,7 +36,9 @@ import { listMembers } from "./ha/membership.js";
 import { parseStoreUrl } from "./store/store-url.js";
 import type { Store } from "./store/store.js";
 import type { AgentSession } from "./dispatcher/protocol.js";
-import { ClusterAuthority, certsDir } from "./cluster/authority.js";
+import { ClusterAuthority, caDir, certsDir } from "./cluster/authority.js";
+import { ClusterCa } from "./ca/ca.js";
+import { Leadership } from "./manager/leadership.js";
 import { detectAdvertiseAddr, parseHostPort, readClusterConfig, writeClusterConfig, DEFAULT_CLUSTER_PORT, type ClusterConfig } from "./cluster/config.js";
 import { startClusterListener } from "./cluster/listener.js";
 import { httpsJoinTransport, renewCertificate } from "./cluster/join-client.js";
@@ -66,8 +68,11 @@ export interface UpOptions {
   etcdTls?: EtcdTlsFiles;
   /** `baton init`: become (or resume as) a cluster's manager; `ha`: on a managed etcd member (src/ha). */
   init?: { advertiseAddr?: string; listenAddr?: string; heartbeatPeriodMs?: number; heartbeatGraceMs?: number; ha?: boolean };
-  /** `baton join`: become a worker of the cluster of `manager` (host:port) with a join token. */
-  join?: { token: string; manager: string; advertiseAddr?: string };
+  /**
+   * `baton join`: become a node of the cluster of `manager` (host:port) with a join token: a
+   * worker, or with a manager token another manager (on the cluster's etcd store).
+   */
+  join?: { token: string; manager: string; advertiseAddr?: string; listenAddr?: string };
   /** `baton join` without a token: resume as the worker this data dir already is (never anything else). */
   resumeWorker?: boolean;
 }
@@ -105,15 +110,16 @@ export async function startUp(opts: UpOptions): Promise<RunningBaton> {
   try {
     const cfg = readClusterConfig(dataDir);
     if (opts.join) {
-      if (cfg?.role === "manager") throw new BatonError("BAD_REQUEST", `${dataDir} belongs to a manager of a cluster: join with another --data-dir`);
       if (!cfg && existsSync(join(dataDir, "store.db")))
         throw new BatonError("BAD_REQUEST", `${dataDir} holds a single-host Baton's store: \`baton join\` needs a fresh --data-dir (or run \`baton init\` here to make this host the first manager)`);
     }
-    if (opts.resumeWorker && !opts.join && cfg?.role !== "worker")
+    if (opts.resumeWorker && !opts.join && !cfg)
       throw new BatonError("BAD_REQUEST", `${dataDir} is not a worker of a cluster: a first join needs --token and the manager's address`);
     if (opts.init && cfg?.role === "worker") throw new BatonError("BAD_REQUEST", `${dataDir} belongs to a worker of a cluster: \`baton leave\` first, or use another --data-dir`);
-    if (opts.join || cfg?.role === "worker") return await startWorker(opts, { dataDir, clock, log, lock, cfg });
-    return await startManager(opts, { dataDir, clock, log, lock, cfg });
+    const joined = opts.join && !cfg ? await joinCluster(opts.join, { dataDir, clock, log }) : cfg;
+    if (opts.join && cfg) log.info({ managers: cfg.managers }, "this data dir already joined a cluster; resuming (the token is not needed)");
+    if (joined?.role === "worker") return await startWorker(opts, { dataDir, clock, log, lock, cfg: joined });
+    return await startManager(opts, { dataDir, clock, log, lock, cfg: joined });
   } catch (err) {
     lock.release();
     throw err;
@@ -241,15 +247,44 @@ async function startManager(opts: UpOptions, ctx: Context): Promise<RunningBaton
   let authority: ClusterAuthority | undefined;
   let sessions: SessionServer | undefined;
   let joinCommand: string | undefined;
+  let leadership: Leadership | undefined;
   if (cfg) {
     const opened = await ClusterAuthority.open({ dataDir, store, clock, nodeId, addresses: [cfg.advertiseAddr!] });
     authority = opened.authority;
-    sessions = new SessionServer({ dispatcher: manager.dispatcher, clock, log: log.child({ component: "sessions" }), verifier: authority.verifier });
+    const self = `${cfg.advertiseAddr!}:${parseHostPort(cfg.listenAddr!, "--listen-addr").port}`;
+    await authority.addManager(self);
+    const auth = authority;
+    sessions = new SessionServer({ dispatcher: manager.dispatcher, clock, log: log.child({ component: "sessions" }), verifier: authority.verifier, managers: () => auth.managers() });
     await writeClusterConfig(dataDir, cfg);
     joinCommand = `baton join --token ${authority.token("worker")} ${cfg.managers[0]}`;
+    // Several managers share the etcd store: one leads (docs/ha.md); every one serves the API and sessions.
+    if (etcdConnection) {
+      const conns = sessions;
+      leadership = new Leadership({
+        connection: etcdConnection,
+        self: { nodeId, addr: self },
+        clock,
+        log: log.child({ component: "leadership" }),
+        onElected: (fence) => manager.lead(fence),
+        onDeposed: () => manager.stopLeading(),
+        // Agents with a session here, heard within the grace period (the manager's own agent too).
+        liveSessions: () => {
+          const here = new Set([...conns.connectedNodes(), nodeId]);
+          return manager.dispatcher.liveNodes().filter((id) => here.has(id));
+        },
+        // The leader counts a node alive while any reachable manager hears it.
+        onView: (view) => {
+          if (!manager.isLeading()) return;
+          for (const rec of view.reachable.values()) if (rec.nodeId !== nodeId) manager.dispatcher.noteSeen(rec.sessions);
+        },
+      });
+    }
   }
   const secretBox = (keys.box = authority ? await openClusterDataKey(store, await authority.ca.exportKeyPem(), dataDir) : await openLocalDataKey(dataDir));
-  manager.start();
+  if (leadership) {
+    manager.startSessions();
+    leadership.start();
+  } else manager.start();
   const session = manager.dispatcher.localSession();
   const parts = await startNodeParts(ctx, session, "manager", cfg?.advertiseAddr, opts.dnsAddress);
   const { agent, mesh, meshSync, dns } = parts;
@@ -268,10 +303,20 @@ async function startManager(opts: UpOptions, ctx: Context): Promise<RunningBaton
           verifier: authority.verifier,
           token: (role) => authority.token(role),
           rotate: (role) => authority.rotate(role),
-          join: (req) => authority.join(req),
+          join: async (req) => {
+            const res = await authority.join(req);
+            if (res.role !== "manager") return res;
+            // Managers share the store: only etcd can be shared (SQLite is this host's file).
+            if (!etcdConnection)
+              throw new BatonError("BAD_REQUEST", "this cluster's store is SQLite, on the first manager's disk: another manager can join only a cluster started with `baton init --store etcd://…` (docs/ha.md)", [{ path: ["token"], problem: "manager join needs an etcd store" }]);
+            // The joining manager would need etcd's TLS material too (and, for --ha, its own member): not handed over yet.
+            if (managed || etcdConnection.tls)
+              throw new BatonError("BAD_REQUEST", "manager join is not available yet on a managed etcd (`baton init --ha`) or an etcd reached over TLS: start the first manager with `--store etcd://…` on plain URLs, or add managers later (docs/ha.md)", [{ path: ["token"], problem: "manager join needs a plain etcd store for now" }]);
+            return { ...res, manager: { caKeyPem: await authority.caKeyPem(), store: cfg.store!, managers: authority.managers() } };
+          },
           renew: (peer, raw, csr) => authority.renew(peer, raw, csr),
           issueClientCertificate: (csr) => authority.issueClientCertificate(csr),
-          managers: () => cfg.managers,
+          managers: () => authority.managers(),
           revokeNodeIn: (rec, id) => authority.revokeNodeIn(rec, id),
           disconnect: (id, message) => sessions.disconnect(id, message),
         }
@@ -286,6 +331,8 @@ async function startManager(opts: UpOptions, ctx: Context): Promise<RunningBaton
   const stopWork = (stopTasks: boolean): Promise<number> =>
     (stopping ??= (async () => {
       manager.stopControllers();
+      // Step down first (the lease is revoked): another manager leads at once instead of after the TTL.
+      await leadership?.close();
       const n = stopTasks ? await agent.stopAll() : agent.runningTaskIds().length;
       agent.detach();
       manager.stop();
@@ -320,6 +367,14 @@ async function startManager(opts: UpOptions, ctx: Context): Promise<RunningBaton
     stats,
     ...(cluster ? { cluster } : {}),
     ...(etcdConnection ? { snapshot: () => openSnapshot(etcdConnection), etcdMembers: () => listMembers(etcdConnection) } : {}),
+    ...(leadership
+      ? {
+          managerStatus: () => {
+            const view = leadership.managers();
+            return { leader: view.leader?.nodeId, reachable: new Set(view.reachable.keys()) };
+          },
+        }
+      : {}),
     system: {
       info: () => ({
         version: BATON_VERSION,
@@ -330,7 +385,8 @@ async function startManager(opts: UpOptions, ctx: Context): Promise<RunningBaton
         ...(managed ? { etcdMember: managed.name, etcdClientUrl: managed.clientUrl } : {}),
         pid: process.pid,
         role: cfg ? "manager" : "single",
-        ...(cfg ? { managers: cfg.managers, listenAddr: cfg.listenAddr, connectedNodes: sessions!.connectedNodes().length } : {}),
+        ...(cfg ? { managers: authority!.managers(), listenAddr: cfg.listenAddr, connectedNodes: sessions!.connectedNodes().length } : {}),
+        ...(leadership ? { leader: leadership.managers().leader?.addr ?? "none", isLeader: leadership.isLeader() } : {}),
         ...(dns ? { dns: dns.address } : {}),
       }),
       shutdown: async ({ stopTasks }: { stopTasks: boolean }) => ({ stoppedTasks: await stopWork(stopTasks) }),
@@ -402,23 +458,9 @@ async function openStore(
 async function startWorker(opts: UpOptions, ctx: Context): Promise<RunningBaton> {
   const { dataDir, clock, log } = ctx;
   const nodeId = loadNodeId(join(dataDir, "agent"));
-  let cfg = ctx.cfg;
-  let creds = await loadNodeCredentials(certsDir(dataDir));
-  if (!creds || !cfg) {
-    if (!opts.join) throw new BatonError("BAD_REQUEST", `${dataDir} has no cluster credentials: join with --token`);
-    const manager = parseHostPort(opts.join.manager, "manager address");
-    const managerAddr = `${manager.host}:${manager.port}`;
-    const advertiseAddr = opts.join.advertiseAddr ? parseHostPort(opts.join.advertiseAddr, "--advertise-addr").host : undefined;
-    const joined = await joinWithToken({ token: opts.join.token, nodeId, ...(advertiseAddr ? { addresses: [advertiseAddr] } : {}) }, httpsJoinTransport(managerAddr, clock));
-    if (joined.role !== "worker") throw new BatonError("BAD_REQUEST", "a manager token makes a manager: that needs the HA managers of `baton join` with --manager (not yet available); use the worker token");
-    creds = { caCertPem: joined.caCertPem, certPem: joined.certPem, keyPem: joined.keyPem };
-    await saveNodeCredentials(certsDir(dataDir), creds);
-    cfg = { role: "worker", managers: [managerAddr], ...(advertiseAddr ? { advertiseAddr } : {}) };
-    await writeClusterConfig(dataDir, cfg);
-    log.info({ manager: managerAddr, nodeId }, "joined the cluster as a worker");
-  } else if (opts.join) {
-    log.info({ managers: cfg.managers }, "this data dir already joined a cluster; resuming (the token is not needed)");
-  }
+  const cfg = ctx.cfg;
+  const creds = await loadNodeCredentials(certsDir(dataDir));
+  if (!creds || !cfg) throw new BatonError("BAD_REQUEST", `${dataDir} has no cluster credentials: \`baton leave\`, then join again with --token`);
   const workerCfg = cfg;
   let credentials: NodeCredentials = creds;
 
@@ -431,6 +473,8 @@ async function startWorker(opts: UpOptions, ctx: Context): Promise<RunningBaton>
   let agent: Agent | undefined;
   const session = new RemoteSession({
     managers: workerCfg.managers,
+    // Every manager, as they said at registration: the next start fails over to any of them.
+    onManagers: (managers) => void writeClusterConfig(dataDir, { ...workerCfg, managers }).catch((err: unknown) => log.warn({ err }, "manager list not saved")),
     credentials,
     clock,
     log: log.child({ component: "session" }),
@@ -510,6 +554,46 @@ async function startWorker(opts: UpOptions, ctx: Context): Promise<RunningBaton>
     return n;
   };
   return { socketPath, role: "worker", nodeId, detach, done };
+}
+
+/**
+ * A first `baton join`: the token's role decides what this data dir becomes. A worker keeps its
+ * certificate and the manager's address. A manager also gets the CA key (it signs certificates
+ * when it leads), the shared store's URL and every manager's address, and listens like `init`.
+ */
+async function joinCluster(j: NonNullable<UpOptions["join"]>, ctx: { dataDir: string; clock: Clock; log: Logger }): Promise<ClusterConfig> {
+  const { dataDir, clock, log } = ctx;
+  const nodeId = loadNodeId(join(dataDir, "agent"));
+  const manager = parseHostPort(j.manager, "manager address");
+  const managerAddr = `${manager.host}:${manager.port}`;
+  const advertiseAddr = j.advertiseAddr ? parseHostPort(j.advertiseAddr, "--advertise-addr").host : undefined;
+  const joined = await joinWithToken({ token: j.token, nodeId, ...(advertiseAddr ? { addresses: [advertiseAddr] } : {}) }, httpsJoinTransport(managerAddr, clock));
+  const creds = { caCertPem: joined.caCertPem, certPem: joined.certPem, keyPem: joined.keyPem };
+  if (joined.role === "worker") {
+    await saveNodeCredentials(certsDir(dataDir), creds);
+    const cfg: ClusterConfig = { role: "worker", managers: [managerAddr], ...(advertiseAddr ? { advertiseAddr } : {}) };
+    await writeClusterConfig(dataDir, cfg);
+    log.info({ manager: managerAddr, nodeId }, "joined the cluster as a worker");
+    return cfg;
+  }
+  if (!joined.manager) throw new BatonError("UNAVAILABLE", `manager ${managerAddr} issued a manager certificate without the cluster's CA key and store: it is older than this baton`);
+  if (!advertiseAddr) throw new BatonError("VALIDATION_FAILED", "a manager join needs --advertise-addr (the address the other nodes reach this manager at)", [{ path: ["--advertise-addr"], problem: "required for a manager" }]);
+  const listen = parseHostPort(j.listenAddr ?? `0.0.0.0:${DEFAULT_CLUSTER_PORT}`, "--listen-addr");
+  // The CA (key first, 0600) before the certificate and the config: a half-written join is no manager.
+  const ca = await ClusterCa.fromPem(joined.caCertPem, joined.manager.caKeyPem, { clock });
+  await ca.save(caDir(dataDir));
+  await saveNodeCredentials(certsDir(dataDir), creds);
+  const self = `${advertiseAddr}:${listen.port}`;
+  const cfg: ClusterConfig = {
+    role: "manager",
+    advertiseAddr,
+    listenAddr: `${listen.host}:${listen.port}`,
+    managers: [self, ...joined.manager.managers.filter((m) => m !== self)],
+    store: joined.manager.store,
+  };
+  await writeClusterConfig(dataDir, cfg);
+  log.info({ manager: managerAddr, nodeId, store: cfg.store }, "joined the cluster as a manager");
+  return cfg;
 }
 
 /** A worker forgets its cluster: a later `baton join` starts over with a new identity. */

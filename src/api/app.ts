@@ -22,12 +22,30 @@ export type { ApiDeps } from "./deps.js";
 
 export const API_PREFIX = "/v1";
 
+/** Requests that asked for `?stale=true`: served from this manager's cache without a quorum read. */
+const staleRequests = new WeakSet<object>();
+/** GETs that are about this process, not cluster state: no quorum read (they answer with etcd down). */
+const LOCAL_READS = new Set(["/v1/info", "/v1/join/ca", "/openapi.json"]);
+
 /**
  * The API: REST for nodes, services, tasks and logs, SSE for changes, and the OpenAPI document
  * built from the same TypeBox schemas that validate the bodies.
  */
 export async function buildApp(deps: ApiDeps, opts: { https?: TlsOptions } = {}): Promise<FastifyInstance> {
-  const app = Fastify({ ...(opts.https ? { https: opts.https } : {}), loggerInstance: deps.log.child({ component: "api" }) as FastifyBaseLogger, logController: new LogController({ disableRequestLogging: true }), bodyLimit: deps.bodyLimit ?? 1024 * 1024, forceCloseConnections: true });
+  const app = Fastify({
+    ...(opts.https ? { https: opts.https } : {}),
+    // `stale` is the API's, not a route's: taken off the URL here, so every route's query schema stays strict.
+    rewriteUrl: (req) => {
+      const url = req.url ?? "/";
+      const q = url.indexOf("?");
+      if (q < 0 || !/(^|&)stale=/.test(url.slice(q + 1))) return url;
+      const params = new URLSearchParams(url.slice(q + 1));
+      if (params.get("stale") === "true" || params.get("stale") === "1") staleRequests.add(req);
+      params.delete("stale");
+      const rest = params.toString();
+      return url.slice(0, q) + (rest ? `?${rest}` : "");
+    },
+    loggerInstance: deps.log.child({ component: "api" }) as FastifyBaseLogger, logController: new LogController({ disableRequestLogging: true }), bodyLimit: deps.bodyLimit ?? 1024 * 1024, forceCloseConnections: true });
   // Typos are errors (additionalProperties: false, nothing removed), no type coercion of
   // bodies, and every problem reported at once; the API is behind a 0600 socket or mTLS.
   const ajv = new Ajv({ allErrors: true, removeAdditional: false, coerceTypes: false, useDefaults: false, strict: false, verbose: true });
@@ -60,6 +78,16 @@ export async function buildApp(deps: ApiDeps, opts: { https?: TlsOptions } = {})
       const { peer } = peerOf(req, cluster.verifier);
       if (peer.role === "worker" && req.url.split("?")[0] !== "/v1/join/renew")
         throw new BatonError("FORBIDDEN", "a worker's certificate cannot use the API: worker nodes cannot view or change cluster state", [{ path: ["peer"], problem: "wrong-role" }]);
+    });
+  }
+  // Linearizable reads (etcd store): before a GET answers, the cache catches up with a quorum
+  // read of etcd's revision, so no manager serves state older than a write acknowledged anywhere
+  // before the request. With etcd unreachable this fails with UNAVAILABLE (503), not a hang.
+  const sync = deps.store.sync?.bind(deps.store);
+  if (sync) {
+    app.addHook("preHandler", async (req) => {
+      if (req.method !== "GET" || staleRequests.has(req.raw) || LOCAL_READS.has(req.url.split("?")[0]!)) return;
+      await sync();
     });
   }
   await app.register(swagger, {

@@ -26,6 +26,11 @@ export interface ApiDeps {
   snapshot?: () => Promise<EtcdSnapshot>;
   /** On an etcd store: its members with their health (src/ha/membership.ts). */
   etcdMembers?: () => Promise<MemberStatus[]>;
+  /**
+   * HA managers: who leads and which managers are reachable (their etcd lease is alive). Absent
+   * with one manager, which leads while it is up.
+   */
+  managerStatus?: () => { leader: string | undefined; reachable: Set<string> };
   /** @default 1 MiB */
   bodyLimit?: number;
 }

@@ -4,7 +4,9 @@ import { ErrorBody, NodeUpdateInput } from "../input/schemas.js";
 import type { ApiDeps } from "./deps.js";
 import { findNode } from "./lookup.js";
 import { BatonError } from "../lib/errors.js";
-import { CLUSTER_ID } from "../model/objects.js";
+import { CLUSTER_ID, type Node } from "../model/objects.js";
+
+type ManagerStatus = "leader" | "reachable" | "unreachable";
 import { isTerminal } from "../model/task-state.js";
 import { rebalanceService } from "./rebalance.js";
 
@@ -12,9 +14,14 @@ const Ref = Type.Object({ ref: Type.String({ description: "id, hostname or uniqu
 
 export const nodesRoutes: FastifyPluginAsync<{ deps: ApiDeps }> = async (app, { deps }) => {
   const { store } = deps;
-  app.get("/nodes", { schema: { tags: ["nodes"], summary: "List nodes" } }, () =>
-    store.view((tx) => tx.list("nodes")).sort((a, b) => a.hostname.localeCompare(b.hostname)),
-  );
+  app.get("/nodes", { schema: { tags: ["nodes"], summary: "List nodes; managers carry `managerStatus` (leader, reachable, unreachable)" } }, () => {
+    const ms = deps.managerStatus?.();
+    const statusOf = (n: Node): ManagerStatus => (ms ? (ms.leader === n.id ? "leader" : ms.reachable.has(n.id) ? "reachable" : "unreachable") : n.status.state === "ready" ? "leader" : "unreachable");
+    return store
+      .view((tx) => tx.list("nodes"))
+      .sort((a, b) => a.hostname.localeCompare(b.hostname))
+      .map((n) => (n.role === "manager" ? { ...n, managerStatus: statusOf(n) } : n));
+  });
   app.get<{ Params: { ref: string } }>("/nodes/:ref", { schema: { tags: ["nodes"], summary: "Inspect a node", params: Ref, response: { 404: ErrorBody } } }, (req) =>
     store.view((tx) => findNode(tx, req.params.ref)),
   );

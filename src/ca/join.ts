@@ -19,6 +19,12 @@ export interface JoinResponse {
   certPem: string;
   caCertPem: string;
   role: NodeRole;
+  /**
+   * A manager join only (over the TLS connection that proved the CA, as Swarm hands its
+   * managers the CA key): the CA key, so this manager can sign certificates when it leads; the
+   * shared store's URL; every manager's address.
+   */
+  manager?: { caKeyPem: string; store: string; managers: string[] };
 }
 
 /**
@@ -38,7 +44,7 @@ export interface JoinTransport {
 export async function joinWithToken(
   args: { token: string; nodeId: string; addresses?: string[]; requestedRole?: NodeRole },
   transport: JoinTransport,
-): Promise<NodeCredentials & { role: NodeRole }> {
+): Promise<NodeCredentials & { role: NodeRole; manager?: JoinResponse["manager"] }> {
   const caCertPem = await transport.fetchCaCert();
   verifyCaMatchesToken(caCertPem, args.token);
   const { keyPem, csrPem } = await createNodeKeyAndCsr(args.nodeId);
@@ -48,7 +54,7 @@ export async function joinWithToken(
   );
   const info = readNodeCert(res.certPem);
   if (!isNodeRole(info.role) || info.nodeId !== args.nodeId) throw new BatonError("UNAUTHORIZED", "the manager issued a certificate that is not this node's");
-  return { caCertPem, certPem: res.certPem, keyPem, role: info.role };
+  return { caCertPem, certPem: res.certPem, keyPem, role: info.role, ...(res.manager ? { manager: res.manager } : {}) };
 }
 
 /** The manager's side: the token decides the role, the CA signs the CSR with it. */

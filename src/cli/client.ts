@@ -10,7 +10,12 @@ import { join } from "node:path";
 import { BatonError, type ErrorCode, type FieldProblem } from "../lib/errors.js";
 
 /** Where the CLI reaches the API: the local socket, or a manager over mutual TLS. */
-export type ApiTarget = { socketPath: string } | { host: string; port: number; ca: string; cert: string; key: string; certPath: string };
+export type ApiTarget = { socketPath: string } | { host: string; port: number; ca: string; cert: string; key: string; certPath: string; /** Further managers, tried in turn when one cannot be reached. */ others?: { host: string; port: number }[] };
+
+/** A manager that does not accept the connection within this is skipped for the next one. */
+const CONNECT_TIMEOUT_MS = 3000;
+/** Errors that mean the request never reached the manager: safe to send to another one. */
+const UNREACHED = new Set(["ECONNREFUSED", "EHOSTUNREACH", "ENETUNREACH", "ECONNRESET", "CONNECT_TIMEOUT"]);
 
 /**
  * BATON_HOST / -H: unix:///path/baton.sock (like DOCKER_HOST), or tcp://MANAGER:4242 with the
@@ -22,8 +27,11 @@ export function targetOf(host: string | undefined, defaultDataDir: string): ApiT
   if (!h) return { socketPath: join(defaultDataDir, "baton.sock") };
   if (h.startsWith("unix://")) return { socketPath: h.slice("unix://".length) };
   if (h.startsWith("/")) return { socketPath: h };
-  const m = /^tcp:\/\/(\[[^\]]+\]|[^:/]+)(?::(\d+))?\/?$/.exec(h);
-  if (!m) throw new BatonError("BAD_REQUEST", `unsupported host "${h}": use unix:///path/to/baton.sock or tcp://MANAGER:4242`);
+  // tcp://m1:4242,m2:4242,m3 — several managers: the first that answers serves (HA).
+  const hosts = h.startsWith("tcp://") ? h.slice("tcp://".length).replace(/\/$/, "").split(",") : [];
+  const parsed = hosts.map((x) => /^(\[[^\]]+\]|[^:/,]+)(?::(\d+))?$/.exec(x.trim()));
+  if (parsed.length === 0 || parsed.some((p) => !p)) throw new BatonError("BAD_REQUEST", `unsupported host "${h}": use unix:///path/to/baton.sock or tcp://MANAGER:4242[,MANAGER2:4242…]`);
+  const ends = parsed.map((p) => ({ host: p![1]!.replace(/^\[|\]$/g, ""), port: Number(p![2] ?? 4242) }));
   const certPath = process.env.BATON_CERT_PATH ?? join(defaultDataDir, "client");
   const read = (f: string): string => {
     try {
@@ -32,7 +40,7 @@ export function targetOf(host: string | undefined, defaultDataDir: string): ApiT
       throw new BatonError("UNAUTHORIZED", `${h} needs a client certificate: ${join(certPath, f)} is missing (make one with \`baton cert create --out DIR\` on a manager, then set BATON_CERT_PATH=DIR)`);
     }
   };
-  return { host: m[1]!.replace(/^\[|\]$/g, ""), port: Number(m[2] ?? 4242), ca: read("ca.pem"), cert: read("cert.pem"), key: read("key.pem"), certPath };
+  return { ...ends[0]!, ca: read("ca.pem"), cert: read("cert.pem"), key: read("key.pem"), certPath, ...(ends.length > 1 ? { others: ends.slice(1) } : {}) };
 }
 
 /** The socket path of a local target (for messages). */
@@ -136,10 +144,29 @@ export class ApiClient {
     }
   }
 
-  private send(method: Method, path: string, body?: unknown, signal?: AbortSignal): Promise<IncomingMessage> {
+  /** Sends to the target; with several managers, to the next one when a manager cannot be reached. */
+  private async send(method: Method, path: string, body?: unknown, signal?: AbortSignal): Promise<IncomingMessage> {
+    const t = this.target;
+    if ("socketPath" in t || !t.others?.length) return this.sendOnce(t, method, path, body, signal);
+    const ends = [{ host: t.host, port: t.port }, ...t.others];
+    let last: unknown;
+    for (const [i, end] of ends.entries()) {
+      try {
+        const res = await this.sendOnce({ ...t, ...end }, method, path, body, signal);
+        // Later requests of this run go to the manager that answered.
+        if (i > 0) Object.assign(this.target, { ...end, others: ends.filter((_, j) => j !== i) });
+        return res;
+      } catch (err) {
+        if (!(err instanceof UnreachedError)) throw err;
+        last = err;
+      }
+    }
+    throw new BatonError("UNAVAILABLE", `no manager answered (${ends.map((e) => `${e.host}:${e.port}`).join(", ")}): ${(last as Error).message}`);
+  }
+
+  private sendOnce(t: ApiTarget, method: Method, path: string, body?: unknown, signal?: AbortSignal): Promise<IncomingMessage> {
     const data = body === undefined ? undefined : JSON.stringify(body);
     return new Promise((resolve, reject) => {
-      const t = this.target;
       const common: RequestOptions = {
         method,
         path,
@@ -170,8 +197,22 @@ export class ApiClient {
               },
               resolve,
             );
+      let handshaken = false;
+      if (!("socketPath" in t)) {
+        // A partitioned manager never refuses: give up on it after a while, before anything was sent.
+        req.on("socket", (s) => {
+          const timer = setTimeout(() => req.destroy(Object.assign(new Error(`${t.host}:${t.port} did not accept the connection within ${CONNECT_TIMEOUT_MS / 1000} s`), { code: "CONNECT_TIMEOUT" })), CONNECT_TIMEOUT_MS);
+          s.once("secureConnect", () => {
+            handshaken = true;
+            clearTimeout(timer);
+          });
+          s.once("close", () => clearTimeout(timer));
+        });
+      }
       req.on("error", (err: NodeJS.ErrnoException) => {
-        if (err.code === "ENOENT" || err.code === "ECONNREFUSED") {
+        if (!("socketPath" in t) && err.code && UNREACHED.has(err.code) && !handshaken) {
+          reject(new UnreachedError(`${t.host}:${t.port}: ${err.message}`));
+        } else if (err.code === "ENOENT" || err.code === "ECONNREFUSED") {
           reject(new BatonError("UNAVAILABLE", `cannot reach baton at ${this.address}: is \`baton up\` running? (set BATON_HOST or -H)`));
         } else if (err.code === "EACCES") {
           reject(new BatonError("UNAVAILABLE", `permission denied on ${this.address} (the socket is 0600: run as its owner)`));
@@ -183,6 +224,13 @@ export class ApiClient {
       });
       req.end(data);
     });
+  }
+}
+
+/** The request never reached the manager (refused, unreachable, no handshake): another may serve it. */
+class UnreachedError extends BatonError {
+  constructor(message: string) {
+    super("UNAVAILABLE", `cannot reach manager ${message}`, [], { retryable: true });
   }
 }
 

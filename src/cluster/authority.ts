@@ -100,6 +100,32 @@ export class ClusterAuthority {
     });
   }
 
+  /** Every manager's address, as kept in the cluster record (the first manager's when none yet). */
+  managers(): string[] {
+    return this.record().managers ?? [];
+  }
+
+  /** Adds a manager's address to the cluster record (idempotent; retried on a conflict). */
+  async addManager(addr: string): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.store.update((tx) => {
+          const rec = tx.get("clusters", CLUSTER_ID)!;
+          if (rec.managers?.includes(addr)) return;
+          tx.update("clusters", { ...rec, managers: [...(rec.managers ?? []), addr] });
+        });
+        return;
+      } catch (err) {
+        if (!(err instanceof BatonError) || err.code !== "VERSION_CONFLICT" || attempt >= 5) throw err;
+      }
+    }
+  }
+
+  /** The CA key in PEM, for a joining manager only (it signs certificates when it leads). */
+  caKeyPem(): Promise<string> {
+    return this.ca.exportKeyPem();
+  }
+
   /** A node renews its certificate over its authenticated connection: same id, same role. */
   async renew(peer: PeerIdentity, peerCert: Uint8Array, csrPem: string): Promise<JoinResponse> {
     if (!isNodeRole(peer.role)) throw new BatonError("FORBIDDEN", "only nodes renew their certificates here");

@@ -9,6 +9,11 @@ import type { AgentSession, Assignment, AssignmentChange, EndpointsChange, Netwo
 
 export interface DispatcherDeps {
   store: Store;
+  /**
+   * Where the leader's decisions (marking nodes down, orphaning their tasks) are written: with
+   * several managers, the store fenced on the leadership's term. @default store
+   */
+  decisions?: Store;
   clock: Clock;
   log: Logger;
   /** @default 500 */
@@ -105,20 +110,43 @@ export class Dispatcher {
     this.endpoints = new EndpointsFeed((fn) => deps.store.view(fn));
   }
 
+  /** Sessions: what every manager serves (registrations, status, assignment and endpoint streams). */
   start(): void {
-    // After a (re)start every known node gets the full grace period to come back.
+    this.watch = this.deps.store.watch(this.deps.store.revision(), (events) => this.onEvents(events));
+  }
+
+  /** Node liveness decisions: the leader's only. */
+  startLiveness(): void {
+    this.stopLiveness();
+    // After a (re)start or a new term every known node gets the full grace period to come back.
     const now = this.deps.clock.now();
     this.deps.store.view((tx) => {
       for (const n of tx.list("nodes")) if (n.status.state === "ready") this.lastSeen.set(n.id, now);
     });
-    this.watch = this.deps.store.watch(this.deps.store.revision(), (events) => this.onEvents(events));
     this.scheduleTick();
+  }
+
+  stopLiveness(): void {
+    this.cancelTick?.();
+    this.cancelTick = undefined;
   }
 
   stop(): void {
     this.watch?.cancel();
-    this.cancelTick?.();
+    this.stopLiveness();
     this.streams.clear();
+  }
+
+  /** Nodes heard within the grace period here (a follower publishes them for the leader). */
+  liveNodes(): string[] {
+    const now = this.deps.clock.now();
+    return [...this.lastSeen].filter(([, at]) => now - at <= this.heartbeatGraceMs).map(([id]) => id);
+  }
+
+  /** Nodes another manager heard lately (its sessions): they count as heard now. */
+  noteSeen(nodeIds: Iterable<string>): void {
+    const now = this.deps.clock.now();
+    for (const id of nodeIds) this.lastSeen.set(id, now);
   }
 
   /** An in-process session, as `baton up` uses; remote transports wrap the same calls. */
@@ -192,7 +220,8 @@ export class Dispatcher {
   /** The node said it leaves: it is down at once (no grace to wait out) and its tasks are replaced. */
   async leave(nodeId: string): Promise<void> {
     this.lastSeen.delete(nodeId);
-    await this.markDown([nodeId], () => "left the cluster");
+    // The node's own request, served by whichever manager holds its session: not fenced.
+    await this.markDown([nodeId], () => "left the cluster", this.deps.store);
     this.deps.log.info({ nodeId }, "node left the cluster");
   }
 
@@ -275,7 +304,9 @@ export class Dispatcher {
       }
       this.checkLiveness()
         .catch((err: unknown) => this.deps.log.error({ err }, "node liveness check failed"))
-        .finally(() => this.scheduleTick());
+        .finally(() => {
+          if (this.cancelTick) this.scheduleTick();
+        });
     });
   }
 
@@ -291,9 +322,9 @@ export class Dispatcher {
   }
 
   /** Marks nodes down and orphans their unfinished tasks, so the orchestrator replaces them elsewhere. */
-  private async markDown(nodeIds: string[], message: (nodeId: string) => string): Promise<void> {
+  private async markDown(nodeIds: string[], message: (nodeId: string) => string, store = this.deps.decisions ?? this.deps.store): Promise<void> {
     const now = this.deps.clock.now();
-    await this.deps.store.update((tx) => {
+    await store.update((tx) => {
       for (const id of nodeIds) {
         const n = tx.get("nodes", id);
         if (!n) continue;

@@ -14,6 +14,7 @@ export const errorCodes = {
   UPDATE_FAILED: 409,
   INTERNAL: 500,
   UNAVAILABLE: 503,
+  NOT_LEADER: 503,
 } as const;
 
 export type ErrorCode = keyof typeof errorCodes;

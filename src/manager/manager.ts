@@ -1,10 +1,12 @@
 import type { Clock } from "../lib/clock.js";
+import { BatonError } from "../lib/errors.js";
 import type { Logger } from "../lib/log.js";
 import { Dispatcher, type OpenSecret } from "../dispatcher/dispatcher.js";
 import { Orchestrator } from "../orchestrator/controller.js";
 import { Scheduler } from "../scheduler/scheduler.js";
 import { Updater } from "../updater/controller.js";
-import type { Store } from "../store/store.js";
+import type { Fence, Store } from "../store/store.js";
+import { fencedStore } from "./fenced-store.js";
 
 export interface ManagerDeps {
   store: Store;
@@ -18,45 +20,117 @@ export interface ManagerDeps {
   openSecret?: OpenSecret;
 }
 
+/** The controllers of one term of leadership: made fresh each term (their queues do not restart). */
+interface Controllers {
+  orchestrator: Orchestrator;
+  scheduler: Scheduler;
+  updater: Updater;
+}
+
 /**
- * Starts and stops the controllers. With one manager (the SQLite store) it is always the
- * leader; the etcd store adds an election in front of start().
+ * Starts and stops the controllers. With one manager (the SQLite store) it is always the leader:
+ * `start()` starts everything. With several managers on etcd, `start()` starts only what every
+ * manager does (agent sessions: registrations, status writes, assignment streams); the
+ * leadership calls `lead(fence)` and `stopLeading()`, and every controller write then carries
+ * the term's fence.
  */
 export class Manager {
   readonly dispatcher: Dispatcher;
-  readonly orchestrator: Orchestrator;
-  readonly scheduler: Scheduler;
-  readonly updater: Updater;
+  private current: Controllers | undefined;
+  private fence: Fence | undefined;
   private running = false;
 
-  constructor(deps: ManagerDeps) {
-    const child = (component: string): Logger => deps.log.child({ component });
-    this.dispatcher = new Dispatcher({ store: deps.store, clock: deps.clock, log: child("dispatcher"), ...(deps.openSecret ? { openSecret: deps.openSecret } : {}), ...(deps.heartbeatPeriodMs ? { heartbeatPeriodMs: deps.heartbeatPeriodMs } : {}), ...(deps.heartbeatGraceMs ? { heartbeatGraceMs: deps.heartbeatGraceMs } : {}) });
-    this.orchestrator = new Orchestrator({ store: deps.store, clock: deps.clock, log: child("orchestrator") });
-    this.scheduler = new Scheduler({ store: deps.store, clock: deps.clock, log: child("scheduler"), ...(deps.maxOpsPerCommit ? { maxOpsPerCommit: deps.maxOpsPerCommit } : {}) });
-    this.updater = new Updater({ store: deps.store, clock: deps.clock, log: child("updater") });
+  constructor(private readonly deps: ManagerDeps) {
+    // Node liveness decisions (marking nodes down) are the leader's: fenced like the controllers.
+    this.dispatcher = new Dispatcher({
+      store: deps.store,
+      decisions: fencedStore(deps.store, () => this.fenceOrRefuse()),
+      clock: deps.clock,
+      log: this.child("dispatcher"),
+      ...(deps.openSecret ? { openSecret: deps.openSecret } : {}),
+      ...(deps.heartbeatPeriodMs ? { heartbeatPeriodMs: deps.heartbeatPeriodMs } : {}),
+      ...(deps.heartbeatGraceMs ? { heartbeatGraceMs: deps.heartbeatGraceMs } : {}),
+    });
   }
 
+  get orchestrator(): Orchestrator | undefined {
+    return this.current?.orchestrator;
+  }
+
+  get scheduler(): Scheduler | undefined {
+    return this.current?.scheduler;
+  }
+
+  get updater(): Updater | undefined {
+    return this.current?.updater;
+  }
+
+  isLeading(): boolean {
+    return this.current !== undefined;
+  }
+
+  /** One manager (SQLite, or etcd without a leadership): sessions and controllers, unfenced. */
   start(): void {
+    this.startSessions();
+    this.lead(undefined);
+  }
+
+  /** What every manager runs: agent sessions. */
+  startSessions(): void {
     if (this.running) return;
     this.running = true;
     this.dispatcher.start();
-    this.orchestrator.start();
-    this.scheduler.start();
-    this.updater.start();
+  }
+
+  /** Becomes leader for a term: fresh controllers, their writes fenced on `fence` (when given). */
+  lead(fence: Fence | undefined): void {
+    if (this.current) this.stopLeading();
+    this.fence = fence;
+    // The term's own fence, captured: a write still in flight from an earlier term of this same
+    // manager carries that term's fence and is refused.
+    const store = fence ? fencedStore(this.deps.store, () => fence) : this.deps.store;
+    const { clock } = this.deps;
+    this.current = {
+      orchestrator: new Orchestrator({ store, clock, log: this.child("orchestrator") }),
+      scheduler: new Scheduler({ store, clock, log: this.child("scheduler"), ...(this.deps.maxOpsPerCommit ? { maxOpsPerCommit: this.deps.maxOpsPerCommit } : {}) }),
+      updater: new Updater({ store, clock, log: this.child("updater") }),
+    };
+    this.dispatcher.startLiveness();
+    this.current.orchestrator.start();
+    this.current.scheduler.start();
+    this.current.updater.start();
+  }
+
+  /** Idempotent. Stops the controllers and node liveness decisions; sessions go on. */
+  stopLeading(): void {
+    const c = this.current;
+    this.current = undefined;
+    this.fence = undefined;
+    this.dispatcher.stopLiveness();
+    c?.orchestrator.stop();
+    c?.scheduler.stop();
+    c?.updater.stop();
   }
 
   /** Idempotent. The controllers stop first, so nothing is restarted while tasks are stopped. */
   stopControllers(): void {
-    this.orchestrator.stop();
-    this.scheduler.stop();
-    this.updater.stop();
+    this.stopLeading();
   }
 
   stop(): void {
+    this.stopLeading();
     if (!this.running) return;
     this.running = false;
-    this.stopControllers();
     this.dispatcher.stop();
+  }
+
+  private fenceOrRefuse(): Fence | undefined {
+    if (this.current && this.fence === undefined) return undefined;
+    if (!this.fence) throw new BatonError("NOT_LEADER", "this manager does not lead: controller writes are refused");
+    return this.fence;
+  }
+
+  private child(component: string): Logger {
+    return this.deps.log.child({ component });
   }
 }

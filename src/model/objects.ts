@@ -370,6 +370,8 @@ export interface Cluster extends Meta {
   revocations: { nodeIds: string[]; serials: string[] };
   /** The secrets data key, sealed with a key derived from the CA key (src/secrets/data-key.ts). */
   secretsKey?: string;
+  /** Every manager's TLS listener (host:port), HA: what agents and `join-token` point at. */
+  managers?: string[];
 }
 
 export const CLUSTER_ID = "cluster";

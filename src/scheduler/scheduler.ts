@@ -75,6 +75,9 @@ const isAlike = (a: Task, b: Task): boolean =>
  * service's 30 new tasks are placed in one pass and committed in one transaction (in chunks of
  * `maxOpsPerCommit` when a pass decides more).
  */
+/** A failed pass is retried after this, while the scheduler runs. */
+const FAILED_PASS_RETRY_MS = 500;
+
 export class Scheduler {
   private watch: Watch | undefined;
   private scheduled = false;
@@ -125,7 +128,12 @@ export class Scheduler {
     setImmediate(() => {
       this.scheduled = false;
       this.running = this.pass()
-        .catch((err: unknown) => this.deps.log.error({ err }, "scheduling pass failed"))
+        .catch((err: unknown) => {
+          this.deps.log.error({ err }, "scheduling pass failed; retrying");
+          // A failed commit (etcd unreachable for a moment) leaves pending tasks that no event
+          // may ever mention again: try again soon instead of waiting for one.
+          this.deps.clock.setTimer(FAILED_PASS_RETRY_MS, () => this.trigger());
+        })
         .finally(() => {
           this.running = undefined;
           if (this.rerun) {

@@ -28,6 +28,8 @@ export interface RemoteSessionDeps {
   log: Logger;
   /** Called once when the cluster removed this node: the session will not reconnect. */
   onRemoved?: (message: string) => void;
+  /** The manager list changed (a manager joined): the node keeps it for its next start. */
+  onManagers?: (managers: string[]) => void;
 }
 
 interface PendingStatus {
@@ -67,9 +69,12 @@ export class RemoteSession implements AgentSession {
   private wasConnected = false;
 
   private credentials: NodeCredentials;
+  /** Where to connect, in turn: the configured list, then what managers say at registration. */
+  private managers: string[];
 
   constructor(private readonly deps: RemoteSessionDeps) {
     this.credentials = deps.credentials;
+    this.managers = [...deps.managers];
   }
 
   /** A renewed certificate: used from the next connection on. */
@@ -89,7 +94,7 @@ export class RemoteSession implements AgentSession {
 
   /** The manager this session is connected to, if any. */
   get connectedTo(): string | undefined {
-    return this.sessionId ? this.deps.managers[this.managerIndex] : undefined;
+    return this.sessionId ? this.managers[this.managerIndex % this.managers.length] : undefined;
   }
 
   register(desc: NodeDescription): Promise<{ heartbeatPeriodMs: number }> {
@@ -147,7 +152,7 @@ export class RemoteSession implements AgentSession {
 
   private connect(): void {
     if (this.closed) return;
-    const target = this.deps.managers[this.managerIndex % this.deps.managers.length]!;
+    const target = this.managers[this.managerIndex % this.managers.length]!;
     // The manager proves itself with a certificate of this cluster's CA: no hostname to check.
     const tls = clientTlsOptions(this.credentials, { caCertPem: this.credentials.caCertPem, clock: this.deps.clock, revocations: new RevocationList() }, { requireRole: "manager" });
     const ws = new WebSocket(`wss://${target}${SESSION_PATH}`, { ...tls, handshakeTimeout: 5000, perMessageDeflate: false, maxPayload: 256 * 1024 * 1024 });
@@ -183,6 +188,13 @@ export class RemoteSession implements AgentSession {
       case "registered": {
         this.sessionId = m.sessionId;
         this.periodMs = m.heartbeatPeriodMs;
+        if (m.managers?.length && m.managers.join() !== this.managers.join()) {
+          // Stay on the manager we reached; the others become the failover list.
+          const here = this.managers[this.managerIndex % this.managers.length]!;
+          this.managers = m.managers.includes(here) ? m.managers : [here, ...m.managers];
+          this.managerIndex = this.managers.indexOf(here);
+          this.deps.onManagers?.(this.managers);
+        }
         this.attempt = 0;
         if (this.wasConnected) this.deps.log.info({ manager: this.connectedTo }, "session to manager restored");
         this.wasConnected = true;
@@ -248,7 +260,9 @@ export class RemoteSession implements AgentSession {
       const ws = this.ws;
       if (!ws || ws.readyState !== ws.OPEN) return;
       if (this.deps.clock.now() - this.lastHeard > this.periodMs * 3 + 1000) {
-        this.deps.log.warn({ manager: this.connectedTo }, "manager silent; reconnecting");
+        this.deps.log.warn({ manager: this.connectedTo }, "manager silent; reconnecting to the next one");
+        // Silent, not closed: likely cut off (a partition). Try the next manager first.
+        this.managerIndex = (this.managerIndex + 1) % this.managers.length;
         ws.terminate();
         return;
       }
@@ -271,7 +285,7 @@ export class RemoteSession implements AgentSession {
     if (code === CloseCode.removed) return this.removed("this node was removed from the cluster");
     if (hadSession) this.deps.log.warn({ code }, "session to manager lost; reconnecting (tasks keep running)");
     // Try the next manager, after a delay that grows while nothing answers.
-    if (!hadSession) this.managerIndex = (this.managerIndex + 1) % this.deps.managers.length;
+    if (!hadSession) this.managerIndex = (this.managerIndex + 1) % this.managers.length;
     const delay = Math.min(RETRY_MAX_MS, RETRY_FIRST_MS * 2 ** this.attempt++);
     this.cancelRetry = this.deps.clock.setTimer(hadSession ? 0 : delay, () => this.connect());
   }

@@ -26,6 +26,8 @@ export interface SessionServerDeps {
   log: Logger;
   /** Verification of the node's certificate (CA, clock, revocations); consulted per connection. */
   verifier: PeerVerifierDeps;
+  /** Every manager's host:port, told to each agent as it registers (HA: its failover list). */
+  managers?: () => string[];
 }
 
 /** A log stream a manager opened on a node: lines come back through the node's session. */
@@ -219,7 +221,8 @@ export class SessionServer {
     const address = desc.address ?? remote?.replace(/^::ffff:/, "");
     await this.deps.dispatcher.register({ ...desc, role: peer.role === "manager" ? "manager" : "worker", ...(address ? { address } : {}) });
     if (this.current.get(peer.nodeId) !== conn) return;
-    this.send(conn, { type: "registered", sessionId: conn.sessionId, heartbeatPeriodMs: this.deps.dispatcher.heartbeatPeriodMs });
+    const managers = this.deps.managers?.();
+    this.send(conn, { type: "registered", sessionId: conn.sessionId, heartbeatPeriodMs: this.deps.dispatcher.heartbeatPeriodMs, ...(managers?.length ? { managers } : {}) });
   }
 
   private onMessage(conn: Conn, m: AgentMessage): void {

@@ -22,7 +22,8 @@ export type AgentMessage =
 
 /** Manager → agent. */
 export type ManagerMessage =
-  | { type: "registered"; sessionId: string; heartbeatPeriodMs: number }
+  /** `managers`: every manager's host:port (HA), so the agent can fail over to any of them. */
+  | { type: "registered"; sessionId: string; heartbeatPeriodMs: number; managers?: string[] }
   | { type: "assignments"; change: AssignmentChange }
   | { type: "endpoints"; change: EndpointsChange }
   | { type: "ack"; id: number }

@@ -33,6 +33,20 @@ export interface StoreEvent {
   object: StoredObject;
 }
 
+/**
+ * A leadership term (manager/leadership.ts): a fenced write commits only while `key` still
+ * exists with this create revision, so a deposed leader that still believes it leads cannot
+ * change anything. The single-writer backends (SQLite, memory) have one manager and ignore it.
+ */
+export interface Fence {
+  key: string;
+  revision: number;
+}
+
+export interface WriteOptions {
+  fence?: Fence;
+}
+
 export interface Watch {
   cancel(): void;
 }
@@ -45,7 +59,13 @@ export interface Watch {
 export interface Store {
   revision(): number;
   view<T>(fn: (tx: ReadTx) => T): T;
-  update<T>(fn: (tx: WriteTx) => T): Promise<T>;
+  update<T>(fn: (tx: WriteTx) => T, opts?: WriteOptions): Promise<T>;
+  /**
+   * Resolves once the read cache holds every write committed before the call (a quorum read of
+   * the backend's revision, then a wait): reads after it are linearizable. Absent on the
+   * single-writer backends, whose cache is always current.
+   */
+  sync?(): Promise<void>;
   /**
    * Delivers every event after `fromRevision`, then live events, in order, in batches of one
    * transaction's events. Throws COMPACTED when `fromRevision` is older than the kept history.

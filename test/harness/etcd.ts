@@ -9,7 +9,7 @@
 //
 // Later HA tests run members inside network namespaces: `host` picks each member's address and
 // `wrap` the command line (e.g. `(cmd) => ["ip", "netns", "exec", ns, ...cmd]`).
-import { spawn, type ChildProcess } from "node:child_process";
+import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { request as httpsRequest } from "node:https";
 import { createServer } from "node:net";
@@ -102,7 +102,7 @@ export async function startEtcd(opts: EtcdOptions = {}): Promise<EtcdCluster> {
   for (let i = 0; i < n; i++) {
     const m = opts.member?.(i) ?? {};
     const host = m.host ?? "127.0.0.1";
-    specs.push({ name: `m${i}`, host, wrap: m.wrap, clientPort: await freePort(host), peerPort: await freePort(host) });
+    specs.push({ name: `m${i}`, host, wrap: m.wrap, clientPort: await freePort(m.wrap ? undefined : host), peerPort: await freePort(m.wrap ? undefined : host) });
   }
   const initialCluster = specs.map((s) => `${s.name}=http://${s.host}:${s.peerPort}`).join(",");
   // One token for every member: computed per member, Date.now() could tick between two of them,
@@ -201,7 +201,7 @@ function makeMember(c: MemberConfig): EtcdMember {
         if (child === p) child = undefined;
         resolve();
       }));
-      await waitHealthy(member, c.timeoutMs, c.tls);
+      await waitHealthy(member, c.timeoutMs, c.tls, c.wrap);
     },
     async stop() {
       child?.kill("SIGTERM");
@@ -216,13 +216,25 @@ function makeMember(c: MemberConfig): EtcdMember {
   return member;
 }
 
-async function waitHealthy(m: EtcdMember, timeoutMs: number, tls?: { caFile: string; certFile: string; keyFile: string }): Promise<void> {
+/** GET /health from where the member listens: through `wrap` (its namespace) when given. */
+async function checkHealth(url: string, wrap: ((cmd: string[]) => string[]) | undefined): Promise<{ health?: string }> {
+  if (!wrap) return (await (await fetch(url, { signal: AbortSignal.timeout(1000) })).json()) as { health?: string };
+  const script = `fetch(process.argv[1],{signal:AbortSignal.timeout(1000)}).then(r=>r.text()).then(t=>process.stdout.write(t),e=>{console.error(e.message);process.exit(1)})`;
+  const argv = wrap([process.execPath, "-e", script, url]);
+  const out = await new Promise<string>((resolve, reject) =>
+    execFile(argv[0]!, argv.slice(1), { timeout: 5000 }, (err, stdout, stderr) => (err ? reject(new Error(stderr.trim() || err.message)) : resolve(stdout))),
+  );
+  return JSON.parse(out) as { health?: string };
+}
+
+async function waitHealthy(m: EtcdMember, timeoutMs: number, tls?: { caFile: string; certFile: string; keyFile: string }, wrap?: (cmd: string[]) => string[]): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let last = "";
   while (Date.now() < deadline) {
     if (!m.running) throw new Error(`etcd member ${m.name} exited while starting:\n${m.log().slice(-2000)}`);
     try {
-      const body = (tls ? JSON.parse(await httpsGet(`${m.clientUrl}/health`, tls)) : await (await fetch(`${m.clientUrl}/health`, { signal: AbortSignal.timeout(1000) })).json()) as { health?: string };
+      // TLS members are checked from here (their tests run them on reachable addresses).
+      const body = tls ? (JSON.parse(await httpsGet(`${m.clientUrl}/health`, tls)) as { health?: string }) : await checkHealth(`${m.clientUrl}/health`, wrap);
       if (body.health === "true") return;
       last = JSON.stringify(body);
     } catch (err) {

@@ -329,8 +329,8 @@ export class SimCluster {
     for (let i = 0; i < 200 && stable < 3; i++) {
       const rev = this.store.revision();
       await settle();
-      await this.manager.orchestrator.idle();
-      await this.manager.scheduler.idle();
+      await this.manager.orchestrator?.idle();
+      await this.manager.scheduler?.idle();
       stable = this.store.revision() === rev ? stable + 1 : 0;
     }
   }

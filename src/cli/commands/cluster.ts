@@ -38,15 +38,22 @@ export function registerClusterCommands(program: Command): void {
       }),
     );
 
-  addProcessFlags(program.command("join").description("Join a cluster as a worker (agent and mesh); runs in the foreground. Later starts resume without the token"))
+  addProcessFlags(
+    program
+      .command("join")
+      .description("Join a cluster as a worker (agent and mesh) or, with a manager token, as another manager (on the cluster's etcd store); runs in the foreground. Later starts resume without the token"),
+  )
     .argument("[manager]", "a manager's host:port (default port 4242)")
-    .option("--token <token>", "the join token (`baton join-token worker` on a manager)")
-    .option("--advertise-addr <addr>", "address other nodes reach this one at (default: the address it dials the manager from)")
-    .action((manager: string | undefined, opts: ProcessFlags & { token?: string; advertiseAddr?: string }) => {
+    .option("--token <token>", "the join token (`baton join-token worker|manager` on a manager)")
+    .option("--advertise-addr <addr>", "address other nodes reach this one at (worker default: the address it dials the manager from; required for a manager)")
+    .option("--listen-addr <host:port>", "a manager's listener for nodes, joins and the remote API (default 0.0.0.0:4242)")
+    .action((manager: string | undefined, opts: ProcessFlags & { token?: string; advertiseAddr?: string; listenAddr?: string }) => {
       if ((opts.token === undefined) !== (manager === undefined)) throw new InvalidArgumentError("a first join needs both --token and the manager's address (a later start needs neither)");
       return runInForeground({
         ...processOptions(opts),
-        ...(opts.token && manager ? { join: { token: opts.token, manager, ...(opts.advertiseAddr ? { advertiseAddr: opts.advertiseAddr } : {}) } } : { resumeWorker: true }),
+        ...(opts.token && manager
+          ? { join: { token: opts.token, manager, ...(opts.advertiseAddr ? { advertiseAddr: opts.advertiseAddr } : {}), ...(opts.listenAddr ? { listenAddr: opts.listenAddr } : {}) } }
+          : { resumeWorker: true }),
       });
     });
 

@@ -10,8 +10,8 @@ import { reportRebalance } from "./service-misc.js";
 
 const cap = (s: string): string => s.charAt(0).toUpperCase() + s.slice(1);
 
-/** One manager leads (the HA issue adds Reachable followers); a manager that is down is Unreachable. */
-const managerStatus = (n: Node): string => (n.role !== "manager" ? "" : n.status.state === "ready" ? "Leader" : "Unreachable");
+/** Leader | Reachable | Unreachable, as the manager answering knows it (etcd leases with HA managers). */
+const managerStatus = (n: Node & { managerStatus?: string }): string => (n.role !== "manager" ? "" : cap(n.managerStatus ?? (n.status.state === "ready" ? "leader" : "unreachable")));
 
 export function registerNodeCommands(node: Command): void {
   node

@@ -2,6 +2,7 @@
 // durability across kill -9 of the member, and the per-transaction operation limit.
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
+import { Etcd3 } from "etcd3";
 import { EtcdStore } from "./etcd-store.js";
 import { BatonError } from "../../lib/errors.js";
 import { aService } from "../../../test/harness/builders.js";
@@ -163,4 +164,33 @@ test("etcd: acknowledged writes survive kill -9 and restart of the (single) memb
   } finally {
     await cluster.stop();
   }
+});
+
+test("etcd: after sync(), a manager reads every write another manager acknowledged before it (linearizable read), even with foreign keys moving etcd's revision", opts, async () => {
+  const [a, b] = await twoManagers();
+  const foreign = new Etcd3({ hosts: (await shared)!.endpoints });
+  for (let i = 0; i < 5; i++) {
+    const s = await a.update((tx) => tx.create("services", newService(`lin-${i}`)));
+    // Keys outside the prefix (another tenant, the leader key) advance etcd's revision too.
+    await foreign.put(`/foreign/${i}`).value("x").exec();
+    await b.sync();
+    assert.deepEqual(b.view((tx) => tx.get("services", s.id)), s, `write ${i} not visible after sync`);
+  }
+  await b.sync();
+  foreign.close();
+});
+
+test("etcd: a write fenced on a leader key fails with NOT_LEADER once the key is another term's, and writes nothing", opts, async () => {
+  const [a] = await twoManagers();
+  const fenceKey = `/fence-${prefixes}/leader`;
+  const created = await a.update((tx) => tx.create("services", newService("fenced")));
+  const own = await a.update((tx) => tx.update("services", { ...tx.get("services", created.id)!, specVersion: 2 }), { fence: { key: fenceKey, revision: 0 } });
+  assert.equal(own.specVersion, 2, "revision 0 = the key is absent: the compare holds");
+  await a.update((tx) => tx.update("services", { ...tx.get("services", created.id)!, specVersion: 3 })).catch(() => undefined);
+  await assert.rejects(
+    a.update((tx) => tx.update("services", { ...tx.get("services", created.id)!, specVersion: 4 }), { fence: { key: fenceKey, revision: 12345 } }),
+    (e: unknown) => isCode("NOT_LEADER")(e) && /is gone/.test((e as Error).message),
+  );
+  await a.sync();
+  assert.equal(a.view((tx) => tx.get("services", created.id))!.specVersion, 3);
 });

@@ -6,7 +6,7 @@ import type { Logger } from "../../lib/log.js";
 import { kinds, type Kind } from "../../model/objects.js";
 import { nameOf, singular } from "../names.js";
 import { DEFAULT_HISTORY, StoreCache, type StagedWrite } from "../cached-store.js";
-import type { StoreEvent, StoredObject, WriteTx } from "../store.js";
+import type { Fence, StoreEvent, StoredObject, WriteOptions, WriteTx } from "../store.js";
 import { newEtcdClient, type EtcdTls } from "./etcd-client.js";
 
 /** etcd's own default for --max-txn-ops: what a cluster Baton did not start allows. */
@@ -36,6 +36,21 @@ export interface EtcdStoreOptions {
 const LOAD_PAGE = 500;
 /** A broken watch stream is re-opened after this long (then doubled, capped at 5 s). */
 const FEED_RETRY_MS = 100;
+/**
+ * Every unary etcd call gives up after this: with the cluster down or partitioned away, the API
+ * answers 503 instead of hanging (a write that timed out may still have committed, and says so).
+ */
+const CALL_DEADLINE_MS = 5_000;
+/** sync(): three tries of 1.5 s (with pauses, at most ~5.5 s in all), so a dead member costs 1.5 s, not 5. */
+const SYNC_ATTEMPTS = 3;
+const SYNC_DEADLINE_MS = 1_500;
+
+/**
+ * gRPC pings on every etcd connection: after a partition heals, a connection that died silently
+ * (no RST) is found dead and redialled in seconds instead of hanging calls until their deadline.
+ * 5 s is etcd's default --grpc-keepalive-min-time: pinging more often gets the connection closed.
+ */
+export const ETCD_KEEPALIVE = { "grpc.keepalive_time_ms": 5_000, "grpc.keepalive_timeout_ms": 2_000, "grpc.keepalive_permit_without_calls": 1 };
 
 type Json = Record<string, unknown>;
 
@@ -74,7 +89,10 @@ export class EtcdStore extends StoreCache {
     this.clock = opts.clock ?? systemClock;
     // No client-side retries (newEtcdClient): a transaction whose answer was lost may have
     // committed, and a retry would then fail its compares and report a conflict for a write that happened.
-    this.client = newEtcdClient({ endpoints: opts.endpoints, ...(opts.tls ? { tls: opts.tls } : {}) });
+    this.client = newEtcdClient(
+      { endpoints: opts.endpoints, ...(opts.tls ? { tls: opts.tls } : {}) },
+      { grpcOptions: ETCD_KEEPALIVE, defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + CALL_DEADLINE_MS }) },
+    );
   }
 
   /** Loads every object (one range read at one revision), then follows etcd from there. */
@@ -92,9 +110,12 @@ export class EtcdStore extends StoreCache {
     return store;
   }
 
-  /** The most operations one transaction may have (the scheduler chunks its commits to this). */
+  /**
+   * The most object writes one transaction may have (the scheduler chunks its commits to this):
+   * etcd's limit, less the one compare a fenced controller write adds.
+   */
   get maxOpsPerTxn(): number {
-    return this.maxTxnOps;
+    return this.maxTxnOps - 1;
   }
 
   /** Resolves once the cache has reached `revision` (another manager's write, for example). */
@@ -104,9 +125,41 @@ export class EtcdStore extends StoreCache {
     return new Promise((resolve, reject) => this.waiters.push({ revision, resolve, reject }));
   }
 
-  update<T>(fn: (tx: WriteTx) => T): Promise<T> {
+  /**
+   * A linearizable read barrier: a quorum read learns etcd's current revision, then the cache
+   * catches up to it, so a read after it sees every write acknowledged before the call (by any
+   * manager). UNAVAILABLE when etcd does not answer within the call deadline.
+   */
+  async sync(): Promise<void> {
+    let last: unknown;
+    // Both calls are safe to repeat (a read; a barrier put of an empty value), so a call stuck on
+    // a dead member is retried on a short deadline instead of failing the read after 5 s.
+    for (let attempt = 0; attempt < SYNC_ATTEMPTS; attempt++) {
+      // A pause before a retry: a connection being redialled (etcd just came back) gets its chance.
+      if (attempt > 0) await this.clock.sleep(300 * attempt);
+      if (this.closed) throw closedError();
+      const deadline = (): { deadline: number } => ({ deadline: Date.now() + SYNC_DEADLINE_MS });
+      try {
+        // A range read is linearizable (through the raft leader) unless asked to be serializable.
+        const res = await this.client.get(this.syncKey()).options(deadline()).exec();
+        if (this.revision() >= Number(res.header.revision)) return;
+        // Behind: wait for the feed. etcd's revision also counts keys outside our prefix, which our
+        // feed never carries, so the wait ends on a write of our own (a barrier key under the
+        // prefix): once the feed brings it, the cache holds everything committed before it.
+        const put = await this.client.put(this.syncKey()).value("").options(deadline()).exec();
+        await this.waitForRevision(Number(put.header.revision));
+        return;
+      } catch (err) {
+        if (err instanceof BatonError) throw err;
+        last = err;
+      }
+    }
+    throw unavailable("the store is unavailable: etcd did not answer a quorum read (reads with ?stale=true are served from this manager's cache)", last);
+  }
+
+  update<T>(fn: (tx: WriteTx) => T, opts: WriteOptions = {}): Promise<T> {
     // One write at a time: the next function runs against a cache that holds this one.
-    const run = this.writes.then(() => this.write(fn));
+    const run = this.writes.then(() => this.write(fn, opts.fence));
     this.writes = run.catch(() => undefined);
     return run;
   }
@@ -126,13 +179,13 @@ export class EtcdStore extends StoreCache {
     void detached.catch(() => undefined).finally(() => this.client.close());
   }
 
-  private async write<T>(fn: (tx: WriteTx) => T): Promise<T> {
+  private async write<T>(fn: (tx: WriteTx) => T, fence: Fence | undefined): Promise<T> {
     if (this.closed) throw closedError();
     // The version written objects get is etcd's revision, known only once committed: stage with
     // the next local revision, then stamp the real one on the objects fn got back.
     const { result, writes } = this.stage(fn, this.revision() + 1, this.clock.now());
     if (writes.length === 0) return result;
-    const txn = this.transaction(writes);
+    const txn = this.transaction(writes, fence);
     let revision: number;
     try {
       const [first, ...rest] = txn.compares;
@@ -140,9 +193,16 @@ export class EtcdStore extends StoreCache {
       for (const [key, column, value] of rest) builder = builder.and(key, column, "==", value);
       const res = await builder
         .then(...txn.ops)
-        .else(...txn.names.map((n) => this.client.get(n)))
+        .else(...txn.names.map((n) => this.client.get(n)), ...(fence ? [this.client.get(fence.key)] : []))
         .commit();
-      if (!res.succeeded) throw this.conflict(writes, txn.names, res.responses.map((r) => r.response_range?.kvs ?? []));
+      if (!res.succeeded) {
+        const found = res.responses.map((r) => r.response_range?.kvs ?? []);
+        if (fence) {
+          const leader = found.pop()?.[0];
+          if (Number(leader?.create_revision ?? 0) !== fence.revision) throw deposed(fence, leader);
+        }
+        throw this.conflict(writes, txn.names, found);
+      }
       revision = Number(res.header.revision);
     } catch (err) {
       if (err instanceof BatonError) throw err;
@@ -155,7 +215,7 @@ export class EtcdStore extends StoreCache {
   }
 
   /** One etcd transaction for the staged writes: compares, operations, and the name keys claimed. */
-  private transaction(writes: StagedWrite[]): { compares: [string, "Create" | "Mod", number][]; ops: IOperation[]; names: string[] } {
+  private transaction(writes: StagedWrite[], fence: Fence | undefined): { compares: [string, "Create" | "Mod", number][]; ops: IOperation[]; names: string[] } {
     const compares: [string, "Create" | "Mod", number][] = [];
     const ops: IOperation[] = [];
     // Name keys (`<kind>/<name>`) claimed (→ id) and released by this transaction.
@@ -185,6 +245,8 @@ export class EtcdStore extends StoreCache {
       }
       ops.push(this.client.put(this.nameKey(name)).value(id));
     }
+    // The fence is one more compare: the leader key still has the term's create revision.
+    if (fence) compares.push([fence.key, "Create", fence.revision]);
     const size = Math.max(compares.length, ops.length);
     if (size > this.maxTxnOps) throw tooLarge(size, this.maxTxnOps, "nothing was written");
     return { compares, ops, names };
@@ -330,6 +392,11 @@ export class EtcdStore extends StoreCache {
     return `${this.prefix}${kind}/${id}`;
   }
 
+  /** Written by sync() when the cache is behind; not an object (parseKey skips it). */
+  private syncKey(): string {
+    return `${this.prefix}sync`;
+  }
+
   /** `kindAndName` is `<kind>/<name>`: services' keys stay where they were before other kinds had names. */
   private nameKey(kindAndName: string): string {
     return `${this.prefix}names/${kindAndName}`;
@@ -372,6 +439,11 @@ function tooLarge(size: number, limit: number, outcome: string): BatonError {
 
 function unavailable(message: string, cause: unknown): BatonError {
   return new BatonError("UNAVAILABLE", `${message}: ${(cause as Error).message ?? String(cause)}`, [], { cause, retryable: true });
+}
+
+function deposed(fence: Fence, leader: IKeyValue | undefined): BatonError {
+  const now = leader ? `another term leads now (${fence.key} created at revision ${String(leader.create_revision)})` : `${fence.key} is gone (the lease expired)`;
+  return new BatonError("NOT_LEADER", `this manager's leadership (term of revision ${fence.revision}) ended: ${now}; nothing was written`);
 }
 
 function closedError(): BatonError {
