@@ -28,8 +28,8 @@ describe("baton up: run, heal, report", () => {
       assert.match(body, new RegExp(`^hi from web\\.${r.Slot} pid ${r.Pid}`));
     }
     const table = await baton.cliOk("service", "ps", "web");
-    assert.match(table.split("\n")[0]!, /^ID\s+NAME\s+NODE\s+DESIRED STATE\s+CURRENT STATE\s+READY\s+ERROR\s+PORTS$/);
-    assert.match(table, /web\.1\s+\S+\s+Running\s+Running .* ago\s+yes/);
+    assert.match(table.split("\n")[0]!, /^ID\s+NAME\s+NODE\s+CONTAINER\/PID\s+DESIRED STATE\s+CURRENT STATE\s+READY\s+ERROR\s+PORTS$/);
+    assert.match(table, /web\.1\s+\S+\s+\d+\s+Running\s+Running .* ago\s+yes/, "the process task's pid in CONTAINER/PID");
   });
 
   test("kill -9 of one task: it is replaced in its slot and answers", async () => {
