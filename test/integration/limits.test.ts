@@ -88,11 +88,14 @@ describe("limits on the process driver, through real cgroups", { skip }, () => {
     assert.equal(inBatonCgroup(free.Pid!), false, "the unlimited one in none of Baton's");
     const cpuDir = taskCgroupDir(version, "cpu", half.ID);
     assert.equal(readFileSync(join(cpuDir, version === 2 ? "cpu.max" : "cpu.cfs_quota_us"), "utf8").trim(), version === 2 ? "50000 100000" : "50000");
-    const [limited, unlimited] = await coresUsed([half.Pid!, free.Pid!]);
-    process.stdout.write(`# cpu: --limit-cpu 0.5 used ${limited!.toFixed(3)} of a core; no limit used ${unlimited!.toFixed(3)}\n`);
-    assert.ok(limited! >= 0.3 && limited! <= 0.7, `limited to about half a core: used ${limited!.toFixed(3)}`);
-    // Only "more than the limited one": on a busy machine the unlimited loop gets its share of what is left, not a whole core.
-    assert.ok(unlimited! > limited!, `the task without limits is not held back: used ${unlimited!.toFixed(3)} (limited ${limited!.toFixed(3)})`);
+    // A limit is a ceiling: on a machine busy with other work the loop may get less than its half
+    // core in one window, never more. Up to 3 windows, until one is in the band (as docker-limits).
+    const samples: [number, number][] = [];
+    for (let i = 0; i < 3 && !(samples.length && samples.at(-1)![0] >= 0.3); i++) samples.push((await coresUsed([half.Pid!, free.Pid!])) as [number, number]);
+    for (const [limited, unlimited] of samples) process.stdout.write(`# cpu: --limit-cpu 0.5 used ${limited.toFixed(3)} of a core; no limit used ${unlimited.toFixed(3)}\n`);
+    assert.ok(samples.every(([limited]) => limited <= 0.7), `never above about half a core: ${samples.map(([l]) => l.toFixed(3)).join(", ")}`);
+    assert.ok(samples.at(-1)![0] >= 0.3, `about half a core in one of 3 windows: ${samples.map(([l]) => l.toFixed(3)).join(", ")}`);
+    // The unlimited loop is in no cgroup of Baton's (checked above); how much CPU it gets depends on what else runs.
     const throttled = readCounter(join(cpuDir, "cpu.stat"), "nr_throttled") ?? 0;
     assert.ok(throttled > 0, "the kernel throttled the limited task");
 
