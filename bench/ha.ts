@@ -20,8 +20,9 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { BIN, ROOT } from "../test/harness/baton.js";
 import { etcdUnavailable, startEtcd, type EtcdCluster } from "../test/harness/etcd.js";
-import { loadavg, log, now, pollUntil, r1 } from "./lib.mjs";
-import { haTable } from "./ha-table.mjs";
+import { NetnsBaton, createTestNetwork, netnsAvailability, type TestHost } from "../test/harness/netns.js";
+import { loadavg, log, now, pollUntil, r1, sleep } from "./lib.mjs";
+import { TARGET_FAILOVER_MS, haTable } from "./ha-table.mjs";
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const RESULTS = path.join(HERE, "results");
@@ -219,14 +220,148 @@ async function measureWriteLatency(): Promise<Record<string, unknown>> {
   return { ...res, ratio_etcd_to_sqlite: ratio };
 }
 
+/** Nearest-rank summary of a list of durations. */
+function summary(xs: number[]): { p50_ms: number; max_ms: number; min_ms: number; values_ms: number[] } {
+  const sorted = [...xs].sort((a, b) => a - b);
+  return { p50_ms: r1(percentile(sorted, 50)), max_ms: r1(sorted.at(-1) ?? NaN), min_ms: r1(sorted[0] ?? NaN), values_ms: xs.map(r1) };
+}
+
+interface ManagerView {
+  hostname: string;
+  managerStatus?: string;
+}
+
 /**
- * Leader killed (SIGKILL of its baton) → the first write answered 201 through another manager.
- * Needs leadership and manager join (issue 11, in progress): until then it says so instead of
- * inventing a figure. The target and the published defaults it will be compared with are in
- * bench/ha-table.mjs.
+ * Leader killed (SIGKILL of its baton) → (a) the first write answered 201 through another manager,
+ * (b) a surviving manager's /v1/info says isLeader, (c) a survivor's `node ls` (GET /v1/nodes)
+ * shows a Leader other than the killed one. Three managers in network namespaces (h1..h3, as
+ * test/integration/ha.test.ts), one etcd member per host; the killed manager is restarted on its
+ * data dir between repetitions, and the next repetition kills whoever leads then.
  */
 async function measureFailover(): Promise<Record<string, unknown>> {
-  return { measured: false, reason: "needs several managers with leader election (issue 11): not in this build" };
+  const reps = Number(process.env.BENCH_HA_FAILOVER_REPS || 5);
+  const missing = netnsAvailability().ok ? etcdUnavailable() : netnsAvailability().reason;
+  if (missing) return { measured: false, reason: missing };
+  const net = await createTestNetwork({ hosts: 3, prefix: "hab" });
+  let etcd: EtcdCluster | undefined;
+  const managers: NetnsBaton[] = [];
+  const stopAll = async (): Promise<void> => {
+    // The etcd harness unrefs its members: without this timer the loop could empty while it waits for their exit.
+    const keepAlive = setInterval(() => undefined, 1000);
+    try {
+      for (const m of managers) await m.destroy().catch(() => undefined);
+      await etcd?.stop();
+      await net.destroy();
+    } finally {
+      clearInterval(keepAlive);
+    }
+  };
+  current = { store: "failover", socket: "", stop: stopAll };
+  try {
+    etcd = await startEtcd({ members: 3, member: (i) => ({ host: net.hosts[i]!.address, wrap: (cmd) => ["ip", "netns", "exec", net.hosts[i]!.ns, ...cmd] }) });
+    const store = `etcd://${etcd.endpoints.map((e) => e.replace(/^http:\/\//, "")).join(",")}`;
+    const [h1, h2, h3] = net.hosts as [TestHost, TestHost, TestHost];
+    const m1 = new NetnsBaton(net, h1, { argv: ["init", "--advertise-addr", h1.address, "--store", store], logLevel: "info" });
+    managers.push(m1);
+    await m1.start();
+    const token = (await m1.cliOk("join-token", "manager", "-q")).trim();
+    for (const h of [h2, h3]) {
+      const m = new NetnsBaton(net, h, { argv: ["join", "--token", token, "--advertise-addr", h.address, `${h1.address}:4242`], logLevel: "info" });
+      managers.push(m);
+      await m.start();
+    }
+    const agent = new Agent({ keepAlive: true });
+    const nodesOf = async (m: NetnsBaton): Promise<ManagerView[]> => {
+      const r = await call(agent, m.socket, "GET", "/v1/nodes").catch(() => undefined);
+      return r?.status === 200 ? (JSON.parse(r.text) as ManagerView[]) : [];
+    };
+    const isLeader = async (m: NetnsBaton): Promise<boolean> => {
+      const r = await call(agent, m.socket, "GET", "/v1/info").catch(() => undefined);
+      return r?.status === 200 && (JSON.parse(r.text) as { isLeader?: boolean }).isLeader === true;
+    };
+    const settled = async (): Promise<NetnsBaton> => {
+      let leader: NetnsBaton | undefined;
+      await pollUntil(
+        async () => {
+          const list = (await nodesOf(m1)).filter((n) => n.managerStatus);
+          if (list.length !== 3 || list.filter((n) => n.managerStatus === "leader").length !== 1 || list.filter((n) => n.managerStatus === "reachable").length !== 2) return false;
+          for (const m of managers) if (await isLeader(m)) leader = m;
+          return !!leader;
+        },
+        20_000,
+        50,
+        "3 managers: one Leader, two Reachable",
+      );
+      return leader!;
+    };
+    const write: number[] = [];
+    const leaderElected: number[] = [];
+    const leaderInNodeLs: number[] = [];
+    const refusedWrites: number[] = [];
+    const killed: string[] = [];
+    for (let rep = 0; rep < reps; rep++) {
+      const old = await settled();
+      const survivors = managers.filter((m) => m !== old);
+      await sleep(1000);
+      const t0 = now();
+      await old.kill("SIGKILL");
+      // (a) writes through every survivor, each on its own connection, from the kill on.
+      let firstWrite: number | undefined;
+      let refused = 0;
+      const writers = survivors.map(async (m, i) => {
+        const a = new Agent({ keepAlive: true, maxSockets: 1 });
+        for (let n = 0; firstWrite === undefined && now() - t0 < 20_000; n++) {
+          const r = await call(a, m.socket, "POST", "/v1/services", { name: `fo-${rep}-${i}-${n}`, replicas: 0, command: ["sleep", "3600"] }).catch(() => undefined);
+          if (r?.status === 201) firstWrite ??= now() - t0;
+          else refused++;
+        }
+        a.destroy();
+      });
+      // (b) and (c), polled every 20 ms.
+      let elected: number | undefined;
+      let listed: number | undefined;
+      await pollUntil(
+        async () => {
+          for (const m of survivors) {
+            if (elected === undefined && (await isLeader(m))) elected = now() - t0;
+            if (listed === undefined && (await nodesOf(m)).some((n) => n.managerStatus === "leader" && n.hostname !== old.host.name)) listed = now() - t0;
+          }
+          return elected !== undefined && listed !== undefined;
+        },
+        20_000,
+        20,
+        "a new leader after the kill -9",
+      );
+      await Promise.all(writers);
+      if (firstWrite === undefined) throw new Error(`rep ${rep}: no write answered 201 through ${survivors.map((m) => m.host.name).join(", ")} within 20 s`);
+      write.push(firstWrite);
+      leaderElected.push(elected!);
+      leaderInNodeLs.push(listed!);
+      refusedWrites.push(refused);
+      killed.push(old.host.name);
+      log(`ha: failover rep ${rep}: killed ${old.host.name}; write ${r1(firstWrite)} ms, new leader ${r1(elected!)} ms, in node ls ${r1(listed!)} ms`);
+      // Back to three: the killed manager resumes from its data dir.
+      const again = new NetnsBaton(net, old.host, { argv: ["init"], dataDir: old.dataDir, logLevel: "info" });
+      managers[managers.indexOf(old)] = again;
+      await again.start();
+    }
+    agent.destroy();
+    return {
+      measured: true,
+      setup: "3 managers (1 init + 2 manager joins) in network namespaces h1..h3, one etcd member per namespace, all on this machine",
+      repetitions: reps,
+      killed,
+      first_write_through_another_manager: summary(write),
+      new_leader_info: summary(leaderElected),
+      new_leader_in_node_ls: summary(leaderInNodeLs),
+      refused_writes_during_failover: refusedWrites,
+      median_ms: summary(leaderInNodeLs).p50_ms,
+      target_ms: TARGET_FAILOVER_MS,
+    };
+  } finally {
+    await stopAll();
+    current = undefined;
+  }
 }
 
 const sections: Record<string, () => Promise<Record<string, unknown>>> = { write_latency: measureWriteLatency, failover: measureFailover };
@@ -235,7 +370,12 @@ async function main(): Promise<void> {
   for (const name of SECTIONS) {
     const fn = sections[name];
     if (!fn) throw new Error(`unknown section "${name}" in BENCH_HA_SECTIONS (${Object.keys(sections).join(", ")})`);
-    out[name] = await fn();
+    try {
+      out[name] = await fn();
+    } catch (err) {
+      out[name] = { measured: false, error: String((err as Error).message ?? err) };
+      log(`ha: ${name} failed: ${(err as Error).message}`);
+    }
     save();
   }
   (out.conditions as Record<string, unknown>).loadavg_end = loadavg();

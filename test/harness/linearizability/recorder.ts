@@ -41,6 +41,11 @@ export interface RecordOptions {
   byId?: number;
   /** Stops the clients early (what was recorded so far is returned). */
   signal?: AbortSignal;
+  /**
+   * Stops only the clients of one endpoint (by index), e.g. those of a manager about to be killed:
+   * their request in flight then is recorded as it ends (usually a `timeout`), and they send no more.
+   */
+  endpointSignals?: (AbortSignal | undefined)[];
 }
 
 interface ApiAnswer {
@@ -85,7 +90,8 @@ async function runClient(c: number, o: RecordOptions, agent: HttpAgent, ep: Endp
   let writes = 0;
   const body = (name: string, token: string) => ({ name, replicas: 0, command, env: [`${TOKEN}${token}`] });
 
-  for (let i = 0; i < o.opsPerClient && !o.signal?.aborted; i++) {
+  const stopped = o.endpointSignals?.[c % o.endpoints.length];
+  for (let i = 0; i < o.opsPerClient && !o.signal?.aborted && !stopped?.aborted; i++) {
     const name = pick(o.names);
     const kind: ServiceOpName = pick(["create", "create", "update", "update", "update", "delete", "get", "get", "get", "get"] as const);
     const token = `c${c}-${++writes}`;
