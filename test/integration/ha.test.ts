@@ -194,7 +194,9 @@ describe("HA managers on etcd: leader kill -9 and partition under load", { skip 
           if (r.code !== 0) t.diagnostic(`update refused after ${Date.now() - updateAt} ms: ${r.stderr.trim().split("\n")[0]}`);
           return r.code === 0;
         },
-        30_000,
+        // Known slow path (docs/ha.md "What survives what"): 6–45 s measured under load, while the
+        // other managers' etcd clients still try the cut-off member first.
+        90_000,
         "the update never completed through the new leader",
       );
       t.diagnostic(`update through the new leader completed in ${Date.now() - updateAt} ms`);
