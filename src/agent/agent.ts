@@ -1,3 +1,4 @@
+import { AnonymousVolumes } from "./anonymous-volumes.js";
 import { TaskFiles } from "./task-files.js";
 import { existsSync, mkdirSync, readFileSync, writeFileSync, readdirSync } from "node:fs";
 import { cpus, hostname, totalmem, platform, arch } from "node:os";
@@ -109,6 +110,7 @@ export class Agent {
       files: TaskFiles.open(deps.dataDir, deps.log, deps.filesTmpfs),
       ...(deps.containerDns ? { containerDns: deps.containerDns } : {}),
       volumesDir: join(deps.dataDir, "volumes"),
+      anonymousVolumes: new AnonymousVolumes(join(deps.dataDir, "anonymous-volumes")),
     };
   }
 
@@ -119,6 +121,7 @@ export class Agent {
     await this.removeStrays(records, offered);
     // Secret files of tasks that ended while the agent was away (only recorded tasks still run).
     this.executorDeps.files?.removeAllBut(new Set(records.map((r) => r.taskId)));
+    this.executorDeps.anonymousVolumes?.removeAllBut(new Set(records.map((r) => r.taskId)));
     for (const r of records) this.adoptable.set(r.taskId, r);
     const { heartbeatPeriodMs } = await session.register({
       nodeId: this.nodeId,

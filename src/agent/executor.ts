@@ -13,6 +13,7 @@ import type { PortAllocator } from "./ports.js";
 import { TaskProbes } from "./probes/task-probes.js";
 import type { TaskRecord, TaskRecordStore } from "./task-records.js";
 import type { DeliveredFiles, TaskFiles } from "./task-files.js";
+import type { AnonymousVolumes } from "./anonymous-volumes.js";
 
 export interface ExecutorDeps {
   /** The driver of tasks that name no other (process). */
@@ -40,6 +41,8 @@ export interface ExecutorDeps {
   containerDns?(): Promise<string | undefined>;
   /** Where the process driver keeps named volumes on this node: a directory per volume. */
   volumesDir?: string;
+  /** Where the process driver keeps anonymous volumes: a directory per task, removed when it ends. */
+  anonymousVolumes?: AnonymousVolumes;
   /**
    * Runs between the decision to stop a running task and its stop signal (the mesh takes the
    * task out of every pool and lets in-flight requests finish). Bounded by the grace period.
@@ -93,20 +96,26 @@ function taskEnv(a: Assignment, port: number | undefined, ports: Record<string, 
 /**
  * A host process cannot be given a mount: it gets the host path of each one instead, as
  * BATON_MOUNT_<TARGET> (`/data` → BATON_MOUNT_DATA) and, for a volume, BATON_VOLUME_<NAME>. A
- * volume is a directory per node under `volumesDir`, made here, kept after the task (its data
- * outlives every task that uses it).
+ * named volume is a directory per node under `volumesDir`, made here, kept after the task (its
+ * data outlives every task that uses it); an anonymous one (no source) a directory under the
+ * task's own `anonymousDir`, removed when the task ends.
  */
-export function processMountEnv(mounts: readonly TaskMount[] | undefined, volumesDir: string | undefined): Record<string, string> {
+export function processMountEnv(mounts: readonly TaskMount[] | undefined, volumesDir: string | undefined, anonymousDir?: string): Record<string, string> {
   const env: Record<string, string> = {};
   for (const m of mounts ?? []) {
+    const targetName = envPrefix(m.target.replace(/^\/+/, ""));
     let path = m.source;
     if (m.type === "volume" && m.source) {
       if (!volumesDir) throw new StartError("this node keeps no volumes (no volumes directory)");
       path = join(volumesDir, m.source);
       mkdirSync(path, { recursive: true, mode: 0o755 });
       env[`BATON_VOLUME_${envPrefix(m.source)}`] = path;
+    } else if (m.type === "volume") {
+      if (!anonymousDir) throw new StartError("this node keeps no anonymous volumes (no directory for them)");
+      path = join(anonymousDir, targetName);
+      mkdirSync(path, { recursive: true, mode: 0o755 });
     }
-    if (path) env[`BATON_MOUNT_${envPrefix(m.target.replace(/^\/+/, ""))}`] = path;
+    if (path) env[`BATON_MOUNT_${targetName}`] = path;
   }
   return env;
 }
@@ -220,7 +229,7 @@ export class TaskRunner {
       const delivered = this.writeFiles();
       const dns = isContainer ? await deps.containerDns?.() : undefined;
       const discovery = deps.discoveryEnv?.({ ...(a.spec.networks ? { networks: a.spec.networks } : {}), container: isContainer });
-      const env = isContainer ? containerEnv(a, deps.nodeName, discovery) : taskEnv(a, this.port, this.ports, deps.nodeName, discovery, processMountEnv(a.spec.mounts, deps.volumesDir), delivered);
+      const env = isContainer ? containerEnv(a, deps.nodeName, discovery) : taskEnv(a, this.port, this.ports, deps.nodeName, discovery, processMountEnv(a.spec.mounts, deps.volumesDir, deps.anonymousVolumes?.dirOf(a.taskId)), delivered);
       const limits = a.spec.limits;
       const req: StartRequest = {
         taskId: a.taskId,
@@ -303,7 +312,7 @@ export class TaskRunner {
     const a = this.assignment;
     const isContainer = r.handle.driver === "docker";
     const discovery = this.deps.discoveryEnv?.({ ...(a.spec.networks ? { networks: a.spec.networks } : {}), container: isContainer });
-    const env = isContainer ? containerEnv(a, this.deps.nodeName, discovery) : taskEnv(a, r.port, this.ports, this.deps.nodeName, discovery, processMountEnv(a.spec.mounts, this.deps.volumesDir), delivered);
+    const env = isContainer ? containerEnv(a, this.deps.nodeName, discovery) : taskEnv(a, r.port, this.ports, this.deps.nodeName, discovery, processMountEnv(a.spec.mounts, this.deps.volumesDir, this.deps.anonymousVolumes?.dirOf(a.taskId)), delivered);
     this.enterRunning(r.handle, env, r.startedAt ?? this.deps.clock.now(), "adopted after agent restart");
   }
 
@@ -349,6 +358,15 @@ export class TaskRunner {
    * it is (the task binds it itself), every other one is allocated. No targets: one $PORT.
    */
   /** The task's secret and config files, written before it starts; a task whose files cannot be written is rejected. */
+  /** An anonymous volume lives as long as its task (docker removes the container's with it). */
+  private removeAnonymousVolumes(): void {
+    try {
+      this.deps.anonymousVolumes?.remove(this.taskId);
+    } catch (err) {
+      this.deps.log.warn({ taskId: this.taskId, err: (err as Error).message }, "cannot remove the task's anonymous volumes");
+    }
+  }
+
   private writeFiles(): DeliveredFiles | undefined {
     const files = this.assignment.files;
     if (!files?.length) return undefined;
@@ -478,6 +496,7 @@ export class TaskRunner {
     this.deps.ports.release(this.port);
     this.deps.records.remove(this.taskId);
     this.deps.files?.remove(this.taskId);
+    this.removeAnonymousVolumes();
     if (handle) this.driver.cleanup(handle);
     this.resolveExited();
   }

@@ -96,7 +96,7 @@ test("mount problems are named by field; nothing is created", async () => {
     command: [],
     mounts: [
       { type: "bind", source: "relative/dir", target: "/a" },
-      { type: "volume", target: "/b" },
+      { type: "volume", source: "no/slash", target: "/b" },
       { type: "tmpfs", source: "x", target: "c" },
       { type: "volume", source: "ok", target: "/a/" },
       { type: "bind", source: "/etc", target: "/e", tmpfsSize: "1m" },
@@ -106,7 +106,7 @@ test("mount problems are named by field; nothing is created", async () => {
   assert.equal(r.statusCode, 400);
   assert.deepEqual(fieldsOf(r.json()), [
     'mounts.0.source: "relative/dir" is not an absolute host path without ".."',
-    "mounts.1.source: a volume mount needs the volume's name",
+    'mounts.1.source: "no/slash" is not a volume name (letters, digits, _ . -; a bind mount needs type bind)',
     'mounts.2.target: "c" is not an absolute path without ".."',
     "mounts.2.source: a tmpfs mount has no source",
     "mounts.3.target: /a is already the target of mounts[0]",

@@ -1,4 +1,5 @@
 import type { FastifyPluginAsync } from "fastify";
+import { timingSafeEqual } from "node:crypto";
 import { Type } from "@sinclair/typebox";
 import { BatonError, validationError } from "../lib/errors.js";
 import { newId } from "../lib/ids.js";
@@ -10,6 +11,13 @@ import type { ApiDeps } from "./deps.js";
 
 const Ref = Type.Object({ ref: Type.String({ description: "id, name or unique id prefix" }) });
 const errors = { 400: ErrorBody, 404: ErrorBody, 409: ErrorBody };
+const CompareBody = Type.Object({ data: Type.String({ description: "the content to compare, base64" }) }, { additionalProperties: false });
+const CompareAnswer = Type.Object({ same: Type.Boolean() });
+
+/** Whether two contents are the same, in time that does not depend on where they differ. */
+function sameBytes(a: Buffer, b: Buffer): boolean {
+  return a.length === b.length && timingSafeEqual(a, b);
+}
 
 type FileKind = "secrets" | "configs";
 const singular = (kind: FileKind): string => (kind === "secrets" ? "secret" : "config");
@@ -78,6 +86,29 @@ export const secretsRoutes: FastifyPluginAsync<{ deps: ApiDeps }> = async (app, 
 
     app.get<{ Params: { ref: string } }>(`/${kind}/:ref`, { schema: { tags: [kind], summary: `Inspect a ${one}${kind === "secrets" ? " (metadata only)" : ""}`, params: Ref, response: { 404: ErrorBody } } }, (req) =>
       show(store.view((tx) => findFileObject(tx, kind, req.params.ref))),
+    );
+
+    // Whether the stored content is the given one, without ever answering it: `stack deploy` finds
+    // a secret whose file changed (secrets cannot change) this way. The data is neither logged nor
+    // kept; whoever may call this may already run a task that reads the secret.
+    app.post<{ Params: { ref: string }; Body: { data: string } }>(
+      `/${kind}/:ref/compare`,
+      { schema: { tags: [kind], summary: `Whether a ${one}'s content is the given one (answers only same: true|false)`, params: Ref, body: CompareBody, response: { 200: CompareAnswer, 400: ErrorBody, 404: ErrorBody } } },
+      (req) => {
+        const given = decodeData(req.body.data);
+        const o = store.view((tx) => findFileObject(tx, kind, req.params.ref));
+        let stored: Buffer;
+        if (kind === "secrets") {
+          if (!deps.secrets) throw new BatonError("UNAVAILABLE", "this manager has no secrets data key: secrets cannot be read here");
+          stored = deps.secrets.open(o.id, (o as Secret).sealed);
+        } else stored = Buffer.from((o as Config).data, "base64");
+        try {
+          return { same: sameBytes(stored, given) };
+        } finally {
+          stored.fill(0);
+          given.fill(0);
+        }
+      },
     );
 
     app.delete<{ Params: { ref: string } }>(`/${kind}/:ref`, { schema: { tags: [kind], summary: `Remove a ${one} (refused while a service uses it)`, params: Ref, response: errors } }, async (req, reply) => {

@@ -8,7 +8,7 @@ const isAbsolute = (p: string): boolean => p.startsWith("/") && !p.split("/").in
 
 /**
  * `mounts` (schema-valid) → the task's mounts, every problem named by its field. Docker's rules
- * (absolute paths, a source for volume and bind, none for tmpfs, one mount per target) plus what
+ * (absolute paths, a source for bind, a name or none (anonymous) for volume, none for tmpfs, one mount per target) plus what
  * the process driver cannot do: a host process cannot be given a tmpfs or a read-only view.
  */
 export function resolveMounts(input: MountInput[] | undefined, driver: DriverName, problems: FieldProblem[]): TaskMount[] {
@@ -23,8 +23,10 @@ export function resolveMounts(input: MountInput[] | undefined, driver: DriverNam
     else if (targets.has(target)) at("target", `${target} is already the target of mounts[${targets.get(target)}]`);
     else targets.set(target, i);
     if (m.type === "volume") {
-      if (m.source === undefined) at("source", "a volume mount needs the volume's name");
-      else if (!VOLUME_NAME.test(m.source) || m.source.length > 63) at("source", `"${m.source.slice(0, 80)}" is not a volume name (letters, digits, _ . -; a bind mount needs type bind)`);
+      // No source: an anonymous volume, the task's own for its life (docker's `-v /cache`).
+      if (m.source === undefined) {
+        /* anonymous */
+      } else if (!VOLUME_NAME.test(m.source) || m.source.length > 63) at("source", `"${m.source.slice(0, 80)}" is not a volume name (letters, digits, _ . -; a bind mount needs type bind)`);
     } else if (m.type === "bind") {
       if (m.source === undefined) at("source", "a bind mount needs the host path");
       else if (!isAbsolute(m.source)) at("source", `"${m.source.slice(0, 80)}" is not an absolute host path without ".."`);

@@ -41,7 +41,15 @@ class FakeApi implements StackApi {
   }
   async createObject(kind: StackObjectKind, body: Record<string, unknown>): Promise<void> {
     this.write(`create ${kind} ${String(body.name)}`);
+    if (kind === "secret") this.secretData.set(String(body.name), String(body.data));
     this.objects.get(kind)!.set(String(body.name), { id: String(++this.seq), name: String(body.name), labels: body.labels as Record<string, string>, ...(kind === "config" ? { data: String(body.data) } : {}) });
+  }
+  /** A secret's data, which the API never lists: only compared. */
+  private secretData = new Map<string, string>();
+  async sameSecretData(name: string, data: string): Promise<boolean> {
+    const stored = this.secretData.get(name);
+    if (stored === undefined) throw new BatonError("NOT_FOUND", `secret "${name}" not found`);
+    return stored === data;
   }
   async removeObject(kind: StackObjectKind, name: string): Promise<void> {
     this.write(`remove ${kind} ${name}`);
@@ -162,6 +170,27 @@ test("a config whose content changed is refused before any write", async () => {
   api.writes = [];
   const { problems } = await planStackDeploy(api, stack(FILE(3).replace('"v1"', '"v2"')), { prune: false });
   assert.match(problems[0]!.problem, /config "app_conf" exists with other content/);
+  assert.deepEqual(api.writes, []);
+});
+
+test("a stack's own secret whose file changed is refused at its path and line before any write (secrets are immutable); the same file is kept", async () => {
+  const api = new FakeApi();
+  api.objects.get("secret")!.set("token", { id: "s1", name: "token", labels: {} });
+  const pw = join(dir, "pw.txt");
+  writeFileSync(pw, "first");
+  const text = FILE(1).replace("secrets:\n", `secrets:\n  db_password: {file: ${pw}}\n`).replace("    command: node db.js\n", "    command: node db.js\n    secrets: [db_password]\n");
+  await deploy(api, text);
+  assert.ok(api.writes.includes("create secret app_db_password"));
+  api.writes = [];
+  const again = await planStackDeploy(api, stack(text), { prune: false });
+  assert.deepEqual(again.problems, []);
+  assert.deepEqual(again.steps.find((st) => st.name === "app_db_password"), { kind: "secret", action: "exists", name: "app_db_password", note: "kept, same content" });
+  writeFileSync(pw, "second");
+  const { problems } = await planStackDeploy(api, stack(text.replace("deploy: {replicas: 1}", "deploy: {replicas: 3}")), { prune: false });
+  assert.deepEqual(problems.map((p) => [p.path.join("."), p.problem]), [
+    ["secrets.db_password", 'secret "app_db_password" exists with other content; secrets are immutable: rename it (e.g. db_password_v2) to rotate (line 15)'],
+  ]);
+  assert.doesNotMatch(JSON.stringify(problems), /first|second/, "no content in the error");
   assert.deepEqual(api.writes, []);
 });
 

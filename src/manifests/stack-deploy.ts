@@ -20,6 +20,8 @@ export interface StackApi {
   /** By name; undefined when it does not exist. */
   getObject(kind: StackObjectKind, name: string): Promise<ApiObject | undefined>;
   createObject(kind: StackObjectKind, body: Record<string, unknown>): Promise<void>;
+  /** Whether a secret's stored content is `data` (base64); the API answers only true or false. */
+  sameSecretData(name: string, data: string): Promise<boolean>;
   removeObject(kind: StackObjectKind, name: string): Promise<void>;
   createService(input: StackServiceInput): Promise<Service>;
   /** The API's dry run of an update: validates the whole body, answers the field diff. */
@@ -52,7 +54,8 @@ function canonical(v: unknown): string {
 /**
  * What a deploy would do, found with reads only (the API's update dry run included), and every
  * problem that must stop it: a missing external object, a name taken by something outside the
- * stack, a config whose content changed, a service body the API refuses. Nothing is written.
+ * stack, a secret or config whose content changed (both are immutable, as docker's), a service
+ * body the API refuses. Nothing is written.
  */
 export async function planStackDeploy(api: StackApi, spec: StackSpec, opts: { prune: boolean }): Promise<{ steps: PlanStep[]; problems: FieldProblem[] }> {
   const ns = spec.namespace;
@@ -75,12 +78,14 @@ export async function planStackDeploy(api: StackApi, spec: StackSpec, opts: { pr
       problems.push({ path: [section(o.kind), o.key], problem: `a ${o.kind} named "${o.name}" exists and does not belong to stack ${ns}: use external: true to use it${o.location}` });
       continue;
     }
-    if (o.kind === "config" && existing.data !== undefined && existing.data !== o.body!.data) {
-      problems.push({ path: [section(o.kind), o.key], problem: `config "${o.name}" exists with other content; configs cannot change: give the new content another name (e.g. name: ${o.name}_v2)${o.location}` });
+    // The API never answers a secret's data: it only says whether it is the file's.
+    const data = o.body?.data;
+    const changed = typeof data !== "string" ? false : o.kind === "config" ? existing.data !== undefined && existing.data !== data : o.kind === "secret" ? !(await api.sameSecretData(o.name, data)) : false;
+    if (changed) {
+      problems.push({ path: [section(o.kind), o.key], problem: `${o.kind} "${o.name}" exists with other content; ${o.kind}s are immutable: rename it (e.g. ${o.key}_v2) to rotate${o.location}` });
       continue;
     }
-    // Secrets cannot be compared (the API never answers their data): an existing one is kept.
-    steps.push({ kind: o.kind, action: "exists", name: o.name, note: o.kind === "secret" ? "kept as it is (secrets cannot change: rename to rotate)" : "kept" });
+    steps.push({ kind: o.kind, action: "exists", name: o.name, note: o.kind === "secret" || o.kind === "config" ? "kept, same content" : "kept" });
   }
 
   const services = await api.listServices();

@@ -174,4 +174,19 @@ describe("networks, discovery from containers, volumes and mounts", skip, () => 
     assert.match(readFileSync(path, "utf8"), new RegExp(`run ${join(baton.dataDir, "agent", "volumes", `p${vol}`)}`));
     await baton.cliOk("service", "rm", `pvol-${tag}`);
   });
+
+  test("anonymous volumes (a volume mount without a source) live as long as their task, on both drivers", async () => {
+    await baton.cliOk("service", "create", "-d", "--name", `anon-${tag}`, "--stop-grace-period", "1s", "--mount", "type=volume,target=/cache", image, "sh", "-c", "date > /cache/x; exec sleep 1000");
+    await baton.cliOk("service", "create", "-d", "--name", `panon-${tag}`, "--mount", "type=volume,target=/cache", "sh", "-c", 'date > "$BATON_MOUNT_CACHE/x"; exec sleep 1000');
+    const [c] = await waitFor(async () => { const l = await containersOf(`anon-${tag}`); return l.length ? l : undefined; }, 20_000, "the container running");
+    const mount = (await docker.getContainer(c!.Id).inspect()).Mounts.find((m) => m.Destination === "/cache");
+    assert.equal(mount?.Type, "volume");
+    assert.ok(mount?.Name, "an engine-made (anonymous) volume");
+    const [task] = await waitFor(async () => { const r = running(await baton.tasks(`panon-${tag}`)); return r.length ? r : undefined; }, 10_000, "the process task running");
+    const dir = join(baton.dataDir, "agent", "anonymous-volumes", task!.ID);
+    await waitFor(() => existsSync(join(dir, "CACHE", "x")), 10_000, "the process task's anonymous volume written");
+    await baton.cliOk("service", "rm", `anon-${tag}`, `panon-${tag}`);
+    await waitFor(async () => (await docker.listVolumes()).Volumes.every((v) => v.Name !== mount!.Name), 20_000, "the anonymous volume removed with its container");
+    await waitFor(() => !existsSync(dir), 10_000, "the process task's anonymous volume removed with it");
+  });
 });

@@ -44,6 +44,7 @@ export function stackApiOver(c: ApiClient): StackApi {
       }
     },
     createObject: async (kind, body) => void (await c.call("POST", path(kind), body)),
+    sameSecretData: async (name, data) => (await c.call<{ same: boolean }>("POST", `/v1/secrets/${encodeURIComponent(name)}/compare`, { data })).same,
     removeObject: async (kind, name) => {
       // A network is refused (409) while a stopping task still uses it: retry for a while.
       for (let attempt = 0; ; attempt++) {

@@ -117,7 +117,7 @@ services:
     build: .
     privileged: true
     ports: ["8080:80", "9000", "5353:53/udp", {target: 443, published: "8443", mode: host}]
-    volumes: ["data:/data:ro", "./conf:/etc/app", {type: tmpfs, target: /tmp, tmpfs: {size: 64M}}]
+    volumes: ["data:/data:ro", "./conf:/etc/app", {type: tmpfs, target: /tmp, tmpfs: {size: 64M}}, "/cache", {type: volume, target: /spool}]
     tmpfs: /run
     secrets: [token, {source: cert, target: tls.pem, mode: 0400, uid: "1000"}]
     configs: [{source: conf, target: /etc/app.conf, mode: 0444}]
@@ -142,6 +142,8 @@ configs:
       { type: "volume", source: "st_data", target: "/data", readOnly: true },
       { type: "bind", source: join(path, "..", "conf"), target: "/etc/app" },
       { type: "tmpfs", target: "/tmp", tmpfsSize: "64M" },
+      { type: "volume", target: "/cache" },
+      { type: "volume", target: "/spool" },
       { type: "tmpfs", target: "/run" },
     ]);
     assert.deepEqual(app.secrets, [{ source: "st_token", target: "token" }, { source: "prod_cert", target: "tls.pem", mode: 0o400, uid: "1000" }]);
@@ -212,7 +214,6 @@ const MALFORMED: [string, string, RegExp, Record<string, string>?][] = [
   ["a secret file that does not exist", svc("    secrets: [s]\nsecrets:\n  s: {file: ./missing.txt}\n"), /^secrets\.s\.file: cannot read .*missing\.txt: ENOENT \(line 6\)$/],
   ["a secret with two sources", "services: {web: {image: x}}\nsecrets:\n  s: {file: ./a, environment: A}\n", /^secrets\.s: give exactly one of file, environment or external: true \(line 3\)$/],
   ["a network driver Baton lacks", "services: {web: {image: x}}\nnetworks:\n  n: {driver: macvlan}\n", /^networks\.n\.driver: must be one of: overlay, bridge \(not "macvlan"\) \(line 3\)$/],
-  ["an anonymous volume", svc("    volumes: [\"/cache\"]\n"), /^services\.web\.volumes\[0\]\.source: a volume mount needs the volume's name \(line 4\)$/],
   ["dnsrr with an ingress port", svc("    ports: [\"8080:80\"]\n    deploy: {endpoint_mode: dnsrr}\n"), /^services\.web\.deploy\.endpoint_mode: dnsrr has no service address: publish ports with mode=host, or use vip \(line 5\)$/],
   ["a port range", svc("    ports: [\"8000-8010:80\"]\n"), /^services\.web\.ports\[0\]: "8000-8010:80": port ranges are not supported/],
   ["no image and no process driver", "services:\n  web:\n    command: node a.js\n", /^services\.web\.image: is required \(or run a command on the process driver: x-baton: \{driver: process\}\) \(line 2\)$/],

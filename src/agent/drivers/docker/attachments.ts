@@ -99,11 +99,15 @@ export class EngineAttachments {
   }
 }
 
-/** The engine's Mounts for a task's mounts. */
+/**
+ * The engine's Mounts for a task's mounts. A volume without a source is anonymous: the engine
+ * makes it, and removes it with the container (`v: true` on remove).
+ */
 export function engineMounts(mounts: readonly TaskMount[]): Docker.MountSettings[] {
   return mounts.map((m) => ({
     Type: m.type,
     Target: m.target,
+    // "" is the API's "no source" (the engine omits it): an anonymous volume.
     Source: m.source ?? "",
     ...(m.readOnly ? { ReadOnly: true } : {}),
     ...(m.tmpfsSizeBytes !== undefined ? { TmpfsOptions: { SizeBytes: m.tmpfsSizeBytes, Mode: 0o1777 } } : {}),

@@ -186,7 +186,7 @@ export class DockerDriver implements Driver {
       await container.start();
     } catch (err) {
       // Never ran (bad command, port taken): nothing of it is kept.
-      await container.remove({ force: true }).catch(() => undefined);
+      await container.remove({ force: true, v: true }).catch(() => undefined);
       throw new StartError(`docker: cannot start the container: ${messageOf(err)}`);
     }
     const handle: TaskHandle = { pid: 0, startTime: "", driver: this.name, containerId: container.id, logPath: req.logPath, statePrefix: req.statePrefix, networks };
