@@ -57,7 +57,8 @@ export const servicesRoutes: FastifyPluginAsync<{ deps: ApiDeps }> = async (app,
         }
         const conflicts = [...portConflicts(tx, spec.endpoint.ports), ...missingReferences(spec.task, (kind, id) => !!tx.get(kind, id))];
         if (conflicts.length) throw validationError(conflicts);
-        attachNetworks(tx, resolved);
+        // The ids chosen before the write must still exist (a network removed meanwhile is refused).
+        attachNetworks(tx, spec);
         createMissingVolumes(tx, spec);
         const vip = spec.endpoint.ports.length && spec.endpoint.mode !== "dnsrr" ? allocateVip(spec.name, new Set(tx.list("services").flatMap((s) => (s.vip ? [s.vip] : [])))) : undefined;
         return tx.create("services", { id: newId(), spec, specInput: req.body, specVersion: 1, ...(vip ? { vip } : {}) });
