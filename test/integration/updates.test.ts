@@ -206,10 +206,15 @@ describe("updates survive baton's own death", () => {
     }, 20_000, "3 slots updated");
     await baton.kill("SIGKILL");
     await baton.start();
+    let last = "";
     await waitFor(async () => {
-      const [svc] = JSON.parse(await baton.cliOk("service", "inspect", "ten")) as [{ updateStatus: { state: string } }];
+      const [svc] = JSON.parse(await baton.cliOk("service", "inspect", "ten")) as [{ updateStatus: { state: string; message: string; updated: string[] } }];
+      last = `${svc.updateStatus.state}: ${svc.updateStatus.message} (${svc.updateStatus.updated.length} updated)`;
       return svc.updateStatus.state === "completed";
-    }, 30_000, "update completed after the restart");
+    }, 30_000, "update completed after the restart").catch(async (err: Error) => {
+      // What it was stuck on, and the tasks, for the failure report.
+      throw new Error(`${err.message}; last update status: ${last}\n${await baton.cliOk("service", "ps", "ten")}`);
+    });
     const rows = await baton.tasks("ten");
     const [svc] = JSON.parse(await baton.cliOk("service", "inspect", "ten")) as [{ specVersion: number }];
     const tasks = JSON.parse(await baton.cliOk("service", "ps", "ten", "--format", "json", "--no-trunc").then((o) => `[${o.trim().split("\n").join(",")}]`)) as PsRow[];
