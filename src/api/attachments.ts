@@ -11,11 +11,10 @@ import type { ReadTx, WriteTx } from "../store/store.js";
 export function attachNetworks(tx: ReadTx, spec: ServiceSpec): ServiceSpec {
   const refs = spec.task.networks;
   if (!refs?.length) return spec;
-  const all = tx.list("networks");
   const problems: FieldProblem[] = [];
   const found: Network[] = [];
   refs.forEach((ref, i) => {
-    const n = all.find((x) => x.id === ref) ?? all.find((x) => x.name === ref);
+    const n = tx.get("networks", ref) ?? tx.byName("networks", ref);
     if (n) found.push(n);
     else problems.push({ path: ["networks", i], problem: `network "${ref}" not found (baton network create ${ref})` });
   });

@@ -1,5 +1,5 @@
 import { BatonError } from "../lib/errors.js";
-import type { Network, Node, Service, Task, Volume } from "../model/objects.js";
+import type { Collections, Node, Service, Task } from "../model/objects.js";
 import type { ReadTx } from "../store/store.js";
 
 function byPrefix<T extends { id: string }>(items: T[], ref: string, what: string): T {
@@ -27,10 +27,11 @@ export function findTask(tx: ReadTx, ref: string): Task {
   return tx.get("tasks", ref) ?? byPrefix(tx.list("tasks"), ref, "task");
 }
 
-/** Full id, exact name, or unique id prefix: networks and volumes are found as services are. */
-export function findNamed<K extends "networks" | "volumes">(tx: ReadTx, kind: K, ref: string): K extends "networks" ? Network : Volume {
-  const what = kind === "networks" ? "network" : "volume";
-  const items = tx.list(kind) as (Network | Volume)[];
-  const found = tx.get(kind, ref) ?? items.find((i) => i.name === ref) ?? byPrefix(items, ref, what);
-  return found as K extends "networks" ? Network : Volume;
+/** The kinds found by name as services are: networks, volumes, secrets, configs. */
+export type NamedKind = "networks" | "volumes" | "secrets" | "configs";
+const singular: Record<NamedKind, string> = { networks: "network", volumes: "volume", secrets: "secret", configs: "config" };
+
+/** Full id, exact name (the store's name index), or unique id prefix, like docker. */
+export function findNamed<K extends NamedKind>(tx: ReadTx, kind: K, ref: string): Collections[K] {
+  return tx.get(kind, ref) ?? tx.byName(kind, ref) ?? byPrefix(tx.list(kind) as Collections[K][], ref, singular[kind]);
 }

@@ -25,7 +25,7 @@ export const networksRoutes: FastifyPluginAsync<{ deps: ApiDeps }> = async (app,
   app.post<{ Body: NetworkCreateInput }>("/networks", { schema: { tags: ["networks"], summary: "Create a network", body: NetworkCreateInput, response: errors } }, async (req, reply) => {
     const b = req.body;
     const created = await store.update((tx) => {
-      if (tx.list("networks").some((n) => n.name === b.name)) throw nameInUse("network", b.name);
+      if (tx.byName("networks", b.name)) throw nameInUse("network", b.name);
       return tx.create("networks", { id: newId(), name: b.name, driver: b.driver ?? "overlay", internal: b.internal ?? false, attachable: b.attachable ?? false, labels: b.labels ?? {} });
     });
     deps.log.info({ networkId: created.id, name: created.name }, "network created");
@@ -55,7 +55,7 @@ export const networksRoutes: FastifyPluginAsync<{ deps: ApiDeps }> = async (app,
   app.post<{ Body: VolumeCreateInput }>("/volumes", { schema: { tags: ["volumes"], summary: "Create a volume", body: VolumeCreateInput, response: errors } }, async (req, reply) => {
     const b = req.body;
     const created = await store.update((tx) => {
-      if (tx.list("volumes").some((v) => v.name === b.name)) throw nameInUse("volume", b.name);
+      if (tx.byName("volumes", b.name)) throw nameInUse("volume", b.name);
       return tx.create("volumes", { id: newId(), name: b.name, driver: b.driver ?? "local", labels: b.labels ?? {} });
     });
     deps.log.info({ volumeId: created.id, name: created.name }, "volume created");

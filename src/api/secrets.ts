@@ -8,6 +8,7 @@ import { publicSecret } from "../secrets/public.js";
 import type { ReadTx } from "../store/store.js";
 import { ErrorBody, FileObjectInput, MAX_SECRET_BYTES } from "../input/schemas.js";
 import type { ApiDeps } from "./deps.js";
+import { findNamed } from "./lookup.js";
 
 const Ref = Type.Object({ ref: Type.String({ description: "id, name or unique id prefix" }) });
 const errors = { 400: ErrorBody, 404: ErrorBody, 409: ErrorBody };
@@ -21,15 +22,6 @@ function sameBytes(a: Buffer, b: Buffer): boolean {
 
 type FileKind = "secrets" | "configs";
 const singular = (kind: FileKind): string => (kind === "secrets" ? "secret" : "config");
-
-/** Full id, exact name, or unique id prefix, like docker. */
-function findFileObject<K extends FileKind>(tx: ReadTx, kind: K, ref: string): K extends "secrets" ? Secret : Config {
-  const found = tx.get(kind, ref) ?? tx.byName(kind, ref);
-  if (found) return found as never;
-  const matches = (tx.list(kind) as (Secret | Config)[]).filter((o) => o.id.startsWith(ref));
-  if (matches.length === 1) return matches[0] as never;
-  throw new BatonError("NOT_FOUND", matches.length > 1 ? `${singular(kind)} "${ref}" is ambiguous (${matches.length} matches)` : `${singular(kind)} "${ref}" not found`);
-}
 
 /** The services whose spec refers to the object (a removal would break their next task). */
 function usersOf(tx: ReadTx, kind: FileKind, id: string): Service[] {
@@ -85,7 +77,7 @@ export const secretsRoutes: FastifyPluginAsync<{ deps: ApiDeps }> = async (app, 
     );
 
     app.get<{ Params: { ref: string } }>(`/${kind}/:ref`, { schema: { tags: [kind], summary: `Inspect a ${one}${kind === "secrets" ? " (metadata only)" : ""}`, params: Ref, response: { 404: ErrorBody } } }, (req) =>
-      show(store.view((tx) => findFileObject(tx, kind, req.params.ref))),
+      show(store.view((tx) => findNamed(tx, kind, req.params.ref))),
     );
 
     // Whether the stored content is the given one, without ever answering it: `stack deploy` finds
@@ -96,7 +88,7 @@ export const secretsRoutes: FastifyPluginAsync<{ deps: ApiDeps }> = async (app, 
       { schema: { tags: [kind], summary: `Whether a ${one}'s content is the given one (answers only same: true|false)`, params: Ref, body: CompareBody, response: { 200: CompareAnswer, 400: ErrorBody, 404: ErrorBody } } },
       (req) => {
         const given = decodeData(req.body.data);
-        const o = store.view((tx) => findFileObject(tx, kind, req.params.ref));
+        const o = store.view((tx) => findNamed(tx, kind, req.params.ref));
         let stored: Buffer;
         if (kind === "secrets") {
           if (!deps.secrets) throw new BatonError("UNAVAILABLE", "this manager has no secrets data key: secrets cannot be read here");
@@ -113,7 +105,7 @@ export const secretsRoutes: FastifyPluginAsync<{ deps: ApiDeps }> = async (app, 
 
     app.delete<{ Params: { ref: string } }>(`/${kind}/:ref`, { schema: { tags: [kind], summary: `Remove a ${one} (refused while a service uses it)`, params: Ref, response: errors } }, async (req, reply) => {
       const removed = await store.update((tx) => {
-        const o = findFileObject(tx, kind, req.params.ref);
+        const o = findNamed(tx, kind, req.params.ref);
         const users = usersOf(tx, kind, o.id);
         if (users.length) {
           const names = users.map((s) => s.spec.name).sort();
