@@ -7,17 +7,9 @@ import { buildApp } from "./app.js";
 import { EtcdStore } from "../store/etcd/etcd-store.js";
 import { silentLogger } from "../lib/log.js";
 import { systemClock } from "../lib/clock.js";
-import { etcdUnavailable, startEtcd, type EtcdCluster } from "../../test/harness/etcd.js";
+import { etcdTestGate, startEtcd, type EtcdCluster } from "../../test/harness/etcd.js";
 
-let skip: string | undefined;
-let missingInCi: unknown;
-try {
-  skip = etcdUnavailable();
-} catch (err) {
-  missingInCi = err;
-}
-if (skip) console.log(`# API-on-etcd tests skipped: ${skip}`);
-const opts = skip ? { skip } : {};
+const { missingInCi, opts } = etcdTestGate("API-on-etcd tests");
 
 const closers: (() => unknown)[] = [];
 after(async () => {

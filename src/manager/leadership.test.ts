@@ -11,18 +11,10 @@ import { BatonError } from "../lib/errors.js";
 import { createLogger } from "../lib/log.js";
 import type { Fence } from "../store/store.js";
 import { aService } from "../../test/harness/builders.js";
-import { etcdUnavailable, startEtcd, type EtcdCluster } from "../../test/harness/etcd.js";
+import { etcdTestGate, startEtcd, type EtcdCluster } from "../../test/harness/etcd.js";
 import { waitFor } from "../../test/harness/baton.js";
 
-let skip: string | undefined;
-let missingInCi: unknown;
-try {
-  skip = etcdUnavailable();
-} catch (err) {
-  missingInCi = err;
-}
-if (skip) console.log(`# leadership tests skipped: ${skip}`);
-const opts = skip ? { skip } : {};
+const { missingInCi, opts } = etcdTestGate("leadership tests");
 
 const log = createLogger({ level: process.env.LOG_LEVEL ?? "silent" });
 const cleanups: (() => Promise<void> | void)[] = [];

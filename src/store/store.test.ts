@@ -9,7 +9,7 @@ import { openSqliteStore } from "./sqlite/sqlite-store.js";
 import { schemaVersion, userVersion } from "./sqlite/migrations.js";
 import type { StoreCache } from "./cached-store.js";
 import { EtcdStore } from "./etcd/etcd-store.js";
-import { etcdUnavailable, startEtcd, type EtcdCluster } from "../../test/harness/etcd.js";
+import { etcdTestGate, startEtcd, type EtcdCluster } from "../../test/harness/etcd.js";
 import type { StoreEvent } from "./store.js";
 import { BatonError } from "../lib/errors.js";
 import { aService } from "../../test/harness/builders.js";
@@ -187,14 +187,7 @@ suite("sqlite", (historyLimit) => {
 
 // One etcd member for the whole file (on disk, fsync on: etcd 3.4 has no --unsafe-no-fsync, and
 // the suite is fast enough with it); each test opens its store on a fresh key prefix.
-let etcdSkip: string | undefined;
-let etcdMissingInCi: unknown;
-try {
-  etcdSkip = etcdUnavailable();
-} catch (err) {
-  etcdMissingInCi = err;
-}
-if (etcdSkip) console.log(`# etcd store tests skipped: ${etcdSkip}`);
+const { skip: etcdSkip, missingInCi: etcdMissingInCi } = etcdTestGate("etcd store tests");
 let sharedEtcd: Promise<EtcdCluster> | undefined;
 let prefixes = 0;
 after(async () => (await sharedEtcd)?.stop());

@@ -29,6 +29,23 @@ export function etcdUnavailable(): string | undefined {
   return reason;
 }
 
+/**
+ * The gate of a test file that needs etcd: `opts` skips its tests (the reason printed once) where
+ * etcd cannot run; under CI=true a missing binary is `missingInCi`, which the tests throw so the
+ * suite fails loudly instead of skipping.
+ */
+export function etcdTestGate(what: string): { skip: string | undefined; missingInCi: unknown; opts: { skip?: string } } {
+  let skip: string | undefined;
+  let missingInCi: unknown;
+  try {
+    skip = etcdUnavailable();
+  } catch (err) {
+    missingInCi = err;
+  }
+  if (skip) console.log(`# ${what} skipped: ${skip}`);
+  return { skip, missingInCi, opts: skip ? { skip } : {} };
+}
+
 export interface EtcdMemberOptions {
   /** Address the member listens on and advertises. @default 127.0.0.1 */
   host?: string;

@@ -6,17 +6,9 @@ import { Etcd3 } from "etcd3";
 import { EtcdStore } from "./etcd-store.js";
 import { BatonError } from "../../lib/errors.js";
 import { aService } from "../../../test/harness/builders.js";
-import { etcdUnavailable, startEtcd, type EtcdCluster } from "../../../test/harness/etcd.js";
+import { etcdTestGate, startEtcd, type EtcdCluster } from "../../../test/harness/etcd.js";
 
-let skip: string | undefined;
-let missingInCi: unknown;
-try {
-  skip = etcdUnavailable();
-} catch (err) {
-  missingInCi = err;
-}
-if (skip) console.log(`# etcd store tests skipped: ${skip}`);
-const opts = skip ? { skip } : {};
+const { missingInCi, opts } = etcdTestGate("etcd store tests");
 
 let shared: Promise<EtcdCluster> | undefined;
 let prefixes = 0;
