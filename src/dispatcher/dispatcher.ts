@@ -278,13 +278,16 @@ export class Dispatcher {
       if (!b) perNode.set(nodeId, (b = { upserts: [], removes: [] }));
       return b;
     };
-    for (const e of events) {
-      if (e.kind !== "tasks") continue;
-      const t = e.object as Task;
-      if (!t.nodeId || !this.streams.has(t.nodeId)) continue;
-      if (e.op === "delete") bucket(t.nodeId).removes.push(t.id);
-      else if (isAssignedTo(t, t.nodeId)) bucket(t.nodeId).upserts.push(this.deps.store.view((tx) => this.assignmentOf(tx, t)));
-    }
+    // One read view for the whole batch (an assignment reads the task's networks, service and files).
+    this.deps.store.view((tx) => {
+      for (const e of events) {
+        if (e.kind !== "tasks") continue;
+        const t = e.object as Task;
+        if (!t.nodeId || !this.streams.has(t.nodeId)) continue;
+        if (e.op === "delete") bucket(t.nodeId).removes.push(t.id);
+        else if (isAssignedTo(t, t.nodeId)) bucket(t.nodeId).upserts.push(this.assignmentOf(tx, t));
+      }
+    });
     for (const [nodeId, change] of perNode) {
       for (const fn of this.streams.get(nodeId) ?? []) fn({ type: "update", ...change });
     }
