@@ -130,7 +130,7 @@ test("sequence numbers keep increasing across an agent restart", async () => {
 });
 
 // issue #7: a crash between spawn and the task record leaked a process holding its port.
-test("a start the agent never saw through: its stray is killed by task id and the task reported failed", async () => {
+test("a start the agent never saw through: its stray is killed by task id and the task reported orphaned (not its own failure)", async () => {
   const dir = mkdtempSync(join(tmpdir(), "baton-agent-"));
   try {
     const clock = new FakeClock();
@@ -145,7 +145,7 @@ test("a start the agent never saw through: its stray is killed by task id and th
     await clock.advance(10);
     assert.deepEqual(driver.strayKills, [["half"]]);
     const last = s.sent.flat().filter((u) => u.taskId === "half").at(-1)!;
-    assert.equal(last.state, "failed");
+    assert.equal(last.state, "orphaned");
     assert.match(last.err!, /agent stopped while starting this task/);
     assert.equal(records.loadAll().length, 0);
     agent.detach();

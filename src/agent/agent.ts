@@ -285,8 +285,10 @@ export class Agent {
       else void runner.stop("shutdown");
       return;
     }
-    // The store thinks this node runs it, but there is no record of it here: it is lost.
-    this.enqueue({ taskId: a.taskId, state: "failed", message: "task not found on node after agent restart", err: "task lost: not running after agent restart" });
+    // The store thinks this node runs it, but there is no record of it here: lost to the agent's
+    // restart, not by its own doing — orphaned, so neither its restart policy nor an update's
+    // failure count holds it against the task.
+    this.enqueue({ taskId: a.taskId, state: "orphaned", message: "task not found on node after agent restart", err: "task lost: not running after agent restart" });
   }
 
   /**

@@ -292,9 +292,11 @@ export class TaskRunner {
     if (this.phase.name !== "waiting") return;
     this.port = r.port;
     if (!r.handle) {
+      // Cut short by the agent's own death, not the task's doing: orphaned, like a task of a node
+      // that went down (no restart attempt used, no update failure counted).
       const msg = "the agent stopped while starting this task; its process was stopped";
       this.phase = { name: "starting" };
-      return this.end("failed", msg, { err: msg });
+      return this.end("orphaned", msg, { err: msg });
     }
     this.ports = r.ports ?? {};
     for (const p of [r.port, ...Object.values(this.ports)]) if (p !== undefined) this.deps.ports.reserve(p);

@@ -174,6 +174,16 @@ test("a new task that ended is the orchestrator's to restart: the updater never 
   assert.deepEqual(p.create.filter((t) => t.slot === 1), [], "no second new task in slot 1");
 });
 
+test("a new task orphaned (its node went down, or the agent died while starting it) is not a failure of the update", () => {
+  const { v2, old } = updating(2, { parallelism: 1, monitor: "1s" });
+  let st = apply(v2, old, planUpdate({ service: v2, tasks: old }, T0), T0);
+  st = { ...st, tasks: st.tasks.map((t) => (t.specVersion === 2 ? { ...t, status: { ...t.status, state: "orphaned" as const, err: "the agent stopped while starting this task", timestamp: T0 + 50 } } : t)) };
+  const p = planUpdate({ service: st.svc, tasks: st.tasks }, T0 + 50);
+  assert.equal(p.status!.state, "updating", "not paused: the default failure action did not fire");
+  assert.equal(p.status!.failures, 0);
+  assert.deepEqual(p.create, [], "the orchestrator replaces it in its slot; the updater starts nothing twice");
+});
+
 test("--force replaces every task even with the spec unchanged", () => {
   const v1 = aService({ replicas: 2, update: { parallelism: 0 } });
   const old = [1, 2].map((slot) => aTask(v1, { slot, status: { state: "running", timestamp: 0, message: "", ready: true, startedAt: 0 } }));
