@@ -150,7 +150,7 @@ export const servicesRoutes: FastifyPluginAsync<{ deps: ApiDeps }> = async (app,
     "/services/:ref/rebalance",
     { schema: { tags: ["services"], summary: "Move a replicated service's tasks toward an even spread over the nodes that can take them (start-first); answers what moves", params: Ref, response: errors } },
     async (req) => {
-      const result = await store.update((tx) => rebalanceService(tx, findService(tx, req.params.ref), deps.clock.now()));
+      const result = await store.update((tx) => rebalanceService(tx, findService(tx, req.params.ref), deps.clock.now(), store.maxOpsPerTxn));
       if (result.moves.length) deps.log.info({ serviceId: result.serviceId, moves: result.moves.length }, "service rebalance started");
       return result;
     },

@@ -1,7 +1,7 @@
 import { BatonError } from "../lib/errors.js";
 import type { Clock } from "../lib/clock.js";
 import { kinds, type Collections, type Kind, type Task } from "../model/objects.js";
-import type { ReadTx, Store, StoreEvent, StoredObject, Watch, WriteTx } from "./store.js";
+import type { ReadTx, Store, StoreEvent, StoredObject, Watch, WriteOptions, WriteTx } from "./store.js";
 import { nameOf, singular } from "./names.js";
 
 /** What a durable backend does: persist one transaction's events atomically, or throw. */
@@ -42,6 +42,45 @@ export interface StagedWrite {
 }
 
 /**
+ * The unique keys (`<kind>/<name>`, store/names.ts) a transaction claims (→ the claiming id) and
+ * releases. A key released and claimed in the same transaction changes hands: it is in both.
+ */
+export function keyChanges(writes: readonly StagedWrite[]): { claimed: Map<string, string>; released: Set<string> } {
+  const claimed = new Map<string, string>();
+  const released = new Set<string>();
+  for (const w of writes) {
+    const before = w.prev && nameOf(w.prev);
+    const after = w.object ? nameOf(w.object) : undefined;
+    if (before === after) continue;
+    if (before !== undefined) released.add(`${w.kind}/${before}`);
+    if (after !== undefined) claimed.set(`${w.kind}/${after}`, (w.object ?? w.prev)!.id);
+  }
+  return { claimed, released };
+}
+
+/**
+ * The operations etcd counts against --max-txn-ops for these writes: the larger of the compares
+ * (one per object, one per newly claimed key, one for a fence) and the requests (one per object,
+ * one per key put or deleted). Every backend counts the same (Store.maxOpsPerTxn).
+ */
+export function transactionOps(writes: readonly StagedWrite[], fenced: boolean): number {
+  const { claimed, released } = keyChanges(writes);
+  let newClaims = 0;
+  for (const k of claimed.keys()) if (!released.has(k)) newClaims++;
+  let releasedOnly = 0;
+  for (const k of released) if (!claimed.has(k)) releasedOnly++;
+  return Math.max(writes.length + newClaims + (fenced ? 1 : 0), writes.length + claimed.size + releasedOnly);
+}
+
+/** PAYLOAD_TOO_LARGE for a transaction over the per-transaction limit. */
+export function tooLarge(size: number, limit: number, outcome: string): BatonError {
+  return new BatonError(
+    "PAYLOAD_TOO_LARGE",
+    `a store transaction of ${size} operations is over etcd's limit of ${limit} per transaction (--max-txn-ops); ${outcome}. Write in smaller transactions, or raise --max-txn-ops on every etcd member and the store's maxTxnOps with it`,
+  );
+}
+
+/**
  * The committed state in memory, indexed, with the recent history for watchers: what every
  * backend shares. Subclasses decide how a write reaches the backend and call `learn` with each
  * committed transaction, in revision order; `learn` is the only way the state changes, so the
@@ -68,8 +107,10 @@ export abstract class StoreCache implements Store {
     private readonly backendChecksNames = false,
   ) {}
 
-  abstract update<T>(fn: (tx: WriteTx) => T): Promise<T>;
+  abstract update<T>(fn: (tx: WriteTx) => T, opts?: WriteOptions): Promise<T>;
   abstract close(): void;
+  /** Store.maxOpsPerTxn: absent unless the backend (or a test emulating etcd) has a limit. */
+  abstract readonly maxOpsPerTxn: number | undefined;
 
   revision(): number {
     return this.rev;
@@ -154,7 +195,9 @@ export abstract class StoreCache implements Store {
         if (current(kind, obj.id)) throw new BatonError("VERSION_CONFLICT", `${kind}/${obj.id} already exists`, [], { retryable: true });
         const created = { ...obj, version: revision, createdAt: now, updatedAt: now } as unknown as Collections[typeof kind];
         rename(kind, obj.id, undefined, created);
-        overlay.set(key(kind, obj.id), { kind, object: created });
+        // Re-created after a delete in this transaction: it still replaces the committed object.
+        const prev = overlay.get(key(kind, obj.id))?.prev;
+        overlay.set(key(kind, obj.id), { kind, object: created, ...(prev ? { prev } : {}) });
         return created;
       },
       update: (kind, obj) => {
@@ -311,13 +354,23 @@ export function eventsOf(writes: readonly StagedWrite[], revision: number): Stor
 export class CachedStore extends StoreCache {
   private closed = false;
 
+  /**
+   * @param maxTxnOps refuse transactions over this many operations, counted as etcd does
+   *   (transactionOps): tests run code that must fit etcd's limit on the memory store.
+   */
   constructor(
     private readonly backend: Persistence,
     private readonly clock: Clock,
     historyLimit = DEFAULT_HISTORY,
+    private readonly maxTxnOps?: number,
   ) {
     super(historyLimit);
     this.reset(backend.load());
+  }
+
+  get maxOpsPerTxn(): number | undefined {
+    // As on etcd: room is left for the compare a fenced write adds.
+    return this.maxTxnOps === undefined ? undefined : this.maxTxnOps - 1;
   }
 
   /** The backend's settings in force (SQLite: journal mode, synchronous level). */
@@ -325,12 +378,16 @@ export class CachedStore extends StoreCache {
     return this.backend.settings?.() ?? {};
   }
 
-  async update<T>(fn: (tx: WriteTx) => T): Promise<T> {
+  async update<T>(fn: (tx: WriteTx) => T, opts: WriteOptions = {}): Promise<T> {
     if (this.closed) throw new BatonError("UNAVAILABLE", "store is closed", [], { retryable: true });
     const revision = this.revision() + 1;
     const { result, writes } = this.stage(fn, revision, this.clock.now());
     const events = eventsOf(writes, revision);
     if (events.length === 0) return result;
+    if (this.maxTxnOps !== undefined) {
+      const size = transactionOps(writes, opts.fence !== undefined);
+      if (size > this.maxTxnOps) throw tooLarge(size, this.maxTxnOps, "nothing was written");
+    }
     const compactThrough = this.compactionFor(events);
     this.backend.commit(revision, events, compactThrough);
     this.learn(revision, events, compactThrough);

@@ -57,6 +57,14 @@ export interface Watch {
  * resolves only after it is durable.
  */
 export interface Store {
+  /**
+   * Most operations one transaction may hold, or absent for no limit (SQLite). An operation is one
+   * object write, plus one per unique key (store/names.ts) it claims or releases: a task write is
+   * one, a service create two or more. etcd refuses a bigger transaction (--max-txn-ops), so
+   * writers whose size grows with the number of objects write in chunks of at most this
+   * (orchestrator, scheduler, node liveness, node removal), each chunk a consistent state.
+   */
+  readonly maxOpsPerTxn?: number;
   revision(): number;
   view<T>(fn: (tx: ReadTx) => T): T;
   update<T>(fn: (tx: WriteTx) => T, opts?: WriteOptions): Promise<T>;

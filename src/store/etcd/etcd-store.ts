@@ -4,8 +4,8 @@ import { systemClock } from "../../lib/clock.js";
 import { BatonError } from "../../lib/errors.js";
 import type { Logger } from "../../lib/log.js";
 import { kinds, type Kind } from "../../model/objects.js";
-import { nameOf, singular } from "../names.js";
-import { DEFAULT_HISTORY, StoreCache, type StagedWrite } from "../cached-store.js";
+import { singular } from "../names.js";
+import { DEFAULT_HISTORY, keyChanges, StoreCache, tooLarge, transactionOps, type StagedWrite } from "../cached-store.js";
 import type { Fence, StoreEvent, StoredObject, WriteOptions, WriteTx } from "../store.js";
 import { newEtcdClient, type EtcdTls } from "./etcd-client.js";
 
@@ -216,25 +216,18 @@ export class EtcdStore extends StoreCache {
 
   /** One etcd transaction for the staged writes: compares, operations, and the name keys claimed. */
   private transaction(writes: StagedWrite[], fence: Fence | undefined): { compares: [string, "Create" | "Mod", number][]; ops: IOperation[]; names: string[] } {
+    const size = transactionOps(writes, fence !== undefined);
+    if (size > this.maxTxnOps) throw tooLarge(size, this.maxTxnOps, "nothing was written");
     const compares: [string, "Create" | "Mod", number][] = [];
     const ops: IOperation[] = [];
-    // Name keys (`<kind>/<name>`) claimed (→ id) and released by this transaction.
-    const claimed = new Map<string, string>();
-    const released = new Set<string>();
     for (const w of writes) {
-      const id = (w.object ?? w.prev)!.id;
-      const key = this.key(w.kind, id);
-      // The committed object this write replaces, as the cache has it (cache = etcd at revision()).
-      const base = this.view((tx) => tx.get(w.kind, id));
-      compares.push(base ? [key, "Mod", base.version] : [key, "Create", 0]);
+      const key = this.key(w.kind, (w.object ?? w.prev)!.id);
+      // The committed object this write replaces (the cache is etcd at revision()): its version.
+      compares.push(w.prev ? [key, "Mod", w.prev.version] : [key, "Create", 0]);
       ops.push(w.object ? this.client.put(key).value(JSON.stringify(withoutVersion(w.object))) : this.client.delete().key(key));
-      const before = base && nameOf(base);
-      const after = w.object ? nameOf(w.object) : undefined;
-      if (before !== after) {
-        if (before !== undefined) released.add(`${w.kind}/${before}`);
-        if (after !== undefined) claimed.set(`${w.kind}/${after}`, id);
-      }
     }
+    // Unique keys (`<kind>/<name>`) claimed (→ id) and released by this transaction.
+    const { claimed, released } = keyChanges(writes);
     for (const name of released) if (!claimed.has(name)) ops.push(this.client.delete().key(this.nameKey(name)));
     const names: string[] = [];
     for (const [name, id] of claimed) {
@@ -247,8 +240,6 @@ export class EtcdStore extends StoreCache {
     }
     // The fence is one more compare: the leader key still has the term's create revision.
     if (fence) compares.push([fence.key, "Create", fence.revision]);
-    const size = Math.max(compares.length, ops.length);
-    if (size > this.maxTxnOps) throw tooLarge(size, this.maxTxnOps, "nothing was written");
     return { compares, ops, names };
   }
 
@@ -428,13 +419,6 @@ function withoutVersion(o: StoredObject): Json {
 /** The first key after every key that starts with `prefix`. */
 function prefixEnd(prefix: string): string {
   return prefix.slice(0, -1) + String.fromCharCode(prefix.charCodeAt(prefix.length - 1) + 1);
-}
-
-function tooLarge(size: number, limit: number, outcome: string): BatonError {
-  return new BatonError(
-    "PAYLOAD_TOO_LARGE",
-    `a store transaction of ${size} operations is over etcd's limit of ${limit} per transaction (--max-txn-ops); ${outcome}. Write in smaller transactions, or raise --max-txn-ops on every etcd member and the store's maxTxnOps with it`,
-  );
 }
 
 function unavailable(message: string, cause: unknown): BatonError {
