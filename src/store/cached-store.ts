@@ -2,7 +2,7 @@ import { BatonError } from "../lib/errors.js";
 import type { Clock } from "../lib/clock.js";
 import { kinds, type Collections, type Kind, type Task } from "../model/objects.js";
 import type { ReadTx, Store, StoreEvent, StoredObject, Watch, WriteOptions, WriteTx } from "./store.js";
-import { nameOf, singular } from "./names.js";
+import { claimConflict, nameKey, uniqueKeysOf } from "./unique-keys.js";
 
 /** What a durable backend does: persist one transaction's events atomically, or throw. */
 export interface Persistence {
@@ -42,18 +42,17 @@ export interface StagedWrite {
 }
 
 /**
- * The unique keys (`<kind>/<name>`, store/names.ts) a transaction claims (→ the claiming id) and
- * releases. A key released and claimed in the same transaction changes hands: it is in both.
+ * The unique keys (store/unique-keys.ts) a transaction claims (→ the claiming id) and releases.
+ * A key released and claimed in the same transaction changes hands: it is in both.
  */
 export function keyChanges(writes: readonly StagedWrite[]): { claimed: Map<string, string>; released: Set<string> } {
   const claimed = new Map<string, string>();
   const released = new Set<string>();
   for (const w of writes) {
-    const before = w.prev && nameOf(w.prev);
-    const after = w.object ? nameOf(w.object) : undefined;
-    if (before === after) continue;
-    if (before !== undefined) released.add(`${w.kind}/${before}`);
-    if (after !== undefined) claimed.set(`${w.kind}/${after}`, (w.object ?? w.prev)!.id);
+    const before = new Set(w.prev ? uniqueKeysOf(w.kind, w.prev) : []);
+    const after = new Set(w.object ? uniqueKeysOf(w.kind, w.object) : []);
+    for (const k of before) if (!after.has(k)) released.add(k);
+    for (const k of after) if (!before.has(k)) claimed.set(k, (w.object ?? w.prev)!.id);
   }
   return { claimed, released };
 }
@@ -91,16 +90,17 @@ export abstract class StoreCache implements Store {
   private readonly data = new Map<Kind, Map<string, StoredObject>>(kinds.map((k) => [k, new Map()]));
   private readonly byService = new Map<string, Set<string>>();
   private readonly byNode = new Map<string, Set<string>>();
-  /** Per kind: unique name → id (store/names.ts). */
-  private readonly names = new Map<Kind, Map<string, string>>(kinds.map((k) => [k, new Map()]));
+  /** Unique key (store/unique-keys.ts: names, published ports, VIPs) → the holder. */
+  private readonly claims = new Map<string, { kind: Kind; id: string }>();
   private history: StoreEvent[] = [];
   /** History is whole for every revision after this one. */
   private compacted = 0;
   private readonly watchers = new Set<(events: StoreEvent[]) => void>();
 
   /**
-   * @param backendChecksNames the backend refuses a taken name itself at commit (etcd); otherwise
-   *   the committed state here is the only truth and a taken name fails while staging.
+   * @param backendChecksNames the backend refuses a taken unique key (a name, a published port,
+   *   a VIP) itself at commit (etcd); otherwise the committed state here is the only truth and a
+   *   taken key fails while staging.
    */
   constructor(
     protected readonly historyLimit = DEFAULT_HISTORY,
@@ -127,7 +127,7 @@ export abstract class StoreCache implements Store {
 
   /** Replaces the whole state (a load); history starts after `compacted`. */
   protected reset(loaded: { revision: number; compacted: number; objects: { kind: Kind; object: StoredObject }[]; history: StoreEvent[] }): void {
-    for (const m of [...this.data.values(), ...this.names.values(), this.byService, this.byNode]) m.clear();
+    for (const m of [...this.data.values(), this.claims, this.byService, this.byNode]) m.clear();
     this.rev = loaded.revision;
     this.compacted = loaded.compacted;
     for (const { kind, object } of loaded.objects) this.apply(kind, object, false);
@@ -148,34 +148,34 @@ export abstract class StoreCache implements Store {
       if (o) return (o.object ?? undefined) as Collections[K] | undefined;
       return base.get(kind, id);
     };
-    // Names the overlay claimed (→ id) or released (→ null), over the committed index: a lookup
-    // stays O(1) in transactions of many writes.
-    const overlayNames = new Map<string, string | null>();
-    const named = <K extends Kind>(kind: K, name: string): Collections[K] | undefined => {
-      const claimed = overlayNames.get(key(kind, name));
-      if (claimed !== undefined) return claimed === null ? undefined : current(kind, claimed);
-      const committed = base.byName(kind, name);
+    // Unique keys the overlay claimed (→ holder) or released (→ null), over the committed index:
+    // a lookup stays O(1) in transactions of many writes.
+    const overlayClaims = new Map<string, { kind: Kind; id: string } | null>();
+    const claimedBy = (k: string): StoredObject | undefined => {
+      const claimed = overlayClaims.get(k);
+      if (claimed !== undefined) return claimed === null ? undefined : current(claimed.kind, claimed.id);
+      const committed = this.claims.get(k);
       if (!committed) return undefined;
-      // Renamed or deleted in this transaction: the committed index no longer holds.
-      const live = current(kind, committed.id);
-      return live && nameOf(live) === name ? live : undefined;
+      // Changed or deleted in this transaction: the committed index no longer holds.
+      const live = current(committed.kind, committed.id);
+      return live && uniqueKeysOf(committed.kind, live).includes(k) ? live : undefined;
     };
-    /** Moves the name index of the overlay from `before` to `after` (one object's write). */
-    const rename = (kind: Kind, id: string, before: StoredObject | undefined, after: StoredObject | null): void => {
-      const was = before && nameOf(before);
-      const will = after ? nameOf(after) : undefined;
-      if (was === will) return;
-      if (will !== undefined) {
-        const holder = named(kind, will);
-        // A backend that checks names itself (etcd: a name key per name) decides on committed
-        // holders: this cache may be behind a rename another manager made.
-        const decidedHere = !this.backendChecksNames || overlayNames.has(key(kind, will));
-        if (holder && holder.id !== id && decidedHere) {
-          throw new BatonError("NAME_IN_USE", `${singular(kind)} name "${will}" is already in use`, [{ path: ["name"], problem: `"${will}" is already in use` }]);
-        }
+    const named = <K extends Kind>(kind: K, name: string): Collections[K] | undefined => claimedBy(nameKey(kind, name)) as Collections[K] | undefined;
+    /** Moves the unique keys of the overlay from `before` to `after` (one object's write). */
+    const reclaim = (kind: Kind, id: string, before: StoredObject | undefined, after: StoredObject | null): void => {
+      const was = new Set(before ? uniqueKeysOf(kind, before) : []);
+      const will = after ? uniqueKeysOf(kind, after) : [];
+      for (const k of will) {
+        if (was.has(k)) continue;
+        const holder = claimedBy(k);
+        // A backend that checks keys itself (etcd: an etcd key per unique key) decides on
+        // committed holders: this cache may be behind a release another manager made.
+        const decidedHere = !this.backendChecksNames || overlayClaims.has(k);
+        if (holder && holder.id !== id && decidedHere) throw claimConflict(k, after!, holder);
       }
-      if (was !== undefined) overlayNames.set(key(kind, was), null);
-      if (will !== undefined) overlayNames.set(key(kind, will), id);
+      const keep = new Set(will);
+      for (const k of was) if (!keep.has(k)) overlayClaims.set(k, null);
+      for (const k of will) overlayClaims.set(k, { kind, id });
     };
     const merged = <T2 extends StoredObject>(kind: Kind, items: T2[]): T2[] => {
       if (overlay.size === 0) return items;
@@ -191,10 +191,11 @@ export abstract class StoreCache implements Store {
       tasksOfNode: (id) => merged("tasks", base.tasksOfNode(id)).filter((t) => (t as Task).nodeId === id) as Task[],
       serviceByName: (name) => named("services", name),
       byName: named,
+      claimedBy,
       create: (kind, obj) => {
         if (current(kind, obj.id)) throw new BatonError("VERSION_CONFLICT", `${kind}/${obj.id} already exists`, [], { retryable: true });
         const created = { ...obj, version: revision, createdAt: now, updatedAt: now } as unknown as Collections[typeof kind];
-        rename(kind, obj.id, undefined, created);
+        reclaim(kind, obj.id, undefined, created);
         // Re-created after a delete in this transaction: it still replaces the committed object.
         const prev = overlay.get(key(kind, obj.id))?.prev;
         overlay.set(key(kind, obj.id), { kind, object: created, ...(prev ? { prev } : {}) });
@@ -205,7 +206,7 @@ export abstract class StoreCache implements Store {
         if (!cur) throw new BatonError("NOT_FOUND", `${kind}/${obj.id} not found`, [], { retryable: true });
         if (cur.version !== obj.version) throw new BatonError("VERSION_CONFLICT", `${kind}/${obj.id} changed (have version ${obj.version}, stored ${cur.version})`, [], { retryable: true });
         const next = { ...obj, version: revision, updatedAt: now };
-        rename(kind, obj.id, cur, next);
+        reclaim(kind, obj.id, cur, next);
         const prevEntry = overlay.get(key(kind, obj.id));
         const prev = prevEntry?.prev ?? base.get(kind, obj.id);
         overlay.set(key(kind, obj.id), { kind, object: next, ...(prev ? { prev } : {}) });
@@ -214,7 +215,7 @@ export abstract class StoreCache implements Store {
       delete: (kind, id) => {
         const cur = current(kind, id);
         if (!cur) return;
-        rename(kind, id, cur, null);
+        reclaim(kind, id, cur, null);
         const prevEntry = overlay.get(key(kind, id));
         const prev = prevEntry ? prevEntry.prev : cur;
         overlay.set(key(kind, id), { kind, object: null, ...(prev ? { prev } : {}) });
@@ -290,10 +291,11 @@ export abstract class StoreCache implements Store {
   private reader(): ReadTx {
     const revision = this.rev;
     const data = this.data;
-    const byName = <K extends Kind>(kind: K, name: string): Collections[K] | undefined => {
-      const id = this.names.get(kind)!.get(name);
-      return id ? (data.get(kind)!.get(id) as Collections[K]) : undefined;
+    const claimedBy = (key: string): StoredObject | undefined => {
+      const holder = this.claims.get(key);
+      return holder ? data.get(holder.kind)!.get(holder.id) : undefined;
     };
+    const byName = <K extends Kind>(kind: K, name: string): Collections[K] | undefined => claimedBy(nameKey(kind, name)) as Collections[K] | undefined;
     const pick = (ids: Set<string> | undefined): Task[] => {
       const tasks = data.get("tasks")!;
       return ids ? [...ids].map((id) => tasks.get(id) as Task) : [];
@@ -306,6 +308,7 @@ export abstract class StoreCache implements Store {
       tasksOfNode: (id) => pick(this.byNode.get(id)),
       serviceByName: (name) => byName("services", name),
       byName,
+      claimedBy,
     };
   }
 
@@ -324,12 +327,9 @@ export abstract class StoreCache implements Store {
         if (t.nodeId) index(this.byNode, t.nodeId, t.id);
       }
     }
-    const names = this.names.get(kind)!;
-    const was = prev && nameOf(prev);
-    // Only the holder releases a name: a committed state never has two holders, but be exact.
-    if (was !== undefined && names.get(was) === object.id) names.delete(was);
-    const will = deleted ? undefined : nameOf(object);
-    if (will !== undefined) names.set(will, object.id);
+    // Only the holder releases a key: a committed state never has two holders, but be exact.
+    if (prev) for (const k of uniqueKeysOf(kind, prev)) if (this.claims.get(k)?.id === object.id) this.claims.delete(k);
+    if (!deleted) for (const k of uniqueKeysOf(kind, object)) this.claims.set(k, { kind, id: object.id });
     if (deleted) coll.delete(object.id);
     else coll.set(object.id, object);
   }
