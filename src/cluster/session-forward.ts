@@ -62,10 +62,16 @@ export class SessionForwarder {
           const lines: string[] = [];
           for (const p of parts) {
             if (!p) continue;
-            const l = JSON.parse(p) as { line: string; error?: string };
-            if (l.error !== undefined) {
+            let l: { line?: unknown; error?: unknown };
+            try {
+              l = JSON.parse(p) as typeof l;
+            } catch {
+              l = { error: `manager ${manager} sent a log line that is not JSON` };
+            }
+            if (l.error !== undefined || typeof l.line !== "string") {
+              cancelled = true;
               res.destroy();
-              return reject(new BatonError("UNAVAILABLE", l.error));
+              return reject(new BatonError("UNAVAILABLE", typeof l.error === "string" ? l.error : `manager ${manager} sent a malformed log line`));
             }
             lines.push(l.line);
           }
