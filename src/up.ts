@@ -38,7 +38,8 @@ import type { Store } from "./store/store.js";
 import type { AgentSession } from "./dispatcher/protocol.js";
 import { ClusterAuthority, caDir, certsDir } from "./cluster/authority.js";
 import { ClusterCa } from "./ca/ca.js";
-import { Leadership } from "./manager/leadership.js";
+import { Leadership, type ManagersView } from "./manager/leadership.js";
+import { SessionForwarder } from "./cluster/session-forward.js";
 import { detectAdvertiseAddr, parseHostPort, readClusterConfig, writeClusterConfig, DEFAULT_CLUSTER_PORT, type ClusterConfig } from "./cluster/config.js";
 import { startClusterListener } from "./cluster/listener.js";
 import { httpsJoinTransport, renewCertificate } from "./cluster/join-client.js";
@@ -248,6 +249,8 @@ async function startManager(opts: UpOptions, ctx: Context): Promise<RunningBaton
   let sessions: SessionServer | undefined;
   let joinCommand: string | undefined;
   let leadership: Leadership | undefined;
+  /** The latest managers view (several managers): who holds which agent sessions, at which address. */
+  let managersView: ManagersView | undefined;
   if (cfg) {
     const opened = await ClusterAuthority.open({ dataDir, store, clock, nodeId, addresses: [cfg.advertiseAddr!] });
     authority = opened.authority;
@@ -274,6 +277,7 @@ async function startManager(opts: UpOptions, ctx: Context): Promise<RunningBaton
         },
         // The leader counts a node alive while any reachable manager hears it.
         onView: (view) => {
+          managersView = view;
           if (!manager.isLeading()) return;
           for (const rec of view.reachable.values()) if (rec.nodeId !== nodeId) manager.dispatcher.noteSeen(rec.sessions);
         },
@@ -290,11 +294,25 @@ async function startManager(opts: UpOptions, ctx: Context): Promise<RunningBaton
   const { agent, mesh, meshSync, dns } = parts;
 
   const local = (t: { id: string }, o: Parameters<LogSource["open"]>[1], onLines: (l: string[]) => void, isPaused?: () => boolean) => readLocalLog(agent.logs, clock, t.id, o, onLines, isPaused);
+  // With several managers, a node's agent session may be on another manager: logs and stats are
+  // then read through it, over mutual TLS with this manager's certificate (docs/ha.md).
+  const auth = authority;
+  const forwarder = leadership && auth ? new SessionForwarder({ self: nodeId, view: () => managersView, credentials: () => auth.credentials, verifier: auth.verifier }) : undefined;
+  const elsewhere = (node: string, forward: boolean): string | undefined =>
+    forward && forwarder && sessions && !sessions.connectedNodes().includes(node) ? forwarder.holderOf(node) : undefined;
   const logs: LogSource = {
-    open: (task, o, onLines, isPaused) => (task.nodeId === agent.nodeId || !sessions ? local(task, o, onLines, isPaused) : sessions.openLogs(task.nodeId!, task.id, o, onLines)),
+    open: (task, o, onLines, isPaused, forward = true) => {
+      if (task.nodeId === agent.nodeId || !sessions) return local(task, o, onLines, isPaused);
+      const via = elsewhere(task.nodeId!, forward);
+      return via ? forwarder!.openLogs(via, task.id, o, onLines, isPaused) : sessions.openLogs(task.nodeId!, task.id, o, onLines);
+    },
   };
   const stats: StatsSource = {
-    read: (nodeId, taskIds) => (nodeId === agent.nodeId || !sessions ? agent.taskStats(taskIds) : sessions.taskStats(nodeId, taskIds)),
+    read: (node, taskIds, forward = true) => {
+      if (node === agent.nodeId || !sessions) return agent.taskStats(taskIds);
+      const via = elsewhere(node, forward);
+      return via ? forwarder!.taskStats(via, node, taskIds) : sessions.taskStats(node, taskIds);
+    },
   };
   const cluster: ClusterControl | undefined =
     authority && sessions && cfg

@@ -1,17 +1,22 @@
 import type { FastifyPluginAsync } from "fastify";
 import { Type } from "@sinclair/typebox";
 import { taskName, type Task } from "../model/objects.js";
+import { BatonError } from "../lib/errors.js";
 import type { StoreEvent } from "../store/store.js";
 import { ErrorBody } from "../input/schemas.js";
 import type { ApiDeps } from "./deps.js";
-import { findService } from "./lookup.js";
+import { findService, findTask } from "./lookup.js";
 import { MAX_BUFFERED_BYTES } from "./stream-writer.js";
 import type { LogReadOptions, LogStream } from "../agent/logs/local-log-source.js";
+import { FORWARDED_HEADER } from "./forwarding.js";
 
-/** Where task logs are read: the local agent's files, or the session of the node that runs the task. */
+/**
+ * Where task logs are read: the local agent's files, the session of the node that runs the task,
+ * or (`forward`, the default) the manager that holds that session (cluster/session-forward.ts).
+ */
 export interface LogSource {
   /** The last `tail` lines (all when undefined), then (follow) new ones until cancelled. */
-  open(task: Task, opts: LogReadOptions, onLines: (lines: string[]) => void, isPaused?: () => boolean): LogStream;
+  open(task: Task, opts: LogReadOptions, onLines: (lines: string[]) => void, isPaused?: () => boolean, forward?: boolean): LogStream;
 }
 
 export interface LogLine {
@@ -33,6 +38,46 @@ const Query = Type.Object(
 
 export const logsRoutes: FastifyPluginAsync<{ deps: ApiDeps }> = async (app, { deps }) => {
   const { store } = deps;
+  app.get<{ Params: { ref: string }; Querystring: { follow?: string; tail?: string } }>(
+    "/tasks/:ref/logs",
+    {
+      schema: {
+        tags: ["tasks"],
+        summary: "Logs of one task as NDJSON lines {taskId, task, node, line}; what a manager without the node's session asks the one holding it",
+        params: Type.Object({ ref: Type.String() }),
+        querystring: Query,
+        response: { 404: ErrorBody },
+      },
+    },
+    (req, reply) => {
+      const follow = req.query.follow === "1" || req.query.follow === "true";
+      const tail = req.query.tail && req.query.tail !== "all" ? Number(req.query.tail) : undefined;
+      const { task, node } = store.view((tx) => {
+        const task = findTask(tx, req.params.ref);
+        return { task, node: task.nodeId ? (tx.get("nodes", task.nodeId)?.hostname ?? task.nodeId) : "" };
+      });
+      if (!task.nodeId) throw new BatonError("BAD_REQUEST", `task ${task.id} is not on a node yet: it has no logs`, [{ path: ["task"], problem: "not assigned" }]);
+      reply.hijack();
+      const res = reply.raw;
+      res.writeHead(200, { "content-type": "application/x-ndjson" });
+      const meta = { taskId: task.id, task: `${taskName(task)}.${task.id.slice(0, 12)}`, node };
+      const forward = req.headers[FORWARDED_HEADER] === undefined;
+      const s = deps.logs.open(
+        task,
+        { follow, ...(tail !== undefined ? { tail } : {}) },
+        (lines) => void res.write(lines.map((line) => JSON.stringify({ ...meta, line } satisfies LogLine)).join("\n") + "\n"),
+        () => res.writableLength > MAX_BUFFERED_BYTES,
+        forward,
+      );
+      s.done
+        .catch((err: unknown) => {
+          if (!res.writableEnded) res.write(JSON.stringify({ ...meta, line: "", error: err instanceof Error ? err.message : String(err) } satisfies LogLine) + "\n");
+        })
+        .finally(() => res.end());
+      req.raw.on("close", () => s.cancel());
+    },
+  );
+
   app.get<{ Params: { ref: string }; Querystring: { follow?: string; tail?: string } }>(
     "/services/:ref/logs",
     {

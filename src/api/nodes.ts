@@ -4,7 +4,8 @@ import { ErrorBody, NodeUpdateInput } from "../input/schemas.js";
 import type { ApiDeps } from "./deps.js";
 import { findNode } from "./lookup.js";
 import { BatonError } from "../lib/errors.js";
-import { CLUSTER_ID, type Node } from "../model/objects.js";
+import { CLUSTER_ID, type Node, type Task } from "../model/objects.js";
+import type { ReadTx } from "../store/store.js";
 
 type ManagerStatus = "leader" | "reachable" | "unreachable";
 import { isTerminal } from "../model/task-state.js";
@@ -36,7 +37,16 @@ export const nodesRoutes: FastifyPluginAsync<{ deps: ApiDeps }> = async (app, { 
         const node = tx.update("nodes", { ...n, ...(availability ? { availability } : {}), ...(labels ? { labels } : {}) });
         if (!rebalance) return { node, rebalanced: undefined };
         const replicated = tx.list("services").filter((s) => s.spec.mode.kind === "replicated").sort((a, b) => a.spec.name.localeCompare(b.spec.name));
-        return { node, rebalanced: replicated.map((s) => rebalanceService(tx, s, deps.clock.now())) };
+        // One transaction: the moves share what it may hold, less the node's own write.
+        let budget = (store.maxOpsPerTxn ?? Infinity) - 1;
+        return {
+          node,
+          rebalanced: replicated.map((s) => {
+            const r = rebalanceService(tx, s, deps.clock.now(), budget);
+            budget -= r.moves.length;
+            return r;
+          }),
+        };
       });
       if (rebalanced) deps.log.info({ nodeId: node.id, moves: rebalanced.reduce((n, r) => n + r.moves.length, 0) }, "services rebalanced");
       return rebalanced ? { ...node, rebalanced } : node;
@@ -57,15 +67,40 @@ export const nodesRoutes: FastifyPluginAsync<{ deps: ApiDeps }> = async (app, { 
     async (req) => {
       const force = req.query.force === "1" || req.query.force === "true";
       const self = deps.system.info().nodeId;
-      const removed = await store.update((tx) => {
+      const removable = (tx: ReadTx) => {
         const n = findNode(tx, req.params.ref);
         if (n.id === self) throw new BatonError("BAD_REQUEST", `node ${n.hostname} runs this manager: it cannot remove itself`, [{ path: ["node"], problem: "is this manager" }]);
         if (n.status.state === "ready" && !force)
           throw new BatonError("BAD_REQUEST", `node ${n.hostname} is up: stop it (\`baton leave\` on it) before removing it, or use --force`, [{ path: ["node"], problem: "not down" }]);
-        const now = deps.clock.now();
+        return n;
+      };
+      const now = deps.clock.now();
+      const orphan = (t: Task): Task => ({ ...t, status: { ...t.status, state: "orphaned", timestamp: now, message: "node removed" } });
+      // Where a transaction's size is limited (etcd: hundreds of tasks on the node), the node is
+      // first marked down (nothing more is placed on it) and its unfinished tasks orphaned in
+      // chunks, each checked like the removal; the last transaction removes it. If a chunk fails,
+      // the node is still there, down, and `node rm` again finishes.
+      const budget = store.maxOpsPerTxn;
+      if (budget !== undefined) {
+        for (;;) {
+          const left = store.view((tx) => tx.tasksOfNode(removable(tx).id).filter((t) => !isTerminal(t.status.state)));
+          // The removal itself: the node, the cluster record (revocation), the last tasks.
+          if (left.length + 2 <= budget) break;
+          await store.update((tx) => {
+            const n = removable(tx);
+            if (n.status.state !== "down") tx.update("nodes", { ...n, status: { ...n.status, state: "down", message: "being removed" } });
+            for (const t of left.slice(0, budget - 1)) {
+              const cur = tx.get("tasks", t.id);
+              if (cur && !isTerminal(cur.status.state)) tx.update("tasks", orphan(cur));
+            }
+          });
+        }
+      }
+      const removed = await store.update((tx) => {
+        const n = removable(tx);
         for (const t of tx.tasksOfNode(n.id)) {
           if (isTerminal(t.status.state)) continue;
-          tx.update("tasks", { ...t, status: { ...t.status, state: "orphaned", timestamp: now, message: "node removed" } });
+          tx.update("tasks", orphan(t));
         }
         const rec = tx.get("clusters", CLUSTER_ID);
         if (rec && deps.cluster) tx.update("clusters", deps.cluster.revokeNodeIn(rec, n.id));

@@ -3,21 +3,18 @@ import { createServer } from "node:net";
 import type { FieldProblem } from "../lib/errors.js";
 import type { PublishedPort, Service } from "../model/objects.js";
 import type { ReadTx } from "../store/store.js";
+import { portSpace as space, publishedPortKey } from "../store/unique-keys.js";
 
-/** TCP and HTTP share one port space; UDP has its own. */
-const space = (p: PublishedPort): string => (p.protocol === "udp" ? "udp" : "tcp");
-
-/** Published ports another service already has: each a problem naming the field and the service. */
+/**
+ * Published ports another service already has: each a problem naming the field and the service.
+ * Read from the store's index of published ports (store/unique-keys.ts), which the store checks
+ * again at commit: on etcd across managers, as one key per port.
+ */
 export function portConflicts(tx: ReadTx, ports: PublishedPort[], self?: string): FieldProblem[] {
-  const taken = new Map<string, Service>();
-  for (const s of tx.list("services")) {
-    if (s.id === self) continue;
-    for (const p of s.spec.endpoint.ports) if (p.published !== undefined) taken.set(`${p.published}/${space(p)}`, s);
-  }
   const problems: FieldProblem[] = [];
   ports.forEach((p, i) => {
-    const other = p.published !== undefined ? taken.get(`${p.published}/${space(p)}`) : undefined;
-    if (other) problems.push({ path: ["publish", i, "published"], problem: `${p.published} is already published by service "${other.spec.name}"` });
+    const other = p.published !== undefined ? (tx.claimedBy(publishedPortKey(p)) as Service | undefined) : undefined;
+    if (other && other.id !== self) problems.push({ path: ["publish", i, "published"], problem: `${p.published} is already published by service "${other.spec.name}"` });
   });
   return problems;
 }

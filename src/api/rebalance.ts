@@ -25,7 +25,7 @@ export interface RebalanceResult {
  * the caller's transaction; the orchestrator moves them start-first. Idempotent: while moves
  * are under way, nothing new is marked.
  */
-export function rebalanceService(tx: WriteTx, svc: Service, now: number): RebalanceResult {
+export function rebalanceService(tx: WriteTx, svc: Service, now: number, maxMoves = Infinity): RebalanceResult {
   if (svc.spec.mode.kind !== "replicated") {
     throw new BatonError("VALIDATION_FAILED", `service "${svc.spec.name}" is global (one task per eligible node); only replicated services can be rebalanced`, [{ path: ["mode"], problem: "cannot rebalance a global service" }]);
   }
@@ -41,11 +41,18 @@ export function rebalanceService(tx: WriteTx, svc: Service, now: number): Rebala
     const spread = Object.entries(p.perNode).map(([id, n]) => `${hostname(id)} ${n}`).join(", ");
     return { ...base, moves: [], moving: 0, message: `${svc.spec.name} is balanced: nothing to move (${spread || "no tasks placed"})` };
   }
-  const moves = p.moves.map((m) => {
+  // Each move is one task write: where a transaction's size is limited (etcd), the first
+  // `maxMoves` are marked now and the rest by a rebalance once these are done.
+  const later = Math.max(0, p.moves.length - Math.max(0, maxMoves));
+  if (later === p.moves.length) {
+    return { ...base, moves: [], moving: 0, message: `${svc.spec.name}: ${later} task${later === 1 ? "" : "s"} to move, over what one store transaction holds now; rebalance it on its own` };
+  }
+  const moves = p.moves.slice(0, p.moves.length - later).map((m) => {
     const t = tx.get("tasks", m.taskId)!;
     tx.update("tasks", { ...t, moveRequest: { reason: "rebalance", requestedAt: now } });
     return { taskId: t.id, task: taskName(t), from: ref(m.fromNodeId), to: ref(m.toNodeId) };
   });
   const list = moves.map((m) => `${m.task} ${m.from.hostname} → ${m.to.hostname}`).join(", ");
-  return { ...base, moves, moving: moves.length, message: `moving ${moves.length} task${moves.length === 1 ? "" : "s"} of ${svc.spec.name}: ${list}` };
+  const rest = later ? `; ${later} more to move: rebalance again once these are done (the store's per-transaction limit)` : "";
+  return { ...base, moves, moving: moves.length, message: `moving ${moves.length} task${moves.length === 1 ? "" : "s"} of ${svc.spec.name}: ${list}${rest}` };
 }

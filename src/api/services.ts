@@ -51,7 +51,7 @@ export const servicesRoutes: FastifyPluginAsync<{ deps: ApiDeps }> = async (app,
       const onHost = await portsInUseOnHost(spec.endpoint.ports, store.view(publishedByBaton));
       if (onHost.length) throw validationError(onHost);
       // Written (fsynced) before the answer: an acknowledged create is never lost.
-      const created = await store.update((tx) => {
+      const created = await retryTakenVip(() => store.update((tx) => {
         if (tx.serviceByName(spec.name)) {
           throw new BatonError("NAME_IN_USE", `service name "${spec.name}" is already in use`, [{ path: ["name"], problem: `"${spec.name}" is already in use` }]);
         }
@@ -62,7 +62,7 @@ export const servicesRoutes: FastifyPluginAsync<{ deps: ApiDeps }> = async (app,
         createMissingVolumes(tx, spec);
         const vip = spec.endpoint.ports.length && spec.endpoint.mode !== "dnsrr" ? allocateVip(spec.name, new Set(tx.list("services").flatMap((s) => (s.vip ? [s.vip] : [])))) : undefined;
         return tx.create("services", { id: newId(), spec, specInput: req.body, specVersion: 1, ...(vip ? { vip } : {}) });
-      });
+      }));
       deps.log.info({ serviceId: created.id, name: spec.name }, "service created");
       return reply.status(201).send(created);
     },
@@ -96,7 +96,7 @@ export const servicesRoutes: FastifyPluginAsync<{ deps: ApiDeps }> = async (app,
         // Nothing is written: the diff and the plan, from what the store holds now.
         return { dryRun: true, ...store.view((tx) => previewUpdate(current, spec, tx.tasksOfService(current.id), deps.clock.now(), force === true)) };
       }
-      const updated = await store.update((tx) => {
+      const updated = await retryTakenVip(() => store.update((tx) => {
         const svc = tx.get("services", current.id);
         if (!svc) throw new BatonError("NOT_FOUND", `service "${current.spec.name}" was removed`);
         if (svc.version !== version) {
@@ -108,6 +108,11 @@ export const servicesRoutes: FastifyPluginAsync<{ deps: ApiDeps }> = async (app,
         createMissingVolumes(tx, spec);
         const vip = svc.vip ?? (spec.endpoint.ports.length && spec.endpoint.mode !== "dnsrr" ? allocateVip(spec.name, new Set(tx.list("services").flatMap((s) => (s.vip ? [s.vip] : [])))) : undefined);
         return tx.update("services", { ...withNewSpec(svc, spec, input, deps.clock.now(), force === true), ...(vip ? { vip } : {}) });
+      })).catch((err: unknown) => {
+        // A port another manager's service took since this cache saw it: the store's field error,
+        // with the path of this request's body as above.
+        if (err instanceof BatonError && err.code === "VALIDATION_FAILED" && err.fields.every((f) => f.path[0] === "publish")) throw validationError(inSpec(err.fields));
+        throw err;
       });
       deps.log.info({ serviceId: updated.id, specVersion: updated.specVersion, updating: updated.updateStatus?.state }, "service updated");
       return withStatus(updated);
@@ -150,7 +155,7 @@ export const servicesRoutes: FastifyPluginAsync<{ deps: ApiDeps }> = async (app,
     "/services/:ref/rebalance",
     { schema: { tags: ["services"], summary: "Move a replicated service's tasks toward an even spread over the nodes that can take them (start-first); answers what moves", params: Ref, response: errors } },
     async (req) => {
-      const result = await store.update((tx) => rebalanceService(tx, findService(tx, req.params.ref), deps.clock.now()));
+      const result = await store.update((tx) => rebalanceService(tx, findService(tx, req.params.ref), deps.clock.now(), store.maxOpsPerTxn));
       if (result.moves.length) deps.log.info({ serviceId: result.serviceId, moves: result.moves.length }, "service rebalance started");
       return result;
     },
@@ -166,3 +171,19 @@ export const servicesRoutes: FastifyPluginAsync<{ deps: ApiDeps }> = async (app,
     return { id: removed.id, name: removed.spec.name };
   });
 };
+
+/**
+ * Runs a service write again when the VIP it chose as free was taken meanwhile by another
+ * manager's service (the store's VIP key refused it): by then this cache has that service, so
+ * the next choice differs. Any other error passes.
+ */
+async function retryTakenVip<T>(write: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await write();
+    } catch (err) {
+      if (attempt < 3 && err instanceof BatonError && err.code === "VERSION_CONFLICT" && err.fields[0]?.path[0] === "vip") continue;
+      throw err;
+    }
+  }
+}

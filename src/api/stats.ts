@@ -3,12 +3,17 @@ import { Type } from "@sinclair/typebox";
 import type { TaskStatsReport } from "../dispatcher/protocol.js";
 import { ErrorBody } from "../input/schemas.js";
 import { taskName, type Task } from "../model/objects.js";
+import { BatonError } from "../lib/errors.js";
 import type { ApiDeps } from "./deps.js";
-import { findService } from "./lookup.js";
+import { findNode, findService } from "./lookup.js";
+import { FORWARDED_HEADER } from "./forwarding.js";
 
-/** Where tasks' resource use is read: the local agent's drivers, or the session of the node that runs them. */
+/**
+ * Where tasks' resource use is read: the local agent's drivers, the session of the node that runs
+ * them, or (`forward`, the default) the manager that holds that session.
+ */
 export interface StatsSource {
-  read(nodeId: string, taskIds: string[]): Promise<TaskStatsReport[]>;
+  read(nodeId: string, taskIds: string[], forward?: boolean): Promise<TaskStatsReport[]>;
 }
 
 /** One running task's resource use, as `baton stats` shows it (docker stats' columns). */
@@ -28,6 +33,24 @@ const Query = Type.Object({ service: Type.Optional(Type.String({ maxLength: 128 
 
 export const statsRoutes: FastifyPluginAsync<{ deps: ApiDeps }> = async (app, { deps }) => {
   const { store, stats } = deps;
+  app.post<{ Params: { ref: string }; Body: { taskIds: string[] } }>(
+    "/nodes/:ref/stats",
+    {
+      schema: {
+        tags: ["nodes"],
+        summary: "CPU and memory of some of a node's tasks, as its agent samples them; what a manager without the node's session asks the one holding it",
+        params: Type.Object({ ref: Type.String() }),
+        body: Type.Object({ taskIds: Type.Array(Type.String({ maxLength: 64 }), { maxItems: 10_000 }) }, { additionalProperties: false }),
+        response: { 400: ErrorBody, 404: ErrorBody },
+      },
+    },
+    async (req) => {
+      const node = store.view((tx) => findNode(tx, req.params.ref));
+      if (!stats) throw new BatonError("UNAVAILABLE", "this manager reads no stats");
+      return stats.read(node.id, req.body.taskIds, req.headers[FORWARDED_HEADER] === undefined);
+    },
+  );
+
   app.get<{ Querystring: { service?: string } }>(
     "/stats",
     { schema: { tags: ["tasks"], summary: "CPU and memory of running tasks (every service, or one), sampled by their nodes' drivers over about a second", querystring: Query, response: { 404: ErrorBody } } },

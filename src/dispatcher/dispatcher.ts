@@ -255,9 +255,16 @@ export class Dispatcher {
       // Times are the manager's: hosts' clocks differ, and restart backoff, liveness and update
       // monitoring must not depend on an agent's. A report applies only to the reporting node's tasks.
       const now = this.deps.clock.now();
-      await this.deps.store.update((tx) => {
-        for (const { updates, nodeId } of batch) for (const u of updates) applyStatus(tx, { ...u, timestamp: now }, nodeId);
-      });
+      const all = batch.flatMap(({ updates, nodeId }) => updates.map((u) => ({ u, nodeId })));
+      // A report writes at most its task: where a transaction's size is limited (etcd), a big
+      // batch (an agent reconnecting with hundreds of tasks) goes in chunks. Each report stands on
+      // its own, and one applied twice (a caller retrying after a failed chunk) is ignored by its seq.
+      const chunk = Math.max(1, this.deps.store.maxOpsPerTxn ?? all.length);
+      for (let from = 0; from < all.length; from += chunk) {
+        await this.deps.store.update((tx) => {
+          for (const { u, nodeId } of all.slice(from, from + chunk)) applyStatus(tx, { ...u, timestamp: now }, nodeId);
+        });
+      }
       for (const b of batch) b.resolve();
     } catch (err) {
       for (const b of batch) b.reject(err);
@@ -316,9 +323,15 @@ export class Dispatcher {
   /** Marks silent nodes down and orphans their unfinished tasks. */
   async checkLiveness(): Promise<void> {
     const now = this.deps.clock.now();
-    const late = this.deps.store.view((tx) =>
-      tx.list("nodes").filter((n) => n.status.state === "ready" && now - (this.lastSeen.get(n.id) ?? 0) > this.heartbeatGraceMs),
-    );
+    const { late, unfinished } = this.deps.store.view((tx) => {
+      const nodes = tx.list("nodes");
+      return {
+        late: nodes.filter((n) => n.status.state === "ready" && now - (this.lastSeen.get(n.id) ?? 0) > this.heartbeatGraceMs),
+        // A down node with tasks left to orphan: a chunked markDown that failed midway.
+        unfinished: nodes.filter((n) => n.status.state === "down" && tx.tasksOfNode(n.id).some(isOrphanable)),
+      };
+    });
+    if (unfinished.length) await this.markDown(unfinished.map((n) => n.id), () => "");
     if (late.length === 0) return;
     await this.markDown(late.map((n) => n.id), (id) => `no heartbeat for ${Math.round((now - (this.lastSeen.get(id) ?? 0)) / 1000)} s`);
     for (const n of late) this.deps.log.warn({ nodeId: n.id, hostname: n.hostname }, "node down: missed heartbeats");
@@ -327,19 +340,39 @@ export class Dispatcher {
   /** Marks nodes down and orphans their unfinished tasks, so the orchestrator replaces them elsewhere. */
   private async markDown(nodeIds: string[], message: (nodeId: string) => string, store = this.deps.decisions ?? this.deps.store): Promise<void> {
     const now = this.deps.clock.now();
-    await store.update((tx) => {
-      for (const id of nodeIds) {
-        const n = tx.get("nodes", id);
-        if (!n) continue;
-        if (n.status.state !== "down") tx.update("nodes", { ...n, status: { ...n.status, state: "down", message: message(id) } });
-        for (const t of tx.tasksOfNode(n.id)) {
-          if (isTerminal(t.status.state) || !isAgentState(t.status.state) && t.status.state !== "assigned") continue;
-          tx.update("tasks", { ...t, status: { ...t.status, state: "orphaned", timestamp: now, message: "node down" } });
+    // The nodes first, with as many of their tasks as fit: nothing more is placed on a down node,
+    // so the replacements of tasks orphaned in a later chunk go elsewhere. Where a transaction's
+    // size is limited (etcd: hundreds of tasks on one node), the rest follow in chunks; if one
+    // fails, the next liveness check finds the down node with tasks left and finishes.
+    const budget = Math.max(1, store.maxOpsPerTxn ?? Infinity);
+    let first = true;
+    for (let done = false; !done; first = false) {
+      done = await store.update((tx) => {
+        let room = budget;
+        if (first) {
+          for (const id of nodeIds) {
+            const n = tx.get("nodes", id);
+            if (!n || n.status.state === "down") continue;
+            tx.update("nodes", { ...n, status: { ...n.status, state: "down", message: message(id) } });
+            room--;
+          }
         }
-      }
-    });
+        for (const id of nodeIds) {
+          for (const t of tx.tasksOfNode(id)) {
+            if (!isOrphanable(t)) continue;
+            if (room <= 0) return false;
+            tx.update("tasks", { ...t, status: { ...t.status, state: "orphaned", timestamp: now, message: "node down" } });
+            room--;
+          }
+        }
+        return true;
+      });
+    }
   }
 }
+
+/** A task a down node's agent may still hold: the orchestrator replaces it once orphaned. */
+const isOrphanable = (t: Task): boolean => !isTerminal(t.status.state) && (isAgentState(t.status.state) || t.status.state === "assigned");
 
 /**
  * Applies one agent report (of a task assigned to `fromNode`, when given). Reports of a task apply in sequence order only (a late report never

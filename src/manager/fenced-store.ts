@@ -7,6 +7,7 @@ import type { Fence, Store } from "../store/store.js";
  */
 export function fencedStore(store: Store, fence: () => Fence | undefined): Store {
   return {
+    ...(store.maxOpsPerTxn !== undefined ? { maxOpsPerTxn: store.maxOpsPerTxn } : {}),
     revision: () => store.revision(),
     view: (fn) => store.view(fn),
     update: (fn, opts) => {

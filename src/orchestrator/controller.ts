@@ -5,6 +5,7 @@ import type { Task } from "../model/objects.js";
 import { isTerminal } from "../model/task-state.js";
 import type { Store, StoreEvent, Watch } from "../store/store.js";
 import { isPlanEmpty, planService, type Plan, type ServiceSnapshot } from "./plan.js";
+import { chunkPlan } from "./plan-chunks.js";
 
 export interface OrchestratorDeps {
   store: Store;
@@ -14,7 +15,8 @@ export interface OrchestratorDeps {
 
 /**
  * The thin loop around planService: a store event only says "look at service X"; sync reads the
- * latest state, plans, and writes the plan in one transaction. Level-triggered, restartable.
+ * latest state, plans, and writes the plan (in one transaction, or in chunks of whole slots where
+ * the store limits a transaction's size). Level-triggered, restartable.
  */
 export class Orchestrator {
   private readonly queue: KeyedQueue;
@@ -80,8 +82,12 @@ export class Orchestrator {
     });
     const plan = planService(snap, clock.now());
     if (!isPlanEmpty(plan)) {
-      await store.update((tx) => applyPlan(tx, plan));
-      log.debug({ serviceId, created: plan.create.length, updated: plan.update.length, deleted: plan.delete.length }, "service reconciled");
+      // Usually one transaction; on etcd a plan over its per-transaction limit (300 replicas
+      // created, scaled to 0, a service removed) is written in chunks of whole slots, each a
+      // consistent state: if one fails, the sync is retried and plans what is left.
+      const chunks = chunkPlan(plan, snap.tasks, store.maxOpsPerTxn);
+      for (const chunk of chunks) await store.update((tx) => applyPlan(tx, chunk));
+      log.debug({ serviceId, created: plan.create.length, updated: plan.update.length, deleted: plan.delete.length, transactions: chunks.length }, "service reconciled");
     }
     if (plan.requeueAfterMs !== undefined) this.queue.addAfter(serviceId, plan.requeueAfterMs);
   }

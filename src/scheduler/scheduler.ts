@@ -15,7 +15,7 @@ export interface SchedulerDeps {
   /**
    * Most task writes in one store transaction: a pass's decisions are committed in chunks of this
    * size. A chunk bounds the transaction's memory and the time the event loop is held, and etcd
-   * caps a transaction's operations (128 by default), which the etcd store will need.
+   * caps a transaction's operations (128 by default): the store's maxOpsPerTxn caps this.
    * @default 1000
    */
   maxOpsPerCommit?: number;
@@ -155,7 +155,7 @@ export class Scheduler {
     if (decisions.length === 0) return;
     const now = clock.now();
     let lost = 0;
-    const chunk = Math.max(1, this.deps.maxOpsPerCommit ?? DEFAULT_OPS_PER_COMMIT);
+    const chunk = Math.max(1, Math.min(this.deps.maxOpsPerCommit ?? DEFAULT_OPS_PER_COMMIT, store.maxOpsPerTxn ?? Infinity));
     for (let from = 0; from < decisions.length; from += chunk) {
       // Each chunk re-reads its tasks: what moved on since the plan (or an earlier chunk) is skipped.
       await store.update((tx) => {

@@ -1,8 +1,8 @@
 import { BatonError } from "../lib/errors.js";
 import type { Clock } from "../lib/clock.js";
 import { kinds, type Collections, type Kind, type Task } from "../model/objects.js";
-import type { ReadTx, Store, StoreEvent, StoredObject, Watch, WriteTx } from "./store.js";
-import { nameOf, singular } from "./names.js";
+import type { ReadTx, Store, StoreEvent, StoredObject, Watch, WriteOptions, WriteTx } from "./store.js";
+import { claimConflict, nameKey, uniqueKeysOf } from "./unique-keys.js";
 
 /** What a durable backend does: persist one transaction's events atomically, or throw. */
 export interface Persistence {
@@ -42,6 +42,44 @@ export interface StagedWrite {
 }
 
 /**
+ * The unique keys (store/unique-keys.ts) a transaction claims (→ the claiming id) and releases.
+ * A key released and claimed in the same transaction changes hands: it is in both.
+ */
+export function keyChanges(writes: readonly StagedWrite[]): { claimed: Map<string, string>; released: Set<string> } {
+  const claimed = new Map<string, string>();
+  const released = new Set<string>();
+  for (const w of writes) {
+    const before = new Set(w.prev ? uniqueKeysOf(w.kind, w.prev) : []);
+    const after = new Set(w.object ? uniqueKeysOf(w.kind, w.object) : []);
+    for (const k of before) if (!after.has(k)) released.add(k);
+    for (const k of after) if (!before.has(k)) claimed.set(k, (w.object ?? w.prev)!.id);
+  }
+  return { claimed, released };
+}
+
+/**
+ * The operations etcd counts against --max-txn-ops for these writes: the larger of the compares
+ * (one per object, one per newly claimed key, one for a fence) and the requests (one per object,
+ * one per key put or deleted). Every backend counts the same (Store.maxOpsPerTxn).
+ */
+export function transactionOps(writes: readonly StagedWrite[], fenced: boolean): number {
+  const { claimed, released } = keyChanges(writes);
+  let newClaims = 0;
+  for (const k of claimed.keys()) if (!released.has(k)) newClaims++;
+  let releasedOnly = 0;
+  for (const k of released) if (!claimed.has(k)) releasedOnly++;
+  return Math.max(writes.length + newClaims + (fenced ? 1 : 0), writes.length + claimed.size + releasedOnly);
+}
+
+/** PAYLOAD_TOO_LARGE for a transaction over the per-transaction limit. */
+export function tooLarge(size: number, limit: number, outcome: string): BatonError {
+  return new BatonError(
+    "PAYLOAD_TOO_LARGE",
+    `a store transaction of ${size} operations is over etcd's limit of ${limit} per transaction (--max-txn-ops); ${outcome}. Write in smaller transactions, or raise --max-txn-ops on every etcd member and the store's maxTxnOps with it`,
+  );
+}
+
+/**
  * The committed state in memory, indexed, with the recent history for watchers: what every
  * backend shares. Subclasses decide how a write reaches the backend and call `learn` with each
  * committed transaction, in revision order; `learn` is the only way the state changes, so the
@@ -52,24 +90,27 @@ export abstract class StoreCache implements Store {
   private readonly data = new Map<Kind, Map<string, StoredObject>>(kinds.map((k) => [k, new Map()]));
   private readonly byService = new Map<string, Set<string>>();
   private readonly byNode = new Map<string, Set<string>>();
-  /** Per kind: unique name → id (store/names.ts). */
-  private readonly names = new Map<Kind, Map<string, string>>(kinds.map((k) => [k, new Map()]));
+  /** Unique key (store/unique-keys.ts: names, published ports, VIPs) → the holder. */
+  private readonly claims = new Map<string, { kind: Kind; id: string }>();
   private history: StoreEvent[] = [];
   /** History is whole for every revision after this one. */
   private compacted = 0;
   private readonly watchers = new Set<(events: StoreEvent[]) => void>();
 
   /**
-   * @param backendChecksNames the backend refuses a taken name itself at commit (etcd); otherwise
-   *   the committed state here is the only truth and a taken name fails while staging.
+   * @param backendChecksNames the backend refuses a taken unique key (a name, a published port,
+   *   a VIP) itself at commit (etcd); otherwise the committed state here is the only truth and a
+   *   taken key fails while staging.
    */
   constructor(
     protected readonly historyLimit = DEFAULT_HISTORY,
     private readonly backendChecksNames = false,
   ) {}
 
-  abstract update<T>(fn: (tx: WriteTx) => T): Promise<T>;
+  abstract update<T>(fn: (tx: WriteTx) => T, opts?: WriteOptions): Promise<T>;
   abstract close(): void;
+  /** Store.maxOpsPerTxn: absent unless the backend (or a test emulating etcd) has a limit. */
+  abstract readonly maxOpsPerTxn: number | undefined;
 
   revision(): number {
     return this.rev;
@@ -86,7 +127,7 @@ export abstract class StoreCache implements Store {
 
   /** Replaces the whole state (a load); history starts after `compacted`. */
   protected reset(loaded: { revision: number; compacted: number; objects: { kind: Kind; object: StoredObject }[]; history: StoreEvent[] }): void {
-    for (const m of [...this.data.values(), ...this.names.values(), this.byService, this.byNode]) m.clear();
+    for (const m of [...this.data.values(), this.claims, this.byService, this.byNode]) m.clear();
     this.rev = loaded.revision;
     this.compacted = loaded.compacted;
     for (const { kind, object } of loaded.objects) this.apply(kind, object, false);
@@ -107,34 +148,34 @@ export abstract class StoreCache implements Store {
       if (o) return (o.object ?? undefined) as Collections[K] | undefined;
       return base.get(kind, id);
     };
-    // Names the overlay claimed (→ id) or released (→ null), over the committed index: a lookup
-    // stays O(1) in transactions of many writes.
-    const overlayNames = new Map<string, string | null>();
-    const named = <K extends Kind>(kind: K, name: string): Collections[K] | undefined => {
-      const claimed = overlayNames.get(key(kind, name));
-      if (claimed !== undefined) return claimed === null ? undefined : current(kind, claimed);
-      const committed = base.byName(kind, name);
+    // Unique keys the overlay claimed (→ holder) or released (→ null), over the committed index:
+    // a lookup stays O(1) in transactions of many writes.
+    const overlayClaims = new Map<string, { kind: Kind; id: string } | null>();
+    const claimedBy = (k: string): StoredObject | undefined => {
+      const claimed = overlayClaims.get(k);
+      if (claimed !== undefined) return claimed === null ? undefined : current(claimed.kind, claimed.id);
+      const committed = this.claims.get(k);
       if (!committed) return undefined;
-      // Renamed or deleted in this transaction: the committed index no longer holds.
-      const live = current(kind, committed.id);
-      return live && nameOf(live) === name ? live : undefined;
+      // Changed or deleted in this transaction: the committed index no longer holds.
+      const live = current(committed.kind, committed.id);
+      return live && uniqueKeysOf(committed.kind, live).includes(k) ? live : undefined;
     };
-    /** Moves the name index of the overlay from `before` to `after` (one object's write). */
-    const rename = (kind: Kind, id: string, before: StoredObject | undefined, after: StoredObject | null): void => {
-      const was = before && nameOf(before);
-      const will = after ? nameOf(after) : undefined;
-      if (was === will) return;
-      if (will !== undefined) {
-        const holder = named(kind, will);
-        // A backend that checks names itself (etcd: a name key per name) decides on committed
-        // holders: this cache may be behind a rename another manager made.
-        const decidedHere = !this.backendChecksNames || overlayNames.has(key(kind, will));
-        if (holder && holder.id !== id && decidedHere) {
-          throw new BatonError("NAME_IN_USE", `${singular(kind)} name "${will}" is already in use`, [{ path: ["name"], problem: `"${will}" is already in use` }]);
-        }
+    const named = <K extends Kind>(kind: K, name: string): Collections[K] | undefined => claimedBy(nameKey(kind, name)) as Collections[K] | undefined;
+    /** Moves the unique keys of the overlay from `before` to `after` (one object's write). */
+    const reclaim = (kind: Kind, id: string, before: StoredObject | undefined, after: StoredObject | null): void => {
+      const was = new Set(before ? uniqueKeysOf(kind, before) : []);
+      const will = after ? uniqueKeysOf(kind, after) : [];
+      for (const k of will) {
+        if (was.has(k)) continue;
+        const holder = claimedBy(k);
+        // A backend that checks keys itself (etcd: an etcd key per unique key) decides on
+        // committed holders: this cache may be behind a release another manager made.
+        const decidedHere = !this.backendChecksNames || overlayClaims.has(k);
+        if (holder && holder.id !== id && decidedHere) throw claimConflict(k, after!, holder);
       }
-      if (was !== undefined) overlayNames.set(key(kind, was), null);
-      if (will !== undefined) overlayNames.set(key(kind, will), id);
+      const keep = new Set(will);
+      for (const k of was) if (!keep.has(k)) overlayClaims.set(k, null);
+      for (const k of will) overlayClaims.set(k, { kind, id });
     };
     const merged = <T2 extends StoredObject>(kind: Kind, items: T2[]): T2[] => {
       if (overlay.size === 0) return items;
@@ -150,11 +191,14 @@ export abstract class StoreCache implements Store {
       tasksOfNode: (id) => merged("tasks", base.tasksOfNode(id)).filter((t) => (t as Task).nodeId === id) as Task[],
       serviceByName: (name) => named("services", name),
       byName: named,
+      claimedBy,
       create: (kind, obj) => {
         if (current(kind, obj.id)) throw new BatonError("VERSION_CONFLICT", `${kind}/${obj.id} already exists`, [], { retryable: true });
         const created = { ...obj, version: revision, createdAt: now, updatedAt: now } as unknown as Collections[typeof kind];
-        rename(kind, obj.id, undefined, created);
-        overlay.set(key(kind, obj.id), { kind, object: created });
+        reclaim(kind, obj.id, undefined, created);
+        // Re-created after a delete in this transaction: it still replaces the committed object.
+        const prev = overlay.get(key(kind, obj.id))?.prev;
+        overlay.set(key(kind, obj.id), { kind, object: created, ...(prev ? { prev } : {}) });
         return created;
       },
       update: (kind, obj) => {
@@ -162,7 +206,7 @@ export abstract class StoreCache implements Store {
         if (!cur) throw new BatonError("NOT_FOUND", `${kind}/${obj.id} not found`, [], { retryable: true });
         if (cur.version !== obj.version) throw new BatonError("VERSION_CONFLICT", `${kind}/${obj.id} changed (have version ${obj.version}, stored ${cur.version})`, [], { retryable: true });
         const next = { ...obj, version: revision, updatedAt: now };
-        rename(kind, obj.id, cur, next);
+        reclaim(kind, obj.id, cur, next);
         const prevEntry = overlay.get(key(kind, obj.id));
         const prev = prevEntry?.prev ?? base.get(kind, obj.id);
         overlay.set(key(kind, obj.id), { kind, object: next, ...(prev ? { prev } : {}) });
@@ -171,7 +215,7 @@ export abstract class StoreCache implements Store {
       delete: (kind, id) => {
         const cur = current(kind, id);
         if (!cur) return;
-        rename(kind, id, cur, null);
+        reclaim(kind, id, cur, null);
         const prevEntry = overlay.get(key(kind, id));
         const prev = prevEntry ? prevEntry.prev : cur;
         overlay.set(key(kind, id), { kind, object: null, ...(prev ? { prev } : {}) });
@@ -247,10 +291,11 @@ export abstract class StoreCache implements Store {
   private reader(): ReadTx {
     const revision = this.rev;
     const data = this.data;
-    const byName = <K extends Kind>(kind: K, name: string): Collections[K] | undefined => {
-      const id = this.names.get(kind)!.get(name);
-      return id ? (data.get(kind)!.get(id) as Collections[K]) : undefined;
+    const claimedBy = (key: string): StoredObject | undefined => {
+      const holder = this.claims.get(key);
+      return holder ? data.get(holder.kind)!.get(holder.id) : undefined;
     };
+    const byName = <K extends Kind>(kind: K, name: string): Collections[K] | undefined => claimedBy(nameKey(kind, name)) as Collections[K] | undefined;
     const pick = (ids: Set<string> | undefined): Task[] => {
       const tasks = data.get("tasks")!;
       return ids ? [...ids].map((id) => tasks.get(id) as Task) : [];
@@ -263,6 +308,7 @@ export abstract class StoreCache implements Store {
       tasksOfNode: (id) => pick(this.byNode.get(id)),
       serviceByName: (name) => byName("services", name),
       byName,
+      claimedBy,
     };
   }
 
@@ -281,12 +327,9 @@ export abstract class StoreCache implements Store {
         if (t.nodeId) index(this.byNode, t.nodeId, t.id);
       }
     }
-    const names = this.names.get(kind)!;
-    const was = prev && nameOf(prev);
-    // Only the holder releases a name: a committed state never has two holders, but be exact.
-    if (was !== undefined && names.get(was) === object.id) names.delete(was);
-    const will = deleted ? undefined : nameOf(object);
-    if (will !== undefined) names.set(will, object.id);
+    // Only the holder releases a key: a committed state never has two holders, but be exact.
+    if (prev) for (const k of uniqueKeysOf(kind, prev)) if (this.claims.get(k)?.id === object.id) this.claims.delete(k);
+    if (!deleted) for (const k of uniqueKeysOf(kind, object)) this.claims.set(k, { kind, id: object.id });
     if (deleted) coll.delete(object.id);
     else coll.set(object.id, object);
   }
@@ -311,13 +354,23 @@ export function eventsOf(writes: readonly StagedWrite[], revision: number): Stor
 export class CachedStore extends StoreCache {
   private closed = false;
 
+  /**
+   * @param maxTxnOps refuse transactions over this many operations, counted as etcd does
+   *   (transactionOps): tests run code that must fit etcd's limit on the memory store.
+   */
   constructor(
     private readonly backend: Persistence,
     private readonly clock: Clock,
     historyLimit = DEFAULT_HISTORY,
+    private readonly maxTxnOps?: number,
   ) {
     super(historyLimit);
     this.reset(backend.load());
+  }
+
+  get maxOpsPerTxn(): number | undefined {
+    // As on etcd: room is left for the compare a fenced write adds.
+    return this.maxTxnOps === undefined ? undefined : this.maxTxnOps - 1;
   }
 
   /** The backend's settings in force (SQLite: journal mode, synchronous level). */
@@ -325,12 +378,16 @@ export class CachedStore extends StoreCache {
     return this.backend.settings?.() ?? {};
   }
 
-  async update<T>(fn: (tx: WriteTx) => T): Promise<T> {
+  async update<T>(fn: (tx: WriteTx) => T, opts: WriteOptions = {}): Promise<T> {
     if (this.closed) throw new BatonError("UNAVAILABLE", "store is closed", [], { retryable: true });
     const revision = this.revision() + 1;
     const { result, writes } = this.stage(fn, revision, this.clock.now());
     const events = eventsOf(writes, revision);
     if (events.length === 0) return result;
+    if (this.maxTxnOps !== undefined) {
+      const size = transactionOps(writes, opts.fence !== undefined);
+      if (size > this.maxTxnOps) throw tooLarge(size, this.maxTxnOps, "nothing was written");
+    }
     const compactThrough = this.compactionFor(events);
     this.backend.commit(revision, events, compactThrough);
     this.learn(revision, events, compactThrough);

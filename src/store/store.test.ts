@@ -23,8 +23,17 @@ const newService = (name: string) => {
 
 interface Opened {
   store: StoreCache;
+  /** Another manager's store on the same data (etcd); the same store where there is one writer. */
+  second?(): Promise<StoreCache>;
   cleanup(): void | Promise<void>;
 }
+
+/** A service publishing `publish` (`8080:80`, `53:53/udp`…), optionally with a VIP. */
+const publishing = (name: string, publish: string[], vip?: string) => {
+  const { id, spec, specVersion } = aService({ name, publish });
+  return { id, spec, specVersion, ...(vip ? { vip } : {}) };
+};
+const failsWith = (code: string, re: RegExp) => (e: unknown): boolean => e instanceof BatonError && e.code === code && re.test(`${e.message} ${JSON.stringify(e.fields)}`);
 
 /**
  * The conformance suite every backend passes. Revisions are counted from the store's revision when
@@ -147,6 +156,66 @@ function suite(name: string, open: (historyLimit?: number) => Opened | Promise<O
   });
 
   // issue #7: trimming by event count could cut a revision in two and still accept a watch there.
+  test_(`${name}: published ports (tcp and http share a space, udp has its own) and VIPs are unique; freed on delete and on an update that drops them, kept across one that keeps them`, async () => {
+    const { store, cleanup } = await open();
+    const taken = (port: number, holder: string, index = 0) => failsWith("VALIDATION_FAILED", new RegExp(`"path":\\["publish",${index},"published"\\].*${port} is already published by service \\\\"${holder}\\\\"`));
+    try {
+      const web = await store.update((tx) => tx.create("services", publishing("web", ["8080:80", "53:53/udp"], "127.77.1.1")));
+      assert.equal(store.view((tx) => tx.claimedBy("ports/tcp/8080"))?.id, web.id);
+      await assert.rejects(store.update((tx) => tx.create("services", publishing("api", ["9000:80", "8080:80/http"]))), taken(8080, "web", 1));
+      await assert.rejects(store.update((tx) => tx.create("services", publishing("dns", ["53:53/udp"]))), taken(53, "web"));
+      await assert.rejects(store.update((tx) => tx.create("services", publishing("vip", [], "127.77.1.1"))), failsWith("VERSION_CONFLICT", /127\.77\.1\.1 was just taken by service "web"/));
+      // Another protocol space: 8080/udp and 53/tcp are free.
+      const other = await store.update((tx) => tx.create("services", publishing("other", ["8080:80/udp", "53:53"], "127.77.1.2")));
+      // An update that keeps its ports and VIP keeps them; one that drops a port frees it.
+      const kept = await store.update((tx) => tx.update("services", { ...tx.get("services", web.id)!, specVersion: 2 }));
+      assert.equal(store.view((tx) => tx.claimedBy("vips/127.77.1.1"))?.id, web.id);
+      await store.update((tx) => tx.update("services", { ...kept, spec: { ...kept.spec, endpoint: { ...kept.spec.endpoint, ports: kept.spec.endpoint.ports.filter((p) => p.protocol === "udp") } } }));
+      await store.update((tx) => tx.create("services", publishing("api", ["8080:80/http"])));
+      // A delete frees every key of the service.
+      await store.update((tx) => tx.delete("services", web.id));
+      await store.update((tx) => tx.create("services", publishing("dns", ["53:53/udp"], "127.77.1.1")));
+      // Handed over within one transaction: the port moves from one service to another.
+      await store.update((tx) => {
+        const o = tx.get("services", other.id)!;
+        tx.update("services", { ...o, spec: { ...o.spec, endpoint: { ...o.spec.endpoint, ports: [] } } });
+        tx.create("services", publishing("takes-53", ["53:53"]));
+      });
+      assert.equal(store.view((tx) => tx.claimedBy("ports/tcp/53") && tx.serviceByName("takes-53")?.id), store.view((tx) => tx.claimedBy("ports/tcp/53")?.id));
+    } finally {
+      await cleanup();
+    }
+  });
+
+  test_(`${name}: two managers create services publishing the same port at once: exactly one wins, the other gets the field error naming the winner`, async () => {
+    const { store, second, cleanup } = await open();
+    try {
+      const other = second ? await second() : store;
+      // On etcd each checks its own cache first, as the API does, and finds the port free; on one
+      // writer the two transactions run one after the other and the store refuses the second.
+      const create = (s: StoreCache, n: string) =>
+        s.update((tx) => {
+          if (second && tx.claimedBy("ports/tcp/8080")) throw new Error("taken in the cache: not a race");
+          return tx.create("services", publishing(n, ["8080:80"]));
+        });
+      const results = await Promise.allSettled([create(store, "a"), create(other, "b")]);
+      const won = results.filter((r) => r.status === "fulfilled");
+      const lost = results.filter((r): r is PromiseRejectedResult => r.status === "rejected");
+      assert.equal(won.length, 1, "exactly one create succeeds");
+      const winner = won[0]!.value.spec.name;
+      assert.ok(failsWith("VALIDATION_FAILED", new RegExp(`publish\\[0\\]\\.published: 8080 is already published by service "${winner}"`))(lost[0]!.reason), String(lost[0]!.reason));
+      await (store as { sync?: () => Promise<void> }).sync?.();
+      assert.deepEqual(store.view((tx) => tx.list("services").map((s) => s.spec.name)), [winner]);
+      // The same for VIPs.
+      const vip = (s: StoreCache, n: string) => s.update((tx) => tx.create("services", publishing(n, [], "127.77.9.9")));
+      const vips = await Promise.allSettled([vip(store, "v1"), vip(other, "v2")]);
+      assert.equal(vips.filter((r) => r.status === "fulfilled").length, 1, "exactly one VIP claim succeeds");
+      assert.ok(failsWith("VERSION_CONFLICT", /127\.77\.9\.9 was just taken/)(vips.find((r): r is PromiseRejectedResult => r.status === "rejected")!.reason));
+    } finally {
+      await cleanup();
+    }
+  });
+
   test_(`${name}: history is trimmed between revisions only; a watch gets whole transactions or COMPACTED`, async () => {
     const { store, cleanup } = await open(4);
     try {
@@ -196,8 +265,15 @@ suite(
   async (historyLimit) => {
     if (etcdMissingInCi) throw etcdMissingInCi;
     const cluster = await (sharedEtcd ??= startEtcd());
-    const store = await EtcdStore.open({ endpoints: cluster.endpoints, prefix: `/conformance-${++prefixes}/`, ...(historyLimit ? { historyLimit } : {}) });
-    return { store, cleanup: () => store.close() };
+    const prefix = `/conformance-${++prefixes}/`;
+    const store = await EtcdStore.open({ endpoints: cluster.endpoints, prefix, ...(historyLimit ? { historyLimit } : {}) });
+    const others: EtcdStore[] = [];
+    const second = async (): Promise<EtcdStore> => {
+      const other = await EtcdStore.open({ endpoints: cluster.endpoints, prefix });
+      others.push(other);
+      return other;
+    };
+    return { store, second, cleanup: () => { store.close(); for (const o of others) o.close(); } };
   },
   etcdSkip,
 );

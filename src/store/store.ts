@@ -13,12 +13,17 @@ export interface ReadTx {
   serviceByName(name: string): Collections["services"] | undefined;
   /** The object of `kind` with this unique name (store/names.ts), if any. */
   byName<K extends Kind>(kind: K, name: string): Collections[K] | undefined;
+  /** The object holding a unique key (store/unique-keys.ts: `ports/tcp/8080`, `vips/…`), if any. */
+  claimedBy(key: string): StoredObject | undefined;
 }
 
 export interface WriteTx extends ReadTx {
-  /** Fails with NAME_IN_USE when another object of the kind has its name. */
+  /**
+   * Fails when another object holds one of its unique keys (store/unique-keys.ts): NAME_IN_USE
+   * for a name, VALIDATION_FAILED naming `publish[i].published` for a published port.
+   */
   create<K extends Kind>(kind: K, obj: NewObject<K>): Collections[K];
-  /** Fails with VERSION_CONFLICT unless obj.version is the stored version; NAME_IN_USE as create. */
+  /** Fails with VERSION_CONFLICT unless obj.version is the stored version; unique keys as create. */
   update<K extends Kind>(kind: K, obj: Collections[K]): Collections[K];
   delete(kind: Kind, id: string): void;
 }
@@ -57,6 +62,14 @@ export interface Watch {
  * resolves only after it is durable.
  */
 export interface Store {
+  /**
+   * Most operations one transaction may hold, or absent for no limit (SQLite). An operation is one
+   * object write, plus one per unique key (store/names.ts) it claims or releases: a task write is
+   * one, a service create two or more. etcd refuses a bigger transaction (--max-txn-ops), so
+   * writers whose size grows with the number of objects write in chunks of at most this
+   * (orchestrator, scheduler, node liveness, node removal), each chunk a consistent state.
+   */
+  readonly maxOpsPerTxn?: number;
   revision(): number;
   view<T>(fn: (tx: ReadTx) => T): T;
   update<T>(fn: (tx: WriteTx) => T, opts?: WriteOptions): Promise<T>;

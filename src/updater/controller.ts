@@ -2,6 +2,7 @@ import type { Clock } from "../lib/clock.js";
 import type { Logger } from "../lib/log.js";
 import { KeyedQueue } from "../lib/queue.js";
 import type { Task } from "../model/objects.js";
+import { chunkPlan } from "../orchestrator/plan-chunks.js";
 import type { Store, StoreEvent, Watch } from "../store/store.js";
 import { planUpdate } from "./plan.js";
 import { withRollback } from "./transitions.js";
@@ -68,18 +69,33 @@ export class Updater {
     const before = snap.service.updateStatus;
     const statusChanged = JSON.stringify(plan.status) !== JSON.stringify(before);
     if (plan.create.length || plan.update.length || plan.rollback || (plan.status && statusChanged)) {
+      // A step that starts every slot at once (parallelism 0, blue-green, canary) may be over the
+      // store's per-transaction limit (etcd): its task writes go first in chunks of whole slots,
+      // the service's status last with the remainder. A prefix is a step with fewer slots started,
+      // which the next sync (level-triggered, from the tasks) continues.
+      const tasks = plan.rollback ? [] : chunkPlan({ create: plan.create, update: plan.update, delete: [] }, snap.tasks, reserveForService(store.maxOpsPerTxn));
+      for (const chunk of tasks.slice(0, -1)) {
+        await store.update((tx) => {
+          for (const t of chunk.update) tx.update("tasks", t);
+          for (const t of chunk.create) tx.create("tasks", t);
+        });
+      }
+      const last = tasks[tasks.length - 1];
       await store.update((tx) => {
         // Written against the version read: a concurrent `service update` wins, and we replan.
         const base = plan.rollback ? withRollback(snap.service, now, plan.rollback) : { ...snap.service, ...(plan.status ? { updateStatus: plan.status } : {}) };
         tx.update("services", base);
-        if (!plan.rollback) {
-          for (const t of plan.update) tx.update("tasks", t);
-          for (const t of plan.create) tx.create("tasks", t);
-        }
+        for (const t of last?.update ?? []) tx.update("tasks", t);
+        for (const t of last?.create ?? []) tx.create("tasks", t);
       });
       const st = plan.rollback ? "rollback_started" : plan.status?.state;
       if (st !== before?.state) log.info({ serviceId, state: st, message: plan.rollback ?? plan.status?.message }, "update state");
     }
     if (plan.requeueAfterMs !== undefined) this.queue.addAfter(serviceId, plan.requeueAfterMs);
   }
+}
+
+/** Task writes that fit in a transaction beside the service's status write (one operation; one more kept spare). */
+function reserveForService(maxOps: number | undefined): number | undefined {
+  return maxOps === undefined ? undefined : Math.max(1, maxOps - 2);
 }

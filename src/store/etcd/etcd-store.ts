@@ -4,8 +4,8 @@ import { systemClock } from "../../lib/clock.js";
 import { BatonError } from "../../lib/errors.js";
 import type { Logger } from "../../lib/log.js";
 import { kinds, type Kind } from "../../model/objects.js";
-import { nameOf, singular } from "../names.js";
-import { DEFAULT_HISTORY, StoreCache, type StagedWrite } from "../cached-store.js";
+import { claimConflict, uniqueKeysOf } from "../unique-keys.js";
+import { DEFAULT_HISTORY, keyChanges, StoreCache, tooLarge, transactionOps, type StagedWrite } from "../cached-store.js";
 import type { Fence, StoreEvent, StoredObject, WriteOptions, WriteTx } from "../store.js";
 import { newEtcdClient, type EtcdTls } from "./etcd-client.js";
 
@@ -17,7 +17,11 @@ export interface EtcdStoreOptions {
   endpoints: string[];
   /** CA and client certificate for `https://` endpoints (etcd's --client-cert-auth). */
   tls?: EtcdTls;
-  /** Every key lives under it: `<prefix><kind>/<id>`, `<prefix>names/<kind>/<name>`. @default "/baton/" */
+  /**
+   * Every key lives under it: `<prefix><kind>/<id>`, and the unique keys (store/unique-keys.ts)
+   * `<prefix>names/<kind>/<name>`, `<prefix>ports/<tcp|udp>/<port>`, `<prefix>vips/<address>`.
+   * @default "/baton/"
+   */
   prefix?: string;
   /**
    * Most operations one transaction may send: the etcd cluster's --max-txn-ops. A write over it
@@ -44,6 +48,8 @@ const CALL_DEADLINE_MS = 5_000;
 /** sync(): three tries of 1.5 s (with pauses, at most ~5.5 s in all), so a dead member costs 1.5 s, not 5. */
 const SYNC_ATTEMPTS = 3;
 const SYNC_DEADLINE_MS = 1_500;
+/** How long a refused claim waits for the cache to learn the key's holder, to name it. */
+const HOLDER_WAIT_MS = 1_000;
 
 /**
  * gRPC pings on every etcd connection: after a partition heals, a connection that died silently
@@ -67,8 +73,8 @@ type Json = Record<string, unknown>;
  * write of this manager, as on SQLite; a write of another manager that the cache has not seen yet
  * makes the compare fail (VERSION_CONFLICT, retryable).
  *
- * Names stay unique across managers: the name of every named object (store/names.ts) is also a
- * key (`<prefix>names/<kind>/<name>`) created, moved or deleted in the same transaction.
+ * Names, published ports and VIPs stay unique across managers: each is also an etcd key
+ * (store/unique-keys.ts) created on absence, moved or deleted in the same transaction as the object.
  */
 export class EtcdStore extends StoreCache {
   private readonly client: Etcd3;
@@ -201,7 +207,7 @@ export class EtcdStore extends StoreCache {
           const leader = found.pop()?.[0];
           if (Number(leader?.create_revision ?? 0) !== fence.revision) throw deposed(fence, leader);
         }
-        throw this.conflict(writes, txn.names, found);
+        throw await this.conflict(writes, txn.names, found);
       }
       revision = Number(res.header.revision);
     } catch (err) {
@@ -216,50 +222,47 @@ export class EtcdStore extends StoreCache {
 
   /** One etcd transaction for the staged writes: compares, operations, and the name keys claimed. */
   private transaction(writes: StagedWrite[], fence: Fence | undefined): { compares: [string, "Create" | "Mod", number][]; ops: IOperation[]; names: string[] } {
+    const size = transactionOps(writes, fence !== undefined);
+    if (size > this.maxTxnOps) throw tooLarge(size, this.maxTxnOps, "nothing was written");
     const compares: [string, "Create" | "Mod", number][] = [];
     const ops: IOperation[] = [];
-    // Name keys (`<kind>/<name>`) claimed (→ id) and released by this transaction.
-    const claimed = new Map<string, string>();
-    const released = new Set<string>();
     for (const w of writes) {
-      const id = (w.object ?? w.prev)!.id;
-      const key = this.key(w.kind, id);
-      // The committed object this write replaces, as the cache has it (cache = etcd at revision()).
-      const base = this.view((tx) => tx.get(w.kind, id));
-      compares.push(base ? [key, "Mod", base.version] : [key, "Create", 0]);
+      const key = this.key(w.kind, (w.object ?? w.prev)!.id);
+      // The committed object this write replaces (the cache is etcd at revision()): its version.
+      compares.push(w.prev ? [key, "Mod", w.prev.version] : [key, "Create", 0]);
       ops.push(w.object ? this.client.put(key).value(JSON.stringify(withoutVersion(w.object))) : this.client.delete().key(key));
-      const before = base && nameOf(base);
-      const after = w.object ? nameOf(w.object) : undefined;
-      if (before !== after) {
-        if (before !== undefined) released.add(`${w.kind}/${before}`);
-        if (after !== undefined) claimed.set(`${w.kind}/${after}`, id);
-      }
     }
-    for (const name of released) if (!claimed.has(name)) ops.push(this.client.delete().key(this.nameKey(name)));
+    // Unique keys (`<kind>/<name>`) claimed (→ id) and released by this transaction.
+    const { claimed, released } = keyChanges(writes);
+    for (const name of released) if (!claimed.has(name)) ops.push(this.client.delete().key(this.uniqueKey(name)));
     const names: string[] = [];
     for (const [name, id] of claimed) {
       // A name released in the same transaction changes hands directly (one op per key).
       if (!released.has(name)) {
-        compares.push([this.nameKey(name), "Create", 0]);
-        names.push(this.nameKey(name));
+        compares.push([this.uniqueKey(name), "Create", 0]);
+        names.push(this.uniqueKey(name));
       }
-      ops.push(this.client.put(this.nameKey(name)).value(id));
+      ops.push(this.client.put(this.uniqueKey(name)).value(id));
     }
     // The fence is one more compare: the leader key still has the term's create revision.
     if (fence) compares.push([fence.key, "Create", fence.revision]);
-    const size = Math.max(compares.length, ops.length);
-    if (size > this.maxTxnOps) throw tooLarge(size, this.maxTxnOps, "nothing was written");
     return { compares, ops, names };
   }
 
-  /** A failed compare: NAME_IN_USE when a name key it claimed exists, else VERSION_CONFLICT. */
-  private conflict(writes: StagedWrite[], names: string[], found: IKeyValue[][]): BatonError {
-    const taken = names.filter((_, i) => (found[i]?.length ?? 0) > 0).map((k) => k.slice(this.nameKey("").length));
-    if (taken.length) {
-      // `<kind>/<name>`: names may hold any character but the kind has no slash.
-      const split = taken.map((t) => ({ kind: t.slice(0, t.indexOf("/")) as Kind, name: t.slice(t.indexOf("/") + 1) }));
-      const problems = split.map((n) => ({ path: ["name"], problem: `"${n.name}" is already in use` }));
-      return new BatonError("NAME_IN_USE", `${singular(split[0]!.kind)} name "${split[0]!.name}" is already in use`, problems);
+  /**
+   * A failed compare: a unique key it claimed exists (claimConflict: NAME_IN_USE, a published
+   * port's field error…), else VERSION_CONFLICT. The holder is named once this cache has it: its
+   * key's value is its id, and its write reaches the cache within a moment (waited for, briefly).
+   */
+  private async conflict(writes: StagedWrite[], keys: string[], found: IKeyValue[][]): Promise<BatonError> {
+    const taken = keys.flatMap((k, i) => (found[i]?.[0] ? [{ key: k.slice(this.uniqueKey("").length), kv: found[i]![0]! }] : []));
+    const first = taken[0];
+    if (first) {
+      const id = first.kv.value.toString();
+      await Promise.race([this.waitForRevision(Number(first.kv.mod_revision)).catch(() => undefined), this.clock.sleep(HOLDER_WAIT_MS)]);
+      const holder = this.view((tx) => kinds.map((k) => tx.get(k, id)).find((o) => o !== undefined));
+      const claimant = writes.find((w) => w.object && uniqueKeysOf(w.kind, w.object).includes(first.key))?.object;
+      if (claimant) return claimConflict(first.key, claimant, holder);
     }
     const what = writes.map((w) => `${w.kind}/${(w.object ?? w.prev)!.id}`);
     return new BatonError("VERSION_CONFLICT", `${what.length === 1 ? what[0] : `one of ${what.length} objects`} changed in etcd since it was read (another manager wrote it)`, [], { retryable: true });
@@ -397,9 +400,9 @@ export class EtcdStore extends StoreCache {
     return `${this.prefix}sync`;
   }
 
-  /** `kindAndName` is `<kind>/<name>`: services' keys stay where they were before other kinds had names. */
-  private nameKey(kindAndName: string): string {
-    return `${this.prefix}names/${kindAndName}`;
+  /** A unique key's etcd key (`names/<kind>/<name>`, `ports/tcp/8080`, `vips/…`: store/unique-keys.ts). */
+  private uniqueKey(key: string): string {
+    return `${this.prefix}${key}`;
   }
 
   private parseKey(key: string): { kind: Kind; id: string } | undefined {
@@ -428,13 +431,6 @@ function withoutVersion(o: StoredObject): Json {
 /** The first key after every key that starts with `prefix`. */
 function prefixEnd(prefix: string): string {
   return prefix.slice(0, -1) + String.fromCharCode(prefix.charCodeAt(prefix.length - 1) + 1);
-}
-
-function tooLarge(size: number, limit: number, outcome: string): BatonError {
-  return new BatonError(
-    "PAYLOAD_TOO_LARGE",
-    `a store transaction of ${size} operations is over etcd's limit of ${limit} per transaction (--max-txn-ops); ${outcome}. Write in smaller transactions, or raise --max-txn-ops on every etcd member and the store's maxTxnOps with it`,
-  );
 }
 
 function unavailable(message: string, cause: unknown): BatonError {
