@@ -175,7 +175,7 @@ test("exit codes map to complete / failed, with the exit code", async () => {
   }
 });
 
-test("adoption: a live task is running again; one that ended meanwhile reports its recorded status; a start never finished is failed", async () => {
+test("adoption: a live task is running again; one that ended meanwhile reports its recorded status; a start never finished is orphaned", async () => {
   const { driver, deps, assignment, states, reports, cleanup } = setup();
   try {
     const live = assignment({ state: "running" });
@@ -202,7 +202,7 @@ test("adoption: a live task is running again; one that ended meanwhile reports i
     const half = assignment({ state: "starting" });
     const r3 = new TaskRunner(half, deps);
     r3.adopt({ taskId: half.taskId, logPath: "x", statePrefix: "x" });
-    assert.equal(states(half.taskId).at(-1), "failed");
+    assert.equal(states(half.taskId).at(-1), "orphaned", "cut short by the agent, not by itself");
     for (const id of [live.taskId, ended.taskId, half.taskId]) assertForwardOnly(states(id));
   } finally {
     cleanup();
