@@ -22,7 +22,9 @@ const referenceLookup = (tx: ReadTx): ReferenceLookup => (kind, name) => tx.byNa
 import { attachNetworks, createMissingVolumes } from "./attachments.js";
 import { rebalanceService } from "./rebalance.js";
 import { serviceStatus } from "../model/service-status.js";
+import { previewCreate } from "./service-dry-run.js";
 
+const DryRunQuery = Type.Object({ dryRun: Type.Optional(Type.String({ enum: ["0", "1", "true", "false"] })) }, { additionalProperties: false });
 const Ref = Type.Object({ ref: Type.String({ description: "id, name or unique id prefix" }) });
 const errors = { 400: ErrorBody, 404: ErrorBody, 409: ErrorBody };
 
@@ -41,10 +43,11 @@ export const servicesRoutes: FastifyPluginAsync<{ deps: ApiDeps }> = async (app,
     store.view((tx) => tx.list("services")).sort((a, b) => a.spec.name.localeCompare(b.spec.name)).map(withStatus),
   );
 
-  app.post<{ Body: ServiceSpecInput }>(
+  app.post<{ Body: ServiceSpecInput; Querystring: { dryRun?: string } }>(
     "/services",
-    { schema: { tags: ["services"], summary: "Create a service", body: ServiceSpecInput, response: errors } },
+    { schema: { tags: ["services"], summary: "Create a service; with ?dryRun=true every check of a create, every problem at once, and nothing written", body: ServiceSpecInput, querystring: DryRunQuery, response: errors } },
     async (req, reply) => {
+      if (req.query.dryRun === "true" || req.query.dryRun === "1") return previewCreate(store, req.body, referenceLookup);
       const resolved = resolveServiceSpec(req.body, store.view(referenceLookup));
       // Network names become ids now (the check is repeated in the write: a network may go meanwhile).
       const spec = store.view((tx) => attachNetworks(tx, resolved));
