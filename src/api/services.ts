@@ -30,13 +30,16 @@ const errors = { 400: ErrorBody, 404: ErrorBody, 409: ErrorBody };
 
 export const servicesRoutes: FastifyPluginAsync<{ deps: ApiDeps }> = async (app, { deps }) => {
   const { store } = deps;
-  const withStatus = (s: Service): Service & { status: ReturnType<typeof serviceStatus>; endpoints: ServiceEndpoints } =>
+  const withStatus = (s: Service): Service & { status: ReturnType<typeof serviceStatus>; endpoints: ServiceEndpoints; networks: { id: string; name: string | null }[] } =>
     store.view((tx) => ({
       ...s,
       // Services stored before the input form was kept get theirs derived, so `service update` works on them.
       specInput: s.specInput ?? specToInput(s.spec),
       status: serviceStatus(s, tx.tasksOfService(s.id), tx.list("nodes")),
       endpoints: serviceEndpoints(tx, s),
+      // The spec keeps network ids (a network made again under the same name is another one, as
+      // in docker's Spec.TaskTemplate.Networks[].Target); this says which networks they are.
+      networks: (s.spec.task.networks ?? []).map((id) => ({ id, name: tx.get("networks", id)?.name ?? null })),
     }));
 
   app.get("/services", { schema: { tags: ["services"], summary: "List services with their replica status" } }, () =>
