@@ -306,8 +306,8 @@ export async function startHostEngines(net: TestNetwork, hosts: readonly TestHos
   live.add(engines);
   installExitHandlers();
   try {
-    // One at a time: the record of every started dockerd is written before the next starts.
-    for (const h of hosts) await engines.add(h, net.hosts.indexOf(h) + 1);
+    // Started together (each records its pid before it is waited for).
+    await Promise.all(hosts.map((h) => engines.add(h, net.hosts.indexOf(h) + 1)));
     if (prepare) await Promise.all(hosts.map((h) => prepare(engines.engine(h).docker, h)));
   } catch (e) {
     await engines.destroy();

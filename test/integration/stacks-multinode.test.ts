@@ -23,12 +23,17 @@ interface Row {
   ContainerId: string | null;
 }
 
-/** Stand-ins for the seed's images: what each service does, in its image (no command in the file). */
+/**
+ * Stand-ins for the seed's images: what each service does, in its image (no command in the file).
+ * PID 1 of a container ignores SIGTERM unless it handles it: the shell traps it and exits, as the
+ * real images do, so a stop takes no grace period.
+ */
+const serve = "httpd -f -p 80 -h /www & trap 'exit 0' TERM; wait";
 const IMAGES: Record<string, string[]> = {
   // nginx:alpine → serves / on 80.
-  "baton-test/web:latest": ['CMD ["httpd", "-f", "-p", "80", "-h", "/www"]'],
+  "baton-test/web:latest": [`CMD ["sh", "-c", "${serve}"]`],
   // my-api:latest → needs its secret, then serves.
-  "baton-test/api:latest": [`CMD ["sh", "-c", "test -s /run/secrets/db_password && exec httpd -f -p 80 -h /www"]`],
+  "baton-test/api:latest": [`CMD ["sh", "-c", "test -s /run/secrets/db_password && ${serve}"]`],
   // postgres:16-alpine → needs its secret, writes to its data directory, runs until stopped.
   "baton-test/db:latest": [`CMD ["sh", "-c", "test -s /run/secrets/db_password && echo run >> /var/lib/postgresql/data/runs && trap 'exit 0' TERM && while true; do sleep 1; done"]`],
 };
@@ -78,11 +83,13 @@ describe("the seed's stack file on three hosts, constraints as written, real con
     m = new NetnsBaton(net, h1, { argv: ["init", "--advertise-addr", h1.address], logLevel: "info" });
     await m.start();
     const token = (await m.cliOk("join-token", "worker", "-q")).trim();
-    for (const h of [h2, h3]) {
-      const w = new NetnsBaton(net, h, { argv: ["join", "--token", token, `${h1.address}:4242`], logLevel: "info", env: { DOCKER_HOST: `unix://${engines.engine(h).socket}` } });
-      workers.push(w);
-      await w.start();
-    }
+    await Promise.all(
+      [h2, h3].map((h) => {
+        const w = new NetnsBaton(net, h, { argv: ["join", "--token", token, `${h1.address}:4242`], logLevel: "info", env: { DOCKER_HOST: `unix://${engines.engine(h).socket}` } });
+        workers.push(w);
+        return w.start();
+      }),
+    );
     await waitFor(async () => (await m.cliOk("node", "ls", "-q")).trim().split("\n").length === 3, 15_000, "3 nodes");
     await m.cliOk("node", "update", "--label-add", "tier=app", "h2");
     await m.cliOk("node", "update", "--label-add", "tier=data", "h3");
@@ -159,7 +166,7 @@ describe("the seed's stack file on three hosts, constraints as written, real con
   test("a container on h2 reaches a service whose only task runs on h3, by name, through the mesh", async () => {
     await m.cliOk("network", "create", "xnode");
     await m.cliOk("service", "create", "--name", "far", "--network", "xnode", "-p", "80", "--constraint", "node.hostname==h3", "--image", "baton-test/web:latest");
-    await m.cliOk("service", "create", "--name", "near", "--network", "xnode", "--constraint", "node.hostname==h2", "--image", "baton-test/busybox:latest", "sleep", "1000000");
+    await m.cliOk("service", "create", "--name", "near", "--network", "xnode", "--constraint", "node.hostname==h2", "--stop-grace-period", "1s", "--image", "baton-test/busybox:latest", "sleep", "1000000");
     const [far] = (await ps(["service", "ps", "far"])).filter((r) => r.CurrentState === "running");
     const [near] = (await ps(["service", "ps", "near"])).filter((r) => r.CurrentState === "running");
     assert.equal(far?.Node, "h3");
