@@ -101,6 +101,7 @@ export class Dispatcher {
   readonly heartbeatPeriodMs: number;
   readonly heartbeatGraceMs: number;
   private readonly endpoints: EndpointsFeed;
+  private readonly volumeStreams = new Set<(names: string[]) => void>();
   private pendingStatus: { updates: TaskStatusUpdate[]; nodeId: string | undefined; resolve: () => void; reject: (err: unknown) => void }[] = [];
   private flushScheduled = false;
 
@@ -178,6 +179,11 @@ export class Dispatcher {
         unsubs.push(off);
         return off;
       },
+      volumes: (onChange) => {
+        const off = this.subscribeVolumes(onChange);
+        unsubs.push(off);
+        return off;
+      },
       close: () => {
         for (const u of unsubs) u();
       },
@@ -215,6 +221,17 @@ export class Dispatcher {
   /** Every service's endpoints (the mesh's input): the full set first, then changes. */
   subscribeEndpoints(onChange: (c: EndpointsChange) => void): () => void {
     return this.endpoints.subscribe(onChange);
+  }
+
+  /** Every volume name: the whole set now, then after each batch of changes that creates or deletes one. */
+  subscribeVolumes(onChange: (names: string[]) => void): () => void {
+    this.volumeStreams.add(onChange);
+    onChange(this.volumeNames());
+    return () => void this.volumeStreams.delete(onChange);
+  }
+
+  private volumeNames(): string[] {
+    return this.deps.store.view((tx) => tx.list("volumes").map((v) => v.name)).sort();
   }
 
   /** The node said it leaves: it is down at once (no grace to wait out) and its tasks are replaced. */
@@ -271,6 +288,10 @@ export class Dispatcher {
 
   private onEvents(events: StoreEvent[]): void {
     this.endpoints.onEvents(events);
+    if (this.volumeStreams.size && events.some((e) => e.kind === "volumes" && e.op !== "update")) {
+      const names = this.volumeNames();
+      for (const s of this.volumeStreams) s(names);
+    }
     if (this.streams.size === 0) return;
     const perNode = new Map<string, { upserts: Assignment[]; removes: string[] }>();
     const bucket = (nodeId: string): { upserts: Assignment[]; removes: string[] } => {

@@ -56,6 +56,7 @@ export class RemoteSession implements AgentSession {
   private managerIndex = 0;
   private onAssignments: ((c: AssignmentChange) => void) | undefined;
   private onEndpoints: ((c: EndpointsChange) => void) | undefined;
+  private onVolumes: ((names: string[]) => void) | undefined;
   private readonly pending = new Map<number, PendingStatus>();
   private nextId = 1;
   private registered: { resolve: (v: { heartbeatPeriodMs: number }) => void; reject: (e: unknown) => void } | undefined;
@@ -115,6 +116,12 @@ export class RemoteSession implements AgentSession {
     this.onAssignments = onChange;
     if (this.sessionId) this.send({ type: "subscribe", stream: "assignments" });
     return () => (this.onAssignments = undefined);
+  }
+
+  volumes(onChange: (names: string[]) => void): () => void {
+    this.onVolumes = onChange;
+    if (this.sessionId) this.send({ type: "subscribe", stream: "volumes" });
+    return () => (this.onVolumes = undefined);
   }
 
   endpoints(onChange: (change: EndpointsChange) => void): () => void {
@@ -200,6 +207,7 @@ export class RemoteSession implements AgentSession {
         this.wasConnected = true;
         if (this.onAssignments) this.send({ type: "subscribe", stream: "assignments" });
         if (this.onEndpoints) this.send({ type: "subscribe", stream: "endpoints" });
+        if (this.onVolumes) this.send({ type: "subscribe", stream: "volumes" });
         for (const p of this.pending.values()) if (!p.sent) this.sendStatus(p);
         this.ping();
         this.registered?.resolve({ heartbeatPeriodMs: m.heartbeatPeriodMs });
@@ -210,6 +218,10 @@ export class RemoteSession implements AgentSession {
         return this.onAssignments?.(m.change);
       case "endpoints":
         return this.onEndpoints?.(m.change);
+      case "volumes":
+        // The node removes the data of volumes NOT in this set: a malformed set is ignored, never read as empty.
+        if (!Array.isArray(m.names) || !m.names.every((n) => typeof n === "string")) return void this.deps.log.warn("malformed volume set from the manager: ignored");
+        return this.onVolumes?.(m.names);
       case "ack": {
         const p = this.pending.get(m.id);
         this.pending.delete(m.id);

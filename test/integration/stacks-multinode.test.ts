@@ -202,4 +202,10 @@ describe("the seed's stack file on three hosts, constraints as written, real con
     const vol = JSON.parse(engines.cli(h3, ["volume", "inspect", "myapp_pgdata"]).stdout) as { Mountpoint: string }[];
     assert.equal(readFileSync(join(vol[0]!.Mountpoint, "runs"), "utf8"), "run\n");
   });
+
+  test("volume rm removes the volume's data on the node that has it, as docker removes a volume's data", async () => {
+    await m.cliOk("volume", "rm", "myapp_pgdata");
+    await waitFor(() => engines.cli(h3, ["volume", "inspect", "myapp_pgdata"]).code !== 0, 15_000, () => `myapp_pgdata still on h3: ${engines.cli(h3, ["volume", "ls"]).stdout}`);
+    assert.deepEqual(await names("volumes"), []);
+  });
 });

@@ -320,5 +320,9 @@ configs:
     assert.deepEqual(await names(baton.socket, "networks"), []);
     assert.deepEqual(await names(baton.socket, "volumes"), ["myapp_pgdata"]);
     assert.match(readFileSync(pgdataRuns(), "utf8"), /^run\n/);
+    // Removing the volume removes its data (the node's directory), as docker's volume rm does.
+    await baton.cliOk("volume", "rm", "myapp_pgdata");
+    await waitFor(() => !existsSync(pgdataRuns()), 10_000, "myapp_pgdata's directory removed");
+    assert.deepEqual(await names(baton.socket, "volumes"), []);
   });
 });

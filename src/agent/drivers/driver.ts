@@ -128,6 +128,11 @@ export interface Driver {
   /** Whether the driver can run tasks on this node (docker: the engine answers a ping). @default true */
   isAvailable?(): Promise<boolean>;
   /**
+   * Removes this node's named volumes that Baton made and whose name is not in `keep` (docker: the
+   * engine volumes labelled as Baton's; one still mounted is left). Answers the names removed.
+   */
+  pruneVolumes?(keep: ReadonlySet<string>): Promise<string[]>;
+  /**
    * Gets what a start needs before it (docker: the image, pulled when missing). A StartError
    * rejects the task. Called in `preparing`; `start` does not repeat it.
    */

@@ -85,6 +85,22 @@ export class EngineAttachments {
     }
   }
 
+  /** Removes the engine volumes Baton made (labelled) whose name is not in `keep`; one in use stays (409). */
+  async pruneVolumes(keep: ReadonlySet<string>): Promise<string[]> {
+    const { Volumes } = await this.docker.listVolumes({ filters: { label: [VOLUME_LABEL] } });
+    const removed: string[] = [];
+    for (const v of Volumes ?? []) {
+      if (keep.has(v.Name)) continue;
+      try {
+        await this.docker.getVolume(v.Name).remove();
+        removed.push(v.Name);
+      } catch (err) {
+        if (![404, 409].includes(statusOf(err) ?? 0)) this.log.warn({ volume: v.Name, err: (err as Error).message }, "cannot remove engine volume");
+      }
+    }
+    return removed;
+  }
+
   /** Creates the named volumes a task mounts (the engine would, but without Baton's label). */
   async ensureVolumes(mounts: readonly TaskMount[]): Promise<void> {
     for (const m of mounts) {

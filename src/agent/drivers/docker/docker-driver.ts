@@ -99,6 +99,10 @@ export class DockerDriver implements Driver {
     return id ? [id] : undefined;
   }
 
+  pruneVolumes(keep: ReadonlySet<string>): Promise<string[]> {
+    return this.attachments.pruneVolumes(keep);
+  }
+
   async isAvailable(): Promise<boolean> {
     if (this.engineError) return false;
     let timer: NodeJS.Timeout | undefined;
