@@ -196,7 +196,8 @@ export class HostEngines {
     const socket = join(execRoot, "docker.sock");
     const logFile = join(execRoot, "dockerd.log");
     const out = openSync(logFile, "a");
-    // Distinct address ranges per host, so a container's address names one host.
+    // Distinct private ranges per host (172.21–172.31), so a container's address names one host.
+    if (index < 1 || index > 11) throw new Error(`engines run on hosts h1…h11 (172.${20 + index} is not a private range)`);
     const octet = 20 + index;
     const proc = spawn(
       "nsenter",
