@@ -7,7 +7,7 @@ import { join } from "node:path";
 import type { Clock } from "../lib/clock.js";
 import { newId } from "../lib/ids.js";
 import type { Logger } from "../lib/log.js";
-import type { AgentSession, Assignment, AssignmentChange, TaskStatsReport, TaskStatusUpdate } from "../dispatcher/protocol.js";
+import type { AgentSession, Assignment, AssignmentChange, NetworkAttachment, TaskStatsReport, TaskStatusUpdate } from "../dispatcher/protocol.js";
 import type { TrafficCounters } from "../model/objects.js";
 import { isTerminal } from "../model/task-state.js";
 import pLimit from "p-limit";
@@ -85,6 +85,7 @@ export class Agent {
   private stopTraffic: () => void = () => undefined;
   private unsubscribe: () => void = () => undefined;
   private unsubscribeVolumes: () => void = () => undefined;
+  private unsubscribeAttachable: () => void = () => undefined;
   /** Volume clean-ups run one after another. */
   private volumeCleanup: Promise<unknown> = Promise.resolve();
   private readonly knownTasks = new Map<string, Assignment>();
@@ -140,6 +141,7 @@ export class Agent {
     });
     this.unsubscribe = session.assignments((c) => this.onAssignments(c));
     this.unsubscribeVolumes = session.volumes?.((names) => this.onVolumes(names, offered)) ?? (() => undefined);
+    this.unsubscribeAttachable = session.attachableNetworks?.((nets) => this.onAttachable(nets, offered)) ?? (() => undefined);
     this.beat(heartbeatPeriodMs);
     this.rotateLogs();
     this.reportTraffic();
@@ -151,6 +153,11 @@ export class Agent {
     this.volumeCleanup = this.volumeCleanup
       .then(() => removeDeletedVolumes({ names, inUse: this.volumesInUse(), volumesDir: this.executorDeps.volumesDir, drivers, log: this.deps.log }))
       .catch((err: unknown) => this.deps.log.warn({ err }, "volume clean-up failed"));
+  }
+
+  /** The attachable networks changed: drivers that attach standalone containers keep theirs (docker). */
+  private onAttachable(networks: NetworkAttachment[], drivers: Driver[]): void {
+    for (const d of drivers) void d.setAttachableNetworks?.(networks).catch((err: unknown) => this.deps.log.warn({ err, driver: d.name }, "attachable networks not set up"));
   }
 
   /** Volumes the tasks of this node mount: assigned ones, and any not yet ended. */
@@ -199,6 +206,7 @@ export class Agent {
     this.stopTraffic();
     this.unsubscribe();
     this.unsubscribeVolumes();
+    this.unsubscribeAttachable();
     let alive = 0;
     for (const r of this.runners.values()) {
       if (!r.isDone) alive++;

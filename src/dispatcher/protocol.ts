@@ -128,5 +128,11 @@ export interface AgentSession {
    * own uses. Optional: a session without it removes nothing.
    */
   volumes?(onChange: (names: string[]) => void): () => void;
+  /**
+   * The attachable networks (`network create --attachable`): the whole set at once, then again at
+   * each change. A node with docker keeps each one's engine network, so standalone containers can
+   * join it. Optional, as `volumes`.
+   */
+  attachableNetworks?(onChange: (networks: NetworkAttachment[]) => void): () => void;
   close(): void;
 }

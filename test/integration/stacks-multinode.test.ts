@@ -187,6 +187,23 @@ describe("the seed's stack file on three hosts, constraints as written, real con
     await m.cliOk("network", "rm", "xnode");
   });
 
+  test("an attachable network: its engine network is on every node, and a standalone container on it finds its services by name", async () => {
+    await m.cliOk("network", "create", "--attachable", "shared");
+    await m.cliOk("service", "create", "--name", "solo", "--network", "shared", "-p", "80", "--constraint", "node.hostname==h3", "--image", "baton-test/web:latest");
+    // h2 runs no task on it, yet has its engine network.
+    await waitFor(() => engines.cli(h2, ["network", "inspect", "baton-shared"]).code === 0, 10_000, "baton-shared on h2");
+    const dns = readFileSync(join(workers.find((w) => w.host === h2)!.dataDir, "container-dns"), "utf8").trim();
+    const run = (script: string) => engines.cli(h2, ["run", "--rm", "--network", "baton-shared", "--dns", dns, "baton-test/busybox:latest", "sh", "-c", script]);
+    const page = await waitFor(() => {
+      const r = run("nslookup solo && printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc solo 80");
+      return r.code === 0 && r.stdout.includes("hello from busybox") && r.stdout;
+    }, 20_000, () => `a standalone container on h2 reaching solo: ${JSON.stringify(run("nslookup solo"))}`);
+    assert.match(page, /Address:?\s+(1: )?198\.18\.\d+\.\d+/);
+    await m.cliOk("service", "rm", "solo");
+    await m.cliOk("network", "rm", "shared");
+    await waitFor(() => engines.cli(h2, ["network", "inspect", "baton-shared"]).code !== 0, 10_000, "baton-shared removed from h2 with the network");
+  });
+
   test("stack rm leaves nothing of the stack: services, containers, networks (engine ones too); the external secret and the volume stay, as in docker", async () => {
     const out = await m.cliOk("stack", "rm", "myapp");
     assert.match(out, /Removing service myapp_web\n/);

@@ -1,3 +1,4 @@
+import type { NetworkAttachment } from "../../dispatcher/protocol.js";
 import type { HealthConfig, NodeLimitSupport, Resources, TaskMount } from "../../model/objects.js";
 
 /**
@@ -132,6 +133,8 @@ export interface Driver {
    * engine volumes labelled as Baton's; one still mounted is left). Answers the names removed.
    */
   pruneVolumes?(keep: ReadonlySet<string>): Promise<string[]>;
+  /** The cluster's attachable networks (docker: each one's engine network is kept on this node while it exists). */
+  setAttachableNetworks?(networks: readonly NetworkAttachment[]): Promise<void>;
   /**
    * Gets what a start needs before it (docker: the image, pulled when missing). A StartError
    * rejects the task. Called in `preparing`; `start` does not repeat it.

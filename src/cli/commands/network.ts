@@ -5,7 +5,6 @@ import { shortId } from "../../lib/ids.js";
 import { withClient } from "../context.js";
 import { printList } from "../output/table.js";
 import { collect, parseLabels } from "../parse.js";
-import { ATTACHABLE_NOTE } from "../../manifests/compose/translate.js";
 
 /** `baton network create|ls|inspect|rm`, as docker's (docs/networks.md). */
 export function registerNetworkCommands(network: Command): void {
@@ -15,12 +14,11 @@ export function registerNetworkCommands(network: Command): void {
     .argument("<name>")
     .addOption(new Option("-d, --driver <driver>", "overlay (default: spans the nodes through the mesh) or bridge").choices(["overlay", "bridge"]))
     .option("--internal", "services only on internal networks cannot publish ports; containers get no outbound NAT")
-    .option("--attachable", "recorded for compatibility with docker's flag; standalone containers cannot join (a warning says so)")
+    .option("--attachable", "standalone containers may join: its engine network baton-NAME is kept on every node with docker")
     .option("-l, --label <key=value>", "label (repeatable)", collect)
     .action(async (name: string, opts: { driver?: string; internal?: boolean; attachable?: boolean; label?: string[] }, cmd: Command) =>
       withClient(cmd, async (c) => {
         const n = await c.call<Network>("POST", "/v1/networks", { name, ...(opts.driver ? { driver: opts.driver } : {}), ...(opts.internal ? { internal: true } : {}), ...(opts.attachable ? { attachable: true } : {}), ...(opts.label ? { labels: parseLabels(opts.label) } : {}) });
-        if (opts.attachable) process.stderr.write(`warning: --attachable is ${ATTACHABLE_NOTE}\n`);
         process.stdout.write(n.id + "\n");
       }),
     );

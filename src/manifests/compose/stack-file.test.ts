@@ -31,9 +31,9 @@ function problemsOf(fn: () => unknown): string[] {
 }
 
 describe("the seed's docker-stack.yml", () => {
-  test("attachable: true is kept on the network and said to do nothing (only Baton's tasks join Baton networks)", () => {
+  test("attachable is carried to the network's body", () => {
     const spec = readStack([stackFile("services:\n  web: {image: nginx}\nnetworks:\n  front: {attachable: true}\n  back: {attachable: false}\n")], "s", {});
-    assert.deepEqual(spec.warnings, ["networks.front.attachable: recorded, not used: only Baton's tasks join Baton networks (a standalone `docker run --network` container cannot); run it as a service instead"]);
+    assert.deepEqual(spec.warnings, []);
     assert.deepEqual(spec.objects.filter((o) => o.kind === "network").map((o) => [o.name, o.body?.attachable]), [["s_front", true], ["s_back", false]]);
   });
 

@@ -11,12 +11,6 @@ import type { Path } from "./lines.js";
 import type { ComposeFile, ComposeService } from "./schema.js";
 import { joinWords, splitWords } from "./words.js";
 
-/**
- * What `attachable` means here (docs/networks.md): in Swarm it lets standalone containers
- * (`docker run --network NAME`) join an overlay network. Baton networks carry Baton's tasks only:
- * the flag is kept on the network, and said to do nothing rather than accepted silently.
- */
-export const ATTACHABLE_NOTE = "recorded, not used: only Baton's tasks join Baton networks (a standalone `docker run --network` container cannot); run it as a service instead";
 /** The label docker puts on everything a stack creates; `stack ls/rm` find objects by it. */
 export const NAMESPACE_LABEL = "com.docker.stack.namespace";
 
@@ -172,7 +166,6 @@ export function translateStack(file: ComposeFile, ctx: TranslateContext): { spec
       const labels = { ...labelsOf(def.labels), ...nsLabel };
       let body: Record<string, unknown> = { name, labels };
       if (kind === "network") body = { ...body, driver: def.driver ?? "overlay", ...(def.internal !== undefined ? { internal: def.internal } : {}), ...(def.attachable !== undefined ? { attachable: def.attachable } : {}) };
-      if (kind === "network" && def.attachable === true) warnings.push(`networks.${key}.attachable: ${ATTACHABLE_NOTE}`);
       if (kind === "volume") body = { ...body, driver: def.driver ?? "local" };
       if (kind === "secret" || kind === "config") {
         const data = objectData(kind, def, path);

@@ -1,6 +1,7 @@
 import { createWriteStream, statSync } from "node:fs";
 import { PassThrough } from "node:stream";
 import Docker from "dockerode";
+import type { NetworkAttachment } from "../../../dispatcher/protocol.js";
 import type { Clock } from "../../../lib/clock.js";
 import type { Logger } from "../../../lib/log.js";
 import type { HealthConfig } from "../../../model/objects.js";
@@ -97,6 +98,10 @@ export class DockerDriver implements Driver {
   networksOfAddress(address: string): string[] | undefined {
     const id = this.attachments.networkAt(address);
     return id ? [id] : undefined;
+  }
+
+  setAttachableNetworks(networks: readonly NetworkAttachment[]): Promise<void> {
+    return this.attachments.exclusive(() => this.attachments.setAttachable(networks));
   }
 
   pruneVolumes(keep: ReadonlySet<string>): Promise<string[]> {
