@@ -1,4 +1,5 @@
 import { AnonymousVolumes } from "./anonymous-volumes.js";
+import { removeDeletedVolumes } from "./volume-cleanup.js";
 import { TaskFiles } from "./task-files.js";
 import { existsSync, mkdirSync, readFileSync, writeFileSync, readdirSync } from "node:fs";
 import { cpus, hostname, totalmem, platform, arch } from "node:os";
@@ -6,7 +7,7 @@ import { join } from "node:path";
 import type { Clock } from "../lib/clock.js";
 import { newId } from "../lib/ids.js";
 import type { Logger } from "../lib/log.js";
-import type { AgentSession, Assignment, AssignmentChange, TaskStatsReport, TaskStatusUpdate } from "../dispatcher/protocol.js";
+import type { AgentSession, Assignment, AssignmentChange, NetworkAttachment, TaskStatsReport, TaskStatusUpdate } from "../dispatcher/protocol.js";
 import type { TrafficCounters } from "../model/objects.js";
 import { isTerminal } from "../model/task-state.js";
 import pLimit from "p-limit";
@@ -83,6 +84,10 @@ export class Agent {
   private stopRotate: () => void = () => undefined;
   private stopTraffic: () => void = () => undefined;
   private unsubscribe: () => void = () => undefined;
+  private unsubscribeVolumes: () => void = () => undefined;
+  private unsubscribeAttachable: () => void = () => undefined;
+  /** Volume clean-ups run one after another. */
+  private volumeCleanup: Promise<unknown> = Promise.resolve();
   private readonly knownTasks = new Map<string, Assignment>();
   private readonly startLimit = pLimit(START_CONCURRENCY);
   private readonly containerStartLimit = pLimit(CONTAINER_START_CONCURRENCY);
@@ -135,10 +140,32 @@ export class Agent {
       ...(this.deps.address ? { address: this.deps.address } : {}),
     });
     this.unsubscribe = session.assignments((c) => this.onAssignments(c));
+    this.unsubscribeVolumes = session.volumes?.((names) => this.onVolumes(names, offered)) ?? (() => undefined);
+    this.unsubscribeAttachable = session.attachableNetworks?.((nets) => this.onAttachable(nets, offered)) ?? (() => undefined);
     this.beat(heartbeatPeriodMs);
     this.rotateLogs();
     this.reportTraffic();
     log.info({ nodeId: this.nodeId, adopted: this.runners.size }, "agent started");
+  }
+
+  /** The cluster's volume names changed: this node's data of the removed ones goes (volume-cleanup.ts). */
+  private onVolumes(names: string[], drivers: Driver[]): void {
+    this.volumeCleanup = this.volumeCleanup
+      .then(() => removeDeletedVolumes({ names, inUse: this.volumesInUse(), volumesDir: this.executorDeps.volumesDir, drivers, log: this.deps.log }))
+      .catch((err: unknown) => this.deps.log.warn({ err }, "volume clean-up failed"));
+  }
+
+  /** The attachable networks changed: drivers that attach standalone containers keep theirs (docker). */
+  private onAttachable(networks: NetworkAttachment[], drivers: Driver[]): void {
+    for (const d of drivers) void d.setAttachableNetworks?.(networks).catch((err: unknown) => this.deps.log.warn({ err, driver: d.name }, "attachable networks not set up"));
+  }
+
+  /** Volumes the tasks of this node mount: assigned ones, and any not yet ended. */
+  private volumesInUse(): Set<string> {
+    const out = new Set<string>();
+    for (const a of this.knownTasks.values()) for (const m of a.spec.mounts ?? []) if (m.type === "volume" && m.source) out.add(m.source);
+    for (const r of this.runners.values()) if (!r.isDone) for (const v of r.volumes) out.add(v);
+    return out;
   }
 
   /** The drivers that answer now (docker: its engine answers a ping); the node advertises these. */
@@ -178,6 +205,8 @@ export class Agent {
     this.stopRotate();
     this.stopTraffic();
     this.unsubscribe();
+    this.unsubscribeVolumes();
+    this.unsubscribeAttachable();
     let alive = 0;
     for (const r of this.runners.values()) {
       if (!r.isDone) alive++;

@@ -185,6 +185,11 @@ export class TaskRunner {
     return this.phase.name === "ended";
   }
 
+  /** The named volumes the task mounts: kept on this node while it has not ended. */
+  get volumes(): string[] {
+    return (this.assignment.spec.mounts ?? []).flatMap((m) => (m.type === "volume" && m.source ? [m.source] : []));
+  }
+
   /** The networks of a live task at `address` (a container's address on its networks); undefined otherwise. */
   networksAt(address: string): readonly string[] | undefined {
     const p = this.phase;

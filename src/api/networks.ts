@@ -69,7 +69,7 @@ export const networksRoutes: FastifyPluginAsync<{ deps: ApiDeps }> = async (app,
     }),
   );
 
-  app.delete<{ Params: { ref: string } }>("/volumes/:ref", { schema: { tags: ["volumes"], summary: "Remove a volume (refused while a service uses it; the data on nodes is kept)", params: Ref, response: errors } }, async (req) => {
+  app.delete<{ Params: { ref: string } }>("/volumes/:ref", { schema: { tags: ["volumes"], summary: "Remove a volume (refused while a service uses it); each node then removes its data of it", params: Ref, response: errors } }, async (req) => {
     const removed = await store.update((tx) => {
       const v = findNamed(tx, "volumes", req.params.ref);
       refuseWhileUsed("volume", v.name, servicesUsing(tx, { volume: v }));

@@ -1,5 +1,6 @@
 import { createSocket } from "node:dgram";
 import { createServer } from "node:net";
+import { MESH_REUSE_PORT } from "../mesh/bind.js";
 import type { FieldProblem } from "../lib/errors.js";
 import type { PublishedPort, Service } from "../model/objects.js";
 import type { ReadTx } from "../store/store.js";
@@ -46,13 +47,14 @@ export function publishedByBaton(tx: ReadTx): Set<string> {
 function tryBind(port: number, kind: string): Promise<string | undefined> {
   return new Promise((resolve) => {
     if (kind === "udp") {
-      const sock = createSocket("udp4");
+      const sock = createSocket({ type: "udp4", reusePort: MESH_REUSE_PORT });
       sock.once("error", (e: NodeJS.ErrnoException) => resolve(e.code));
       sock.bind({ port, address: "0.0.0.0", exclusive: true }, () => sock.close(() => resolve(undefined)));
       return;
     }
     const srv = createServer();
     srv.once("error", (e: NodeJS.ErrnoException) => resolve(e.code));
-    srv.listen({ port, host: "0.0.0.0", exclusive: true }, () => srv.close(() => resolve(undefined)));
+    // As the mesh binds (SO_REUSEPORT): a service address of the same port is not a holder.
+    srv.listen({ port, host: "0.0.0.0", exclusive: true, reusePort: MESH_REUSE_PORT }, () => srv.close(() => resolve(undefined)));
   });
 }

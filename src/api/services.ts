@@ -22,29 +22,35 @@ const referenceLookup = (tx: ReadTx): ReferenceLookup => (kind, name) => tx.byNa
 import { attachNetworks, createMissingVolumes } from "./attachments.js";
 import { rebalanceService } from "./rebalance.js";
 import { serviceStatus } from "../model/service-status.js";
+import { previewCreate } from "./service-dry-run.js";
 
+const DryRunQuery = Type.Object({ dryRun: Type.Optional(Type.String({ enum: ["0", "1", "true", "false"] })) }, { additionalProperties: false });
 const Ref = Type.Object({ ref: Type.String({ description: "id, name or unique id prefix" }) });
 const errors = { 400: ErrorBody, 404: ErrorBody, 409: ErrorBody };
 
 export const servicesRoutes: FastifyPluginAsync<{ deps: ApiDeps }> = async (app, { deps }) => {
   const { store } = deps;
-  const withStatus = (s: Service): Service & { status: ReturnType<typeof serviceStatus>; endpoints: ServiceEndpoints } =>
+  const withStatus = (s: Service): Service & { status: ReturnType<typeof serviceStatus>; endpoints: ServiceEndpoints; networks: { id: string; name: string | null }[] } =>
     store.view((tx) => ({
       ...s,
       // Services stored before the input form was kept get theirs derived, so `service update` works on them.
       specInput: s.specInput ?? specToInput(s.spec),
       status: serviceStatus(s, tx.tasksOfService(s.id), tx.list("nodes")),
       endpoints: serviceEndpoints(tx, s),
+      // The spec keeps network ids (a network made again under the same name is another one, as
+      // in docker's Spec.TaskTemplate.Networks[].Target); this says which networks they are.
+      networks: (s.spec.task.networks ?? []).map((id) => ({ id, name: tx.get("networks", id)?.name ?? null })),
     }));
 
   app.get("/services", { schema: { tags: ["services"], summary: "List services with their replica status" } }, () =>
     store.view((tx) => tx.list("services")).sort((a, b) => a.spec.name.localeCompare(b.spec.name)).map(withStatus),
   );
 
-  app.post<{ Body: ServiceSpecInput }>(
+  app.post<{ Body: ServiceSpecInput; Querystring: { dryRun?: string } }>(
     "/services",
-    { schema: { tags: ["services"], summary: "Create a service", body: ServiceSpecInput, response: errors } },
+    { schema: { tags: ["services"], summary: "Create a service; with ?dryRun=true every check of a create, every problem at once, and nothing written", body: ServiceSpecInput, querystring: DryRunQuery, response: errors } },
     async (req, reply) => {
+      if (req.query.dryRun === "true" || req.query.dryRun === "1") return previewCreate(store, req.body, referenceLookup);
       const resolved = resolveServiceSpec(req.body, store.view(referenceLookup));
       // Network names become ids now (the check is repeated in the write: a network may go meanwhile).
       const spec = store.view((tx) => attachNetworks(tx, resolved));

@@ -119,3 +119,48 @@ test("a node's assignments carry the secrets of its own running tasks only, and 
   assert.equal(last.files, undefined, "a task being stopped gets no files");
   d.stop();
 });
+
+test("a session's volume names: the whole set at once, then again when a volume is created or removed (not on other changes)", async () => {
+  const { Dispatcher } = await import("./dispatcher.js");
+  const { FakeClock, settle } = await import("../../test/harness/fake-clock.js");
+  const { silentLogger } = await import("../lib/log.js");
+  const clock = new FakeClock();
+  const store = createMemoryStore({ clock });
+  await store.update((tx) => tx.create("volumes", { id: "v1", name: "data", driver: "local", labels: {} }));
+  const d = new Dispatcher({ store, clock, log: silentLogger() });
+  d.start();
+  const seen: string[][] = [];
+  const off = d.localSession().volumes!((names) => seen.push(names));
+  assert.deepEqual(seen, [["data"]]);
+  await store.update((tx) => tx.create("volumes", { id: "v2", name: "cache", driver: "local", labels: {} }));
+  await store.update((tx) => tx.create("services", aService()));
+  await store.update((tx) => tx.delete("volumes", "v1"));
+  await settle();
+  assert.deepEqual(seen, [["data"], ["cache", "data"], ["cache"]]);
+  off();
+  await store.update((tx) => tx.delete("volumes", "v2"));
+  await settle();
+  assert.equal(seen.length, 3, "nothing after unsubscribing");
+  d.stop();
+});
+
+test("a session's attachable networks: the whole set at once, then again when networks change", async () => {
+  const { Dispatcher } = await import("./dispatcher.js");
+  const { FakeClock, settle } = await import("../../test/harness/fake-clock.js");
+  const { silentLogger } = await import("../lib/log.js");
+  const clock = new FakeClock();
+  const store = createMemoryStore({ clock });
+  const net = (id: string, name: string, attachable: boolean) => ({ id, name, driver: "overlay" as const, internal: false, attachable, labels: {} });
+  await store.update((tx) => tx.create("networks", net("n1", "shared", true)));
+  const d = new Dispatcher({ store, clock, log: silentLogger() });
+  d.start();
+  const seen: string[][] = [];
+  d.localSession().attachableNetworks!((nets) => seen.push(nets.map((n) => `${n.id} ${n.name} internal=${n.internal}`)));
+  await store.update((tx) => tx.create("networks", net("n2", "private", false)));
+  await store.update((tx) => tx.create("networks", net("n3", "alpha", true)));
+  await store.update((tx) => tx.delete("networks", "n1"));
+  await settle();
+  // Not again when a network that is not attachable comes: the set did not change.
+  assert.deepEqual(seen, [["n1 shared internal=false"], ["n3 alpha internal=false", "n1 shared internal=false"], ["n3 alpha internal=false"]]);
+  d.stop();
+});

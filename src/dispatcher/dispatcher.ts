@@ -101,6 +101,10 @@ export class Dispatcher {
   readonly heartbeatPeriodMs: number;
   readonly heartbeatGraceMs: number;
   private readonly endpoints: EndpointsFeed;
+  private readonly volumeStreams = new Set<(names: string[]) => void>();
+  private readonly attachableStreams = new Set<(networks: NetworkAttachment[]) => void>();
+  /** The set last sent on a change (only onEvents sets it: every stream has seen it). */
+  private lastAttachable: string | undefined;
   private pendingStatus: { updates: TaskStatusUpdate[]; nodeId: string | undefined; resolve: () => void; reject: (err: unknown) => void }[] = [];
   private flushScheduled = false;
 
@@ -112,6 +116,8 @@ export class Dispatcher {
 
   /** Sessions: what every manager serves (registrations, status, assignment and endpoint streams). */
   start(): void {
+    // The set as of the revision the watch starts after: later events are compared with it.
+    this.lastAttachable = JSON.stringify(this.attachable());
     this.watch = this.deps.store.watch(this.deps.store.revision(), (events) => this.onEvents(events));
   }
 
@@ -178,6 +184,16 @@ export class Dispatcher {
         unsubs.push(off);
         return off;
       },
+      volumes: (onChange) => {
+        const off = this.subscribeVolumes(onChange);
+        unsubs.push(off);
+        return off;
+      },
+      attachableNetworks: (onChange) => {
+        const off = this.subscribeAttachable(onChange);
+        unsubs.push(off);
+        return off;
+      },
       close: () => {
         for (const u of unsubs) u();
       },
@@ -215,6 +231,31 @@ export class Dispatcher {
   /** Every service's endpoints (the mesh's input): the full set first, then changes. */
   subscribeEndpoints(onChange: (c: EndpointsChange) => void): () => void {
     return this.endpoints.subscribe(onChange);
+  }
+
+  /** Every volume name: the whole set now, then after each batch of changes that creates or deletes one. */
+  subscribeVolumes(onChange: (names: string[]) => void): () => void {
+    this.volumeStreams.add(onChange);
+    onChange(this.volumeNames());
+    return () => void this.volumeStreams.delete(onChange);
+  }
+
+  /** The attachable networks: the whole set now, then after each batch of network changes. */
+  subscribeAttachable(onChange: (networks: NetworkAttachment[]) => void): () => void {
+    this.attachableStreams.add(onChange);
+    onChange(this.attachable());
+    return () => void this.attachableStreams.delete(onChange);
+  }
+
+  private attachable(): NetworkAttachment[] {
+    return this.deps.store
+      .view((tx) => tx.list("networks").filter((n) => n.attachable))
+      .map((n) => ({ id: n.id, name: n.name, internal: n.internal }))
+      .sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  private volumeNames(): string[] {
+    return this.deps.store.view((tx) => tx.list("volumes").map((v) => v.name)).sort();
   }
 
   /** The node said it leaves: it is down at once (no grace to wait out) and its tasks are replaced. */
@@ -278,6 +319,17 @@ export class Dispatcher {
 
   private onEvents(events: StoreEvent[]): void {
     this.endpoints.onEvents(events);
+    if (this.volumeStreams.size && events.some((e) => e.kind === "volumes" && e.op !== "update")) {
+      const names = this.volumeNames();
+      for (const s of this.volumeStreams) s(names);
+    }
+    if (this.attachableStreams.size && events.some((e) => e.kind === "networks")) {
+      const nets = this.attachable();
+      // Sent when the set itself changed, not at every network change.
+      const key = JSON.stringify(nets);
+      if (key !== this.lastAttachable) for (const s of this.attachableStreams) s(nets);
+      this.lastAttachable = key;
+    }
     if (this.streams.size === 0) return;
     const perNode = new Map<string, { upserts: Assignment[]; removes: string[] }>();
     const bucket = (nodeId: string): { upserts: Assignment[]; removes: string[] } => {

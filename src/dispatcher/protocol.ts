@@ -122,5 +122,17 @@ export interface AgentSession {
   reportStatus(updates: TaskStatusUpdate[]): Promise<void>;
   /** Every service's endpoints (the mesh's input): the full set first, then changes. Returns unsubscribe. */
   endpoints(onChange: (change: EndpointsChange) => void): () => void;
+  /**
+   * The names of every volume of the cluster: the whole set at once, then again at each change.
+   * A node removes its data of a volume that left the set (`baton volume rm`) and no task of its
+   * own uses. Optional: a session without it removes nothing.
+   */
+  volumes?(onChange: (names: string[]) => void): () => void;
+  /**
+   * The attachable networks (`network create --attachable`): the whole set at once, then again at
+   * each change. A node with docker keeps each one's engine network, so standalone containers can
+   * join it. Optional, as `volumes`.
+   */
+  attachableNetworks?(onChange: (networks: NetworkAttachment[]) => void): () => void;
   close(): void;
 }

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { BatonError, validationError } from "../lib/errors.js";
+import { BatonError, validationError, type FieldProblem } from "../lib/errors.js";
 import type { Service } from "../model/objects.js";
 import { resolveServiceSpec } from "../input/resolve.js";
 import type { ServiceSpecInput } from "../input/schemas.js";
@@ -71,6 +71,25 @@ class FakeApi implements StackApi {
     this.services.set(s.spec.name, s);
     return s;
   }
+  /** As the API's create dry run: the body resolved (references included), the name and published ports checked against the services. */
+  async previewCreate(input: ServiceSpecInput) {
+    const problems: FieldProblem[] = [];
+    try {
+      this.resolve(input);
+    } catch (err) {
+      problems.push(...(err as BatonError).fields);
+    }
+    (input.networks ?? []).forEach((n, i) => {
+      if (!this.objects.get("network")!.has(n)) problems.push({ path: ["networks", i], problem: `network "${n}" not found (baton network create ${n})` });
+    });
+    const taken = new Map([...this.services.values()].flatMap((s) => s.spec.endpoint.ports.map((p) => [p.published, s.spec.name] as const)));
+    (input.publish ?? []).forEach((p, i) => {
+      const other = typeof p === "object" ? taken.get(p.published) : undefined;
+      if (other) problems.push({ path: ["publish", i, "published"], problem: `${(p as { published: number }).published} is already published by service "${other}"` });
+    });
+    if (problems.length) throw validationError(problems);
+    return { dryRun: true };
+  }
   async previewUpdate(svc: Service, input: ServiceSpecInput) {
     if (this.previewRefusal) throw this.previewRefusal;
     return previewUpdate(svc, this.resolve(input), [], 0);
@@ -126,7 +145,11 @@ async function deploy(api: FakeApi, text: string, prune = false) {
 test("a missing external secret stops the deploy before any write, naming its path and line", async () => {
   const api = new FakeApi();
   const { steps, problems } = await planStackDeploy(api, stack(FILE(2)), { prune: false });
-  assert.deepEqual(problems.map((p) => [p.path.join("."), p.problem]), [["secrets.token.external", 'external secret "token" does not exist: create it first (baton secret create token …) (line 14)']]);
+  // Where it is declared, and where a new service uses it (the API's create dry run says so).
+  assert.deepEqual(problems.map((p) => [p.path.join("."), p.problem]), [
+    ["secrets.token.external", 'external secret "token" does not exist: create it first (baton secret create token …) (line 14)'],
+    ["services.web.secrets.0.source", 'secret "token" not found (line 7)'],
+  ]);
   assert.ok(steps.length > 0);
   assert.deepEqual(api.writes, []);
 });
@@ -271,5 +294,26 @@ test("an update refused for a port and referring to a config the deploy creates:
   api.previewRefusal = validationError([{ path: ["spec", "configs", 0, "source"], problem: 'config "conf_v2" not found' }, { path: ["spec", "publish", 0, "published"], problem: "8080 is in use on this host" }]);
   const { problems } = await planStackDeploy(api, stack(withConf("conf_v2")), { prune: false });
   assert.deepEqual(problems.map((p) => p.path.join(".")), ["services.db.ports.0.published"]);
+  assert.deepEqual(api.writes, []);
+});
+
+test("a new service publishing a port a service outside the stack holds: refused at its path and line before any write; references to objects the deploy creates are not problems", async () => {
+  const api = new FakeApi();
+  api.objects.get("secret")!.set("token", { id: "s1", name: "token", labels: {} });
+  await api.createService({ name: "outside", command: ["x"], publish: [{ published: 8080, target: 80 }] });
+  api.writes = [];
+  // web is on the network this deploy creates (front) and needs the external secret; db publishes 8080.
+  const text = FILE(2).replace("    command: node db.js\n", "    command: node db.js\n    ports: [\"8080:80\"]\n");
+  const { problems } = await planStackDeploy(api, stack(text), { prune: false });
+  assert.deepEqual(problems.map((p) => `${p.path.join(".")}: ${p.problem}`), ['services.db.ports.0.published: 8080 is already published by service "outside" (line 11)']);
+  assert.deepEqual(api.writes, []);
+});
+
+test("two services of the file publishing the same port: refused before any write", async () => {
+  const api = new FakeApi();
+  api.objects.get("secret")!.set("token", { id: "s1", name: "token", labels: {} });
+  const text = FILE(2).replace("    secrets: [token]\n", "    secrets: [token]\n    ports: [\"8080:80\"]\n").replace("    command: node db.js\n", "    command: node db.js\n    ports: [{target: 81, published: 8080}]\n");
+  const { problems } = await planStackDeploy(api, stack(text), { prune: false });
+  assert.deepEqual(problems.map((p) => `${p.path.join(".")}: ${p.problem}`), ["services.db.ports.0.published: 8080/tcp is also published by service web of this file (line 12)"]);
   assert.deepEqual(api.writes, []);
 });

@@ -24,6 +24,8 @@ export interface StackApi {
   sameSecretData(name: string, data: string): Promise<boolean>;
   removeObject(kind: StackObjectKind, name: string): Promise<void>;
   createService(input: StackServiceInput): Promise<Service>;
+  /** The API's dry run of a create: every check a create makes, every problem at once; nothing written. */
+  previewCreate(input: StackServiceInput): Promise<unknown>;
   /** The API's dry run of an update: validates the whole body, answers the field diff. */
   previewUpdate(svc: Service, input: StackServiceInput): Promise<UpdatePreview>;
   updateService(svc: Service, input: StackServiceInput): Promise<Service>;
@@ -93,6 +95,13 @@ export async function planStackDeploy(api: StackApi, spec: StackSpec, opts: { pr
   for (const s of spec.services) {
     const current = byName.get(s.input.name);
     if (!current) {
+      // Checked by the API as a create would be (a port held outside the stack, a bad
+      // constraint…), so a deploy never stops half-applied on a new service.
+      try {
+        await api.previewCreate(s.input);
+      } catch (err) {
+        problems.push(...refusals(err, steps, s.input).map((f) => located(spec, s.key, f)));
+      }
       steps.push({ kind: "service", action: "create", name: s.input.name, input: s.input });
       continue;
     }
@@ -109,21 +118,18 @@ export async function planStackDeploy(api: StackApi, spec: StackSpec, opts: { pr
       const changed = preview.changes.length > 0 || preview.replicas !== undefined || preview.specVersion.to !== preview.specVersion.from;
       steps.push(changed ? { kind: "service", action: "update", name: s.input.name, input: s.input, service: current, preview } : { kind: "service", action: "unchanged", name: s.input.name, service: current });
     } catch (err) {
-      if (!(err instanceof BatonError) || err.code !== "VALIDATION_FAILED") throw err;
-      const awaits = err.fields.map((f) => createdHere(steps, s.input, f.path[0] === "spec" ? f.path.slice(1) : f.path));
-      if (awaits.every((a) => a !== undefined)) {
+      const left = refusals(err, steps, s.input);
+      if (!left.length) {
         // Only references to objects this deploy creates first: the update itself is checked when applied.
+        const fields = (err as BatonError).fields.map((f) => (f.path[0] === "spec" ? f.path.slice(1) : f.path));
+        const awaits = fields.map((p) => createdHere(steps, s.input, p)!);
         steps.push({ kind: "service", action: "update", name: s.input.name, input: s.input, service: current, changes: inputChanges(current.specInput, s.input), awaits: [...new Set(awaits)] });
         continue;
       }
-      // Other problems stop the deploy; a reference to an object created first is not one of them.
-      for (const [i, f] of err.fields.entries()) {
-        if (awaits[i] !== undefined) continue;
-        const path = composePathOf(s.key, f.path[0] === "spec" ? f.path.slice(1) : f.path);
-        problems.push({ path, problem: `${f.problem}${spec.locate(path)}` });
-      }
+      problems.push(...left.map((f) => located(spec, s.key, f)));
     }
   }
+  problems.push(...portsPublishedTwice(spec, steps));
   if (opts.prune) {
     const wanted = new Set(spec.services.map((s) => s.input.name));
     for (const s of services) if (stackOf(s.spec.labels) === ns && !wanted.has(s.spec.name)) steps.push({ kind: "service", action: "remove", name: s.spec.name, service: s });
@@ -132,11 +138,65 @@ export async function planStackDeploy(api: StackApi, spec: StackSpec, opts: { pr
 }
 
 /**
+ * The problems of an API refusal (a dry run's) that stop the deploy, paths relative to the
+ * service body: a reference to a secret, config or network an earlier step creates is not one.
+ */
+function refusals(err: unknown, steps: PlanStep[], input: StackServiceInput): FieldProblem[] {
+  if (!(err instanceof BatonError) || err.code !== "VALIDATION_FAILED") throw err;
+  return err.fields.map((f) => ({ ...f, path: f.path[0] === "spec" ? f.path.slice(1) : f.path })).filter((f) => createdHere(steps, input, f.path) === undefined);
+}
+
+/** A problem of service `key`'s body at its path in the stack file, with its line. */
+function located(spec: StackSpec, key: string, f: FieldProblem): FieldProblem {
+  const path = composePathOf(key, f.path);
+  return { path, problem: `${f.problem}${spec.locate(path)}` };
+}
+
+/**
+ * Two services of the file that would publish the same port (each alone passes the API's dry
+ * run; the second write would fail). A service kept unchanged keeps its port.
+ */
+function portsPublishedTwice(spec: StackSpec, steps: PlanStep[]): FieldProblem[] {
+  const applied = new Set(steps.filter((st) => st.kind === "service" && st.action !== "remove").map((st) => st.name));
+  const first = new Map<string, string>();
+  const problems: FieldProblem[] = [];
+  for (const s of spec.services) {
+    if (!applied.has(s.input.name)) continue;
+    (s.input.publish ?? []).forEach((p, i) => {
+      const key = publishedKey(p);
+      if (!key) return;
+      const other = first.get(key);
+      if (other === undefined) return void first.set(key, s.key);
+      const path = composePathOf(s.key, ["publish", i, "published"]);
+      problems.push({ path, problem: `${key} is also published by service ${other} of this file${spec.locate(path)}` });
+    });
+  }
+  return problems;
+}
+
+/** "8080/tcp" for a published port of a service body (short "8080:80[/udp]" or long form); undefined when only a target. */
+function publishedKey(p: unknown): string | undefined {
+  if (typeof p === "string") {
+    const m = /^(?:[^:]*:)?(\d+):\d+(?:\/(tcp|udp|http))?$/.exec(p);
+    return m ? `${m[1]}/${m[2] === "udp" ? "udp" : "tcp"}` : undefined;
+  }
+  if (p && typeof p === "object" && "published" in p && (p as { published?: unknown }).published !== undefined) {
+    const q = p as { published: unknown; protocol?: string };
+    return `${String(q.published)}/${q.protocol === "udp" ? "udp" : "tcp"}`;
+  }
+  return undefined;
+}
+
+/**
  * "config NAME" when a refused field is the source of a secret or config reference that an
  * earlier step of the plan creates (the API's dry run cannot see it yet); else undefined.
  */
 function createdHere(steps: PlanStep[], input: StackServiceInput, path: (string | number)[]): string | undefined {
   const [field, index, leaf] = path;
+  if (field === "networks" && typeof index === "number" && path.length === 2) {
+    const name = input.networks?.[index];
+    return steps.some((st) => st.kind === "network" && st.action === "create" && st.name === name) ? `network ${name}` : undefined;
+  }
   if ((field !== "secrets" && field !== "configs") || typeof index !== "number" || leaf !== "source" || path.length !== 3) return undefined;
   const name = input[field]?.[index]?.source;
   const kind = field === "secrets" ? "secret" : "config";

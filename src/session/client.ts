@@ -2,7 +2,7 @@ import { WebSocket } from "ws";
 import type { Clock } from "../lib/clock.js";
 import { BatonError } from "../lib/errors.js";
 import type { Logger } from "../lib/log.js";
-import type { AgentSession, AssignmentChange, EndpointsChange, NodeDescription, TaskStatsReport, TaskStatusUpdate } from "../dispatcher/protocol.js";
+import type { AgentSession, AssignmentChange, EndpointsChange, NetworkAttachment, NodeDescription, TaskStatsReport, TaskStatusUpdate } from "../dispatcher/protocol.js";
 import type { NodeCredentials } from "../ca/node-cert.js";
 import { clientTlsOptions } from "../ca/tls.js";
 import { RevocationList } from "../ca/revocation.js";
@@ -56,6 +56,8 @@ export class RemoteSession implements AgentSession {
   private managerIndex = 0;
   private onAssignments: ((c: AssignmentChange) => void) | undefined;
   private onEndpoints: ((c: EndpointsChange) => void) | undefined;
+  private onVolumes: ((names: string[]) => void) | undefined;
+  private onAttachable: ((networks: NetworkAttachment[]) => void) | undefined;
   private readonly pending = new Map<number, PendingStatus>();
   private nextId = 1;
   private registered: { resolve: (v: { heartbeatPeriodMs: number }) => void; reject: (e: unknown) => void } | undefined;
@@ -115,6 +117,18 @@ export class RemoteSession implements AgentSession {
     this.onAssignments = onChange;
     if (this.sessionId) this.send({ type: "subscribe", stream: "assignments" });
     return () => (this.onAssignments = undefined);
+  }
+
+  attachableNetworks(onChange: (networks: NetworkAttachment[]) => void): () => void {
+    this.onAttachable = onChange;
+    if (this.sessionId) this.send({ type: "subscribe", stream: "attachable" });
+    return () => (this.onAttachable = undefined);
+  }
+
+  volumes(onChange: (names: string[]) => void): () => void {
+    this.onVolumes = onChange;
+    if (this.sessionId) this.send({ type: "subscribe", stream: "volumes" });
+    return () => (this.onVolumes = undefined);
   }
 
   endpoints(onChange: (change: EndpointsChange) => void): () => void {
@@ -200,6 +214,8 @@ export class RemoteSession implements AgentSession {
         this.wasConnected = true;
         if (this.onAssignments) this.send({ type: "subscribe", stream: "assignments" });
         if (this.onEndpoints) this.send({ type: "subscribe", stream: "endpoints" });
+        if (this.onVolumes) this.send({ type: "subscribe", stream: "volumes" });
+        if (this.onAttachable) this.send({ type: "subscribe", stream: "attachable" });
         for (const p of this.pending.values()) if (!p.sent) this.sendStatus(p);
         this.ping();
         this.registered?.resolve({ heartbeatPeriodMs: m.heartbeatPeriodMs });
@@ -210,6 +226,15 @@ export class RemoteSession implements AgentSession {
         return this.onAssignments?.(m.change);
       case "endpoints":
         return this.onEndpoints?.(m.change);
+      case "volumes":
+        // The node removes the data of volumes NOT in this set: a malformed set is ignored, never read as empty.
+        if (!Array.isArray(m.names) || !m.names.every((n) => typeof n === "string")) return void this.deps.log.warn("malformed volume set from the manager: ignored");
+        return this.onVolumes?.(m.names);
+      case "attachable": {
+        const valid = Array.isArray(m.networks) && m.networks.every((n) => n && typeof n.id === "string" && typeof n.name === "string" && typeof n.internal === "boolean");
+        if (!valid) return void this.deps.log.warn("malformed attachable networks from the manager: ignored");
+        return this.onAttachable?.(m.networks);
+      }
       case "ack": {
         const p = this.pending.get(m.id);
         this.pending.delete(m.id);

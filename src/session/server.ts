@@ -235,6 +235,8 @@ export class SessionServer {
       case "subscribe":
         if (m.stream === "assignments") conn.unsubs.push(d.subscribe(nodeId, (change) => this.send(conn, { type: "assignments", change })));
         else if (m.stream === "endpoints") conn.unsubs.push(d.subscribeEndpoints((change) => this.send(conn, { type: "endpoints", change })));
+        else if (m.stream === "volumes") conn.unsubs.push(d.subscribeVolumes((names) => this.send(conn, { type: "volumes", names })));
+        else if (m.stream === "attachable") conn.unsubs.push(d.subscribeAttachable((networks) => this.send(conn, { type: "attachable", networks })));
         return;
       case "status":
         d.reportStatus(validUpdates(m.updates), nodeId).then(

@@ -1,4 +1,4 @@
-import type { AssignmentChange, EndpointsChange, NodeDescription, TaskStatsReport, TaskStatusUpdate } from "../dispatcher/protocol.js";
+import type { AssignmentChange, EndpointsChange, NetworkAttachment, NodeDescription, TaskStatsReport, TaskStatusUpdate } from "../dispatcher/protocol.js";
 import type { ErrorCode } from "../lib/errors.js";
 
 /**
@@ -13,7 +13,7 @@ export const SESSION_PATH = "/v1/session";
 export type AgentMessage =
   | { type: "register"; desc: NodeDescription }
   | { type: "heartbeat" }
-  | { type: "subscribe"; stream: "assignments" | "endpoints" }
+  | { type: "subscribe"; stream: "assignments" | "endpoints" | "volumes" | "attachable" }
   | { type: "status"; id: number; updates: TaskStatusUpdate[] }
   | { type: "logs"; id: number; lines: string[] }
   | { type: "logs-end"; id: number; error?: string }
@@ -26,6 +26,10 @@ export type ManagerMessage =
   | { type: "registered"; sessionId: string; heartbeatPeriodMs: number; managers?: string[] }
   | { type: "assignments"; change: AssignmentChange }
   | { type: "endpoints"; change: EndpointsChange }
+  /** Every volume name of the cluster (AgentSession.volumes). */
+  | { type: "volumes"; names: string[] }
+  /** The attachable networks (AgentSession.attachableNetworks). */
+  | { type: "attachable"; networks: NetworkAttachment[] }
   | { type: "ack"; id: number }
   | { type: "nack"; id: number; code: ErrorCode; message: string }
   | { type: "logs-open"; id: number; taskId: string; tail?: number; follow: boolean }

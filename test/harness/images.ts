@@ -75,6 +75,19 @@ export async function ensureHealthcheckImage(docker: Docker): Promise<string> {
   return HEALTHCHECK_IMAGE;
 }
 
+/**
+ * An image FROM the busybox image with more Dockerfile lines (CMD, ENV, …), e.g. a test's
+ * stand-in for an application image. Rebuilt each call (the build cache makes a repeat cheap).
+ */
+export async function buildFromBusybox(docker: Docker, tag: string, lines: readonly string[]): Promise<string> {
+  await ensureBusyboxImage(docker);
+  const tar = pack();
+  tar.entry({ name: "Dockerfile" }, [`FROM ${BUSYBOX_IMAGE}`, ...lines, ""].join("\n"));
+  tar.finalize();
+  await build(docker, tar, tag);
+  return tag;
+}
+
 async function build(docker: Docker, tar: ReturnType<typeof pack>, tag: string): Promise<void> {
   const stream = await docker.buildImage(tar as unknown as NodeJS.ReadableStream, { t: tag, rm: true });
   await new Promise<void>((resolve, reject) =>

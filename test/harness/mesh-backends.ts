@@ -114,9 +114,9 @@ export async function waitFor(cond: () => boolean, what: string, timeoutMs = 500
 }
 
 /** Connects to port, writes `send`, half-closes, resolves everything received until the server closes. */
-export function tcpExchange(port: number, send: string): Promise<string> {
+export function tcpExchange(port: number, send: string, host = "127.0.0.1"): Promise<string> {
   return new Promise((resolve, reject) => {
-    const s = net.connect({ host: "127.0.0.1", port, allowHalfOpen: true });
+    const s = net.connect({ host, port, allowHalfOpen: true });
     let got = "";
     s.on("data", (d: Buffer) => (got += d.toString()));
     s.on("end", () => {

@@ -453,6 +453,8 @@ export interface NetnsBatonOptions {
   logLevel?: string;
   /** How long start() waits for the CLI to answer; default 15 s. */
   startTimeoutMs?: number;
+  /** More environment for the server, e.g. DOCKER_HOST of the host's own engine (netns-docker.ts). */
+  env?: NodeJS.ProcessEnv;
 }
 
 /**
@@ -479,7 +481,7 @@ export class NetnsBaton extends BatonProcess {
     this.output = "";
     const args = [BIN, ...this.argv, "--data-dir", this.dataDir, "--log-level", this.opts.logLevel ?? "debug"];
     // Its own UTS namespace too, so each host has its own hostname (h1, h2, …) as real hosts do.
-    const proc = this.net.spawn(this.host, "unshare", ["--uts", "sh", "-c", `hostname ${this.host.name} && exec "$0" "$@"`, process.execPath, ...args], { cwd: ROOT });
+    const proc = this.net.spawn(this.host, "unshare", ["--uts", "sh", "-c", `hostname ${this.host.name} && exec "$0" "$@"`, process.execPath, ...args], { cwd: ROOT, env: { ...process.env, ...this.opts.env } });
     this.proc = proc;
     proc.stdout!.on("data", (d: Buffer) => (this.output += d.toString()));
     proc.stderr!.on("data", (d: Buffer) => (this.output += d.toString()));

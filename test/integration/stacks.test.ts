@@ -143,6 +143,46 @@ describe("baton stack: the seed's stack file", () => {
     assert.deepEqual(await versions(), before);
   });
 
+  test("a new service publishing a port a service outside the stack holds: refused before the first write, naming the port and the holder; nothing of the stack is created", async () => {
+    await baton.cliOk("service", "create", "--name", "holder", "--detach", "-p", "18490:80", "node", HELLO);
+    const before = { services: await names(baton.socket, "services"), networks: await names(baton.socket, "networks"), secrets: await names(baton.socket, "secrets"), configs: await names(baton.socket, "configs") };
+    const dir2 = mkdtempSync(join(tmpdir(), "baton-stack-port-"));
+    const f = join(dir2, "stack.yml");
+    writeFileSync(join(dir2, "token.txt"), "t0ken");
+    // first: fine alone; second: publishes the held port. Both on a network the stack creates, with its own secret and config.
+    writeFileSync(
+      f,
+      `services:
+  first:
+    x-baton: {driver: process}
+    command: node ${HELLO}
+    networks: [net]
+    secrets: [token]
+  second:
+    x-baton: {driver: process}
+    command: node ${HELLO}
+    networks: [net]
+    configs: [conf]
+    ports: ["18490:80"]
+networks:
+  net: {}
+secrets:
+  token: {file: ./token.txt}
+configs:
+  conf: {content: "x"}
+`,
+    );
+    const r = await baton.cli("stack", "deploy", "-c", f, "portclash");
+    rmSync(dir2, { recursive: true, force: true });
+    assert.equal(r.code, 1, r.stdout + r.stderr);
+    assert.match(r.stderr, /stack portclash not deployed, nothing was changed: services\.second\.ports\[0\]\.published: 18490 is already published by service "holder" \(line 12\)/);
+    assert.doesNotMatch(r.stderr, /not found/, "references to what the deploy would create are not problems");
+    assert.equal(r.stdout, "");
+    const after = { services: await names(baton.socket, "services"), networks: await names(baton.socket, "networks"), secrets: await names(baton.socket, "secrets"), configs: await names(baton.socket, "configs") };
+    assert.deepEqual(after, before);
+    await baton.cliOk("service", "rm", "holder");
+  });
+
   test("a changed replica count updates only that service", async () => {
     const before = await versions();
     const out = await baton.cliOk("stack", "deploy", "-c", file, "--detach=false", "myapp");
@@ -280,5 +320,9 @@ configs:
     assert.deepEqual(await names(baton.socket, "networks"), []);
     assert.deepEqual(await names(baton.socket, "volumes"), ["myapp_pgdata"]);
     assert.match(readFileSync(pgdataRuns(), "utf8"), /^run\n/);
+    // Removing the volume removes its data (the node's directory), as docker's volume rm does.
+    await baton.cliOk("volume", "rm", "myapp_pgdata");
+    await waitFor(() => !existsSync(pgdataRuns()), 10_000, "myapp_pgdata's directory removed");
+    assert.deepEqual(await names(baton.socket, "volumes"), []);
   });
 });

@@ -1,3 +1,4 @@
+import type { NetworkAttachment } from "../../dispatcher/protocol.js";
 import type { HealthConfig, NodeLimitSupport, Resources, TaskMount } from "../../model/objects.js";
 
 /**
@@ -127,6 +128,13 @@ export interface Driver {
   readonly limits?: NodeLimitSupport;
   /** Whether the driver can run tasks on this node (docker: the engine answers a ping). @default true */
   isAvailable?(): Promise<boolean>;
+  /**
+   * Removes this node's named volumes that Baton made and whose name is not in `keep` (docker: the
+   * engine volumes labelled as Baton's; one still mounted is left). Answers the names removed.
+   */
+  pruneVolumes?(keep: ReadonlySet<string>): Promise<string[]>;
+  /** The cluster's attachable networks (docker: each one's engine network is kept on this node while it exists). */
+  setAttachableNetworks?(networks: readonly NetworkAttachment[]): Promise<void>;
   /**
    * Gets what a start needs before it (docker: the image, pulled when missing). A StartError
    * rejects the task. Called in `preparing`; `start` does not repeat it.

@@ -14,7 +14,7 @@ export function registerNetworkCommands(network: Command): void {
     .argument("<name>")
     .addOption(new Option("-d, --driver <driver>", "overlay (default: spans the nodes through the mesh) or bridge").choices(["overlay", "bridge"]))
     .option("--internal", "services only on internal networks cannot publish ports; containers get no outbound NAT")
-    .option("--attachable", "recorded for compatibility (stack files)")
+    .option("--attachable", "standalone containers may join: its engine network baton-NAME is kept on every node with docker")
     .option("-l, --label <key=value>", "label (repeatable)", collect)
     .action(async (name: string, opts: { driver?: string; internal?: boolean; attachable?: boolean; label?: string[] }, cmd: Command) =>
       withClient(cmd, async (c) => {

@@ -57,6 +57,7 @@ export function stackApiOver(c: ApiClient): StackApi {
       }
     },
     createService: (input) => c.call<Service>("POST", "/v1/services", input),
+    previewCreate: (input) => c.call("POST", "/v1/services?dryRun=true", input),
     previewUpdate: (svc, input) => c.call<UpdatePreview>("POST", `/v1/services/${svc.id}/update`, { version: svc.version, spec: input, dryRun: true }),
     updateService: (svc, input) => c.call<Service>("POST", `/v1/services/${svc.id}/update`, { version: svc.version, spec: input }),
     removeService: async (svc) => void (await c.call("DELETE", `/v1/services/${svc.id}`)),

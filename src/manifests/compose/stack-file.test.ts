@@ -31,6 +31,12 @@ function problemsOf(fn: () => unknown): string[] {
 }
 
 describe("the seed's docker-stack.yml", () => {
+  test("attachable is carried to the network's body", () => {
+    const spec = readStack([stackFile("services:\n  web: {image: nginx}\nnetworks:\n  front: {attachable: true}\n  back: {attachable: false}\n")], "s", {});
+    assert.deepEqual(spec.warnings, []);
+    assert.deepEqual(spec.objects.filter((o) => o.kind === "network").map((o) => [o.name, o.body?.attachable]), [["s_front", true], ["s_back", false]]);
+  });
+
   test("translates to the API bodies of issue 13's contract", () => {
     const spec = readStack([SEED], "myapp", {});
     assert.deepEqual(spec.warnings, []);

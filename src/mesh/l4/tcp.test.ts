@@ -25,6 +25,29 @@ async function backends(n: number, prefix: string): Promise<TestBackend[]> {
 }
 
 describe("L4 TCP", () => {
+  test("-p P:P: a published listener on 0.0.0.0:P beside service addresses on P; each connection reaches the most specific one", async () => {
+    const mesh = testMesh();
+    cleanups.push(() => mesh.close());
+    // A free port: bound and released by the kernel's choice.
+    const probe = net.createServer();
+    await new Promise<void>((r) => probe.listen({ port: 0, host: "0.0.0.0" }, r));
+    const port = (probe.address() as net.AddressInfo).port;
+    await new Promise<void>((r) => probe.close(() => r()));
+    const specs = [
+      { key: "published web", serviceId: "web", host: "0.0.0.0", port, protocol: "tcp" as const },
+      { key: "vip web", serviceId: "web", host: "127.77.9.1", port, protocol: "tcp" as const },
+      { key: "vip far", serviceId: "far", host: "127.77.9.2", port, protocol: "tcp" as const },
+    ];
+    assert.deepEqual(await mesh.setListeners(specs), []);
+    const [web] = await backends(1, "web");
+    const [far] = await backends(1, "far");
+    mesh.setBackends("web", [web!.backend]);
+    mesh.setBackends("far", [far!.backend]);
+    assert.equal(await tcpExchange(port, "a"), "web0\na");
+    assert.equal(await tcpExchange(port, "b", "127.77.9.1"), "web0\nb");
+    assert.equal(await tcpExchange(port, "c", "127.77.9.2"), "far0\nc");
+  });
+
   test("pipes both ways and carries a half-close: the client's FIN reaches the backend, the reply still comes back", async () => {
     const { mesh, port, service } = await tcpMesh();
     const [b] = await backends(1, "echo");

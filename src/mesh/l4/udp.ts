@@ -1,4 +1,5 @@
 import dgram from "node:dgram";
+import { MESH_REUSE_PORT } from "../bind.js";
 import type { ListenerDeps, ListenerHandle } from "../listener.js";
 import type { BackendState, Cuttable } from "../pool.js";
 import type { ListenerSpec } from "../types.js";
@@ -24,7 +25,7 @@ interface Session extends Cuttable {
  */
 export async function listenUdp(spec: ListenerSpec, deps: ListenerDeps, idleMs = UDP_IDLE_MS): Promise<ListenerHandle> {
   const pool = deps.pool(spec.serviceId);
-  const server = dgram.createSocket({ type: net4or6(spec.host), reuseAddr: false });
+  const server = dgram.createSocket({ type: net4or6(spec.host), reuseAddr: false, reusePort: MESH_REUSE_PORT });
   const sessions = new Map<string, Session>();
 
   server.on("message", (msg, rinfo) => {

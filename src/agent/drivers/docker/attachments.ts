@@ -21,6 +21,8 @@ export class EngineAttachments {
   private queue: Promise<unknown> = Promise.resolve();
   /** Baton network id → the IPv4 subnets of its engine network here (learnt when made or found). */
   private readonly subnets = new Map<string, string[]>();
+  /** Engine network name → the attachable Baton network it is for: kept while it exists, unused or not. */
+  private attachable = new Map<string, { id: string; name: string; internal: boolean }>();
 
   constructor(
     private readonly docker: Docker,
@@ -67,9 +69,28 @@ export class EngineAttachments {
     return name;
   }
 
-  /** Removes the Baton-made networks among `names` that no container uses any more. */
+  /**
+   * The cluster's attachable networks: each one's engine network is made now and kept (not
+   * pruned when no task uses it), so a standalone `docker run --network baton-NAME` can join it
+   * on this node; one no longer attachable (or removed) is pruned like any other. Run in the queue.
+   */
+  async setAttachable(networks: readonly { id: string; name: string; internal: boolean }[]): Promise<void> {
+    const before = this.attachable;
+    this.attachable = new Map(networks.map((n) => [engineNetworkName(n.name), n]));
+    for (const n of networks) {
+      try {
+        await this.ensureNetwork(n);
+      } catch (err) {
+        this.log.warn({ network: n.name, err: (err as Error).message }, "cannot create the engine network of an attachable network");
+      }
+    }
+    await this.pruneNetworks([...before.keys()].filter((name) => !this.attachable.has(name)));
+  }
+
+  /** Removes the Baton-made networks among `names` that no container uses any more (attachable ones stay). */
   async pruneNetworks(names: readonly string[]): Promise<void> {
     for (const name of names) {
+      if (this.attachable.has(name)) continue;
       try {
         const info = (await this.docker.getNetwork(name).inspect()) as { Labels?: Record<string, string>; Containers?: Record<string, unknown> };
         if (!info.Labels?.[NETWORK_LABEL] || Object.keys(info.Containers ?? {}).length) continue;
@@ -83,6 +104,22 @@ export class EngineAttachments {
         if (![404, 403, 409].includes(statusOf(err) ?? 0)) this.log.warn({ network: name, err: (err as Error).message }, "cannot remove engine network");
       }
     }
+  }
+
+  /** Removes the engine volumes Baton made (labelled) whose name is not in `keep`; one in use stays (409). */
+  async pruneVolumes(keep: ReadonlySet<string>): Promise<string[]> {
+    const { Volumes } = await this.docker.listVolumes({ filters: { label: [VOLUME_LABEL] } });
+    const removed: string[] = [];
+    for (const v of Volumes ?? []) {
+      if (keep.has(v.Name)) continue;
+      try {
+        await this.docker.getVolume(v.Name).remove();
+        removed.push(v.Name);
+      } catch (err) {
+        if (![404, 409].includes(statusOf(err) ?? 0)) this.log.warn({ volume: v.Name, err: (err as Error).message }, "cannot remove engine volume");
+      }
+    }
+    return removed;
   }
 
   /** Creates the named volumes a task mounts (the engine would, but without Baton's label). */

@@ -1,6 +1,7 @@
 import { createWriteStream, statSync } from "node:fs";
 import { PassThrough } from "node:stream";
 import Docker from "dockerode";
+import type { NetworkAttachment } from "../../../dispatcher/protocol.js";
 import type { Clock } from "../../../lib/clock.js";
 import type { Logger } from "../../../lib/log.js";
 import type { HealthConfig } from "../../../model/objects.js";
@@ -11,7 +12,7 @@ import { ENGINE_NETWORK_PREFIX, EngineAttachments, engineMounts } from "./attach
 export interface DockerDriverOptions {
   clock: Clock;
   log: Logger;
-  /** @default /var/run/docker.sock */
+  /** @default DOCKER_HOST's unix socket (as the docker CLI reads it), else /var/run/docker.sock */
   socketPath?: string;
   /**
    * How long a missing image may take to pull before the task is rejected with
@@ -19,6 +20,20 @@ export interface DockerDriverOptions {
    * task must never wait on that. @default 3000
    */
   pullTimeoutMs?: number;
+}
+
+const DEFAULT_ENGINE_SOCKET = "/var/run/docker.sock";
+
+/**
+ * The engine's socket from DOCKER_HOST, read as the docker CLI reads it: unset or empty is the
+ * default socket, `unix:///path` a socket. Baton speaks to an engine on a unix socket only (TCP
+ * would need the engine's TLS); any other value is an error the caller reports.
+ */
+export function engineSocket(dockerHost: string | undefined): { socketPath: string } | { error: string } {
+  if (!dockerHost) return { socketPath: DEFAULT_ENGINE_SOCKET };
+  const m = /^unix:\/\/(\/.+)$/.exec(dockerHost);
+  if (m) return { socketPath: m[1]! };
+  return { error: `DOCKER_HOST ${JSON.stringify(dockerHost)}: Baton reaches the engine on a unix socket only (unix:///path/docker.sock)` };
 }
 
 /** An engine that does not answer a ping this fast is not offered (the node starts without docker). */
@@ -67,9 +82,14 @@ export class DockerDriver implements Driver {
    * forgets it here.
    */
   private readonly presentImages = new Map<string, Prepared>();
+  /** DOCKER_HOST names no engine Baton can use: the driver is never offered (not the default socket's engine instead). */
+  private readonly engineError: boolean;
 
   constructor(private readonly opts: DockerDriverOptions) {
-    this.docker = new Docker({ socketPath: opts.socketPath ?? "/var/run/docker.sock" });
+    const engine = opts.socketPath ? { socketPath: opts.socketPath } : engineSocket(process.env.DOCKER_HOST);
+    if ("error" in engine) opts.log.warn({ DOCKER_HOST: process.env.DOCKER_HOST }, `${engine.error}: containers will not run here`);
+    this.engineError = "error" in engine;
+    this.docker = new Docker({ socketPath: "socketPath" in engine ? engine.socketPath : DEFAULT_ENGINE_SOCKET });
     this.pullTimeoutMs = opts.pullTimeoutMs ?? 3000;
     this.attachments = new EngineAttachments(this.docker, opts.log);
   }
@@ -80,7 +100,16 @@ export class DockerDriver implements Driver {
     return id ? [id] : undefined;
   }
 
+  setAttachableNetworks(networks: readonly NetworkAttachment[]): Promise<void> {
+    return this.attachments.exclusive(() => this.attachments.setAttachable(networks));
+  }
+
+  pruneVolumes(keep: ReadonlySet<string>): Promise<string[]> {
+    return this.attachments.pruneVolumes(keep);
+  }
+
   async isAvailable(): Promise<boolean> {
+    if (this.engineError) return false;
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error("ping timed out")), PING_TIMEOUT_MS)));
     try {
