@@ -28,16 +28,17 @@ import { resolveServiceSpec } from "./input/resolve.js";
 import { openSqliteStore } from "./store/sqlite/sqlite-store.js";
 import { EtcdStore } from "./store/etcd/etcd-store.js";
 import { loadEtcdTls, type EtcdConnection, type EtcdTlsFiles } from "./store/etcd/etcd-client.js";
-import { loadOrCreateEtcdCa } from "./ha/etcd-pki.js";
-import { startManagedEtcd, type ManagedEtcd } from "./ha/managed-etcd.js";
+import { etcdCaDir, loadOrCreateEtcdCa } from "./ha/etcd-pki.js";
+import { ClusterCa } from "./ca/ca.js";
+import { joinManagedEtcd, startManagedEtcd, type ManagedEtcd } from "./ha/managed-etcd.js";
 import { requireEtcdBinary } from "./ha/etcd-process.js";
 import { openSnapshot } from "./ha/snapshot.js";
 import { listMembers } from "./ha/membership.js";
 import { parseStoreUrl } from "./store/store-url.js";
 import type { Store } from "./store/store.js";
 import type { AgentSession } from "./dispatcher/protocol.js";
-import { ClusterAuthority, caDir, certsDir } from "./cluster/authority.js";
-import { ClusterCa } from "./ca/ca.js";
+import { ClusterAuthority, certsDir } from "./cluster/authority.js";
+import { adoptManagerMaterial, managerMaterial } from "./cluster/manager-material.js";
 import { Leadership } from "./manager/leadership.js";
 import { detectAdvertiseAddr, parseHostPort, readClusterConfig, writeClusterConfig, DEFAULT_CLUSTER_PORT, type ClusterConfig } from "./cluster/config.js";
 import { startClusterListener } from "./cluster/listener.js";
@@ -296,6 +297,16 @@ async function startManager(opts: UpOptions, ctx: Context): Promise<RunningBaton
   const stats: StatsSource = {
     read: (nodeId, taskIds) => (nodeId === agent.nodeId || !sessions ? agent.taskStats(taskIds) : sessions.taskStats(nodeId, taskIds)),
   };
+  const material = async () =>
+    managerMaterial({
+      caKeyPem: await authority!.caKeyPem(),
+      managers: authority!.managers(),
+      cfg: cfg!,
+      dataDir,
+      clock,
+      ...(etcdConnection ? { etcd: etcdConnection } : {}),
+      ...(managed ? { members: () => managed.members() } : {}),
+    });
   const cluster: ClusterControl | undefined =
     authority && sessions && cfg
       ? {
@@ -306,13 +317,7 @@ async function startManager(opts: UpOptions, ctx: Context): Promise<RunningBaton
           join: async (req) => {
             const res = await authority.join(req);
             if (res.role !== "manager") return res;
-            // Managers share the store: only etcd can be shared (SQLite is this host's file).
-            if (!etcdConnection)
-              throw new BatonError("BAD_REQUEST", "this cluster's store is SQLite, on the first manager's disk: another manager can join only a cluster started with `baton init --store etcd://…` (docs/ha.md)", [{ path: ["token"], problem: "manager join needs an etcd store" }]);
-            // The joining manager would need etcd's TLS material too (and, for --ha, its own member): not handed over yet.
-            if (managed || etcdConnection.tls)
-              throw new BatonError("BAD_REQUEST", "manager join is not available yet on a managed etcd (`baton init --ha`) or an etcd reached over TLS: start the first manager with `--store etcd://…` on plain URLs, or add managers later (docs/ha.md)", [{ path: ["token"], problem: "manager join needs a plain etcd store for now" }]);
-            return { ...res, manager: { caKeyPem: await authority.caKeyPem(), store: cfg.store!, managers: authority.managers() } };
+            return { ...res, manager: await material() };
           },
           renew: (peer, raw, csr) => authority.renew(peer, raw, csr),
           issueClientCertificate: (csr) => authority.issueClientCertificate(csr),
@@ -437,8 +442,11 @@ async function openStore(
   const storeLog = log.child({ component: "store" });
   if (cfg?.ha) {
     requireEtcdBinary();
-    const ca = await loadOrCreateEtcdCa(dataDir, clock);
-    const managed = await startManagedEtcd({ dataDir, name: ctx.nodeId, advertise: cfg.advertiseAddr!, ca, log, clock });
+    // A manager that joined has the etcd CA it was handed; only the first creates one.
+    const ca = cfg.etcdJoin ? await ClusterCa.load(etcdCaDir(dataDir), { clock }) : await loadOrCreateEtcdCa(dataDir, clock);
+    if (!ca) throw new BatonError("VALIDATION_FAILED", `${etcdCaDir(dataDir)} holds no etcd CA: this manager's join did not finish; \`baton leave\` is not possible for a manager, use a fresh --data-dir and join again`);
+    const memberOpts = { dataDir, name: ctx.nodeId, advertise: cfg.advertiseAddr!, ca, log, clock };
+    const managed = cfg.etcdJoin ? await joinManagedEtcd({ ...memberOpts, existing: cfg.etcdJoin }) : await startManagedEtcd(memberOpts);
     try {
       const etcd = await EtcdStore.open({ ...managed.connection, maxTxnOps: managed.maxTxnOps, clock, log: storeLog });
       return { store: etcd, etcd, managed, etcdConnection: managed.connection };
@@ -579,20 +587,9 @@ async function joinCluster(j: NonNullable<UpOptions["join"]>, ctx: { dataDir: st
   if (!joined.manager) throw new BatonError("UNAVAILABLE", `manager ${managerAddr} issued a manager certificate without the cluster's CA key and store: it is older than this baton`);
   if (!advertiseAddr) throw new BatonError("VALIDATION_FAILED", "a manager join needs --advertise-addr (the address the other nodes reach this manager at)", [{ path: ["--advertise-addr"], problem: "required for a manager" }]);
   const listen = parseHostPort(j.listenAddr ?? `0.0.0.0:${DEFAULT_CLUSTER_PORT}`, "--listen-addr");
-  // The CA (key first, 0600) before the certificate and the config: a half-written join is no manager.
-  const ca = await ClusterCa.fromPem(joined.caCertPem, joined.manager.caKeyPem, { clock });
-  await ca.save(caDir(dataDir));
-  await saveNodeCredentials(certsDir(dataDir), creds);
-  const self = `${advertiseAddr}:${listen.port}`;
-  const cfg: ClusterConfig = {
-    role: "manager",
-    advertiseAddr,
-    listenAddr: `${listen.host}:${listen.port}`,
-    managers: [self, ...joined.manager.managers.filter((m) => m !== self)],
-    store: joined.manager.store,
-  };
+  const cfg = await adoptManagerMaterial(dataDir, joined.manager, { credentials: creds, advertiseAddr, listenAddr: `${listen.host}:${listen.port}`, port: listen.port, clock });
   await writeClusterConfig(dataDir, cfg);
-  log.info({ manager: managerAddr, nodeId, store: cfg.store }, "joined the cluster as a manager");
+  log.info({ manager: managerAddr, nodeId, store: cfg.store ?? "managed etcd" }, "joined the cluster as a manager");
   return cfg;
 }
 

@@ -1,0 +1,103 @@
+// The issue's HA user story on three hosts (network namespaces): `baton init --ha` on h1, `baton
+// join` with the manager token on h2 and h3 (each adds its own managed etcd member), a kill -9 of
+// the leader's baton, then `baton node demote` and `promote`. The tests run in order on one cluster.
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { HELLO, getJson, waitFor } from "../harness/baton.js";
+import { etcdUnavailable } from "../harness/etcd.js";
+import { NetnsBaton, createTestNetwork, netnsSkipReason, type TestNetwork } from "../harness/netns.js";
+
+const skip = netnsSkipReason() ?? etcdUnavailable();
+
+interface NodeRow {
+  ID: string;
+  Hostname: string;
+  Status: string;
+  ManagerStatus: string;
+}
+interface Info {
+  nodeId: string;
+  role: string;
+  isLeader?: boolean;
+}
+
+describe("HA managers on managed etcd: init --ha, manager joins, leader kill -9, demote and promote", { skip }, () => {
+  let net: TestNetwork;
+  const batons: NetnsBaton[] = [];
+
+  const info = (b: NetnsBaton): Promise<Info> => getJson(b.socket, "/v1/info") as Promise<Info>;
+  const nodes = async (b: NetnsBaton): Promise<NodeRow[]> =>
+    (await b.cliOk("node", "ls", "--format", "json")).trim().split("\n").filter(Boolean).map((l) => JSON.parse(l) as NodeRow);
+  const memberRows = async (b: NetnsBaton): Promise<string[]> => (await b.cliOk("ha", "members")).trim().split("\n").slice(1);
+  const leaderOf = async (among: NetnsBaton[]): Promise<NetnsBaton | undefined> => {
+    for (const b of among) if (b.running && (await info(b).catch(() => undefined))?.isLeader) return b;
+    return undefined;
+  };
+  const started = (rows: string[]): boolean => rows.every((r) => /\s(leader|healthy)$/.test(r));
+
+  before(async () => {
+    net = await createTestNetwork({ hosts: 3, prefix: "haj" });
+    const [h1, h2, h3] = net.hosts as [(typeof net.hosts)[0], (typeof net.hosts)[0], (typeof net.hosts)[0]];
+    const m1 = new NetnsBaton(net, h1, { argv: ["init", "--ha", "--advertise-addr", h1.address, "--heartbeat-period", "400ms", "--heartbeat-grace", "1600ms", "--dns-addr", "127.0.0.1:0"], logLevel: "info", startTimeoutMs: 40_000 });
+    batons.push(m1);
+    await m1.start();
+    const token = (await m1.cliOk("join-token", "manager", "-q")).trim();
+    // One after the other, as etcd takes one learner at a time.
+    for (const h of [h2, h3]) {
+      const m = new NetnsBaton(net, h, { argv: ["join", "--token", token, "--advertise-addr", h.address, "--dns-addr", "127.0.0.1:0", `${h1.address}:4242`], logLevel: "info", startTimeoutMs: 60_000 });
+      batons.push(m);
+      await m.start();
+    }
+  });
+  after(async () => {
+    if (process.env.BATON_HA_LOGS) {
+      const { writeFileSync } = await import("node:fs");
+      for (const b of batons) writeFileSync(`${process.env.BATON_HA_LOGS}/${b.host.name}.log`, b.output);
+    }
+    for (const b of batons) await b.destroy().catch(() => undefined);
+    await net?.destroy();
+  });
+
+  test("two managers join a managed etcd: three started members, one Leader and two Reachable, a service created through h3 runs", async () => {
+    const [m1, , m3] = batons as [NetnsBaton, NetnsBaton, NetnsBaton];
+    const rows = await memberRows(m1);
+    assert.equal(rows.length, 3, rows.join("\n"));
+    assert.ok(started(rows), rows.join("\n"));
+    for (const b of batons) {
+      // Each joined manager runs its own member and resumes as an HA manager from cluster.json.
+      const cfg = JSON.parse(readFileSync(join(b.dataDir, "cluster.json"), "utf8")) as { ha?: boolean; heartbeatPeriodMs?: number; heartbeatGraceMs?: number };
+      assert.equal(cfg.ha, true, `${b.host.name} cluster.json ha`);
+      assert.equal(cfg.heartbeatPeriodMs, 400, `${b.host.name} inherits the heartbeat period`);
+      assert.equal(cfg.heartbeatGraceMs, 1600, `${b.host.name} inherits the heartbeat grace`);
+      const i = (await getJson(b.socket, "/v1/info")) as { store: string; etcdClientUrl?: string };
+      assert.equal(i.store, "etcd");
+      assert.equal(i.etcdClientUrl, `https://${b.host.address}:2379`);
+    }
+    await waitFor(
+      async () => {
+        const list = await nodes(m1);
+        return list.length === 3 && list.every((n) => n.Status === "Ready") && list.map((n) => n.ManagerStatus).sort().join() === "Leader,Reachable,Reachable";
+      },
+      20_000,
+      "nodes never settled at one Leader and two Reachable",
+    );
+    await m3.cliOk("service", "create", "--name", "web", "--replicas", "3", process.execPath, HELLO);
+    const ps = (await m1.cliOk("service", "ps", "web", "--format", "json")).trim().split("\n").map((l) => JSON.parse(l) as { CurrentState: string });
+    assert.equal(ps.filter((r) => r.CurrentState === "running").length, 3);
+  });
+
+  test("kill -9 of the leader's baton: another manager leads, the service is still there", async () => {
+    const old = await waitFor(() => leaderOf(batons), 10_000, "no leader");
+    await old.kill("SIGKILL");
+    const rest = batons.filter((b) => b !== old);
+    const next = await waitFor(() => leaderOf(rest), 15_000, "no new leader after the kill -9");
+    assert.notEqual(next, old);
+    const svc = JSON.parse(await next.cliOk("service", "inspect", "web")) as { spec: { name: string } }[];
+    assert.equal(svc[0]!.spec.name, "web");
+    // Back on its data dir: it resumes as an HA manager on its own member.
+    await old.start();
+    await waitFor(async () => started(await memberRows(next)) && (await memberRows(next)).length === 3, 30_000, "the restarted manager's member healthy again");
+  });
+});
