@@ -46,6 +46,14 @@ async function memberList(c: Etcd3): Promise<IMember[]> {
   return (await c.cluster.memberList({}, { deadline: Date.now() + STATUS_TIMEOUT_MS })).members;
 }
 
+/** Every member without asking each for its health: name, id (hex) and client URLs, as the cluster lists them. */
+export async function memberNames(conn: EtcdConnection): Promise<{ id: string; name: string; clientUrls: string[] }[]> {
+  const members = await withClient(conn, memberList).catch((err: unknown) => {
+    throw unavailable("cannot list the etcd members", conn, err);
+  });
+  return members.map((m) => ({ id: hex(m.ID), name: m.name, clientUrls: m.clientURLs }));
+}
+
 /** Every member with its health: each started member is asked for its status at its own client URL. */
 export async function listMembers(conn: EtcdConnection): Promise<MemberStatus[]> {
   const members = await withClient(conn, memberList).catch((err: unknown) => {
