@@ -33,19 +33,19 @@ import { ClusterCa } from "./ca/ca.js";
 import { joinManagedEtcd, startManagedEtcd, type ManagedEtcd } from "./ha/managed-etcd.js";
 import { requireEtcdBinary } from "./ha/etcd-process.js";
 import { openSnapshot } from "./ha/snapshot.js";
-import { listMembers } from "./ha/membership.js";
+import { listMembers, removeMember } from "./ha/membership.js";
 import { parseStoreUrl } from "./store/store-url.js";
 import type { Store } from "./store/store.js";
 import type { AgentSession } from "./dispatcher/protocol.js";
-import { ClusterAuthority, certsDir } from "./cluster/authority.js";
-import { adoptManagerMaterial, managerMaterial } from "./cluster/manager-material.js";
+import { ClusterAuthority, caDir, certsDir } from "./cluster/authority.js";
+import { adoptManagerMaterial, joinedEtcdTlsDir, managerMaterial } from "./cluster/manager-material.js";
 import { Leadership } from "./manager/leadership.js";
 import { detectAdvertiseAddr, parseHostPort, readClusterConfig, writeClusterConfig, DEFAULT_CLUSTER_PORT, type ClusterConfig } from "./cluster/config.js";
 import { startClusterListener } from "./cluster/listener.js";
-import { httpsJoinTransport, renewCertificate } from "./cluster/join-client.js";
+import { fetchPromotion, httpsJoinTransport, renewCertificate } from "./cluster/join-client.js";
 import { buildWorkerApp } from "./cluster/worker-api.js";
 import { joinWithToken } from "./ca/join.js";
-import { createNodeKeyAndCsr, loadNodeCredentials, needsRenewal, renewAt, saveNodeCredentials, type NodeCredentials } from "./ca/node-cert.js";
+import { createNodeKeyAndCsr, loadNodeCredentials, needsRenewal, readNodeCert, renewAt, saveNodeCredentials, type NodeCredentials } from "./ca/node-cert.js";
 import { SessionServer } from "./session/server.js";
 import { TaskRecords } from "./agent/task-records.js";
 import { RemoteSession } from "./session/client.js";
@@ -91,6 +91,11 @@ export interface RunningBaton {
   /** Leaves tasks running (Ctrl-C, SIGTERM, upgrades). Returns how many were left running. */
   detach(): Promise<number>;
   done: Promise<void>;
+  /**
+   * True once `done` resolved because the node changed role (`baton node promote|demote`): the
+   * caller starts Baton again on the same data dir, which is now the other role; tasks ran on.
+   */
+  readonly restartWanted?: boolean;
 }
 
 /** 127.77.0.1 is the mesh's own address in the service address range (model/service-address.ts). */
@@ -320,6 +325,7 @@ async function startManager(opts: UpOptions, ctx: Context): Promise<RunningBaton
             return { ...res, manager: await material() };
           },
           renew: (peer, raw, csr) => authority.renew(peer, raw, csr),
+          promote: async (peer, raw, csr) => ({ ...(await authority.promote(peer, raw, csr)), manager: await material() }),
           issueClientCertificate: (csr) => authority.issueClientCertificate(csr),
           managers: () => authority.managers(),
           revokeNodeIn: (rec, id) => authority.revokeNodeIn(rec, id),
@@ -332,9 +338,13 @@ async function startManager(opts: UpOptions, ctx: Context): Promise<RunningBaton
   let stopping: Promise<number> | undefined;
   let exiting: Promise<void> | undefined;
   let stopRenewal = (): void => undefined;
+  let restartWanted = false;
+  let roleChanged = (): void => undefined;
+  let stopRoles = (): void => undefined;
   // Controllers stop first, so nothing is restarted while tasks are being stopped.
   const stopWork = (stopTasks: boolean): Promise<number> =>
     (stopping ??= (async () => {
+      stopRoles();
       manager.stopControllers();
       // Step down first (the lease is revoked): another manager leads at once instead of after the TTL.
       await leadership?.close();
@@ -346,6 +356,7 @@ async function startManager(opts: UpOptions, ctx: Context): Promise<RunningBaton
       return n;
     })());
   let tcp: Awaited<ReturnType<typeof startClusterListener>> | undefined;
+  let steppingDown = false;
   const exit = (): Promise<void> =>
     (exiting ??= (async () => {
       sessions?.close();
@@ -357,6 +368,10 @@ async function startManager(opts: UpOptions, ctx: Context): Promise<RunningBaton
       authority?.close();
       store.close();
       // After the store: the manager's last writes went through its member.
+      if (managed && steppingDown) {
+        // Demoted: its member leaves the etcd cluster (the others keep the quorum the API checked).
+        await managed.leave().catch((err: unknown) => log.error({ err }, "the etcd member did not leave the cluster: remove it with `baton ha members` / etcdctl member remove"));
+      }
       await managed?.stop();
       rmSync(join(dataDir, "baton.pid"), { force: true });
       ctx.lock.release();
@@ -371,6 +386,15 @@ async function startManager(opts: UpOptions, ctx: Context): Promise<RunningBaton
     secrets: secretBox,
     stats,
     ...(cluster ? { cluster } : {}),
+    ...(cluster
+      ? {
+          roles: {
+            etcd: etcdConnection !== undefined,
+            ...(managed ? { members: () => managed.members(), removeMember: (name: string) => removeMember(managed.connection, name, clock).then(() => undefined) } : {}),
+            changed: () => roleChanged(),
+          },
+        }
+      : {}),
     ...(etcdConnection ? { snapshot: () => openSnapshot(etcdConnection), etcdMembers: () => listMembers(etcdConnection) } : {}),
     ...(leadership
       ? {
@@ -410,6 +434,47 @@ async function startManager(opts: UpOptions, ctx: Context): Promise<RunningBaton
     }, log);
   }
 
+  // `baton node promote|demote` (src/cluster/role-change.ts): every manager tells the promoted
+  // workers with a session here; a manager asked to be a worker steps down itself.
+  let stepDown: Promise<void> | undefined;
+  if (cfg && authority && sessions) {
+    const auth = authority;
+    const conns = sessions;
+    const self = `${cfg.advertiseAddr!}:${parseHostPort(cfg.listenAddr!, "--listen-addr").port}`;
+    const becomeWorker = async (): Promise<void> => {
+      log.warn("this manager was demoted: stepping down to a worker (its tasks keep running)");
+      const creds = await auth.stepDown(nodeId, self, [cfg.advertiseAddr!]);
+      // The worker's files first, then the CA key goes: a crash after this starts a worker.
+      await saveNodeCredentials(certsDir(dataDir), creds);
+      await writeClusterConfig(dataDir, { role: "worker", advertiseAddr: cfg.advertiseAddr!, managers: auth.managers().filter((m) => m !== self) });
+      rmSync(caDir(dataDir), { recursive: true, force: true });
+      rmSync(joinedEtcdTlsDir(dataDir), { recursive: true, force: true });
+      steppingDown = true;
+      restartWanted = true;
+      await stopWork(false);
+      await exit();
+    };
+    const reconcileRoles = (): void => {
+      if (stepDown) return;
+      for (const n of store.view((tx) => tx.list("nodes"))) {
+        if (n.id === nodeId && n.role === "manager" && n.desiredRole === "worker") {
+          stepDown = becomeWorker().catch((err: unknown) => {
+            log.error({ err }, "stepping down failed; retrying");
+            stepDown = undefined;
+          });
+          return;
+        }
+        if (n.desiredRole === "manager" && n.role === "worker") conns.promote(n.id);
+      }
+    };
+    const tick = (): void => {
+      reconcileRoles();
+      stopRoles = clock.setTimer(1000, tick);
+    };
+    tick();
+    roleChanged = reconcileRoles;
+  }
+
   if (opts.demo) await ensureDemo(store, log);
   log.info({ socket: socketPath, nodeId: agent.nodeId, tasks: agent.runningTaskIds().length, ...(cfg ? { listen: cfg.listenAddr, advertise: cfg.advertiseAddr } : {}) }, cfg ? "baton manager is up" : "baton is up");
   const detach = async (): Promise<number> => {
@@ -426,6 +491,9 @@ async function startManager(opts: UpOptions, ctx: Context): Promise<RunningBaton
     ...(cfg ? { listenAddr: cfg.listenAddr! } : {}),
     detach,
     done,
+    get restartWanted() {
+      return restartWanted;
+    },
   };
 }
 
@@ -477,8 +545,30 @@ async function startWorker(opts: UpOptions, ctx: Context): Promise<RunningBaton>
   let exiting: Promise<void> | undefined;
   let stopping: Promise<number> | undefined;
   let leaving = false;
+  let promoting: Promise<void> | undefined;
+  let restartWanted = false;
   // eslint-disable-next-line prefer-const -- assigned once the session it needs exists
   let agent: Agent | undefined;
+  /**
+   * `baton node promote`: the manager certificate and the manager material over this worker's
+   * certificate, saved as a manager join saves them; then Baton starts again on this data dir as
+   * a manager (tasks run on: the agent re-adopts them).
+   */
+  const becomeManager = async (): Promise<void> => {
+    const { keyPem, csrPem } = await createNodeKeyAndCsr(nodeId);
+    const res = await fetchPromotion(session.connectedTo ?? workerCfg.managers[0]!, credentials, csrPem, clock);
+    if (!res.manager || res.role !== "manager") throw new BatonError("UNAVAILABLE", "the manager answered the promotion without a manager certificate and material");
+    const creds = { caCertPem: res.caCertPem, certPem: res.certPem, keyPem };
+    const advertiseAddr = workerCfg.advertiseAddr ?? readNodeCert(res.certPem).addresses[0];
+    if (!advertiseAddr) throw new BatonError("BAD_REQUEST", "this node has no advertise address: a manager needs one (join with --advertise-addr)");
+    const listen = parseHostPort(`0.0.0.0:${DEFAULT_CLUSTER_PORT}`, "--listen-addr");
+    const cfg = await adoptManagerMaterial(dataDir, res.manager, { credentials: creds, advertiseAddr, listenAddr: `${listen.host}:${listen.port}`, port: listen.port, clock });
+    await writeClusterConfig(dataDir, cfg);
+    log.warn({ nodeId }, "this worker was promoted: starting again as a manager (its tasks keep running)");
+    restartWanted = true;
+    await stopWork(false);
+    await exit();
+  };
   const session = new RemoteSession({
     managers: workerCfg.managers,
     // Every manager, as they said at registration: the next start fails over to any of them.
@@ -486,6 +576,14 @@ async function startWorker(opts: UpOptions, ctx: Context): Promise<RunningBaton>
     credentials,
     clock,
     log: log.child({ component: "session" }),
+    onPromote: () => {
+      // Told again every second until it is a manager: only once it runs its tasks here.
+      if (!agent) return;
+      promoting ??= becomeManager().catch((err: unknown) => {
+        log.error({ err }, "promotion to a manager failed; retrying when told again");
+        promoting = undefined;
+      });
+    },
     onRemoved: (message) => {
       if (leaving) return;
       // Its tasks were replaced elsewhere when it was removed: running them on would be duplicates.
@@ -561,7 +659,16 @@ async function startWorker(opts: UpOptions, ctx: Context): Promise<RunningBaton>
     await exit();
     return n;
   };
-  return { socketPath, role: "worker", nodeId, detach, done };
+  return {
+    socketPath,
+    role: "worker",
+    nodeId,
+    detach,
+    done,
+    get restartWanted() {
+      return restartWanted;
+    },
+  };
 }
 
 /**

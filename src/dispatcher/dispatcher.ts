@@ -193,6 +193,8 @@ export class Dispatcher {
       const fields = { hostname: desc.hostname, role: desc.role, resources: desc.resources, drivers: desc.drivers, ...(desc.limits ? { limits: desc.limits } : {}), platform: desc.platform, agentVersion: desc.agentVersion, status };
       if (cur) {
         const next: Node = { ...cur, ...fields };
+        // The node took the role it was promoted or demoted to.
+        if (next.desiredRole === next.role) delete next.desiredRole;
         // An agent that no longer reports limits (downgraded) enforces none.
         if (!desc.limits) delete next.limits;
         tx.update("nodes", next);

@@ -100,4 +100,45 @@ describe("HA managers on managed etcd: init --ha, manager joins, leader kill -9,
     await old.start();
     await waitFor(async () => started(await memberRows(next)) && (await memberRows(next)).length === 3, 30_000, "the restarted manager's member healthy again");
   });
+
+  test("demote a manager: its member leaves (2 members), it runs on as a worker with its tasks; promote it back: 3 members", async () => {
+    const leader = await waitFor(() => leaderOf(batons), 15_000, "no leader");
+    const target = batons.find((b) => b !== leader && b.running)!;
+    const id = (await info(target)).nodeId;
+    const tasksOn = async (): Promise<string[]> =>
+      (await leader.cliOk("service", "ps", "per-node", "--format", "json"))
+        .trim()
+        .split("\n")
+        .map((l) => JSON.parse(l) as { ID: string; Node: string; CurrentState: string })
+        .filter((r) => r.Node === target.host.name && r.CurrentState === "running")
+        .map((r) => r.ID)
+        .sort();
+    // One task on every node: the demoted node's must run on through both role changes.
+    await leader.cliOk("service", "create", "--name", "per-node", "--mode", "global", process.execPath, HELLO);
+    const before = await waitFor(async () => ((await tasksOn()).length === 1 ? tasksOn() : undefined), 15_000, "the global task on the node to demote");
+
+    // Refused: an unknown node, and promote of a manager is a no-op.
+    assert.match((await leader.cli("node", "demote", "nosuchnode")).stderr, /nosuchnode/);
+    assert.match(await leader.cliOk("node", "promote", target.host.name), /already a manager/);
+
+    const out = await leader.cliOk("node", "demote", target.host.name);
+    assert.match(out, new RegExp(`node ${target.host.name} is now a worker`));
+    assert.equal((await memberRows(leader)).length, 2);
+    assert.equal((await info(target)).role, "worker");
+    const cfg = JSON.parse(readFileSync(join(target.dataDir, "cluster.json"), "utf8")) as { role: string };
+    assert.equal(cfg.role, "worker");
+    const rows = await nodes(leader);
+    assert.equal(rows.find((n) => n.ID === id || n.Hostname === target.host.name)!.ManagerStatus, "");
+    assert.deepEqual(await tasksOn(), before, "the demoted node keeps its task");
+
+    const back = await leader.cliOk("node", "promote", target.host.name);
+    assert.match(back, new RegExp(`node ${target.host.name} is now a manager`));
+    await waitFor(async () => {
+      const m = await memberRows(leader);
+      return m.length === 3 && started(m);
+    }, 30_000, "3 started members after the promotion");
+    assert.equal((await info(target)).role, "manager");
+    assert.deepEqual(await tasksOn(), before, "the promoted node keeps its task");
+    await waitFor(async () => (await nodes(leader)).map((n) => n.ManagerStatus).sort().join() === "Leader,Reachable,Reachable", 20_000, "three managers again");
+  });
 });
