@@ -119,7 +119,12 @@ export const nodesRoutes: FastifyPluginAsync<{ deps: ApiDeps }> = async (app, { 
           tx.update("tasks", { ...t, status: { ...t.status, state: "orphaned", timestamp: now, message: "node removed" } });
         }
         const rec = tx.get("clusters", CLUSTER_ID);
-        if (rec && deps.cluster) tx.update("clusters", deps.cluster.revokeNodeIn(rec, n.id));
+        if (rec && deps.cluster) {
+          const revoked = deps.cluster.revokeNodeIn(rec, n.id);
+          // A removed manager is no longer one agents and the CLI fail over to (when its address tells which entry it was).
+          const own = n.role === "manager" && n.status.address ? (revoked.managers ?? []).filter((m) => m.startsWith(`${n.status.address}:`)) : [];
+          tx.update("clusters", own.length === 1 ? { ...revoked, managers: revoked.managers!.filter((m) => m !== own[0]) } : revoked);
+        }
         tx.delete("nodes", n.id);
         return n;
       });

@@ -7,6 +7,13 @@ import type { ReadTx, Store, StoreEvent, Watch, WriteTx } from "../store/store.j
 import { EndpointsFeed } from "./endpoints.js";
 import type { AgentSession, Assignment, AssignmentChange, EndpointsChange, NetworkAttachment, NodeDescription, TaskFile, TaskStatusUpdate } from "./protocol.js";
 
+/**
+ * A node changing role (`baton node promote|demote`) starts its Baton again in place: its tasks
+ * run on, but it is silent while it does (a promoted node also adds its etcd member). It is not
+ * called down, and its tasks not replaced, unless that takes longer than this.
+ */
+export const ROLE_CHANGE_GRACE_MS = 60_000;
+
 export interface DispatcherDeps {
   store: Store;
   /**
@@ -318,11 +325,15 @@ export class Dispatcher {
   /** Marks silent nodes down and orphans their unfinished tasks. */
   async checkLiveness(): Promise<void> {
     const now = this.deps.clock.now();
+    // A registration another manager wrote counts as heard (a node that just became a manager
+    // registers with its own dispatcher first); capped at now, as that manager's clock may run ahead.
+    const heard = (n: Node): number => Math.max(this.lastSeen.get(n.id) ?? 0, Math.min(now, n.status.heartbeatAt));
     const late = this.deps.store.view((tx) =>
-      tx.list("nodes").filter((n) => n.status.state === "ready" && now - (this.lastSeen.get(n.id) ?? 0) > this.heartbeatGraceMs),
+      tx.list("nodes").filter((n) => n.status.state === "ready" && now - heard(n) > (n.desiredRole ? Math.max(this.heartbeatGraceMs, ROLE_CHANGE_GRACE_MS) : this.heartbeatGraceMs)),
     );
     if (late.length === 0) return;
-    await this.markDown(late.map((n) => n.id), (id) => `no heartbeat for ${Math.round((now - (this.lastSeen.get(id) ?? 0)) / 1000)} s`);
+    const silentFor = new Map(late.map((n) => [n.id, now - heard(n)]));
+    await this.markDown(late.map((n) => n.id), (id) => `no heartbeat for ${Math.round((silentFor.get(id) ?? 0) / 1000)} s`);
     for (const n of late) this.deps.log.warn({ nodeId: n.id, hostname: n.hostname }, "node down: missed heartbeats");
   }
 

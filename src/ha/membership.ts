@@ -94,12 +94,19 @@ export interface AddedMember {
  * so members join one after the other.
  */
 export async function addMember(conn: EtcdConnection, name: string, peerUrl: string, clock: Clock, timeoutMs = 30_000): Promise<AddedMember> {
+  const deadline = clock.now() + timeoutMs;
   return withClient(conn, async (c) => {
     let members: IMember[];
-    try {
-      members = await memberList(c);
-    } catch (err) {
-      throw unavailable("cannot add an etcd member", conn, err);
+    for (;;) {
+      try {
+        members = await memberList(c);
+      } catch (err) {
+        throw unavailable("cannot add an etcd member", conn, err);
+      }
+      // Another manager joining at the same time: its learner starts, and is promoted, shortly.
+      const starting = members.find((m) => m.name === "" && !m.peerURLs.includes(peerUrl));
+      if (!starting || clock.now() > deadline) break;
+      await clock.sleep(500);
     }
     const same = members.find((m) => m.peerURLs.includes(peerUrl));
     if (same && same.name !== "" && same.name !== name)
@@ -114,7 +121,6 @@ export async function addMember(conn: EtcdConnection, name: string, peerUrl: str
       const other = members.find((m) => m.name === "");
       if (other)
         throw new BatonError("UNAVAILABLE", `etcd member ${hex(other.ID)} (${other.peerURLs.join(",")}) was added but never started: start it, or remove it, before adding another`, [], { retryable: true });
-      const deadline = clock.now() + timeoutMs;
       for (;;) {
         try {
           const res = await c.cluster.memberAdd({ peerURLs: [peerUrl], isLearner: true }, { deadline: Date.now() + 10_000 });

@@ -44,12 +44,10 @@ describe("HA managers on managed etcd: init --ha, manager joins, leader kill -9,
     batons.push(m1);
     await m1.start();
     const token = (await m1.cliOk("join-token", "manager", "-q")).trim();
-    // One after the other, as etcd takes one learner at a time.
-    for (const h of [h2, h3]) {
-      const m = new NetnsBaton(net, h, { argv: ["join", "--token", token, "--advertise-addr", h.address, "--dns-addr", "127.0.0.1:0", `${h1.address}:4242`], logLevel: "info", startTimeoutMs: 60_000 });
-      batons.push(m);
-      await m.start();
-    }
+    // Both at once: etcd takes one learner at a time, so the second add waits for the first promotion.
+    const joiners = [h2, h3].map((h) => new NetnsBaton(net, h, { argv: ["join", "--token", token, "--advertise-addr", h.address, "--dns-addr", "127.0.0.1:0", `${h1.address}:4242`], logLevel: "info", startTimeoutMs: 60_000 }));
+    batons.push(...joiners);
+    await Promise.all(joiners.map((m) => m.start()));
   });
   after(async () => {
     if (process.env.BATON_HA_LOGS) {
@@ -140,5 +138,24 @@ describe("HA managers on managed etcd: init --ha, manager joins, leader kill -9,
     assert.equal((await info(target)).role, "manager");
     assert.deepEqual(await tasksOn(), before, "the promoted node keeps its task");
     await waitFor(async () => (await nodes(leader)).map((n) => n.ManagerStatus).sort().join() === "Leader,Reachable,Reachable", 20_000, "three managers again");
+  });
+
+  test("node rm of a lost manager removes its etcd member too: 2 members, quorum counted over the managers that are", async () => {
+    const leader = await waitFor(() => leaderOf(batons), 15_000, "no leader");
+    const managersUp: NetnsBaton[] = [];
+    for (const b of batons) if (b !== leader && b.running && (await info(b)).role === "manager") managersUp.push(b);
+    const lost = managersUp[0]!;
+    const etcdPid = Number(readFileSync(join(lost.dataDir, "etcd", "etcd.pid"), "utf8"));
+    await lost.kill("SIGKILL");
+    process.kill(etcdPid, "SIGKILL");
+    await waitFor(async () => (await nodes(leader)).find((n) => n.Hostname === lost.host.name)?.Status === "Down", 15_000, "the lost manager's node down");
+    assert.match((await leader.cli("node", "rm", lost.host.name)).stdout, /\w/);
+    const rows = await memberRows(leader);
+    assert.equal(rows.length, 2, rows.join("\n"));
+    assert.ok(started(rows), rows.join("\n"));
+    const cluster = JSON.parse(await leader.cliOk("info", "--format", "json")) as { managers: string[] };
+    assert.ok(!cluster.managers.some((m) => m.startsWith(`${lost.host.address}:`)), `the removed manager is no longer listed: ${cluster.managers.join(", ")}`);
+    // Two members, both up: the cluster still writes.
+    await leader.cliOk("service", "scale", "web=2");
   });
 });
