@@ -82,7 +82,7 @@ export const clusterRoutes: FastifyPluginAsync<{ deps: ApiDeps }> = async (app, 
     throw new BatonError(
       "BAD_REQUEST",
       deps.cluster
-        ? "this node is the cluster's manager and cannot leave it: `baton down` stops it (managers join and leave with the HA issue's promote/demote)"
+        ? "this node is a manager and cannot leave the cluster: `baton node demote` it from a manager first (it becomes a worker), then `baton leave`; `baton down` only stops it"
         : "this node is not part of a cluster: there is nothing to leave (`baton down` stops it)",
     );
   });
