@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { existsSync, readdirSync, renameSync } from "node:fs";
+import { existsSync, readdirSync, renameSync, rmSync } from "node:fs";
 import { request } from "node:https";
 import { join } from "node:path";
 import type { ClusterCa } from "../ca/ca.js";
@@ -274,6 +274,8 @@ function moveAside(dir: string, log: Logger): void {
   if (!existsSync(dir)) return;
   const to = join(dir, "..", `${REMOVED_PREFIX}${new Date().toISOString().replace(/[:.]/g, "-")}`);
   renameSync(dir, to);
+  // Its key is still one the etcd CA signed, which every member admits as a client: it goes.
+  rmSync(join(to, "tls"), { recursive: true, force: true });
   log.warn({ movedTo: to }, "the removed etcd member's data was moved aside");
 }
 

@@ -99,19 +99,22 @@ export function registerNodeCommands(node: Command): void {
       .option("-d, --detach", "return once the change is declared, without waiting for the node to carry it out")
       .action(async (refs: string[], opts: { detach?: boolean }, cmd: Command) =>
         withClient(cmd, async (c) => {
+          const self = (await c.call<{ nodeId?: string }>("GET", "/v1/info")).nodeId;
           for (const r of refs) {
             const n = await c.call<Node>("POST", `/v1/nodes/${encodeURIComponent(r)}/${verb}`);
             if (n.role === role && !n.desiredRole) {
               process.stdout.write(`node ${n.hostname} is already a ${role}\n`);
               continue;
             }
-            if (opts.detach) {
-              process.stdout.write(`node ${n.hostname}: ${verb} declared\n`);
+            if (opts.detach || n.id === self) {
+              // The manager answering is the one stepping down: it stops answering as a manager.
+              if (n.id === self) process.stdout.write(`node ${n.hostname} is the manager answering: it steps down now and runs on as a worker (see \`baton node ls\` on another manager)\n`);
+              else process.stdout.write(`node ${n.hostname}: ${verb} declared\n`);
               continue;
             }
             process.stdout.write(`node ${n.hostname}: ${verb} declared; waiting for it to become a ${role}…\n`);
             if (await waitForRole(c, n.id, role)) process.stdout.write(`node ${n.hostname} is now a ${role}\n`);
-            else process.stdout.write(`node ${n.hostname} has not taken the role yet (the manager answering may be the one stepping down): see \`baton node ls\`\n`);
+            else process.stdout.write(`node ${n.hostname} has not taken the role yet after 60 s: see \`baton node ls\` and the node's log\n`);
           }
         }),
       );
