@@ -3,7 +3,8 @@
 // the leader's baton, then `baton node demote` and `promote`. The tests run in order on one cluster.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { HELLO, getJson, waitFor } from "../harness/baton.js";
 import { etcdUnavailable } from "../harness/etcd.js";
@@ -119,6 +120,16 @@ describe("HA managers on managed etcd: init --ha, manager joins, leader kill -9,
     assert.match((await leader.cli("node", "demote", "nosuchnode")).stderr, /nosuchnode/);
     assert.match(await leader.cliOk("node", "promote", target.host.name), /already a manager/);
 
+    // Its manager certificate, kept aside to try after the demotion.
+    const oldCert = mkdtempSync(join(tmpdir(), "baton-oldcert-"));
+    cpSync(join(target.dataDir, "certs"), oldCert, { recursive: true });
+    const asManager = async (dir: string): Promise<number> => {
+      const script = `const fs=require("fs"),p=require("path"),d=process.argv[1];const r=require("https").request({host:process.argv[2],port:4242,path:"/v1/nodes",ca:fs.readFileSync(p.join(d,"ca.crt")),cert:fs.readFileSync(p.join(d,"node.crt")),key:fs.readFileSync(p.join(d,"node.key")),checkServerIdentity:()=>undefined},(s)=>{console.log(s.statusCode);s.resume()});r.on("error",(e)=>{console.log("error "+e.message)});r.end();`;
+      const r = await net.exec(target.host, process.execPath, ["-e", script, dir, leader.host.address], { timeoutMs: 10_000 });
+      return Number(r.stdout.trim().split(/\s/)[0]) || 0;
+    };
+    assert.equal(await asManager(oldCert), 200, "the manager certificate works before the demotion");
+
     const out = await leader.cliOk("node", "demote", target.host.name);
     assert.match(out, new RegExp(`node ${target.host.name} is now a worker`));
     assert.equal((await memberRows(leader)).length, 2);
@@ -128,6 +139,11 @@ describe("HA managers on managed etcd: init --ha, manager joins, leader kill -9,
     const rows = await nodes(leader);
     assert.equal(rows.find((n) => n.ID === id || n.Hostname === target.host.name)!.ManagerStatus, "");
     assert.deepEqual(await tasksOn(), before, "the demoted node keeps its task");
+    // Its old manager certificate is refused now (revoked by serial); its new one is a worker's.
+    assert.equal(await asManager(oldCert), 401, "the demoted node's manager certificate is no longer accepted");
+    assert.equal(await asManager(join(target.dataDir, "certs")), 403, "a worker certificate cannot use the API");
+    assert.equal(existsSync(join(target.dataDir, "ca", "ca.key")), false, "the demoted node no longer holds the CA key");
+    rmSync(oldCert, { recursive: true, force: true });
 
     const back = await leader.cliOk("node", "promote", target.host.name);
     assert.match(back, new RegExp(`node ${target.host.name} is now a manager`));
