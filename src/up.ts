@@ -446,7 +446,7 @@ async function startManager(opts: UpOptions, ctx: Context): Promise<RunningBaton
       const creds = await auth.stepDown(nodeId, self, [cfg.advertiseAddr!]);
       // The worker's files first, then the CA key goes: a crash after this starts a worker.
       await saveNodeCredentials(certsDir(dataDir), creds);
-      await writeClusterConfig(dataDir, { role: "worker", advertiseAddr: cfg.advertiseAddr!, managers: auth.managers().filter((m) => m !== self) });
+      await writeClusterConfig(dataDir, { role: "worker", advertiseAddr: cfg.advertiseAddr!, listenAddr: cfg.listenAddr!, managers: auth.managers().filter((m) => m !== self) });
       rmSync(caDir(dataDir), { recursive: true, force: true });
       rmSync(joinedEtcdTlsDir(dataDir), { recursive: true, force: true });
       steppingDown = true;
@@ -561,7 +561,7 @@ async function startWorker(opts: UpOptions, ctx: Context): Promise<RunningBaton>
     const creds = { caCertPem: res.caCertPem, certPem: res.certPem, keyPem };
     const advertiseAddr = workerCfg.advertiseAddr ?? readNodeCert(res.certPem).addresses[0];
     if (!advertiseAddr) throw new BatonError("BAD_REQUEST", "this node has no advertise address: a manager needs one (join with --advertise-addr)");
-    const listen = parseHostPort(`0.0.0.0:${DEFAULT_CLUSTER_PORT}`, "--listen-addr");
+    const listen = parseHostPort(workerCfg.listenAddr ?? `0.0.0.0:${DEFAULT_CLUSTER_PORT}`, "--listen-addr");
     const cfg = await adoptManagerMaterial(dataDir, res.manager, { credentials: creds, advertiseAddr, listenAddr: `${listen.host}:${listen.port}`, port: listen.port, clock });
     await writeClusterConfig(dataDir, cfg);
     log.warn({ nodeId }, "this worker was promoted: starting again as a manager (its tasks keep running)");
@@ -686,7 +686,9 @@ async function joinCluster(j: NonNullable<UpOptions["join"]>, ctx: { dataDir: st
   const creds = { caCertPem: joined.caCertPem, certPem: joined.certPem, keyPem: joined.keyPem };
   if (joined.role === "worker") {
     await saveNodeCredentials(certsDir(dataDir), creds);
-    const cfg: ClusterConfig = { role: "worker", managers: [managerAddr], ...(advertiseAddr ? { advertiseAddr } : {}) };
+    // --listen-addr is kept for a later promotion (a worker listens on nothing).
+    const listenAddr = j.listenAddr ? parseHostPort(j.listenAddr, "--listen-addr") : undefined;
+    const cfg: ClusterConfig = { role: "worker", managers: [managerAddr], ...(advertiseAddr ? { advertiseAddr } : {}), ...(listenAddr ? { listenAddr: `${listenAddr.host}:${listenAddr.port}` } : {}) };
     await writeClusterConfig(dataDir, cfg);
     log.info({ manager: managerAddr, nodeId }, "joined the cluster as a worker");
     return cfg;

@@ -16,7 +16,7 @@ export interface ClusterConfig {
   role: "manager" | "worker";
   /** This node's address as other nodes reach it. */
   advertiseAddr?: string;
-  /** A manager's TLS listener, host:port. */
+  /** A manager's TLS listener, host:port (a worker keeps it for when it is promoted). */
   listenAddr?: string;
   /** Where a worker finds managers (host:port); a manager lists itself. */
   managers: string[];

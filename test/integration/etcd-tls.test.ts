@@ -188,4 +188,21 @@ describe("a manager joins a cluster whose store is a user's TLS etcd", { skip: e
     await m2.cliOk("service", "create", "-d", "--name", "after-join", "--replicas", "0", process.execPath, "-e", "0");
     assert.match(await m1.cliOk("service", "ls"), /after-join/);
   });
+
+  test("a worker promoted on a TLS etcd gets the PEMs the same way and serves as a manager; demoted, it is a worker again", async () => {
+    const [m1] = batons as [ServerBaton];
+    const p3 = await freePort();
+    const token = (await m1.cliOk("join-token", "worker", "-q")).trim();
+    const p1 = JSON.parse(await m1.cliOk("info", "--format", "json")) as { listenAddr: string };
+    const w = new ServerBaton(["join", "--token", token, "--advertise-addr", "127.0.0.1", "--listen-addr", `127.0.0.1:${p3}`, `127.0.0.1:${p1.listenAddr.split(":")[1]}`]);
+    batons.push(w);
+    await w.start();
+    const id = (JSON.parse(await w.cliOk("info", "--format", "json")) as { nodeId: string }).nodeId;
+    assert.match(await m1.cliOk("node", "promote", id), /is now a manager/);
+    const info = JSON.parse(await w.cliOk("info", "--format", "json")) as { role: string; store: string; listenAddr: string };
+    assert.deepEqual([info.role, info.store, info.listenAddr], ["manager", "etcd", `127.0.0.1:${p3}`]);
+    assert.match(await w.cliOk("service", "ls"), /after-join/, "its store is the cluster's");
+    assert.match(await m1.cliOk("node", "demote", id), /is now a worker/);
+    assert.equal((JSON.parse(await w.cliOk("info", "--format", "json")) as { role: string }).role, "worker");
+  });
 });
