@@ -3,7 +3,7 @@
 // the leader's baton, then `baton node demote` and `promote`. The tests run in order on one cluster.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { HELLO, getJson, waitFor } from "../harness/baton.js";
@@ -156,21 +156,25 @@ describe("HA managers on managed etcd: init --ha, manager joins, leader kill -9,
     await waitFor(async () => (await nodes(leader)).map((n) => n.ManagerStatus).sort().join() === "Leader,Reachable,Reachable", 20_000, "three managers again");
   });
 
-  test("node rm of a lost manager removes its etcd member too: 2 members, quorum counted over the managers that are", async () => {
+  test("node rm --force of a live manager removes its etcd member: 2 members; its supervisor does not restart the removed member", async () => {
     const leader = await waitFor(() => leaderOf(batons), 15_000, "no leader");
     const managersUp: NetnsBaton[] = [];
     for (const b of batons) if (b !== leader && b.running && (await info(b)).role === "manager") managersUp.push(b);
-    const lost = managersUp[0]!;
-    const etcdPid = Number(readFileSync(join(lost.dataDir, "etcd", "etcd.pid"), "utf8"));
-    await lost.kill("SIGKILL");
-    process.kill(etcdPid, "SIGKILL");
-    await waitFor(async () => (await nodes(leader)).find((n) => n.Hostname === lost.host.name)?.Status === "Down", 15_000, "the lost manager's node down");
-    assert.match((await leader.cli("node", "rm", lost.host.name)).stdout, /\w/);
+    const gone = managersUp[0]!;
+    const etcdPid = Number(readFileSync(join(gone.dataDir, "etcd", "etcd.pid"), "utf8"));
+    assert.match(await leader.cliOk("node", "rm", "--force", gone.host.name), /\w/);
     const rows = await memberRows(leader);
     assert.equal(rows.length, 2, rows.join("\n"));
     assert.ok(started(rows), rows.join("\n"));
-    const cluster = JSON.parse(await leader.cliOk("info", "--format", "json")) as { managers: string[] };
-    assert.ok(!cluster.managers.some((m) => m.startsWith(`${lost.host.address}:`)), `the removed manager is no longer listed: ${cluster.managers.join(", ")}`);
+    const managers = (JSON.parse(await leader.cliOk("info", "--format", "json")) as { managers: string[] }).managers;
+    assert.ok(!managers.some((m) => m.startsWith(`${gone.host.address}:`)), `the removed manager is no longer listed: ${managers.join(", ")}`);
+    // Its etcd learns it was removed and exits; the supervisor asks the others and stops there.
+    const aside = await waitFor(() => readdirSync(gone.dataDir).find((f) => f.startsWith("etcd.removed-")), 20_000, "the removed member's data moved aside");
+    assert.equal(existsSync(`/proc/${etcdPid}`) && !/^State:\s+Z/m.test(readFileSync(`/proc/${etcdPid}/status`, "utf8")), false, "the removed member's etcd exited");
+    assert.equal(existsSync(join(gone.dataDir, aside, "tls")), false, "no member key left behind");
+    await new Promise((r) => setTimeout(r, 2000));
+    assert.equal(existsSync(join(gone.dataDir, "etcd")), false, "not restarted");
+    assert.match(gone.output, /etcd member was removed from the cluster: not restarting it/);
     // Two members, both up: the cluster still writes.
     await leader.cliOk("service", "scale", "web=2");
   });
