@@ -694,9 +694,10 @@ async function joinCluster(j: NonNullable<UpOptions["join"]>, ctx: { dataDir: st
     return cfg;
   }
   if (!joined.manager) throw new BatonError("UNAVAILABLE", `manager ${managerAddr} issued a manager certificate without the cluster's CA key and store: it is older than this baton`);
-  if (!advertiseAddr) throw new BatonError("VALIDATION_FAILED", "a manager join needs --advertise-addr (the address the other nodes reach this manager at)", [{ path: ["--advertise-addr"], problem: "required for a manager" }]);
+  // As `init`: the host's one address when --advertise-addr is not given (an error naming them when it has several).
+  const ownAddr = advertiseAddr ?? detectAdvertiseAddr();
   const listen = parseHostPort(j.listenAddr ?? `0.0.0.0:${DEFAULT_CLUSTER_PORT}`, "--listen-addr");
-  const cfg = await adoptManagerMaterial(dataDir, joined.manager, { credentials: creds, advertiseAddr, listenAddr: `${listen.host}:${listen.port}`, port: listen.port, clock });
+  const cfg = await adoptManagerMaterial(dataDir, joined.manager, { credentials: creds, advertiseAddr: ownAddr, listenAddr: `${listen.host}:${listen.port}`, port: listen.port, clock });
   await writeClusterConfig(dataDir, cfg);
   log.info({ manager: managerAddr, nodeId, store: cfg.store ?? "managed etcd" }, "joined the cluster as a manager");
   return cfg;
