@@ -205,4 +205,24 @@ describe("a manager joins a cluster whose store is a user's TLS etcd", { skip: e
     assert.match(await m1.cliOk("node", "demote", id), /is now a worker/);
     assert.equal((JSON.parse(await w.cliOk("info", "--format", "json")) as { role: string }).role, "worker");
   });
+
+  test("the first manager demotes itself through its own socket: it steps down, the other manager leads, it runs on as a worker", async () => {
+    const [m1, m2] = batons as [ServerBaton, ServerBaton];
+    const id = (JSON.parse(await m1.cliOk("info", "--format", "json")) as { nodeId: string }).nodeId;
+    assert.match(await m1.cliOk("node", "demote", id), /is the manager answering: it steps down now/);
+    const deadline = Date.now() + 30_000;
+    let role = "";
+    while (Date.now() < deadline && role !== "worker") {
+      role = ((await m1.cli("info", "--format", "json").then((r) => (r.code === 0 ? (JSON.parse(r.stdout) as { role: string }) : { role: "" }))).role);
+      await new Promise((res) => setTimeout(res, 200));
+    }
+    assert.equal(role, "worker");
+    const m2info = JSON.parse(await m2.cliOk("info", "--format", "json")) as { isLeader: boolean; managers: string[] };
+    assert.equal(m2info.isLeader, true);
+    assert.equal(m2info.managers.length, 1, m2info.managers.join(", "));
+    // Demoting the last manager is refused.
+    const last = await m2.cli("node", "demote", (JSON.parse(await m2.cliOk("info", "--format", "json")) as { nodeId: string }).nodeId);
+    assert.equal(last.code, 1);
+    assert.match(last.stderr, /is the last manager/);
+  });
 });
