@@ -28,24 +28,25 @@ import { resolveServiceSpec } from "./input/resolve.js";
 import { openSqliteStore } from "./store/sqlite/sqlite-store.js";
 import { EtcdStore } from "./store/etcd/etcd-store.js";
 import { loadEtcdTls, type EtcdConnection, type EtcdTlsFiles } from "./store/etcd/etcd-client.js";
-import { loadOrCreateEtcdCa } from "./ha/etcd-pki.js";
-import { startManagedEtcd, type ManagedEtcd } from "./ha/managed-etcd.js";
+import { etcdCaDir, loadOrCreateEtcdCa } from "./ha/etcd-pki.js";
+import { joinManagedEtcd, startManagedEtcd, type ManagedEtcd } from "./ha/managed-etcd.js";
 import { requireEtcdBinary } from "./ha/etcd-process.js";
 import { openSnapshot } from "./ha/snapshot.js";
-import { listMembers } from "./ha/membership.js";
+import { listMembers, removeMember } from "./ha/membership.js";
 import { parseStoreUrl } from "./store/store-url.js";
 import type { Store } from "./store/store.js";
 import type { AgentSession } from "./dispatcher/protocol.js";
 import { ClusterAuthority, caDir, certsDir } from "./cluster/authority.js";
 import { ClusterCa } from "./ca/ca.js";
+import { adoptManagerMaterial, joinedEtcdTlsDir, managerMaterial } from "./cluster/manager-material.js";
 import { Leadership, type ManagersView } from "./manager/leadership.js";
 import { SessionForwarder } from "./cluster/session-forward.js";
 import { detectAdvertiseAddr, parseHostPort, readClusterConfig, writeClusterConfig, DEFAULT_CLUSTER_PORT, type ClusterConfig } from "./cluster/config.js";
 import { startClusterListener } from "./cluster/listener.js";
-import { httpsJoinTransport, renewCertificate } from "./cluster/join-client.js";
+import { fetchPromotion, httpsJoinTransport, renewCertificate } from "./cluster/join-client.js";
 import { buildWorkerApp } from "./cluster/worker-api.js";
 import { joinWithToken } from "./ca/join.js";
-import { createNodeKeyAndCsr, loadNodeCredentials, needsRenewal, renewAt, saveNodeCredentials, type NodeCredentials } from "./ca/node-cert.js";
+import { createNodeKeyAndCsr, loadNodeCredentials, needsRenewal, readNodeCert, renewAt, saveNodeCredentials, type NodeCredentials } from "./ca/node-cert.js";
 import { SessionServer } from "./session/server.js";
 import { TaskRecords } from "./agent/task-records.js";
 import { RemoteSession } from "./session/client.js";
@@ -91,6 +92,11 @@ export interface RunningBaton {
   /** Leaves tasks running (Ctrl-C, SIGTERM, upgrades). Returns how many were left running. */
   detach(): Promise<number>;
   done: Promise<void>;
+  /**
+   * True once `done` resolved because the node changed role (`baton node promote|demote`): the
+   * caller starts Baton again on the same data dir, which is now the other role; tasks ran on.
+   */
+  readonly restartWanted?: boolean;
 }
 
 /** 127.77.0.1 is the mesh's own address in the service address range (model/service-address.ts). */
@@ -314,6 +320,16 @@ async function startManager(opts: UpOptions, ctx: Context): Promise<RunningBaton
       return via ? forwarder!.taskStats(via, node, taskIds) : sessions.taskStats(node, taskIds);
     },
   };
+  const material = async () =>
+    managerMaterial({
+      caKeyPem: await authority!.caKeyPem(),
+      managers: authority!.managers(),
+      cfg: cfg!,
+      dataDir,
+      clock,
+      ...(etcdConnection ? { etcd: etcdConnection } : {}),
+      ...(managed ? { members: () => managed.members() } : {}),
+    });
   const cluster: ClusterControl | undefined =
     authority && sessions && cfg
       ? {
@@ -324,15 +340,10 @@ async function startManager(opts: UpOptions, ctx: Context): Promise<RunningBaton
           join: async (req) => {
             const res = await authority.join(req);
             if (res.role !== "manager") return res;
-            // Managers share the store: only etcd can be shared (SQLite is this host's file).
-            if (!etcdConnection)
-              throw new BatonError("BAD_REQUEST", "this cluster's store is SQLite, on the first manager's disk: another manager can join only a cluster started with `baton init --store etcd://…` (docs/ha.md)", [{ path: ["token"], problem: "manager join needs an etcd store" }]);
-            // The joining manager would need etcd's TLS material too (and, for --ha, its own member): not handed over yet.
-            if (managed || etcdConnection.tls)
-              throw new BatonError("BAD_REQUEST", "manager join is not available yet on a managed etcd (`baton init --ha`) or an etcd reached over TLS: start the first manager with `--store etcd://…` on plain URLs, or add managers later (docs/ha.md)", [{ path: ["token"], problem: "manager join needs a plain etcd store for now" }]);
-            return { ...res, manager: { caKeyPem: await authority.caKeyPem(), store: cfg.store!, managers: authority.managers() } };
+            return { ...res, manager: await material() };
           },
           renew: (peer, raw, csr) => authority.renew(peer, raw, csr),
+          promote: async (peer, raw, csr) => ({ ...(await authority.promote(peer, raw, csr)), manager: await material() }),
           issueClientCertificate: (csr) => authority.issueClientCertificate(csr),
           managers: () => authority.managers(),
           revokeNodeIn: (rec, id) => authority.revokeNodeIn(rec, id),
@@ -345,9 +356,13 @@ async function startManager(opts: UpOptions, ctx: Context): Promise<RunningBaton
   let stopping: Promise<number> | undefined;
   let exiting: Promise<void> | undefined;
   let stopRenewal = (): void => undefined;
+  let restartWanted = false;
+  let roleChanged = (): void => undefined;
+  let stopRoles = (): void => undefined;
   // Controllers stop first, so nothing is restarted while tasks are being stopped.
   const stopWork = (stopTasks: boolean): Promise<number> =>
     (stopping ??= (async () => {
+      stopRoles();
       manager.stopControllers();
       // Step down first (the lease is revoked): another manager leads at once instead of after the TTL.
       await leadership?.close();
@@ -359,6 +374,7 @@ async function startManager(opts: UpOptions, ctx: Context): Promise<RunningBaton
       return n;
     })());
   let tcp: Awaited<ReturnType<typeof startClusterListener>> | undefined;
+  let steppingDown = false;
   const exit = (): Promise<void> =>
     (exiting ??= (async () => {
       sessions?.close();
@@ -370,6 +386,10 @@ async function startManager(opts: UpOptions, ctx: Context): Promise<RunningBaton
       authority?.close();
       store.close();
       // After the store: the manager's last writes went through its member.
+      if (managed && steppingDown) {
+        // Demoted: its member leaves the etcd cluster (the others keep the quorum the API checked).
+        await managed.leave().catch((err: unknown) => log.error({ err }, "the etcd member did not leave the cluster: remove it with `baton ha members` / etcdctl member remove"));
+      }
       await managed?.stop();
       rmSync(join(dataDir, "baton.pid"), { force: true });
       ctx.lock.release();
@@ -384,6 +404,15 @@ async function startManager(opts: UpOptions, ctx: Context): Promise<RunningBaton
     secrets: secretBox,
     stats,
     ...(cluster ? { cluster } : {}),
+    ...(cluster
+      ? {
+          roles: {
+            etcd: etcdConnection !== undefined,
+            ...(managed ? { members: () => managed.members(), removeMember: (name: string) => removeMember(managed.connection, name, clock).then(() => undefined) } : {}),
+            changed: () => roleChanged(),
+          },
+        }
+      : {}),
     ...(etcdConnection ? { snapshot: () => openSnapshot(etcdConnection), etcdMembers: () => listMembers(etcdConnection) } : {}),
     ...(leadership
       ? {
@@ -423,6 +452,47 @@ async function startManager(opts: UpOptions, ctx: Context): Promise<RunningBaton
     }, log);
   }
 
+  // `baton node promote|demote` (src/cluster/role-change.ts): every manager tells the promoted
+  // workers with a session here; a manager asked to be a worker steps down itself.
+  let stepDown: Promise<void> | undefined;
+  if (cfg && authority && sessions) {
+    const auth = authority;
+    const conns = sessions;
+    const self = `${cfg.advertiseAddr!}:${parseHostPort(cfg.listenAddr!, "--listen-addr").port}`;
+    const becomeWorker = async (): Promise<void> => {
+      log.warn("this manager was demoted: stepping down to a worker (its tasks keep running)");
+      const creds = await auth.stepDown(nodeId, self, [cfg.advertiseAddr!]);
+      // The worker's files first, then the CA key goes: a crash after this starts a worker.
+      await saveNodeCredentials(certsDir(dataDir), creds);
+      await writeClusterConfig(dataDir, { role: "worker", advertiseAddr: cfg.advertiseAddr!, listenAddr: cfg.listenAddr!, managers: auth.managers().filter((m) => m !== self) });
+      rmSync(caDir(dataDir), { recursive: true, force: true });
+      rmSync(joinedEtcdTlsDir(dataDir), { recursive: true, force: true });
+      steppingDown = true;
+      restartWanted = true;
+      await stopWork(false);
+      await exit();
+    };
+    const reconcileRoles = (): void => {
+      if (stepDown) return;
+      for (const n of store.view((tx) => tx.list("nodes"))) {
+        if (n.id === nodeId && n.role === "manager" && n.desiredRole === "worker") {
+          stepDown = becomeWorker().catch((err: unknown) => {
+            log.error({ err }, "stepping down failed; retrying");
+            stepDown = undefined;
+          });
+          return;
+        }
+        if (n.desiredRole === "manager" && n.role === "worker") conns.promote(n.id);
+      }
+    };
+    const tick = (): void => {
+      reconcileRoles();
+      stopRoles = clock.setTimer(1000, tick);
+    };
+    tick();
+    roleChanged = reconcileRoles;
+  }
+
   if (opts.demo) await ensureDemo(store, log);
   log.info({ socket: socketPath, nodeId: agent.nodeId, tasks: agent.runningTaskIds().length, ...(cfg ? { listen: cfg.listenAddr, advertise: cfg.advertiseAddr } : {}) }, cfg ? "baton manager is up" : "baton is up");
   const detach = async (): Promise<number> => {
@@ -439,6 +509,9 @@ async function startManager(opts: UpOptions, ctx: Context): Promise<RunningBaton
     ...(cfg ? { listenAddr: cfg.listenAddr! } : {}),
     detach,
     done,
+    get restartWanted() {
+      return restartWanted;
+    },
   };
 }
 
@@ -455,8 +528,11 @@ async function openStore(
   const storeLog = log.child({ component: "store" });
   if (cfg?.ha) {
     requireEtcdBinary();
-    const ca = await loadOrCreateEtcdCa(dataDir, clock);
-    const managed = await startManagedEtcd({ dataDir, name: ctx.nodeId, advertise: cfg.advertiseAddr!, ca, log, clock });
+    // A manager that joined has the etcd CA it was handed; only the first creates one.
+    const ca = cfg.etcdJoin ? await ClusterCa.load(etcdCaDir(dataDir), { clock }) : await loadOrCreateEtcdCa(dataDir, clock);
+    if (!ca) throw new BatonError("VALIDATION_FAILED", `${etcdCaDir(dataDir)} holds no etcd CA: this manager's join did not finish; \`baton leave\` is not possible for a manager, use a fresh --data-dir and join again`);
+    const memberOpts = { dataDir, name: ctx.nodeId, advertise: cfg.advertiseAddr!, ca, log, clock };
+    const managed = cfg.etcdJoin ? await joinManagedEtcd({ ...memberOpts, existing: cfg.etcdJoin }) : await startManagedEtcd(memberOpts);
     try {
       const etcd = await EtcdStore.open({ ...managed.connection, maxTxnOps: managed.maxTxnOps, clock, log: storeLog });
       return { store: etcd, etcd, managed, etcdConnection: managed.connection };
@@ -487,8 +563,30 @@ async function startWorker(opts: UpOptions, ctx: Context): Promise<RunningBaton>
   let exiting: Promise<void> | undefined;
   let stopping: Promise<number> | undefined;
   let leaving = false;
+  let promoting: Promise<void> | undefined;
+  let restartWanted = false;
   // eslint-disable-next-line prefer-const -- assigned once the session it needs exists
   let agent: Agent | undefined;
+  /**
+   * `baton node promote`: the manager certificate and the manager material over this worker's
+   * certificate, saved as a manager join saves them; then Baton starts again on this data dir as
+   * a manager (tasks run on: the agent re-adopts them).
+   */
+  const becomeManager = async (): Promise<void> => {
+    const { keyPem, csrPem } = await createNodeKeyAndCsr(nodeId);
+    const res = await fetchPromotion(session.connectedTo ?? workerCfg.managers[0]!, credentials, csrPem, clock);
+    if (!res.manager || res.role !== "manager") throw new BatonError("UNAVAILABLE", "the manager answered the promotion without a manager certificate and material");
+    const creds = { caCertPem: res.caCertPem, certPem: res.certPem, keyPem };
+    const advertiseAddr = workerCfg.advertiseAddr ?? readNodeCert(res.certPem).addresses[0];
+    if (!advertiseAddr) throw new BatonError("BAD_REQUEST", "this node has no advertise address: a manager needs one (join with --advertise-addr)");
+    const listen = parseHostPort(workerCfg.listenAddr ?? `0.0.0.0:${DEFAULT_CLUSTER_PORT}`, "--listen-addr");
+    const cfg = await adoptManagerMaterial(dataDir, res.manager, { credentials: creds, advertiseAddr, listenAddr: `${listen.host}:${listen.port}`, port: listen.port, clock });
+    await writeClusterConfig(dataDir, cfg);
+    log.warn({ nodeId }, "this worker was promoted: starting again as a manager (its tasks keep running)");
+    restartWanted = true;
+    await stopWork(false);
+    await exit();
+  };
   const session = new RemoteSession({
     managers: workerCfg.managers,
     // Every manager, as they said at registration: the next start fails over to any of them.
@@ -496,6 +594,14 @@ async function startWorker(opts: UpOptions, ctx: Context): Promise<RunningBaton>
     credentials,
     clock,
     log: log.child({ component: "session" }),
+    onPromote: () => {
+      // Told again every second until it is a manager: only once it runs its tasks here.
+      if (!agent) return;
+      promoting ??= becomeManager().catch((err: unknown) => {
+        log.error({ err }, "promotion to a manager failed; retrying when told again");
+        promoting = undefined;
+      });
+    },
     onRemoved: (message) => {
       if (leaving) return;
       // Its tasks were replaced elsewhere when it was removed: running them on would be duplicates.
@@ -571,7 +677,16 @@ async function startWorker(opts: UpOptions, ctx: Context): Promise<RunningBaton>
     await exit();
     return n;
   };
-  return { socketPath, role: "worker", nodeId, detach, done };
+  return {
+    socketPath,
+    role: "worker",
+    nodeId,
+    detach,
+    done,
+    get restartWanted() {
+      return restartWanted;
+    },
+  };
 }
 
 /**
@@ -589,28 +704,20 @@ async function joinCluster(j: NonNullable<UpOptions["join"]>, ctx: { dataDir: st
   const creds = { caCertPem: joined.caCertPem, certPem: joined.certPem, keyPem: joined.keyPem };
   if (joined.role === "worker") {
     await saveNodeCredentials(certsDir(dataDir), creds);
-    const cfg: ClusterConfig = { role: "worker", managers: [managerAddr], ...(advertiseAddr ? { advertiseAddr } : {}) };
+    // --listen-addr is kept for a later promotion (a worker listens on nothing).
+    const listenAddr = j.listenAddr ? parseHostPort(j.listenAddr, "--listen-addr") : undefined;
+    const cfg: ClusterConfig = { role: "worker", managers: [managerAddr], ...(advertiseAddr ? { advertiseAddr } : {}), ...(listenAddr ? { listenAddr: `${listenAddr.host}:${listenAddr.port}` } : {}) };
     await writeClusterConfig(dataDir, cfg);
     log.info({ manager: managerAddr, nodeId }, "joined the cluster as a worker");
     return cfg;
   }
   if (!joined.manager) throw new BatonError("UNAVAILABLE", `manager ${managerAddr} issued a manager certificate without the cluster's CA key and store: it is older than this baton`);
-  if (!advertiseAddr) throw new BatonError("VALIDATION_FAILED", "a manager join needs --advertise-addr (the address the other nodes reach this manager at)", [{ path: ["--advertise-addr"], problem: "required for a manager" }]);
+  // As `init`: the host's one address when --advertise-addr is not given (an error naming them when it has several).
+  const ownAddr = advertiseAddr ?? detectAdvertiseAddr();
   const listen = parseHostPort(j.listenAddr ?? `0.0.0.0:${DEFAULT_CLUSTER_PORT}`, "--listen-addr");
-  // The CA (key first, 0600) before the certificate and the config: a half-written join is no manager.
-  const ca = await ClusterCa.fromPem(joined.caCertPem, joined.manager.caKeyPem, { clock });
-  await ca.save(caDir(dataDir));
-  await saveNodeCredentials(certsDir(dataDir), creds);
-  const self = `${advertiseAddr}:${listen.port}`;
-  const cfg: ClusterConfig = {
-    role: "manager",
-    advertiseAddr,
-    listenAddr: `${listen.host}:${listen.port}`,
-    managers: [self, ...joined.manager.managers.filter((m) => m !== self)],
-    store: joined.manager.store,
-  };
+  const cfg = await adoptManagerMaterial(dataDir, joined.manager, { credentials: creds, advertiseAddr: ownAddr, listenAddr: `${listen.host}:${listen.port}`, port: listen.port, clock });
   await writeClusterConfig(dataDir, cfg);
-  log.info({ manager: managerAddr, nodeId, store: cfg.store }, "joined the cluster as a manager");
+  log.info({ manager: managerAddr, nodeId, store: cfg.store ?? "managed etcd" }, "joined the cluster as a manager");
   return cfg;
 }
 

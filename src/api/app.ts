@@ -17,6 +17,9 @@ import type { ApiDeps } from "./deps.js";
 import type { TlsOptions } from "node:tls";
 import { ANONYMOUS_ROUTES, clusterRoutes, peerOf } from "./cluster.js";
 
+/** The only routes a worker's certificate reaches: renewing it, and taking a promotion. */
+const WORKER_ROUTES = new Set(["/v1/join/renew", "/v1/join/promote"]);
+
 export type { ApiDeps } from "./deps.js";
 
 
@@ -76,7 +79,7 @@ export async function buildApp(deps: ApiDeps, opts: { https?: TlsOptions } = {})
     app.addHook("onRequest", async (req) => {
       if (ANONYMOUS_ROUTES.has(`${req.method} ${req.url.split("?")[0]}`)) return;
       const { peer } = peerOf(req, cluster.verifier);
-      if (peer.role === "worker" && req.url.split("?")[0] !== "/v1/join/renew")
+      if (peer.role === "worker" && !WORKER_ROUTES.has(req.url.split("?")[0]!))
         throw new BatonError("FORBIDDEN", "a worker's certificate cannot use the API: worker nodes cannot view or change cluster state", [{ path: ["peer"], problem: "wrong-role" }]);
     });
   }

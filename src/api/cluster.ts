@@ -17,6 +17,8 @@ export interface ClusterControl {
   rotate(role: NodeRole): Promise<string>;
   join(req: JoinRequest): Promise<JoinResponse>;
   renew(peer: PeerIdentity, peerCert: Uint8Array, csrPem: string): Promise<JoinResponse>;
+  /** A promoted worker's manager certificate and the manager material. */
+  promote(peer: PeerIdentity, peerCert: Uint8Array, csrPem: string): Promise<JoinResponse>;
   issueClientCertificate(csrPem: string): Promise<{ certPem: string; caCertPem: string; serial: string; notAfter: number }>;
   /** Addresses of the managers' session and API listeners (host:port). */
   managers(): string[];
@@ -80,7 +82,7 @@ export const clusterRoutes: FastifyPluginAsync<{ deps: ApiDeps }> = async (app, 
     throw new BatonError(
       "BAD_REQUEST",
       deps.cluster
-        ? "this node is the cluster's manager and cannot leave it: `baton down` stops it (managers join and leave with the HA issue's promote/demote)"
+        ? "this node is a manager and cannot leave the cluster: `baton node demote` it from a manager first (it becomes a worker), then `baton leave`; `baton down` only stops it"
         : "this node is not part of a cluster: there is nothing to leave (`baton down` stops it)",
     );
   });
@@ -94,6 +96,15 @@ export const clusterRoutes: FastifyPluginAsync<{ deps: ApiDeps }> = async (app, 
     "/join",
     { schema: { tags: ["join"], summary: "Exchange a join token and a CSR for a node certificate", body: JoinBody, response: { 400: ErrorBody, 401: ErrorBody, 403: ErrorBody } } },
     (req) => requireCluster(deps).join(req.body),
+  );
+  app.post<{ Body: { csrPem: string } }>(
+    "/join/promote",
+    { schema: { tags: ["join"], summary: "A promoted worker exchanges its worker certificate and a CSR for a manager certificate and what a manager needs", body: Csr, response: { 400: ErrorBody, 401: ErrorBody, 403: ErrorBody } } },
+    (req) => {
+      const c = requireCluster(deps);
+      const { peer, raw } = peerOf(req, c.verifier);
+      return c.promote(peer, raw, req.body.csrPem);
+    },
   );
   app.post<{ Body: { csrPem: string } }>(
     "/join/renew",

@@ -9,6 +9,17 @@ import type { SecretBox } from "../secrets/data-key.js";
 import type { EtcdSnapshot } from "../ha/snapshot.js";
 import type { MemberStatus } from "../ha/membership.js";
 
+export interface RoleControl {
+  /** The store is etcd (several managers possible). */
+  etcd: boolean;
+  /** The managed etcd's members (`init --ha`); absent on a user's etcd (its members are the user's). */
+  members?: () => Promise<MemberStatus[]>;
+  /** Removes a lost manager's etcd member (managed etcd). */
+  removeMember?: (name: string) => Promise<void>;
+  /** A role was declared: carry it out now rather than at the next check. */
+  changed(): void;
+}
+
 /** What every route plugin gets at registration (no module-level singletons). */
 export interface ApiDeps {
   store: Store;
@@ -31,6 +42,8 @@ export interface ApiDeps {
    * with one manager, which leads while it is up.
    */
   managerStatus?: () => { leader: string | undefined; reachable: Set<string> };
+  /** A cluster's managers: what `node promote|demote` and a manager's `node rm` need (src/cluster/role-change.ts). */
+  roles?: RoleControl;
   /** @default 1 MiB */
   bodyLimit?: number;
 }

@@ -10,6 +10,8 @@ import type { ReadTx } from "../store/store.js";
 type ManagerStatus = "leader" | "reachable" | "unreachable";
 import { isTerminal } from "../model/task-state.js";
 import { rebalanceService } from "./rebalance.js";
+import { checkDemote, checkPromote, hasMember } from "../cluster/role-change.js";
+import type { RoleControl } from "./deps.js";
 
 const Ref = Type.Object({ ref: Type.String({ description: "id, hostname or unique id prefix" }) });
 
@@ -53,6 +55,47 @@ export const nodesRoutes: FastifyPluginAsync<{ deps: ApiDeps }> = async (app, { 
     },
   );
 
+  const roleControl = (): RoleControl => {
+    if (!deps.roles) throw new BatonError("BAD_REQUEST", "this node is not part of a cluster: `baton init` makes it one (docs/cluster.md)");
+    return deps.roles;
+  };
+  app.post<{ Params: { ref: string } }>(
+    "/nodes/:ref/promote",
+    { schema: { tags: ["nodes"], summary: "Make a worker a manager: the running node fetches its manager certificate and starts the manager parts (`desiredRole` until it has)", params: Ref, response: { 400: ErrorBody, 404: ErrorBody } } },
+    async (req) => {
+      const roles = roleControl();
+      const members = roles.members ? await roles.members() : undefined;
+      const node = await store.update((tx) => {
+        const n = findNode(tx, req.params.ref);
+        if (!checkPromote(n, { etcd: roles.etcd, ...(members ? { members } : {}) })) return n;
+        const next: Node = { ...n, desiredRole: "manager" };
+        if (n.role === "manager") delete next.desiredRole;
+        return tx.update("nodes", next);
+      });
+      roles.changed();
+      req.log.info({ nodeId: node.id, hostname: node.hostname }, "node promotion declared");
+      return node;
+    },
+  );
+  app.post<{ Params: { ref: string } }>(
+    "/nodes/:ref/demote",
+    { schema: { tags: ["nodes"], summary: "Make a manager a worker: it steps down, its etcd member leaves, it keeps its tasks (`desiredRole` until it has)", params: Ref, response: { 400: ErrorBody, 404: ErrorBody } } },
+    async (req) => {
+      const roles = roleControl();
+      const members = roles.members ? await roles.members() : undefined;
+      const node = await store.update((tx) => {
+        const n = findNode(tx, req.params.ref);
+        if (!checkDemote(n, tx.list("nodes"), { etcd: roles.etcd, ...(members ? { members } : {}) })) return n;
+        const next: Node = { ...n, desiredRole: "worker" };
+        if (n.role === "worker") delete next.desiredRole;
+        return tx.update("nodes", next);
+      });
+      roles.changed();
+      req.log.info({ nodeId: node.id, hostname: node.hostname }, "node demotion declared");
+      return node;
+    },
+  );
+
   app.delete<{ Params: { ref: string }; Querystring: { force?: string } }>(
     "/nodes/:ref",
     {
@@ -67,6 +110,14 @@ export const nodesRoutes: FastifyPluginAsync<{ deps: ApiDeps }> = async (app, { 
     async (req) => {
       const force = req.query.force === "1" || req.query.force === "true";
       const self = deps.system.info().nodeId;
+      // A lost manager's etcd member goes first, so the quorum is counted over the managers that
+      // are; the node's checks run before it (a refused rm removes nothing), and again below.
+      const members = deps.roles?.members ? await deps.roles.members() : undefined;
+      const target = store.view((tx) => findNode(tx, req.params.ref));
+      if (target.role === "manager" && target.id !== self && (target.status.state !== "ready" || force) && hasMember(target, members)) {
+        await deps.roles!.removeMember!(target.id);
+        req.log.info({ nodeId: target.id }, "the removed manager's etcd member was removed");
+      }
       const removable = (tx: ReadTx) => {
         const n = findNode(tx, req.params.ref);
         if (n.id === self) throw new BatonError("BAD_REQUEST", `node ${n.hostname} runs this manager: it cannot remove itself`, [{ path: ["node"], problem: "is this manager" }]);
@@ -103,7 +154,12 @@ export const nodesRoutes: FastifyPluginAsync<{ deps: ApiDeps }> = async (app, { 
           tx.update("tasks", orphan(t));
         }
         const rec = tx.get("clusters", CLUSTER_ID);
-        if (rec && deps.cluster) tx.update("clusters", deps.cluster.revokeNodeIn(rec, n.id));
+        if (rec && deps.cluster) {
+          const revoked = deps.cluster.revokeNodeIn(rec, n.id);
+          // A removed manager is no longer one agents and the CLI fail over to (when its address tells which entry it was).
+          const own = n.role === "manager" && n.status.address ? (revoked.managers ?? []).filter((m) => m.startsWith(`${n.status.address}:`)) : [];
+          tx.update("clusters", own.length === 1 ? { ...revoked, managers: revoked.managers!.filter((m) => m !== own[0]) } : revoked);
+        }
         tx.delete("nodes", n.id);
         return n;
       });

@@ -21,10 +21,35 @@ export interface JoinResponse {
   role: NodeRole;
   /**
    * A manager join only (over the TLS connection that proved the CA, as Swarm hands its
-   * managers the CA key): the CA key, so this manager can sign certificates when it leads; the
-   * shared store's URL; every manager's address.
+   * managers the CA key): what makes the node a manager (src/cluster/manager-material.ts).
    */
-  manager?: { caKeyPem: string; store: string; managers: string[] };
+  manager?: ManagerMaterial;
+}
+
+/** PEMs of a TLS connection to etcd (the same shape as the store's EtcdTls). */
+export interface EtcdTlsPems {
+  caCertPem: string;
+  certPem?: string;
+  keyPem?: string;
+}
+
+/**
+ * What a manager hands a node that becomes a manager (a manager join, a promotion): the cluster
+ * CA key, so it can sign certificates when it leads; every manager's address; the store (a
+ * user's etcd by URL with its TLS PEMs, or the managed etcd's CA and members); the cluster's
+ * heartbeat timing, so every manager judges nodes alike.
+ */
+export interface ManagerMaterial {
+  caKeyPem: string;
+  managers: string[];
+  /** `etcd://host:port,…`: the user's etcd (absent on a managed etcd). */
+  store?: string;
+  /** TLS to the user's etcd, when the first manager reaches it over TLS. */
+  etcdTls?: EtcdTlsPems;
+  /** `baton init --ha`: the etcd CA (the joiner issues its member certificate) and the members' client URLs. */
+  managedEtcd?: { caCertPem: string; caKeyPem: string; members: string[] };
+  heartbeatPeriodMs?: number;
+  heartbeatGraceMs?: number;
 }
 
 /**

@@ -40,7 +40,13 @@ export class ClusterAuthority {
     this.revocations = RevocationList.fromJSON(this.record().revocations);
     // Another writer (a second manager, later) may revoke too: follow the record.
     this.watch = store.watch(store.revision(), (events) => {
-      for (const e of events) if (e.kind === "clusters" && e.op !== "delete") for (const id of (e.object as Cluster).revocations.nodeIds) this.revocations.revokeNode(id);
+      for (const e of events) {
+        if (e.kind !== "clusters" || e.op === "delete") continue;
+        const { nodeIds, serials } = (e.object as Cluster).revocations;
+        for (const id of nodeIds) this.revocations.revokeNode(id);
+        // A demoted manager's manager certificate (its node id stays: it is a worker now).
+        for (const s of serials) this.revocations.revokeSerial(s);
+      }
     });
   }
 
@@ -121,6 +127,27 @@ export class ClusterAuthority {
     }
   }
 
+  /**
+   * This manager steps down (`baton node demote`): a worker certificate for itself, signed while
+   * it still holds the CA; its manager certificate revoked (no longer accepted as a manager by
+   * any manager) and its address dropped from the managers, in one write to the cluster record.
+   */
+  async stepDown(nodeId: string, self: string, addresses: string[]): Promise<NodeCredentials> {
+    const { keyPem, csrPem } = await createNodeKeyAndCsr(nodeId);
+    const issued = await this.ca.signNodeCsr({ csrPem, role: "worker", expectNodeId: nodeId, addresses });
+    const serial = readNodeCert(this.credentials.certPem).serial;
+    await this.store.update((tx) => {
+      const rec = tx.get("clusters", CLUSTER_ID)!;
+      tx.update("clusters", {
+        ...rec,
+        revocations: { ...rec.revocations, serials: [...new Set([...rec.revocations.serials, serial])].sort() },
+        managers: (rec.managers ?? []).filter((m) => m !== self),
+      });
+    });
+    this.revocations.revokeSerial(serial);
+    return { caCertPem: this.ca.certPem, certPem: issued.certPem, keyPem };
+  }
+
   /** The CA key in PEM, for a joining manager only (it signs certificates when it leads). */
   caKeyPem(): Promise<string> {
     return this.ca.exportKeyPem();
@@ -132,6 +159,22 @@ export class ClusterAuthority {
     // The new certificate keeps the addresses of the one being renewed.
     const issued = await this.ca.signNodeCsr({ csrPem, role: peer.role, expectNodeId: peer.nodeId, addresses: readNodeCert(peerCert).addresses });
     return { certPem: issued.certPem, caCertPem: this.ca.certPem, role: peer.role };
+  }
+
+  /**
+   * A promoted worker's manager certificate, over its worker certificate's connection: only for
+   * the node the store says was promoted, keeping the addresses its worker certificate had (or
+   * the one it registered from). The caller adds the manager material.
+   */
+  async promote(peer: PeerIdentity, peerCert: Uint8Array, csrPem: string): Promise<JoinResponse> {
+    if (peer.role !== "worker") throw new BatonError("FORBIDDEN", `only a worker is promoted (this certificate is a ${peer.role}'s)`);
+    const node = this.store.view((tx) => tx.get("nodes", peer.nodeId));
+    if (node?.desiredRole !== "manager") throw new BatonError("FORBIDDEN", `node ${peer.nodeId} was not promoted (\`baton node promote\` on a manager)`, [{ path: ["node"], problem: "not promoted" }]);
+    const had = readNodeCert(peerCert).addresses;
+    const addresses = had.length > 0 ? had : node.status.address ? [node.status.address] : [];
+    if (addresses.length === 0) throw new BatonError("BAD_REQUEST", `node ${node.hostname} has no known address: a manager needs one (join it with --advertise-addr)`, [{ path: ["node", "address"], problem: "unknown" }]);
+    const issued = await this.ca.signNodeCsr({ csrPem, role: "manager", expectNodeId: peer.nodeId, addresses });
+    return { certPem: issued.certPem, caCertPem: this.ca.certPem, role: "manager" };
   }
 
   /** A certificate for the remote CLI (role client: the API, never a node session). */

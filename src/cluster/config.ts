@@ -16,7 +16,7 @@ export interface ClusterConfig {
   role: "manager" | "worker";
   /** This node's address as other nodes reach it. */
   advertiseAddr?: string;
-  /** A manager's TLS listener, host:port. */
+  /** A manager's TLS listener, host:port (a worker keeps it for when it is promoted). */
   listenAddr?: string;
   /** Where a worker finds managers (host:port); a manager lists itself. */
   managers: string[];
@@ -28,6 +28,11 @@ export interface ClusterConfig {
   etcdTls?: EtcdTlsFiles;
   /** `baton init --ha`: the store is the managed etcd member in DIR/etcd (src/ha). */
   ha?: boolean;
+  /**
+   * A manager that joined a managed etcd (join or promotion): client URLs of members to add its
+   * own member through. Its member is added at its first start (and again after a demotion).
+   */
+  etcdJoin?: string[];
 }
 
 const file = (dataDir: string): string => join(dataDir, "cluster.json");

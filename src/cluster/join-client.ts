@@ -75,6 +75,12 @@ export function httpsJoinTransport(manager: string, clock: Clock): JoinTransport
   };
 }
 
+/** A promoted worker exchanges its worker certificate (mutual TLS) and a CSR for a manager's and the manager material. */
+export async function fetchPromotion(manager: string, creds: NodeCredentials, csrPem: string, clock: Clock): Promise<JoinResponse> {
+  const tls = clientTlsOptions(creds, { caCertPem: creds.caCertPem, clock, revocations: new RevocationList() }, { requireRole: "manager" });
+  return JSON.parse(await exchange(manager, "/v1/join/promote", tls as RequestOptions, { csrPem })) as JoinResponse;
+}
+
 /** A node renews its certificate with the one it has (mutual TLS), keeping its key's successor. */
 export async function renewCertificate(manager: string, creds: NodeCredentials, csrPem: string, clock: Clock): Promise<JoinResponse> {
   const tls = clientTlsOptions(creds, { caCertPem: creds.caCertPem, clock, revocations: new RevocationList() }, { requireRole: "manager" });

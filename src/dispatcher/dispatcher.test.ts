@@ -164,3 +164,52 @@ test("a session's attachable networks: the whole set at once, then again when ne
   assert.deepEqual(seen, [["n1 shared internal=false"], ["n3 alpha internal=false", "n1 shared internal=false"], ["n3 alpha internal=false"]]);
   d.stop();
 });
+
+test("a node changing role (desiredRole set) is not called down after the heartbeat grace, only after the role-change grace; the role taken clears it", async () => {
+  const { Dispatcher, ROLE_CHANGE_GRACE_MS } = await import("./dispatcher.js");
+  const { FakeClock } = await import("../../test/harness/fake-clock.js");
+  const { silentLogger } = await import("../lib/log.js");
+  const clock = new FakeClock();
+  const store = createMemoryStore({ clock });
+  const d = new Dispatcher({ store, clock, log: silentLogger(), heartbeatPeriodMs: 500, heartbeatGraceMs: 1500 });
+  const base = { hostname: "n", role: "manager" as const, resources: { cpus: 1, memoryBytes: 1 }, drivers: ["process"], platform: { os: "linux", arch: "x64" }, agentVersion: "t" };
+  await d.register({ ...base, nodeId: "changing" });
+  await d.register({ ...base, nodeId: "plain" });
+  await store.update((tx) => tx.update("nodes", { ...tx.get("nodes", "changing")!, desiredRole: "worker" }));
+  clock.jump(2000);
+  await d.checkLiveness();
+  const state = (id: string) => store.view((tx) => tx.get("nodes", id))!.status.state;
+  assert.equal(state("plain"), "down");
+  assert.equal(state("changing"), "ready", "a role change gets longer");
+  // It comes back as the role it was asked to take: desiredRole is gone.
+  await d.register({ ...base, nodeId: "changing", role: "worker" });
+  const n = store.view((tx) => tx.get("nodes", "changing"))!;
+  assert.equal(n.role, "worker");
+  assert.equal(n.desiredRole, undefined);
+  // One that never comes back is down after the role-change grace.
+  await store.update((tx) => tx.update("nodes", { ...tx.get("nodes", "changing")!, desiredRole: "manager" }));
+  clock.jump(ROLE_CHANGE_GRACE_MS + 1000);
+  await d.checkLiveness();
+  assert.equal(state("changing"), "down");
+});
+
+test("a registration written by another manager counts as heard: the node is not called down before a grace period after it", async () => {
+  const { Dispatcher } = await import("./dispatcher.js");
+  const { FakeClock } = await import("../../test/harness/fake-clock.js");
+  const { silentLogger } = await import("../lib/log.js");
+  const clock = new FakeClock();
+  const store = createMemoryStore({ clock });
+  const leader = new Dispatcher({ store, clock, log: silentLogger(), heartbeatPeriodMs: 500, heartbeatGraceMs: 1500 });
+  const other = new Dispatcher({ store, clock, log: silentLogger(), heartbeatPeriodMs: 500, heartbeatGraceMs: 1500 });
+  const desc = { nodeId: "m", hostname: "m", role: "manager" as const, resources: { cpus: 1, memoryBytes: 1 }, drivers: ["process"], platform: { os: "linux", arch: "x64" }, agentVersion: "t" };
+  await leader.register(desc);
+  clock.jump(1400);
+  // It restarts as a manager and registers with its own dispatcher, not the leader's.
+  await other.register(desc);
+  clock.jump(1000);
+  await leader.checkLiveness();
+  assert.equal(store.view((tx) => tx.get("nodes", "m"))!.status.state, "ready");
+  clock.jump(1000);
+  await leader.checkLiveness();
+  assert.equal(store.view((tx) => tx.get("nodes", "m"))!.status.state, "down", "silent for longer than the grace after that registration");
+});

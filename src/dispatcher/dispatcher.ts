@@ -7,6 +7,13 @@ import type { ReadTx, Store, StoreEvent, Watch, WriteTx } from "../store/store.j
 import { EndpointsFeed } from "./endpoints.js";
 import type { AgentSession, Assignment, AssignmentChange, EndpointsChange, NetworkAttachment, NodeDescription, TaskFile, TaskStatusUpdate } from "./protocol.js";
 
+/**
+ * A node changing role (`baton node promote|demote`) starts its Baton again in place: its tasks
+ * run on, but it is silent while it does (a promoted node also adds its etcd member). It is not
+ * called down, and its tasks not replaced, unless that takes longer than this.
+ */
+export const ROLE_CHANGE_GRACE_MS = 60_000;
+
 export interface DispatcherDeps {
   store: Store;
   /**
@@ -209,6 +216,8 @@ export class Dispatcher {
       const fields = { hostname: desc.hostname, role: desc.role, resources: desc.resources, drivers: desc.drivers, ...(desc.limits ? { limits: desc.limits } : {}), platform: desc.platform, agentVersion: desc.agentVersion, status };
       if (cur) {
         const next: Node = { ...cur, ...fields };
+        // The node took the role it was promoted or demoted to.
+        if (next.desiredRole === next.role) delete next.desiredRole;
         // An agent that no longer reports limits (downgraded) enforces none.
         if (!desc.limits) delete next.limits;
         tx.update("nodes", next);
@@ -375,17 +384,21 @@ export class Dispatcher {
   /** Marks silent nodes down and orphans their unfinished tasks. */
   async checkLiveness(): Promise<void> {
     const now = this.deps.clock.now();
+    // A registration another manager wrote counts as heard (a node that just became a manager
+    // registers with its own dispatcher first); capped at now, as that manager's clock may run ahead.
+    const heard = (n: Node): number => Math.max(this.lastSeen.get(n.id) ?? 0, Math.min(now, n.status.heartbeatAt));
     const { late, unfinished } = this.deps.store.view((tx) => {
       const nodes = tx.list("nodes");
       return {
-        late: nodes.filter((n) => n.status.state === "ready" && now - (this.lastSeen.get(n.id) ?? 0) > this.heartbeatGraceMs),
+        late: nodes.filter((n) => n.status.state === "ready" && now - heard(n) > (n.desiredRole ? Math.max(this.heartbeatGraceMs, ROLE_CHANGE_GRACE_MS) : this.heartbeatGraceMs)),
         // A down node with tasks left to orphan: a chunked markDown that failed midway.
         unfinished: nodes.filter((n) => n.status.state === "down" && tx.tasksOfNode(n.id).some(isOrphanable)),
       };
     });
     if (unfinished.length) await this.markDown(unfinished.map((n) => n.id), () => "");
     if (late.length === 0) return;
-    await this.markDown(late.map((n) => n.id), (id) => `no heartbeat for ${Math.round((now - (this.lastSeen.get(id) ?? 0)) / 1000)} s`);
+    const silentFor = new Map(late.map((n) => [n.id, now - heard(n)]));
+    await this.markDown(late.map((n) => n.id), (id) => `no heartbeat for ${Math.round((silentFor.get(id) ?? 0) / 1000)} s`);
     for (const n of late) this.deps.log.warn({ nodeId: n.id, hostname: n.hostname }, "node down: missed heartbeats");
   }
 

@@ -24,7 +24,7 @@ async function until<T>(fn: () => T | undefined, ms: number, what: string): Prom
   }
 }
 
-function setup(script: string, ready: () => Promise<boolean> = async () => true) {
+function setup(script: string, ready: () => Promise<boolean> = async () => true, extra: Partial<ConstructorParameters<typeof EtcdProcess>[0]> = {}) {
   const dir = mkdtempSync(join(tmpdir(), "baton-etcd-proc-"));
   const dataDir = join(dir, "data");
   const proc = new EtcdProcess({
@@ -37,6 +37,7 @@ function setup(script: string, ready: () => Promise<boolean> = async () => true)
     clock: systemClock,
     log: silentLogger(),
     startTimeoutMs: 2000,
+    ...extra,
   });
   return { dir, dataDir, proc };
 }
@@ -80,5 +81,33 @@ test("an etcd of this data dir left running by a killed Baton is stopped before 
   await proc.start();
   await until(() => (keeper.exitCode !== null || keeper.signalCode !== null ? true : undefined), 5000, "the stale process stopped");
   assert.notEqual(proc.pid, keeper.pid);
+  await proc.stop();
+});
+
+test("a member the cluster removed is not restarted: onRemoved runs once, the supervisor stops", async () => {
+  let removedCalls = 0;
+  let asked = 0;
+  const { proc } = setup("exec sleep 30", async () => true, {
+    isRemoved: async () => (asked++, true),
+    onRemoved: () => removedCalls++,
+  });
+  await proc.start();
+  const first = proc.pid!;
+  process.kill(first, "SIGKILL");
+  await until(() => (removedCalls === 1 ? true : undefined), 5000, "onRemoved");
+  assert.equal(proc.status, "stopped");
+  await new Promise((r) => setTimeout(r, 1200));
+  assert.equal(proc.pid, undefined, "not spawned again");
+  assert.equal(proc.restarts, 0);
+  assert.equal(asked, 1);
+  assert.equal(removedCalls, 1);
+});
+
+test("a member that is still a member (or when nobody can tell) is restarted as before", async () => {
+  const { proc } = setup("exec sleep 30", async () => true, { isRemoved: () => Promise.reject(new Error("no member answered")) });
+  await proc.start();
+  const first = proc.pid!;
+  process.kill(first, "SIGKILL");
+  await until(() => (proc.pid && proc.pid !== first ? true : undefined), 5000, "a restart");
   await proc.stop();
 });

@@ -33,6 +33,13 @@ export interface EtcdProcessOptions {
   wrap?: (argv: string[]) => string[];
   /** How long start() waits for `ready`. @default 30000 */
   startTimeoutMs?: number;
+  /**
+   * Asked after the member exited, before it is restarted: true when the cluster removed it (a
+   * removed member would only fail again, for ever). It is then not restarted, and `onRemoved`
+   * runs once.
+   */
+  isRemoved?: () => Promise<boolean>;
+  onRemoved?: () => void;
 }
 
 const LOG_ROTATE_BYTES = 10 * 1024 * 1024;
@@ -170,17 +177,29 @@ export class EtcdProcess {
     this.opts.log.warn({ code, signal, restartInMs: delay, logFile: this.opts.logFile }, "etcd member exited; restarting it");
     this.cancelRestart = this.opts.clock.setTimer(delay, () => {
       if (this.state !== "restarting") return;
-      this.state = "running";
-      this.restartCount++;
-      // Running again as soon as it is spawned: if it dies again, onExit backs off further.
-      const again = this.launch();
-      this.waitReady(again).then(
-        () => this.opts.log.info({ pid: again.pid, restarts: this.restartCount }, "etcd member restarted"),
-        (err: unknown) => {
-          if (this.child === again) this.opts.log.warn({ err }, "restarted etcd member does not answer yet");
-        },
-      );
+      const removed = this.opts.isRemoved ? this.opts.isRemoved().catch(() => false) : Promise.resolve(false);
+      void removed.then((gone) => {
+        if (this.state !== "restarting") return;
+        if (!gone) return this.respawn();
+        this.state = "stopped";
+        rmSync(this.opts.pidFile, { force: true });
+        this.opts.log.error({ logFile: this.opts.logFile }, "etcd member was removed from the cluster: not restarting it");
+        this.opts.onRemoved?.();
+      });
     });
+  }
+
+  private respawn(): void {
+    this.state = "running";
+    this.restartCount++;
+    // Running again as soon as it is spawned: if it dies again, onExit backs off further.
+    const again = this.launch();
+    this.waitReady(again).then(
+      () => this.opts.log.info({ pid: again.pid, restarts: this.restartCount }, "etcd member restarted"),
+      (err: unknown) => {
+        if (this.child === again) this.opts.log.warn({ err }, "restarted etcd member does not answer yet");
+      },
+    );
   }
 
   private startFailure(reason: string): BatonError {

@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { existsSync, rmSync } from "node:fs";
+import { existsSync, readdirSync, renameSync, rmSync } from "node:fs";
 import { request } from "node:https";
 import { join } from "node:path";
 import type { ClusterCa } from "../ca/ca.js";
@@ -11,7 +11,7 @@ import type { EtcdConnection, EtcdTls } from "../store/etcd/etcd-client.js";
 import { clientUrl, ETCD_CLIENT_PORT, ETCD_PEER_PORT, etcdArgs, localClientUrl, MANAGED_MAX_TXN_OPS, peerUrl, type MemberConfig } from "./etcd-args.js";
 import { ensureMemberCertificate } from "./etcd-pki.js";
 import { EtcdProcess, requireEtcdBinary } from "./etcd-process.js";
-import { addMember, listMembers, promoteMember, removeMember, type MemberStatus } from "./membership.js";
+import { addMember, listMembers, memberNames, promoteMember, removeMember, type MemberStatus } from "./membership.js";
 
 /** Everything of the managed member lives under DIR/etcd; its log is DIR/logs/etcd.log. */
 export const managedEtcdDir = (dataDir: string): string => join(dataDir, "etcd");
@@ -95,6 +95,10 @@ export async function startManagedEtcd(opts: ManagedEtcdOptions): Promise<Manage
   const dir = managedEtcdDir(opts.dataDir);
   let rec = await readRecord(dir);
   if (!rec) {
+    // A member that left (demoted, removed) must not come back as a cluster of its own.
+    const gone = removedMemberDirs(opts.dataDir);
+    if (gone.length > 0)
+      throw new BatonError("BAD_REQUEST", `this manager's etcd member was removed from the cluster (its data is in ${gone.join(", ")}): it cannot start a cluster of its own; make it a manager again with \`baton node promote\` from another manager, or use a fresh --data-dir`);
     const base = { name: opts.name, advertise: opts.advertise, clientPort: ETCD_CLIENT_PORT, peerPort: ETCD_PEER_PORT };
     rec = { ...base, initialCluster: `${opts.name}=${peerUrl(base)}`, initialClusterState: "new", clusterToken: `baton-${randomBytes(8).toString("hex")}`, voting: true };
     await writeRecord(dir, rec);
@@ -141,15 +145,29 @@ async function launch(opts: ManagedEtcdOptions, rec: MemberRecord, existing: str
   const { files, tls } = await ensureMemberCertificate(opts.ca, { dir: join(dir, "tls"), name: rec.name, addresses: certAddresses(rec.advertise), clock });
   const local: EtcdConnection = { endpoints: [localClientUrl(rec)], tls };
   const dataDir = join(dir, "data");
+  // Client URLs of the other members, kept fresh: they tell whether this member was removed.
+  let peers = existing.filter((u) => u !== clientUrl(rec));
+  const notePeers = (ms: { name: string; clientUrls: string[] }[]): void => {
+    const others = ms.filter((m) => m.name !== rec.name).flatMap((m) => m.clientUrls);
+    if (others.length > 0) peers = others;
+  };
+  const logFile = join(opts.dataDir, "logs", "etcd.log");
   const proc = new EtcdProcess({
     binary,
     args: etcdArgs(rec, dataDir, files),
     dataDir,
-    logFile: join(opts.dataDir, "logs", "etcd.log"),
+    logFile,
     pidFile: join(dir, "etcd.pid"),
     ready: () => httpsGet(local, "/version").then((r) => r !== undefined),
     clock,
     log,
+    // The other members say; nobody answering is no proof (a partition): restarted then.
+    isRemoved: async () => {
+      if (peers.length === 0) return false;
+      const ms = await memberNames({ endpoints: peers, tls });
+      return !ms.some((m) => m.name === rec.name || (rec.id !== undefined && m.id === rec.id));
+    },
+    onRemoved: () => moveAside(dir, log),
     ...(opts.wrap ? { wrap: opts.wrap } : {}),
   });
   await proc.start();
@@ -169,7 +187,13 @@ async function launch(opts: ManagedEtcdOptions, rec: MemberRecord, existing: str
   }
   const member = rec;
   let stopped: Promise<void> | undefined;
-  const stop = (): Promise<void> => (stopped ??= proc.stop());
+  let cancelRefresh = (): void => undefined;
+  const refresh = (): void => {
+    void memberNames(local).then(notePeers, () => undefined);
+    cancelRefresh = clock.setTimer(PEERS_REFRESH_MS, refresh);
+  };
+  refresh();
+  const stop = (): Promise<void> => (stopped ??= (cancelRefresh(), proc.stop()));
   return {
     name: member.name,
     clientUrl: clientUrl(member),
@@ -182,15 +206,19 @@ async function launch(opts: ManagedEtcdOptions, rec: MemberRecord, existing: str
     get restarts() {
       return proc.restarts;
     },
-    members: () => listMembers(local),
+    members: async () => {
+      const ms = await listMembers(local);
+      notePeers(ms);
+      return ms;
+    },
     stop,
     async leave() {
       const others = (await listMembers(local)).filter((m) => m.name !== member.name && m.healthy).flatMap((m) => m.clientUrls);
       if (others.length === 0) throw new BatonError("BAD_REQUEST", `${member.name} is the only healthy etcd member: it cannot leave`);
       await removeMember({ endpoints: others, tls }, member.name, clock);
       await stop();
-      rmSync(dir, { recursive: true, force: true });
-      log.info({ member: member.name }, "etcd member removed and its data deleted");
+      moveAside(dir, log);
+      log.info({ member: member.name }, "etcd member removed from the cluster");
     },
   };
 }
@@ -235,6 +263,29 @@ function httpsGet(conn: EtcdConnection, path: string): Promise<string | undefine
     req.on("error", () => resolve(undefined));
     req.end();
   });
+}
+
+const REMOVED_PREFIX = "etcd.removed-";
+/** How often the member list is read again (the peers that tell whether this member was removed). */
+const PEERS_REFRESH_MS = 10_000;
+
+/** DIR/etcd of a member that is no longer one, renamed DIR/etcd.removed-<time> (kept for inspection, never restarted). */
+function moveAside(dir: string, log: Logger): void {
+  if (!existsSync(dir)) return;
+  const to = join(dir, "..", `${REMOVED_PREFIX}${new Date().toISOString().replace(/[:.]/g, "-")}`);
+  renameSync(dir, to);
+  // Its key is still one the etcd CA signed, which every member admits as a client: it goes.
+  rmSync(join(to, "tls"), { recursive: true, force: true });
+  log.warn({ movedTo: to }, "the removed etcd member's data was moved aside");
+}
+
+/** The moved-aside data dirs of members this data dir ran before. */
+export function removedMemberDirs(dataDir: string): string[] {
+  try {
+    return readdirSync(dataDir).filter((f) => f.startsWith(REMOVED_PREFIX)).map((f) => join(dataDir, f));
+  } catch {
+    return [];
+  }
 }
 
 /** True when this data dir runs a managed etcd member (a later start of `baton init --ha`). */

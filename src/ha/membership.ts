@@ -46,6 +46,14 @@ async function memberList(c: Etcd3): Promise<IMember[]> {
   return (await c.cluster.memberList({}, { deadline: Date.now() + STATUS_TIMEOUT_MS })).members;
 }
 
+/** Every member without asking each for its health: name, id (hex) and client URLs, as the cluster lists them. */
+export async function memberNames(conn: EtcdConnection): Promise<{ id: string; name: string; clientUrls: string[] }[]> {
+  const members = await withClient(conn, memberList).catch((err: unknown) => {
+    throw unavailable("cannot list the etcd members", conn, err);
+  });
+  return members.map((m) => ({ id: hex(m.ID), name: m.name, clientUrls: m.clientURLs }));
+}
+
 /** Every member with its health: each started member is asked for its status at its own client URL. */
 export async function listMembers(conn: EtcdConnection): Promise<MemberStatus[]> {
   const members = await withClient(conn, memberList).catch((err: unknown) => {
@@ -86,12 +94,19 @@ export interface AddedMember {
  * so members join one after the other.
  */
 export async function addMember(conn: EtcdConnection, name: string, peerUrl: string, clock: Clock, timeoutMs = 30_000): Promise<AddedMember> {
+  const deadline = clock.now() + timeoutMs;
   return withClient(conn, async (c) => {
     let members: IMember[];
-    try {
-      members = await memberList(c);
-    } catch (err) {
-      throw unavailable("cannot add an etcd member", conn, err);
+    for (;;) {
+      try {
+        members = await memberList(c);
+      } catch (err) {
+        throw unavailable("cannot add an etcd member", conn, err);
+      }
+      // Another manager joining at the same time: its learner starts, and is promoted, shortly.
+      const starting = members.find((m) => m.name === "" && !m.peerURLs.includes(peerUrl));
+      if (!starting || clock.now() > deadline) break;
+      await clock.sleep(500);
     }
     const same = members.find((m) => m.peerURLs.includes(peerUrl));
     if (same && same.name !== "" && same.name !== name)
@@ -106,7 +121,6 @@ export async function addMember(conn: EtcdConnection, name: string, peerUrl: str
       const other = members.find((m) => m.name === "");
       if (other)
         throw new BatonError("UNAVAILABLE", `etcd member ${hex(other.ID)} (${other.peerURLs.join(",")}) was added but never started: start it, or remove it, before adding another`, [], { retryable: true });
-      const deadline = clock.now() + timeoutMs;
       for (;;) {
         try {
           const res = await c.cluster.memberAdd({ peerURLs: [peerUrl], isLearner: true }, { deadline: Date.now() + 10_000 });

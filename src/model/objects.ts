@@ -348,6 +348,11 @@ export type NodeState = "ready" | "down" | "unknown";
 export interface Node extends Meta {
   hostname: string;
   role: "manager" | "worker";
+  /**
+   * `baton node promote|demote`: the role asked for while the node has not taken it yet (its
+   * certificate, and so `role`, change once the node itself became a manager or a worker).
+   */
+  desiredRole?: "manager" | "worker";
   availability: NodeAvailability;
   labels: Record<string, string>;
   status: { state: NodeState; message: string; heartbeatAt: number; address?: string };

@@ -30,6 +30,8 @@ export interface RemoteSessionDeps {
   onRemoved?: (message: string) => void;
   /** The manager list changed (a manager joined): the node keeps it for its next start. */
   onManagers?: (managers: string[]) => void;
+  /** `baton node promote` of this node: it becomes a manager (asked again until it does). */
+  onPromote?: () => void;
 }
 
 interface PendingStatus {
@@ -256,6 +258,8 @@ export class RemoteSession implements AgentSession {
         return this.answerStats(m.id, Array.isArray(m.taskIds) ? m.taskIds.map(String) : []);
       case "closed":
         return this.removed(m.message);
+      case "promote":
+        return this.deps.onPromote?.();
     }
   }
 

@@ -107,6 +107,14 @@ export class SessionServer {
     c.ws.close(CloseCode.removed, "node removed");
   }
 
+  /** Tells a worker it was promoted (it asks for its manager certificate itself); false when it has no session here. */
+  promote(nodeId: string): boolean {
+    const c = this.current.get(nodeId);
+    if (!c?.sessionId || c.peer.role !== "worker") return false;
+    this.send(c, { type: "promote" });
+    return true;
+  }
+
   /** Cuts every session (they reconnect by themselves): a manager handing over, or a test. */
   disconnectAll(): void {
     for (const c of this.wss.clients) c.terminate();

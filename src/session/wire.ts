@@ -36,7 +36,9 @@ export type ManagerMessage =
   | { type: "logs-cancel"; id: number }
   | { type: "stats-get"; id: number; taskIds: string[] }
   /** The session is over for good (the node was removed): do not reconnect. */
-  | { type: "closed"; code: ErrorCode; message: string };
+  | { type: "closed"; code: ErrorCode; message: string }
+  /** `baton node promote` of this worker: fetch the manager material (POST /v1/join/promote) and start as a manager. */
+  | { type: "promote" };
 
 /** Close codes (4000–4999 are the application's). */
 export const CloseCode = {

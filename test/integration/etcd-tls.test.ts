@@ -126,3 +126,103 @@ describe("TLS to an etcd the user runs", { skip: etcdUnavailable() }, () => {
     }
   });
 });
+
+/** A baton server with any command line (`init …`, `join …`), not only `up`. */
+class ServerBaton extends BatonProcess {
+  constructor(private readonly argv: string[]) {
+    super();
+  }
+  override async start(): Promise<void> {
+    const { spawn } = await import("node:child_process");
+    this.proc = spawn(process.execPath, [join(import.meta.dirname, "..", "..", "bin", "baton.js"), ...this.argv, "--data-dir", this.dataDir, "--log-level", "info", "--dns-addr", "127.0.0.1:0"], { stdio: ["ignore", "pipe", "pipe"], detached: true });
+    this.proc.stdout!.on("data", (d: Buffer) => (this.output += d.toString()));
+    this.proc.stderr!.on("data", (d: Buffer) => (this.output += d.toString()));
+    const deadline = Date.now() + 30_000;
+    while (!(existsSync(this.socket) && (await this.cli("info")).code === 0)) {
+      if (this.proc.exitCode !== null || Date.now() > deadline) throw new Error(`baton ${this.argv.join(" ")} did not start; output:\n${this.output.slice(-3000)}`);
+      await new Promise((res) => setTimeout(res, 100));
+    }
+  }
+}
+
+describe("a manager joins a cluster whose store is a user's TLS etcd", { skip: etcdUnavailable() }, () => {
+  let dir: string;
+  let etcd: EtcdCluster;
+  const batons: ServerBaton[] = [];
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), "baton-etcd-tls-join-"));
+    const ca = await loadOrCreateEtcdCa(dir, systemClock);
+    const server = await ensureMemberCertificate(ca, { dir: join(dir, "server"), name: "etcd-server", addresses: ["127.0.0.1"], clock: systemClock });
+    etcd = await startEtcd({ tls: server.files });
+  });
+  after(async () => {
+    for (const b of batons) await b.destroy().catch(() => undefined);
+    await etcd?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test("the join answer hands over the etcd TLS PEMs: the joiner keeps them 0600 in its data dir and runs on the same store", async () => {
+    const ca = await loadOrCreateEtcdCa(dir, systemClock);
+    const client = await ensureMemberCertificate(ca, { dir: join(dir, "client"), name: "baton-client", addresses: [], clock: systemClock });
+    const url = `etcd://${etcd.endpoints[0]!.replace("https://", "")}`;
+    const [p1, p2] = [await freePort(), await freePort()];
+    const m1 = new ServerBaton(["init", "--advertise-addr", "127.0.0.1", "--listen-addr", `127.0.0.1:${p1}`, "--store", url, "--etcd-ca", client.files.caFile, "--etcd-cert", client.files.certFile, "--etcd-key", client.files.keyFile, "--heartbeat-period", "300ms"]);
+    batons.push(m1);
+    await m1.start();
+    await m1.cliOk("service", "create", "-d", "--name", "before-join", "--replicas", "0", process.execPath, "-e", "0");
+    const token = (await m1.cliOk("join-token", "manager", "-q")).trim();
+    const m2 = new ServerBaton(["join", "--token", token, "--advertise-addr", "127.0.0.1", "--listen-addr", `127.0.0.1:${p2}`, `127.0.0.1:${p1}`]);
+    batons.push(m2);
+    await m2.start();
+    const { readFileSync } = await import("node:fs");
+    const cfg = JSON.parse(readFileSync(join(m2.dataDir, "cluster.json"), "utf8")) as { store: string; etcdTls: { ca: string; cert: string; key: string }; heartbeatPeriodMs?: number };
+    assert.equal(cfg.store, url);
+    assert.equal(cfg.heartbeatPeriodMs, 300);
+    for (const f of [cfg.etcdTls.ca, cfg.etcdTls.cert, cfg.etcdTls.key]) {
+      assert.ok(f.startsWith(m2.dataDir), `${f} lives in the joiner's data dir`);
+      assert.equal(statSync(f).mode & 0o777, 0o600, f);
+    }
+    assert.equal(readFileSync(cfg.etcdTls.key, "utf8"), client.tls.keyPem);
+    assert.match(await m2.cliOk("service", "ls"), /before-join/);
+    await m2.cliOk("service", "create", "-d", "--name", "after-join", "--replicas", "0", process.execPath, "-e", "0");
+    assert.match(await m1.cliOk("service", "ls"), /after-join/);
+  });
+
+  test("a worker promoted on a TLS etcd gets the PEMs the same way and serves as a manager; demoted, it is a worker again", async () => {
+    const [m1] = batons as [ServerBaton];
+    const p3 = await freePort();
+    const token = (await m1.cliOk("join-token", "worker", "-q")).trim();
+    const p1 = JSON.parse(await m1.cliOk("info", "--format", "json")) as { listenAddr: string };
+    const w = new ServerBaton(["join", "--token", token, "--advertise-addr", "127.0.0.1", "--listen-addr", `127.0.0.1:${p3}`, `127.0.0.1:${p1.listenAddr.split(":")[1]}`]);
+    batons.push(w);
+    await w.start();
+    const id = (JSON.parse(await w.cliOk("info", "--format", "json")) as { nodeId: string }).nodeId;
+    assert.match(await m1.cliOk("node", "promote", id), /is now a manager/);
+    const info = JSON.parse(await w.cliOk("info", "--format", "json")) as { role: string; store: string; listenAddr: string };
+    assert.deepEqual([info.role, info.store, info.listenAddr], ["manager", "etcd", `127.0.0.1:${p3}`]);
+    assert.match(await w.cliOk("service", "ls"), /after-join/, "its store is the cluster's");
+    assert.match(await m1.cliOk("node", "demote", id), /is now a worker/);
+    assert.equal((JSON.parse(await w.cliOk("info", "--format", "json")) as { role: string }).role, "worker");
+  });
+
+  test("the first manager demotes itself through its own socket: it steps down, the other manager leads, it runs on as a worker", async () => {
+    const [m1, m2] = batons as [ServerBaton, ServerBaton];
+    const id = (JSON.parse(await m1.cliOk("info", "--format", "json")) as { nodeId: string }).nodeId;
+    assert.match(await m1.cliOk("node", "demote", id), /is the manager answering: it steps down now/);
+    const deadline = Date.now() + 30_000;
+    let role = "";
+    while (Date.now() < deadline && role !== "worker") {
+      role = ((await m1.cli("info", "--format", "json").then((r) => (r.code === 0 ? (JSON.parse(r.stdout) as { role: string }) : { role: "" }))).role);
+      await new Promise((res) => setTimeout(res, 200));
+    }
+    assert.equal(role, "worker");
+    const m2info = JSON.parse(await m2.cliOk("info", "--format", "json")) as { isLeader: boolean; managers: string[] };
+    assert.equal(m2info.isLeader, true);
+    assert.equal(m2info.managers.length, 1, m2info.managers.join(", "));
+    // Demoting the last manager is refused.
+    const last = await m2.cli("node", "demote", (JSON.parse(await m2.cliOk("info", "--format", "json")) as { nodeId: string }).nodeId);
+    assert.equal(last.code, 1);
+    assert.match(last.stderr, /is the last manager/);
+  });
+});

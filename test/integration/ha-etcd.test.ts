@@ -14,6 +14,7 @@ import { etcdUnavailable } from "../harness/etcd.js";
 import { createTestNetwork, netnsSkipReason, type TestHost, type TestNetwork } from "../harness/netns.js";
 import { etcdCaDir, saveEtcdCa } from "../../src/ha/etcd-pki.js";
 import type { MemberStatus } from "../../src/ha/membership.js";
+import { removedMemberDirs } from "../../src/ha/managed-etcd.js";
 import { systemClock } from "../../src/lib/clock.js";
 
 const FIXTURE = join(ROOT, "test", "fixtures", "ha-member.ts");
@@ -138,13 +139,16 @@ describe("managed etcd on three hosts (TLS, learners, supervisor)", { skip }, ()
     await waitFor(async () => (await members[0]!.call<string[]>("names")).includes("delta"), 10_000, "delta (written through the restarted member) seen through h1");
   });
 
-  test("a member leaves: removed from the cluster, its data deleted; the two others carry on", async () => {
+  test("a member leaves: removed from the cluster, its data moved aside; the two others carry on", async () => {
     const m3 = members[2]!;
     await m3.call("leave");
     const list = await members[0]!.call<MemberStatus[]>("members");
     assert.deepEqual(list.map((m) => m.name).sort(), ["m1", "m2"]);
     assert.ok(list.every((m) => m.healthy));
     assert.throws(() => readFileSync(join(dirs[2]!, "etcd", "member.json")), /ENOENT/);
+    const aside = removedMemberDirs(dirs[2]!);
+    assert.equal(aside.length, 1, "DIR/etcd moved to DIR/etcd.removed-<time>");
+    assert.ok(readFileSync(join(aside[0]!, "member.json"), "utf8").includes('"name": "m3"'));
     await members[1]!.call("create", { name: "epsilon" });
     await waitFor(async () => (await members[0]!.call<string[]>("names")).includes("epsilon"), 10_000, "epsilon seen through h1");
     // The last-member guard: m1 cannot remove m2 and then itself.

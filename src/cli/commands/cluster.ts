@@ -45,8 +45,8 @@ export function registerClusterCommands(program: Command): void {
   )
     .argument("[manager]", "a manager's host:port (default port 4242)")
     .option("--token <token>", "the join token (`baton join-token worker|manager` on a manager)")
-    .option("--advertise-addr <addr>", "address other nodes reach this one at (worker default: the address it dials the manager from; required for a manager)")
-    .option("--listen-addr <host:port>", "a manager's listener for nodes, joins and the remote API (default 0.0.0.0:4242)")
+    .option("--advertise-addr <addr>", "address other nodes reach this one at (worker default: the address it dials the manager from; a manager: the host's one address, or choose one when it has several)")
+    .option("--listen-addr <host:port>", "a manager's listener for nodes, joins and the remote API (default 0.0.0.0:4242); a worker keeps it for `baton node promote`")
     .action((manager: string | undefined, opts: ProcessFlags & { token?: string; advertiseAddr?: string; listenAddr?: string }) => {
       if ((opts.token === undefined) !== (manager === undefined)) throw new InvalidArgumentError("a first join needs both --token and the manager's address (a later start needs neither)");
       return runInForeground({

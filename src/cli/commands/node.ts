@@ -87,4 +87,47 @@ export function registerNodeCommands(node: Command): void {
         }
       }),
     );
+
+  for (const [verb, role, what] of [
+    ["promote", "manager", "Make workers managers (an etcd store is needed: `baton init --ha`): each fetches its manager certificate, starts the manager parts and, on --ha, its etcd member; tasks keep running"],
+    ["demote", "worker", "Make managers workers: each steps down, its etcd member leaves the cluster, it keeps running its tasks; refused for the last manager or when the etcd quorum would be lost"],
+  ] as const) {
+    node
+      .command(verb)
+      .description(what)
+      .argument("<node...>")
+      .option("-d, --detach", "return once the change is declared, without waiting for the node to carry it out")
+      .action(async (refs: string[], opts: { detach?: boolean }, cmd: Command) =>
+        withClient(cmd, async (c) => {
+          const self = (await c.call<{ nodeId?: string }>("GET", "/v1/info")).nodeId;
+          for (const r of refs) {
+            const n = await c.call<Node>("POST", `/v1/nodes/${encodeURIComponent(r)}/${verb}`);
+            if (n.role === role && !n.desiredRole) {
+              process.stdout.write(`node ${n.hostname} is already a ${role}\n`);
+              continue;
+            }
+            if (opts.detach || n.id === self) {
+              // The manager answering is the one stepping down: it stops answering as a manager.
+              if (n.id === self) process.stdout.write(`node ${n.hostname} is the manager answering: it steps down now and runs on as a worker (see \`baton node ls\` on another manager)\n`);
+              else process.stdout.write(`node ${n.hostname}: ${verb} declared\n`);
+              continue;
+            }
+            process.stdout.write(`node ${n.hostname}: ${verb} declared; waiting for it to become a ${role}…\n`);
+            if (await waitForRole(c, n.id, role)) process.stdout.write(`node ${n.hostname} is now a ${role}\n`);
+            else process.stdout.write(`node ${n.hostname} has not taken the role yet after 60 s: see \`baton node ls\` and the node's log\n`);
+          }
+        }),
+      );
+  }
+}
+
+/** Polls the node until its role is `role` (60 s); false when it did not in time or the manager went away. */
+async function waitForRole(c: { call<T>(method: string, path: string): Promise<T> }, id: string, role: Node["role"]): Promise<boolean> {
+  const deadline = Date.now() + 60_000;
+  while (Date.now() < deadline) {
+    const n = await c.call<Node>("GET", `/v1/nodes/${encodeURIComponent(id)}`).catch(() => undefined);
+    if (n && n.role === role && n.status.state === "ready" && !n.desiredRole) return true;
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  return false;
 }

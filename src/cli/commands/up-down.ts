@@ -106,6 +106,18 @@ export async function runInForeground(opts: Omit<UpOptions, "pretty">): Promise<
   process.on("SIGINT", () => onSignal("SIGINT"));
   process.on("SIGTERM", () => onSignal("SIGTERM"));
   await up.done;
+  // `baton node promote|demote` of this node: the same process starts again as the new role, on
+  // the same data dir (cluster.json says which); its tasks ran on and are re-adopted.
+  while (up.restartWanted) {
+    try {
+      up = await startUp({ dataDir: opts.dataDir, ...(opts.logLevel ? { logLevel: opts.logLevel } : {}), ...(opts.dnsAddress ? { dnsAddress: opts.dnsAddress } : {}), pretty: process.stderr.isTTY === true });
+    } catch (err) {
+      process.stderr.write(`Error: restarting as ${up.role === "worker" ? "a manager" : "a worker"} failed: ${err instanceof Error ? err.message : String(err)}\n`);
+      process.exit(1);
+    }
+    process.stderr.write(`baton is up again (${up.role}) after a role change: export BATON_HOST=unix://${up.socketPath}\n`);
+    await up.done;
+  }
   // Reached by `baton down` or `baton leave` through the API.
   setImmediate(() => process.exit(0));
 }
