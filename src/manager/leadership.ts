@@ -4,6 +4,7 @@ import type { Logger } from "../lib/log.js";
 import type { Fence } from "../store/store.js";
 import { ETCD_KEEPALIVE } from "../store/etcd/etcd-store.js";
 import { newEtcdClient, type EtcdConnection } from "../store/etcd/etcd-client.js";
+import { DeadLeaderDetector, probeListener, type ProbeResult } from "./leader-probe.js";
 
 /** A manager as the others see it in etcd: its node id and the address of its TLS listener. */
 export interface ManagerRecord {
@@ -48,6 +49,13 @@ export interface LeadershipOptions {
   liveSessions?: () => string[];
   /** Every tick, what etcd says (the leader merges other managers' sessions into node liveness). */
   onView?: (view: ManagersView) => void;
+  /**
+   * How a follower probes the leader's listener (`addr`). @default a TCP connect (probeListener)
+   * within 500 ms
+   */
+  probeLeader?: (addr: string) => Promise<ProbeResult>;
+  /** Period of the follower's probe of the leader's listener; 0 turns the probe off. @default 100 */
+  leaderProbeMs?: number;
 }
 
 /** Keepalive tries per tick, each on the next etcd member the client picks. */
@@ -72,7 +80,8 @@ export class Leadership {
   private readonly ttlMs: number;
   private readonly tickMs: number;
   private readonly marginMs: number;
-  private lease: { handle: Lease; id: string; lastOkSentAt: number } | undefined;
+  /** `ttlMs`: the TTL etcd granted (it raises a request under its minimum), learned from each keepalive. */
+  private lease: { handle: Lease; id: string; lastOkSentAt: number; ttlMs: number } | undefined;
   private state: State = { kind: "follower" };
   private published: string | undefined;
   private view: ManagersView = { leader: undefined, reachable: new Map() };
@@ -81,6 +90,10 @@ export class Leadership {
   private closed = false;
   private ticking: Promise<void> = Promise.resolve();
   private observing: Promise<void> | undefined;
+  /** The lease holding the leader key, as last read: what a follower revokes when the leader is dead. */
+  private leaderLease: string | undefined;
+  private readonly detector = new DeadLeaderDetector();
+  private cancelProbe = (): void => undefined;
 
   constructor(private readonly opts: LeadershipOptions) {
     this.prefix = opts.prefix ?? "/baton-ha/";
@@ -91,7 +104,7 @@ export class Leadership {
       grpcOptions: ETCD_KEEPALIVE,
       // A call stuck on a partition must not outlive a tick by much.
       defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + this.tickMs * 2 }),
-    });
+    }, { log: opts.log });
   }
 
   get leaderKey(): string {
@@ -114,6 +127,7 @@ export class Leadership {
 
   start(): void {
     this.schedule(0);
+    this.scheduleProbe();
     // A deleted leader key (the leader's lease expired or was revoked) starts a campaign at once
     // instead of at the next tick.
     void this.client
@@ -124,6 +138,8 @@ export class Leadership {
         if (this.closed) return void w.cancel().catch(() => undefined);
         this.watcher = w;
         w.on("delete", () => this.schedule(0));
+        // A new leader: followers refresh their view (node ls, the probe's target) now, not at the next tick.
+        w.on("put", () => this.schedule(0));
         w.on("error", () => undefined);
       })
       .catch((err: unknown) => this.opts.log.warn({ err }, "leader key watch not opened; the tick still campaigns"));
@@ -134,6 +150,7 @@ export class Leadership {
     if (this.closed) return;
     this.closed = true;
     this.cancelTick();
+    this.cancelProbe();
     this.depose("this manager is stopping");
     await this.ticking;
     await this.observing;
@@ -170,6 +187,7 @@ export class Leadership {
     const { leader, managers } = await this.read();
     if (this.closed) return;
     this.view = { leader: leader ? (JSON.parse(leader.value.toString()) as { nodeId: string; addr: string }) : undefined, reachable: managers };
+    this.leaderLease = leader && leader.lease !== "0" ? String(leader.lease) : undefined;
     if (this.state.kind === "leader" && Number(leader?.create_revision ?? 0) !== this.state.fence.revision) {
       this.depose(leader ? "another manager leads" : "the leader key is gone");
     }
@@ -191,7 +209,7 @@ export class Leadership {
         const handle = this.client.lease(Math.max(1, Math.ceil(this.ttlMs / 1000)), { autoKeepAlive: false });
         handle.on("lost", () => undefined);
         const id = await withTimeout(handle.grant(), this.tickMs * 2);
-        this.lease = { handle, id, lastOkSentAt: now };
+        this.lease = { handle, id, lastOkSentAt: now, ttlMs: this.ttlMs };
         this.published = undefined;
         return true;
       } catch (err) {
@@ -209,6 +227,9 @@ export class Leadership {
         const res = await withTimeout(lease.handle.keepaliveOnce(), Math.max(200, this.tickMs - 100));
         if (Number(res.TTL) <= 0) throw new Error("lease expired");
         lease.lastOkSentAt = sentAt;
+        // etcd raises a TTL under its minimum (1.5 × its election timeout, rounded up to whole
+        // seconds): the watchdog counts with what etcd granted, never with less than was asked.
+        lease.ttlMs = Math.max(this.ttlMs, Number(res.TTL) * 1000);
         this.armWatchdog();
         return true;
       } catch (err) {
@@ -217,7 +238,7 @@ export class Leadership {
       }
     }
     const expired = (last as Error).message === "lease expired" || (last as Error).name === "EtcdLeaseInvalidError";
-    if (expired || this.opts.clock.now() - lease.lastOkSentAt > this.ttlMs) {
+    if (expired || this.opts.clock.now() - lease.lastOkSentAt > lease.ttlMs) {
       // Gone for sure: everything held on it is deleted. A new lease next tick.
       if (this.lease === lease) this.lease = undefined;
       this.depose("lease expired");
@@ -234,8 +255,9 @@ export class Leadership {
   private armWatchdog(): void {
     if (this.state.kind !== "leader" || !this.lease) return;
     this.state.cancelWatchdog();
-    const due = this.lease.lastOkSentAt + this.ttlMs - this.marginMs - this.opts.clock.now();
-    this.state.cancelWatchdog = this.opts.clock.setTimer(due, () => this.depose(`no keepalive confirmed by etcd for ${this.ttlMs - this.marginMs} ms`));
+    const ttlMs = this.lease.ttlMs;
+    const due = this.lease.lastOkSentAt + ttlMs - this.marginMs - this.opts.clock.now();
+    this.state.cancelWatchdog = this.opts.clock.setTimer(due, () => this.depose(`no keepalive confirmed by etcd for ${ttlMs - this.marginMs} ms`));
   }
 
   private async read(): Promise<{ leader: IKeyValue | undefined; managers: Map<string, ManagerRecord> }> {
@@ -281,6 +303,36 @@ export class Leadership {
     await this.client.put(`${this.prefix}managers/${rec.nodeId}`).value(value).lease(lease.id).exec();
     this.published = value;
     this.view.reachable.set(rec.nodeId, rec);
+  }
+
+  /**
+   * A follower probes the leader's listener every `leaderProbeMs`. A kill -9 leaves the leader's
+   * lease alive in etcd for its whole TTL (2 s with etcd's default timings), but its port refuses
+   * connections at once: after a few refusals (DeadLeaderDetector: only once the listener was seen
+   * accepting in this term, and only for ECONNREFUSED, never a timeout), the follower revokes the
+   * dead leader's lease — any etcd client may revoke a lease by id — and the leader key goes with
+   * it. Safety does not rest on this: a live leader revoked by mistake loses its fence (its writes
+   * are refused NOT_LEADER) and campaigns again like everyone.
+   */
+  private scheduleProbe(): void {
+    const period = this.opts.leaderProbeMs ?? 100;
+    if (this.closed || period <= 0) return;
+    this.cancelProbe = this.opts.clock.setTimer(period, () => {
+      void this.probeLeader()
+        .catch((err: unknown) => this.opts.log.debug({ err }, "leader probe failed"))
+        .finally(() => this.scheduleProbe());
+    });
+  }
+
+  private async probeLeader(): Promise<void> {
+    const leader = this.view.leader;
+    const leaseId = this.leaderLease;
+    if (this.state.kind === "leader" || !leader || !leaseId || leader.nodeId === this.opts.self.nodeId) return;
+    const result = await (this.opts.probeLeader ?? ((addr) => probeListener(addr, 500)))(leader.addr);
+    if (this.closed || this.leaderLease !== leaseId || !this.detector.observe(leaseId, result)) return;
+    this.opts.log.warn({ leader: leader.nodeId, addr: leader.addr, lease: leaseId }, "the leader's listener refuses connections: its process is gone; revoking its lease");
+    await this.client.leaseClient.leaseRevoke({ ID: leaseId }).catch((err: unknown) => this.opts.log.debug({ err }, "lease revoke failed (already gone?)"));
+    this.schedule(0);
   }
 
   private depose(reason: string): void {
