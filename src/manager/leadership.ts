@@ -30,15 +30,16 @@ export interface LeadershipOptions {
   clock: Clock;
   log: Logger;
   /**
-   * Lease time to live. etcd counts it in whole seconds and raises anything under its minimum
-   * (1.5 × election timeout, 1.5 s with default settings) to it. @default 2000
+   * Lease time to live asked for. etcd counts it in whole seconds and raises anything under its
+   * minimum (1.5 × its election timeout, rounded up: 2 s with etcd's default timings, 1 s with the
+   * managed etcd's, src/ha/etcd-args.ts); the watchdog counts with what etcd granted. @default 1000
    */
   ttlMs?: number;
-  /** Keepalive and view refresh period. @default 500 */
+  /** Keepalive and view refresh period: a quarter of the shortest TTL, so one lost keepalive is not a lost term. @default 250 */
   tickMs?: number;
   /**
    * The leader stops its controllers when its last confirmed keepalive is older than
-   * ttlMs − safetyMarginMs: before the lease can expire and another manager can lead. @default 500
+   * TTL − safetyMarginMs: before the lease can expire and another manager can lead. @default 400
    */
   safetyMarginMs?: number;
   /** Became leader: start the controllers, their writes fenced by `fence`. */
@@ -97,13 +98,13 @@ export class Leadership {
 
   constructor(private readonly opts: LeadershipOptions) {
     this.prefix = opts.prefix ?? "/baton-ha/";
-    this.ttlMs = opts.ttlMs ?? 2000;
-    this.tickMs = opts.tickMs ?? 500;
-    this.marginMs = opts.safetyMarginMs ?? 500;
+    this.ttlMs = opts.ttlMs ?? 1000;
+    this.tickMs = opts.tickMs ?? 250;
+    this.marginMs = opts.safetyMarginMs ?? 400;
     this.client = newEtcdClient(opts.connection, {
       grpcOptions: ETCD_KEEPALIVE,
       // A call stuck on a partition must not outlive a tick by much.
-      defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + this.tickMs * 2 }),
+      defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + Math.max(1000, this.tickMs * 2) }),
     }, { log: opts.log });
   }
 
@@ -208,7 +209,7 @@ export class Leadership {
       try {
         const handle = this.client.lease(Math.max(1, Math.ceil(this.ttlMs / 1000)), { autoKeepAlive: false });
         handle.on("lost", () => undefined);
-        const id = await withTimeout(handle.grant(), this.tickMs * 2);
+        const id = await withTimeout(handle.grant(), Math.max(1000, this.tickMs * 2));
         this.lease = { handle, id, lastOkSentAt: now, ttlMs: this.ttlMs };
         this.published = undefined;
         return true;
@@ -224,7 +225,7 @@ export class Leadership {
     for (let attempt = 0; attempt < KEEPALIVE_ATTEMPTS; attempt++) {
       const sentAt = this.opts.clock.now();
       try {
-        const res = await withTimeout(lease.handle.keepaliveOnce(), Math.max(200, this.tickMs - 100));
+        const res = await withTimeout(lease.handle.keepaliveOnce(), Math.max(300, this.tickMs));
         if (Number(res.TTL) <= 0) throw new Error("lease expired");
         lease.lastOkSentAt = sentAt;
         // etcd raises a TTL under its minimum (1.5 × its election timeout, rounded up to whole

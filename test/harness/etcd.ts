@@ -58,8 +58,8 @@ export interface EtcdOptions {
   members?: number;
   /** etcd's --max-txn-ops (operations per transaction). @default etcd's own, 128 */
   maxTxnOps?: number;
-  /** etcd's --heartbeat-interval and --election-timeout (ms). @default etcd's own, 100 and 1000 */
-  raftTiming?: { heartbeatMs: number; electionMs: number };
+  /** etcd's --heartbeat-interval and --election-timeout (ms), and --pre-vote. @default etcd's own, 100 and 1000, no pre-vote (3.4) */
+  raftTiming?: { heartbeatMs: number; electionMs: number; preVote?: boolean };
   /** Per member (by index): address and command wrapper. */
   member?: (index: number) => EtcdMemberOptions;
   /** How long a member may take to answer /health. @default 15000 */
@@ -174,7 +174,7 @@ interface MemberConfig {
   token: string;
   timeoutMs: number;
   maxTxnOps?: number;
-  raftTiming?: { heartbeatMs: number; electionMs: number };
+  raftTiming?: { heartbeatMs: number; electionMs: number; preVote?: boolean };
   wrap?: (cmd: string[]) => string[];
   tls?: { caFile: string; certFile: string; keyFile: string };
 }
@@ -196,7 +196,7 @@ function makeMember(c: MemberConfig): EtcdMember {
     // Ignored once the data dir holds a member: a restart rejoins the same cluster.
     "--initial-cluster-state", "new",
     ...(c.maxTxnOps ? ["--max-txn-ops", String(c.maxTxnOps)] : []),
-    ...(c.raftTiming ? ["--heartbeat-interval", String(c.raftTiming.heartbeatMs), "--election-timeout", String(c.raftTiming.electionMs)] : []),
+    ...(c.raftTiming ? ["--heartbeat-interval", String(c.raftTiming.heartbeatMs), "--election-timeout", String(c.raftTiming.electionMs), ...(c.raftTiming.preVote ? ["--pre-vote"] : [])] : []),
     ...(c.tls ? ["--cert-file", c.tls.certFile, "--key-file", c.tls.keyFile, "--trusted-ca-file", c.tls.caFile, "--client-cert-auth"] : []),
   ];
   const member: EtcdMember = {

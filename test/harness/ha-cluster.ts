@@ -10,6 +10,7 @@
 import { Agent, request } from "node:http";
 import { NetnsBaton, createTestNetwork, type TestHost, type TestNetwork } from "./netns.js";
 import { startEtcd, type EtcdCluster } from "./etcd.js";
+import { ELECTION_TIMEOUT_MS, HEARTBEAT_INTERVAL_MS } from "../../src/ha/etcd-args.js";
 
 export interface HaCluster {
   net: TestNetwork;
@@ -41,7 +42,9 @@ export async function startHaCluster(opts: { prefix: string; worker?: boolean; l
   };
   try {
     const hosts = net.hosts as TestHost[];
-    etcd = await startEtcd({ members: 3, member: (i) => ({ host: hosts[i]!.address, wrap: (cmd) => ["ip", "netns", "exec", hosts[i]!.ns, ...cmd] }) });
+    // The raft timings of Baton's managed etcd (src/ha/etcd-args.ts), which docs/ha.md also
+    // recommends for an etcd you run: they decide etcd's shortest lease TTL.
+    etcd = await startEtcd({ members: 3, raftTiming: { heartbeatMs: HEARTBEAT_INTERVAL_MS, electionMs: ELECTION_TIMEOUT_MS, preVote: true }, member: (i) => ({ host: hosts[i]!.address, wrap: (cmd) => ["ip", "netns", "exec", hosts[i]!.ns, ...cmd] }) });
     const store = `etcd://${etcd.endpoints.map((e) => e.replace(/^http:\/\//, "")).join(",")}`;
     const logLevel = opts.logLevel ?? "info";
     const m1 = new NetnsBaton(net, hosts[0]!, { argv: ["init", "--advertise-addr", hosts[0]!.address, "--store", store], logLevel });
@@ -83,6 +86,13 @@ export function apiCall(socket: string, method: string, path: string, body?: unk
     req.on("error", (e) => resolve({ status: 0, text: e.message }));
     req.end(data);
   });
+}
+
+/** The highest raft term any member logged: each election (a needed one or a spurious one) raises it. */
+export function raftTerm(etcd: EtcdCluster): number {
+  let term = 0;
+  for (const m of etcd.members) for (const x of m.log().matchAll(/at term (\d+)/g)) term = Math.max(term, Number(x[1]));
+  return term;
 }
 
 export async function isLeader(m: NetnsBaton): Promise<boolean> {

@@ -4,7 +4,8 @@ import { Etcd3, isRecoverableError, type IOptions } from "etcd3";
 
 /**
  * How often each etcd member is asked for its status, and how long it may take to answer. A
- * member that does not answer within the deadline, or answers without a raft leader, is *down*:
+ * member that does not answer within the deadline, or answers without a raft leader, while another
+ * member answered a later probe, is *down*:
  * new calls go to the other members and the calls still waiting on it (a watch stream, a
  * transaction) are cancelled with UNAVAILABLE. A cut-off member is thus abandoned within about
  * PROBE_INTERVAL_MS + PROBE_DEADLINE_MS (~1 s) instead of each call waiting for its own deadline
@@ -16,6 +17,14 @@ import { Etcd3, isRecoverableError, type IOptions } from "etcd3";
  */
 export const PROBE_INTERVAL_MS = 300;
 export const PROBE_DEADLINE_MS = 700;
+/**
+ * A unary call (a transaction, a read) still waiting this long when the probes see etcd elect a
+ * new raft leader is cancelled as UNAVAILABLE. A proposal caught in a leader change is often
+ * never answered: etcd holds the request until its deadline (5 s for the store) although the new
+ * leader took over in about a second. Its outcome is unknown either way, and callers say so; a
+ * call younger than this is likely to be answered by the new leader.
+ */
+export const STUCK_AFTER_ELECTION_MS = 500;
 
 export interface EndpointHealthOptions {
   endpoints: string[];
@@ -31,8 +40,11 @@ interface Endpoint {
   url: string;
   probe: Etcd3;
   up: boolean;
+  /** When a probe sent at that time was last answered with a raft leader. */
+  lastOkSentAt: number;
   /** Calls in flight on this member, to cancel when it goes down. */
-  calls: Set<InterceptingCall>;
+  /** Calls in flight on this member, with when they started and whether they are a stream. */
+  calls: Map<InterceptingCall, { startedAt: number; stream: boolean }>;
   breaker: CircuitBreakerPolicy | undefined;
   isolation: IDisposable | undefined;
 }
@@ -51,6 +63,8 @@ export class EndpointHealth {
   private readonly intervalMs: number;
   private readonly deadlineMs: number;
   private current: Endpoint | undefined;
+  /** etcd's raft leader (member id) as the probes last saw it. */
+  private raftLeader: string | undefined;
   private closed = false;
   private readonly timers = new Set<NodeJS.Timeout>();
 
@@ -66,7 +80,7 @@ export class EndpointHealth {
         defaultCallOptions: () => ({ deadline: Date.now() + this.deadlineMs }),
       });
       // Keyed by the URL as given: etcd3's pool passes each `hosts` entry, unchanged, to `faultHandling.host`.
-      this.endpoints.set(url, { url, probe, up: true, calls: new Set(), breaker: undefined, isolation: undefined });
+      this.endpoints.set(url, { url, probe, up: true, lastOkSentAt: 0, calls: new Map(), breaker: undefined, isolation: undefined });
     }
   }
 
@@ -125,7 +139,7 @@ export class EndpointHealth {
             },
           }),
       });
-      e.calls.add(call);
+      e.calls.set(call, { startedAt: Date.now(), stream: options.method_definition.requestStream || options.method_definition.responseStream });
       return call;
     };
   }
@@ -144,17 +158,24 @@ export class EndpointHealth {
   }
 
   private async probeOnce(e: Endpoint): Promise<void> {
+    const sentAt = Date.now();
     let reason: string | undefined;
     try {
       const st = await e.probe.maintenance.status();
       // A member without a raft leader (a minority side, an election) cannot serve a write or a
       // linearizable read: as good as gone until it has one.
       if (st.leader === "0" || !st.leader) reason = "no raft leader";
+      else this.noteRaftLeader(st.leader);
     } catch (err) {
       reason = (err as Error).message;
     }
     if (this.closed) return;
     const up = reason === undefined;
+    if (up) e.lastOkSentAt = sentAt;
+    // Down only relative to the others: another member answered a probe sent after this one. When
+    // none did, the fault is more likely here (this process stalled past the deadlines — a GC, a
+    // loaded host — or this host is cut off, or etcd is electing a leader): nothing is learnt.
+    else if (![...this.endpoints.values()].some((o) => o !== e && o.lastOkSentAt >= sentAt)) return;
     if (up === e.up) return;
     e.up = up;
     this.opts.onChange?.(e.url, up, reason ?? "answers");
@@ -162,8 +183,23 @@ export class EndpointHealth {
     if (!up) {
       // Calls waiting on a silent member would wait their whole deadline; a watch stream on it
       // would never end. UNAVAILABLE: a write's outcome is unknown, and callers say so.
-      for (const call of [...e.calls]) call.cancelWithStatus(grpcStatus.UNAVAILABLE, `etcd member ${e.url} stopped answering (${reason})`);
+      for (const call of [...e.calls.keys()]) call.cancelWithStatus(grpcStatus.UNAVAILABLE, `etcd member ${e.url} stopped answering (${reason})`);
       e.calls.clear();
+    }
+  }
+
+  /** A new raft leader: unary calls that were waiting across the change are cancelled (STUCK_AFTER_ELECTION_MS). */
+  private noteRaftLeader(leader: string): void {
+    const previous = this.raftLeader;
+    this.raftLeader = leader;
+    if (previous === undefined || previous === leader) return;
+    const before = Date.now() - STUCK_AFTER_ELECTION_MS;
+    for (const e of this.endpoints.values()) {
+      for (const [call, c] of [...e.calls]) {
+        if (c.stream || c.startedAt > before) continue;
+        e.calls.delete(call);
+        call.cancelWithStatus(grpcStatus.UNAVAILABLE, "etcd elected a new leader while this call waited: it may or may not have been applied");
+      }
     }
   }
 
