@@ -184,7 +184,8 @@ export async function measureFailover(
   const eligible = opts.oldStillEligible ? [old, ...others] : others;
   let leaderMs: number | undefined;
   let leader = "";
-  let nodeLsMs: number | undefined;
+  /** When a survivor's `node ls` first showed each host as Leader, from the fault on. */
+  const shownAsLeader = new Map<string, number>();
   let lostAt: number | undefined;
   const deadline = t0 + (opts.timeoutMs ?? 20_000);
   const firstOk = (via: (w: WriteOp) => boolean): number | undefined => {
@@ -194,6 +195,12 @@ export async function measureFailover(
   const otherNames = new Set(others.map((m) => m.host.name));
   while (Date.now() < deadline) {
     const now = Date.now();
+    const shown = managerStatuses(others[0]!).then(
+      (st) => {
+        for (const [host, status] of st) if (status === "leader" && !shownAsLeader.has(host)) shownAsLeader.set(host, Date.now() - t0);
+      },
+      () => undefined,
+    );
     if (leaderMs === undefined) {
       const leads = await Promise.all(eligible.map((m) => isLeader(m).catch(() => false)));
       const i = leads.indexOf(true);
@@ -204,16 +211,15 @@ export async function measureFailover(
         leader = eligible[i]!.host.name;
       } else if (i < 0) lostAt ??= now;
     }
-    if (nodeLsMs === undefined && leaderMs !== undefined) {
-      const st = await managerStatuses(others[0]!).catch(() => new Map<string, string>());
-      if (st.get(leader) === "leader") nodeLsMs = Date.now() - t0;
-    }
-    if (leaderMs !== undefined && nodeLsMs !== undefined && firstOk((o) => otherNames.has(o.via)) !== undefined) break;
+    await shown;
+    if (leaderMs !== undefined && shownAsLeader.has(leader) && firstOk((o) => otherNames.has(o.via)) !== undefined) break;
     await new Promise((r) => setTimeout(r, 20));
   }
   await new Promise((r) => setTimeout(r, opts.settleMs ?? 1500));
   const ops = await load.stop();
   const firstWriteMs = firstOk((o) => otherNames.has(o.via));
+  // Shown before the fault's effects, for a leader that never lost its term: 0.
+  const nodeLsMs = leaderMs === 0 ? 0 : shownAsLeader.get(leader);
   if (leaderMs === undefined || nodeLsMs === undefined || firstWriteMs === undefined) {
     const errs = ops.filter((o) => o.status !== 201 && o.invokeAt >= t0).slice(-5).map((o) => `${o.via}: ${o.status} ${o.error}`);
     throw new Error(`failover not complete within ${opts.timeoutMs ?? 20_000} ms: leader ${leaderMs} ms, node ls ${nodeLsMs} ms, first write ${firstWriteMs} ms; last errors: ${errs.join(" | ")}`);

@@ -134,7 +134,7 @@ describe("HA failover: kill -9 of the leader's etcd member, partition of the lea
     const next = lastNext!;
     const startedAt = Date.now();
     const before = await tasksOf(next, "web");
-    await next.cliOk("service", "update", "--env-add", "V=2", "web");
+    await next.cliOk("service", "update", "--env-add", "V=2", "--update-monitor", "500ms", "web");
     t.diagnostic(`rolling update after the partition completed in ${Date.now() - startedAt} ms`);
     const afterTasks = await tasksOf(next, "web");
     const fresh = afterTasks.filter((x) => !before.some((b) => b.id === x.id));

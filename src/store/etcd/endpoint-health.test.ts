@@ -85,3 +85,21 @@ test("endpoint health: with every member silent, none is skipped (calls fail on 
   await waitFor(async () => (await client.get("/x").string().then(() => true, () => false)), 5000, "calls never worked again once the members answered");
   client.close();
 });
+
+test("endpoint health: a killed member (its port refuses) is skipped at its next probe", opts, async () => {
+  if (missingInCi) throw missingInCi;
+  const etcd = await startEtcd({ members: 3 });
+  cleanups.push(() => etcd.stop());
+  const changes: { endpoint: string; up: boolean; at: number }[] = [];
+  const client = newEtcdClient({ endpoints: etcd.endpoints }, {}, { onEndpointChange: (endpoint, up) => changes.push({ endpoint, up, at: Date.now() }) });
+  await client.put("/k").value("0");
+  const killed = etcd.members[await aFollower(etcd)]!;
+  const killedAt = Date.now();
+  await killed.kill();
+  const down = await waitFor(() => changes.find((c) => c.endpoint === killed.clientUrl && !c.up), 3000, "the killed member was never found down");
+  console.log(`# killed member found down after ${down.at - killedAt} ms`);
+  assert.ok(down.at - killedAt <= PROBE_INTERVAL_MS + 300, `found down after ${down.at - killedAt} ms`);
+  // Every call now goes to the two others: none fails.
+  for (let n = 0; n < 20; n++) await client.put("/k").value(String(n));
+  client.close();
+});

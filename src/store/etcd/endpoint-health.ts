@@ -160,6 +160,8 @@ export class EndpointHealth {
   private async probeOnce(e: Endpoint): Promise<void> {
     const sentAt = Date.now();
     let reason: string | undefined;
+    /** Refused or reset at once: a fact about that member, not about this process's timing. */
+    let definite = false;
     try {
       const st = await e.probe.maintenance.status();
       // A member without a raft leader (a minority side, an election) cannot serve a write or a
@@ -168,14 +170,16 @@ export class EndpointHealth {
       else this.noteRaftLeader(st.leader);
     } catch (err) {
       reason = (err as Error).message;
+      definite = Date.now() - sentAt < this.deadlineMs / 2;
     }
     if (this.closed) return;
     const up = reason === undefined;
     if (up) e.lastOkSentAt = sentAt;
-    // Down only relative to the others: another member answered a probe sent after this one. When
-    // none did, the fault is more likely here (this process stalled past the deadlines — a GC, a
-    // loaded host — or this host is cut off, or etcd is electing a leader): nothing is learnt.
-    else if (![...this.endpoints.values()].some((o) => o !== e && o.lastOkSentAt >= sentAt)) return;
+    // A timeout or a member without a raft leader counts only relative to the others: another
+    // member answered a probe sent after this one. When none did, the fault is more likely here
+    // (this process stalled past the deadlines — a GC, a loaded host — or this host is cut off, or
+    // etcd is electing a leader): nothing is learnt. A refused connection counts at once.
+    else if (!definite && ![...this.endpoints.values()].some((o) => o !== e && o.lastOkSentAt >= sentAt)) return;
     if (up === e.up) return;
     e.up = up;
     this.opts.onChange?.(e.url, up, reason ?? "answers");
