@@ -12,7 +12,7 @@
 //
 // Env: BENCH_HA_CLIENTS (1,10,100), BENCH_HA_WRITES (1000 per level), BENCH_HA_STORES (sqlite,etcd),
 // BENCH_HA_SECTIONS (write_latency,failover), BENCH_HA_FAILOVER_REPS (3), BENCH_HA_FAILOVER_CASES
-// (kill_baton,kill_etcd_member,partition). Writes bench/results/ha-latest.json and prints the
+// (kill_baton,kill_etcd_member,kill_etcd_member_raft_leader,partition,partition_raft_leader). Writes bench/results/ha-latest.json and prints the
 // result JSON as the last stdout line (for bench/run.mjs) after the markdown table.
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from "node:fs";
@@ -23,7 +23,7 @@ import { fileURLToPath } from "node:url";
 import { BIN, ROOT } from "../test/harness/baton.js";
 import { etcdUnavailable, startEtcd, type EtcdCluster } from "../test/harness/etcd.js";
 import { NetnsBaton, netnsAvailability } from "../test/harness/netns.js";
-import { isLeader, managerStatuses, measureFailover as measureOne, raftTerm, startHaCluster, type FailoverMeasure, type HaCluster } from "../test/harness/ha-cluster.js";
+import { isLeader, managerStatuses, measureFailover as measureOne, placeRaftLeader, raftTerm, startHaCluster, type FailoverMeasure, type HaCluster } from "../test/harness/ha-cluster.js";
 import { loadavg, log, now, pollUntil, r1, sleep } from "./lib.mjs";
 import { TARGET_FAILOVER_MS, haTable } from "./ha-table.mjs";
 
@@ -229,11 +229,13 @@ function summary(xs: number[]): { p50_ms: number; max_ms: number; min_ms: number
   return { p50_ms: r1(percentile(sorted, 50)), max_ms: r1(sorted.at(-1) ?? NaN), min_ms: r1(sorted[0] ?? NaN), values_ms: xs.map(r1) };
 }
 
-type FailoverCase = "kill_baton" | "kill_etcd_member" | "partition";
+type FailoverCase = "kill_baton" | "kill_etcd_member" | "kill_etcd_member_raft_leader" | "partition" | "partition_raft_leader";
 const FAILOVER_CASES: Record<FailoverCase, string> = {
   kill_baton: "kill -9 of the leader's baton",
-  kill_etcd_member: "kill -9 of the leader's etcd member (its baton keeps running)",
-  partition: "partition of the leader's host (veth down: its baton and its etcd member)",
+  kill_etcd_member: "kill -9 of the leader's etcd member (its baton keeps running; etcd's raft leader elsewhere)",
+  kill_etcd_member_raft_leader: "kill -9 of the leader's etcd member, which is also etcd's raft leader",
+  partition: "partition of the leader's host (veth down: its baton and its etcd member; etcd's raft leader elsewhere)",
+  partition_raft_leader: "partition of the leader's host, which also runs etcd's raft leader",
 };
 
 /**
@@ -283,17 +285,19 @@ async function measureFailover(): Promise<Record<string, unknown>> {
         await sleep(1000);
         const i = c.indexOf(old);
         const member = c.etcd.members[i]!;
-        const inject = kind === "kill_baton" ? () => old.kill("SIGKILL") : kind === "kill_etcd_member" ? () => member.kill() : () => c.net.partition(old.host);
+        // Where etcd's raft leader is decides whether etcd must elect one first: placed, not left to chance.
+        await placeRaftLeader(c, kind.endsWith("_raft_leader") ? i : (i + 1) % 3);
+        const inject = kind === "kill_baton" ? () => old.kill("SIGKILL") : kind.startsWith("kill_etcd_member") ? () => member.kill() : () => c.net.partition(old.host);
         let m: FailoverMeasure;
         try {
-          m = await measureOne(c, old, inject, { tag: `${kind}-${rep}`, oldStillEligible: kind === "kill_etcd_member", settleMs: 500 });
+          m = await measureOne(c, old, inject, { tag: `${kind}-${rep}`, oldStillEligible: kind.startsWith("kill_etcd_member"), settleMs: 500 });
         } finally {
           // Undo the fault: back to three managers on three members.
           if (kind === "kill_baton") {
             const again = new NetnsBaton(c.net, old.host, { argv: ["init"], dataDir: old.dataDir, logLevel: "info" });
             c.managers[i] = again;
             await again.start();
-          } else if (kind === "kill_etcd_member") await member.start();
+          } else if (kind.startsWith("kill_etcd_member")) await member.start();
           else await c.net.heal(old.host);
         }
         runs.push(m);

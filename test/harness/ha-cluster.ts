@@ -88,6 +88,29 @@ export function apiCall(socket: string, method: string, path: string, body?: unk
   });
 }
 
+/**
+ * Makes the etcd member on host `i` etcd's raft leader (etcdctl move-leader, run inside that
+ * namespace: the members are not reachable from the root namespace). Failing over a host that
+ * runs both Baton's leader and etcd's raft leader is the slow case: etcd must elect first.
+ */
+export async function placeRaftLeader(c: HaCluster, i: number): Promise<void> {
+  const host = c.net.hosts[i]!;
+  const env = { ...process.env, ETCDCTL_API: "3" };
+  const run = async (args: string[]): Promise<string> => {
+    const r = await c.net.exec(host, "/usr/bin/etcdctl", ["--dial-timeout", "2s", "--command-timeout", "5s", ...args], { env });
+    if (r.code !== 0) throw new Error(`etcdctl ${args.join(" ")}: ${r.stderr.trim()}`);
+    return r.stdout;
+  };
+  // Member ids are 64-bit: read them as text, not through JSON.parse (which would round them).
+  const status = await run(["--endpoints", c.etcd.endpoints.join(","), "endpoint", "status", "-w", "json"]);
+  const rows = [...status.matchAll(/"Endpoint":"([^"]+)".*?"member_id":(\d+).*?"leader":(\d+)/g)].map((m) => ({ endpoint: m[1]!, id: m[2]!, leader: m[3]! }));
+  const target = rows.find((r) => r.endpoint === c.etcd.members[i]!.clientUrl);
+  const current = rows.find((r) => r.id === rows[0]?.leader);
+  if (!target || !current) throw new Error(`etcd status without the members or their leader: ${status}`);
+  if (current.id === target.id) return;
+  await run(["--endpoints", current.endpoint, "move-leader", BigInt(target.id).toString(16)]);
+}
+
 /** The highest raft term any member logged: each election (a needed one or a spurious one) raises it. */
 export function raftTerm(etcd: EtcdCluster): number {
   let term = 0;

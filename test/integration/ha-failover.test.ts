@@ -1,7 +1,9 @@
-// Failover of HA managers (#11) in the two cases ha.test.ts does not cover, each under a write
-// load from 2 clients on every manager: (a) kill -9 of the leader's etcd member while the
-// leader's baton keeps running, (b) a partition of the leader's whole host (its baton and its
-// etcd member; veth down). 3 managers + 3 etcd members + a worker in network namespaces
+// Failover of HA managers (#11) in the cases ha.test.ts does not cover, each under a write load
+// from 2 clients on every manager: (a) kill -9 of the leader's etcd member while the leader's
+// baton keeps running — that member placed as etcd's raft leader, the harder case; (b) a
+// partition of the leader's whole host (its baton and its etcd member; veth down), etcd's raft
+// leader elsewhere; (c) the same partition when the host also runs etcd's raft leader. 3
+// managers + 3 etcd members (Baton's managed raft timings) + a worker in network namespaces
 // (test/harness/ha-cluster.ts). Measured and printed: fault → a leader, → `node ls` shows it,
 // → the first write acknowledged through another manager.
 //
@@ -10,15 +12,21 @@
 // with one more measurement of the same case allowed when the first is over (a second fault on
 // the same cluster, after it settled): a real regression fails both, a scheduling hiccup of the
 // machine does not fail CI. Both measurements are printed; the first is never discarded silently.
+// (c) is asserted at ≤ 3.5 s: there etcd must first elect a raft leader (a randomized 0.5–1 s,
+// plus the pre-vote round), which then extends every lease by its election timeout (0.5 s)
+// before the 1 s TTL can run out, and etcd looks for expired leases every 500 ms: 2.1–3.1 s by
+// etcd's own rules, whatever Baton does (docs/ha.md, "Failover times"); measured 2.1–2.8 s.
 import { after, before, describe, test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
 import { HELLO, waitFor } from "../harness/baton.js";
 import { netnsSkipReason, type NetnsBaton } from "../harness/netns.js";
 import { etcdUnavailable } from "../harness/etcd.js";
-import { apiCall, isLeader, managerStatuses, measureFailover, raftTerm, startHaCluster, type FailoverMeasure, type HaCluster } from "../harness/ha-cluster.js";
+import { apiCall, isLeader, managerStatuses, measureFailover, placeRaftLeader, raftTerm, startHaCluster, type FailoverMeasure, type HaCluster } from "../harness/ha-cluster.js";
 
 const skip = netnsSkipReason() ?? etcdUnavailable();
 const TARGET_MS = 2000;
+/** Case (c): see the head of the file. */
+const RAFT_LEADER_CUT_MS = 3500;
 
 interface TaskRow {
   id: string;
@@ -60,9 +68,9 @@ describe("HA failover: kill -9 of the leader's etcd member, partition of the lea
   };
 
   /** Measures a case, once more when over the target (see the file's head). */
-  const measureTwice = async (t: TestContext, what: string, once: () => Promise<FailoverMeasure>): Promise<FailoverMeasure[]> => {
+  const measureTwice = async (t: TestContext, what: string, once: () => Promise<FailoverMeasure>, targetMs = TARGET_MS): Promise<FailoverMeasure[]> => {
     const runs = [await once()];
-    const over = (x: FailoverMeasure): boolean => x.leaderMs > TARGET_MS || x.firstWriteMs > TARGET_MS;
+    const over = (x: FailoverMeasure): boolean => x.leaderMs > targetMs || x.firstWriteMs > targetMs;
     if (over(runs[0]!)) runs.push(await once());
     for (const [i, x] of runs.entries()) {
       const line = `${what} #${i + 1}: leader ${x.leader} ${x.leaderMs} ms, in node ls ${x.nodeLsMs} ms, first write via another manager ${x.firstWriteMs} ms, via the old leader ${x.firstWriteViaOldMs ?? "none"} ms, longest write gap ${x.writeGapMs} ms`;
@@ -70,8 +78,8 @@ describe("HA failover: kill -9 of the leader's etcd member, partition of the lea
       t.diagnostic(line);
     }
     const last = runs.at(-1)!;
-    assert.ok(last.leaderMs <= TARGET_MS, `${what}: a leader ${last.leaderMs} ms after the fault (target ${TARGET_MS} ms)`);
-    assert.ok(last.firstWriteMs <= TARGET_MS, `${what}: first write ${last.firstWriteMs} ms after the fault (target ${TARGET_MS} ms)`);
+    assert.ok(last.leaderMs <= targetMs, `${what}: a leader ${last.leaderMs} ms after the fault (bound ${targetMs} ms)`);
+    assert.ok(last.firstWriteMs <= targetMs, `${what}: first write ${last.firstWriteMs} ms after the fault (bound ${targetMs} ms)`);
     return runs;
   };
 
@@ -99,37 +107,42 @@ describe("HA failover: kill -9 of the leader's etcd member, partition of the lea
     await c?.destroy();
   });
 
-  test("(a) kill -9 of the leader's etcd member: leadership and writes go on within 2 s; nothing lost, tasks untouched", async (t) => {
-    const runs = await measureTwice(t, "kill -9 of the leader's etcd member", async () => {
-      const termBefore = raftTerm(c.etcd);
+  test("(a) kill -9 of the leader's etcd member, also etcd's raft leader: leadership and writes go on within 2 s; nothing lost, tasks untouched", async (t) => {
+    const runs = await measureTwice(t, "kill -9 of the leader's etcd member (etcd's raft leader)", async () => {
       const old = (await waitFor(() => leaderOf(c.managers), 10_000, "no leader"))!;
       const member = c.etcd.members[c.indexOf(old)]!;
+      await placeRaftLeader(c, c.indexOf(old));
+      const termBefore = raftTerm(c.etcd);
       const m = await measureFailover(c, old, () => member.kill(), { tag: `a${Date.now() % 10000}`, oldStillEligible: true });
       await checkAfter(t, m, c.managers.find((x) => x.host.name === m.leader)!);
       await member.start();
-      t.diagnostic(`etcd raft term ${termBefore} → ${raftTerm(c.etcd)} (one election expected when the killed member led etcd's raft, none otherwise)`);
+      t.diagnostic(`etcd raft term ${termBefore} → ${raftTerm(c.etcd)} (one election expected)`);
       return m;
     });
     // The leader's own manager writes again too: its store moved to another member.
     assert.ok(runs.at(-1)!.firstWriteViaOldMs !== undefined, "writes through the old leader's manager resumed");
   });
 
+  /** Partitions the leader's host (etcd's raft leader placed there or elsewhere) and measures; heals before returning. */
+  const partitionOnce = (t: TestContext, raftLeaderThere: boolean) => async (): Promise<FailoverMeasure> => {
+    const old = (await waitFor(() => leaderOf(c.managers), 10_000, "no leader"))!;
+    const i = c.indexOf(old);
+    await placeRaftLeader(c, raftLeaderThere ? i : (i + 1) % 3);
+    try {
+      const m = await measureFailover(c, old, () => c.net.partition(old.host), { tag: `b${Date.now() % 10000}` });
+      lastNext = c.managers.find((x) => x.host.name === m.leader)!;
+      await waitFor(async () => !(await isLeader(old)), 5000, "the cut-off manager kept leading");
+      await checkAfter(t, m, lastNext);
+      return m;
+    } finally {
+      await c.net.heal(old.host);
+      await waitFor(async () => [...(await managerStatuses(old)).values()].filter((s) => s === "reachable").length === 2, 20_000, "the healed manager never saw two others reachable");
+    }
+  };
+  let lastNext: NetnsBaton | undefined;
+
   test("(b) partition of the leader's host: another leader and writes through the others within 2 s; nothing lost, tasks untouched, an update applied once per slot", async (t) => {
-    let lastNext: NetnsBaton | undefined;
-    await measureTwice(t, "partition of the leader's host", async () => {
-      const old = (await waitFor(() => leaderOf(c.managers), 10_000, "no leader"))!;
-      try {
-        const m = await measureFailover(c, old, () => c.net.partition(old.host), { tag: `b${Date.now() % 10000}` });
-        const next = c.managers.find((x) => x.host.name === m.leader)!;
-        lastNext = next;
-        await waitFor(async () => !(await isLeader(old)), 5000, "the cut-off manager kept leading");
-        await checkAfter(t, m, next);
-        return m;
-      } finally {
-        await c.net.heal(old.host);
-        await waitFor(async () => [...(await managerStatuses(old)).values()].filter((s) => s === "reachable").length === 2, 20_000, "the healed manager never saw two others reachable");
-      }
-    });
+    await measureTwice(t, "partition of the leader's host (etcd's raft leader elsewhere)", partitionOnce(t, false));
     // An update after the partition completes through the new leader, one new task per slot.
     const next = lastNext!;
     const startedAt = Date.now();
@@ -142,5 +155,9 @@ describe("HA failover: kill -9 of the leader's etcd member, partition of the lea
     assert.deepEqual(fresh.map((x) => x.slot).sort(), before.filter((x) => x.desiredState === "running").map((x) => x.slot).sort(), "each slot updated exactly once");
     assert.equal(runningIds(afterTasks).length, 4);
     webTasks = runningIds(afterTasks);
+  });
+
+  test("(c) partition of the leader's host that also runs etcd's raft leader: a leader within 3.5 s (etcd elects first), writes go on; nothing lost, tasks untouched", async (t) => {
+    await measureTwice(t, "partition of the leader's host (with etcd's raft leader)", partitionOnce(t, true), RAFT_LEADER_CUT_MS);
   });
 });
