@@ -153,3 +153,17 @@ test("leadership: a leader whose listener refuses connections (its process kille
   await new Promise((r) => setTimeout(r, 1500));
   assert.equal(c.l.isLeader(), false, "a leader never seen listening is left to its lease");
 });
+
+test("leadership: a manager whose lease etcd no longer knows (revoked, or expired while it was slow) takes a new one and leads again", opts, async () => {
+  const etcd = await cluster();
+  const prefix = `/ha-${++prefixes}/`;
+  const a = candidate(etcd.endpoints, "a", prefix);
+  await waitFor(() => a.l.isLeader(), 5000, "a did not lead");
+  const raw = new Etcd3({ hosts: etcd.endpoints });
+  cleanups.push(() => raw.close());
+  const leaseId = (await raw.get(a.l.leaderKey).exec()).kvs[0]!.lease;
+  await raw.leaseClient.leaseRevoke({ ID: leaseId });
+  await waitFor(() => a.terms.length === 2 && a.l.isLeader(), 5000, "a never led again on a new lease");
+  const again = (await raw.get(a.l.leaderKey).exec()).kvs[0]!;
+  assert.notEqual(again.lease, leaseId, "the leader key is on a new lease");
+});
