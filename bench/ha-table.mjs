@@ -42,12 +42,13 @@ export function haTable(o) {
   if (f) {
     const p = PUBLISHED_FAILOVER_DEFAULTS_S;
     if (f.measured) {
-      const row = (label, x) => `| ${label} | ${x.p50_ms} | ${x.max_ms} | ${x.min_ms} | ${x.max_ms <= TARGET_FAILOVER_MS ? 'yes' : 'no'} |`;
-      L.push(`Failover: kill -9 of the leader's \`baton\` (3 managers, 3 etcd members, network namespaces), ${f.repetitions} repetitions, target ≤ ${TARGET_FAILOVER_MS} ms.`, '');
-      L.push('| from the kill to | p50 (ms) | max (ms) | min (ms) | max within target |', '|---|---|---|---|---|');
-      L.push(row('first write answered 201 through another manager', f.first_write_through_another_manager));
-      L.push(row('a survivor says isLeader (`/v1/info`)', f.new_leader_info));
-      L.push(row('a new Leader in `node ls` (`/v1/nodes`)', f.new_leader_in_node_ls));
+      const ok = (x) => (x.max_ms <= TARGET_FAILOVER_MS ? 'yes' : x.p50_ms <= TARGET_FAILOVER_MS ? 'p50 only' : 'no');
+      const cell2 = (x) => `${x.p50_ms} / ${x.max_ms}`;
+      L.push(`Failover under a write load (3 managers, 3 etcd members with Baton's managed raft timings, network namespaces), ${f.repetitions} repetitions per case, target ≤ ${TARGET_FAILOVER_MS} ms. p50 / max ms from the fault; etcd raft terms ${f.etcd_raft_terms?.at_start} → ${f.etcd_raft_terms?.at_end}.`, '');
+      L.push('| fault | first write via another manager | a leader (isLeader) | Leader in `node ls` | longest gap without a write | within target (first write, leader) |', '|---|---|---|---|---|---|');
+      for (const [k, x] of Object.entries(f.cases ?? {})) {
+        L.push(`| ${x.what ?? k} | ${cell2(x.first_write_through_another_manager)} | ${cell2(x.new_leader)} | ${cell2(x.new_leader_in_node_ls)} | ${cell2(x.longest_write_gap)} | ${ok(x.first_write_through_another_manager)}, ${ok(x.new_leader)} |`);
+      }
       L.push('');
     } else if (f.error) L.push(`**failover failed**: ${f.error}`);
     else L.push(`Failover (leader killed → first successful write through another manager, target ≤ ${TARGET_FAILOVER_MS} ms): not measured (${f.reason}).`);

@@ -6,11 +6,13 @@
 //  write latency : each client, on its own keep-alive connection to the unix socket, creates a
 //                  service (0 replicas: nothing runs) and deletes it, again and again; every
 //                  create and delete is one write, timed from the request to the answer.
-//  failover      : leader killed → first successful write through another manager. A section
-//                  function like the others; it reports "not measured" until leadership lands.
+//  failover      : three failures of the leader (kill -9 of its baton, kill -9 of its etcd
+//                  member, partition of its host), each under a write load: fault → first
+//                  successful write through another manager, → a leader, → `node ls` shows it.
 //
 // Env: BENCH_HA_CLIENTS (1,10,100), BENCH_HA_WRITES (1000 per level), BENCH_HA_STORES (sqlite,etcd),
-// BENCH_HA_SECTIONS (write_latency,failover). Writes bench/results/ha-latest.json and prints the
+// BENCH_HA_SECTIONS (write_latency,failover), BENCH_HA_FAILOVER_REPS (3), BENCH_HA_FAILOVER_CASES
+// (kill_baton,kill_etcd_member,kill_etcd_member_raft_leader,partition,partition_raft_leader). Writes bench/results/ha-latest.json and prints the
 // result JSON as the last stdout line (for bench/run.mjs) after the markdown table.
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from "node:fs";
@@ -20,7 +22,8 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { BIN, ROOT } from "../test/harness/baton.js";
 import { etcdUnavailable, startEtcd, type EtcdCluster } from "../test/harness/etcd.js";
-import { NetnsBaton, createTestNetwork, netnsAvailability, type TestHost } from "../test/harness/netns.js";
+import { NetnsBaton, netnsAvailability } from "../test/harness/netns.js";
+import { isLeader, managerStatuses, measureFailover as measureOne, placeRaftLeader, raftTerm, startHaCluster, type FailoverMeasure, type HaCluster } from "../test/harness/ha-cluster.js";
 import { loadavg, log, now, pollUntil, r1, sleep } from "./lib.mjs";
 import { TARGET_FAILOVER_MS, haTable } from "./ha-table.mjs";
 
@@ -226,140 +229,102 @@ function summary(xs: number[]): { p50_ms: number; max_ms: number; min_ms: number
   return { p50_ms: r1(percentile(sorted, 50)), max_ms: r1(sorted.at(-1) ?? NaN), min_ms: r1(sorted[0] ?? NaN), values_ms: xs.map(r1) };
 }
 
-interface ManagerView {
-  hostname: string;
-  managerStatus?: string;
-}
+type FailoverCase = "kill_baton" | "kill_etcd_member" | "kill_etcd_member_raft_leader" | "partition" | "partition_raft_leader";
+const FAILOVER_CASES: Record<FailoverCase, string> = {
+  kill_baton: "kill -9 of the leader's baton",
+  kill_etcd_member: "kill -9 of the leader's etcd member (its baton keeps running; etcd's raft leader elsewhere)",
+  kill_etcd_member_raft_leader: "kill -9 of the leader's etcd member, which is also etcd's raft leader",
+  partition: "partition of the leader's host (veth down: its baton and its etcd member; etcd's raft leader elsewhere)",
+  partition_raft_leader: "partition of the leader's host, which also runs etcd's raft leader",
+};
 
 /**
- * Leader killed (SIGKILL of its baton) → (a) the first write answered 201 through another manager,
- * (b) a surviving manager's /v1/info says isLeader, (c) a survivor's `node ls` (GET /v1/nodes)
- * shows a Leader other than the killed one. Three managers in network namespaces (h1..h3, as
- * test/integration/ha.test.ts), one etcd member per host; the killed manager is restarted on its
- * data dir between repetitions, and the next repetition kills whoever leads then.
+ * The three failures of issue 11, each under a write load (2 clients on every running manager,
+ * POST /v1/services over the unix sockets), measured by test/harness/ha-cluster.ts
+ * measureFailover: fault → (a) the first write answered 201 through another manager, (b) a
+ * manager says isLeader (for the etcd member kill, 0 when the leader never lost its term), (c) a
+ * survivor's `node ls` shows that Leader; and the longest stretch without a 201 through the
+ * others. Three managers and three etcd members (Baton's managed timings) in network namespaces
+ * h1..h3; between repetitions the fault is undone (the baton restarted on its data dir, the etcd
+ * member restarted, the veth up) and the cluster settles; each repetition hits whoever leads then.
  */
 async function measureFailover(): Promise<Record<string, unknown>> {
-  const reps = Number(process.env.BENCH_HA_FAILOVER_REPS || 5);
+  const reps = Number(process.env.BENCH_HA_FAILOVER_REPS || 3);
+  const cases = (process.env.BENCH_HA_FAILOVER_CASES || Object.keys(FAILOVER_CASES).join(",")).split(",").filter(Boolean) as FailoverCase[];
+  for (const k of cases) if (!(k in FAILOVER_CASES)) throw new Error(`unknown case "${k}" in BENCH_HA_FAILOVER_CASES (${Object.keys(FAILOVER_CASES).join(", ")})`);
   const missing = netnsAvailability().ok ? etcdUnavailable() : netnsAvailability().reason;
   if (missing) return { measured: false, reason: missing };
-  const net = await createTestNetwork({ hosts: 3, prefix: "hab" });
-  let etcd: EtcdCluster | undefined;
-  const managers: NetnsBaton[] = [];
-  const stopAll = async (): Promise<void> => {
-    // The etcd harness unrefs its members: without this timer the loop could empty while it waits for their exit.
-    const keepAlive = setInterval(() => undefined, 1000);
-    try {
-      for (const m of managers) await m.destroy().catch(() => undefined);
-      await etcd?.stop();
-      await net.destroy();
-    } finally {
-      clearInterval(keepAlive);
-    }
-  };
-  current = { store: "failover", socket: "", stop: stopAll };
+  const c: HaCluster = await startHaCluster({ prefix: "hab" });
+  current = { store: "failover", socket: "", stop: () => c.destroy() };
   try {
-    etcd = await startEtcd({ members: 3, member: (i) => ({ host: net.hosts[i]!.address, wrap: (cmd) => ["ip", "netns", "exec", net.hosts[i]!.ns, ...cmd] }) });
-    const store = `etcd://${etcd.endpoints.map((e) => e.replace(/^http:\/\//, "")).join(",")}`;
-    const [h1, h2, h3] = net.hosts as [TestHost, TestHost, TestHost];
-    const m1 = new NetnsBaton(net, h1, { argv: ["init", "--advertise-addr", h1.address, "--store", store], logLevel: "info" });
-    managers.push(m1);
-    await m1.start();
-    const token = (await m1.cliOk("join-token", "manager", "-q")).trim();
-    for (const h of [h2, h3]) {
-      const m = new NetnsBaton(net, h, { argv: ["join", "--token", token, "--advertise-addr", h.address, `${h1.address}:4242`], logLevel: "info" });
-      managers.push(m);
-      await m.start();
-    }
-    const agent = new Agent({ keepAlive: true });
-    const nodesOf = async (m: NetnsBaton): Promise<ManagerView[]> => {
-      const r = await call(agent, m.socket, "GET", "/v1/nodes").catch(() => undefined);
-      return r?.status === 200 ? (JSON.parse(r.text) as ManagerView[]) : [];
-    };
-    const isLeader = async (m: NetnsBaton): Promise<boolean> => {
-      const r = await call(agent, m.socket, "GET", "/v1/info").catch(() => undefined);
-      return r?.status === 200 && (JSON.parse(r.text) as { isLeader?: boolean }).isLeader === true;
-    };
     const settled = async (): Promise<NetnsBaton> => {
       let leader: NetnsBaton | undefined;
       await pollUntil(
         async () => {
-          const list = (await nodesOf(m1)).filter((n) => n.managerStatus);
-          if (list.length !== 3 || list.filter((n) => n.managerStatus === "leader").length !== 1 || list.filter((n) => n.managerStatus === "reachable").length !== 2) return false;
-          for (const m of managers) if (await isLeader(m)) leader = m;
+          for (const m of c.managers) {
+            const st = await managerStatuses(m);
+            if ([...st.values()].filter((v) => v === "reachable").length !== 2 || ![...st.values()].includes("leader")) return false;
+          }
+          leader = undefined;
+          for (const m of c.managers) if (await isLeader(m)) leader = m;
           return !!leader;
         },
-        20_000,
+        30_000,
         50,
-        "3 managers: one Leader, two Reachable",
+        "3 managers: one Leader, two Reachable, seen by each",
       );
       return leader!;
     };
-    const write: number[] = [];
-    const leaderElected: number[] = [];
-    const leaderInNodeLs: number[] = [];
-    const refusedWrites: number[] = [];
-    const killed: string[] = [];
-    for (let rep = 0; rep < reps; rep++) {
-      const old = await settled();
-      const survivors = managers.filter((m) => m !== old);
-      await sleep(1000);
-      const t0 = now();
-      await old.kill("SIGKILL");
-      // (a) writes through every survivor, each on its own connection, from the kill on.
-      let firstWrite: number | undefined;
-      let refused = 0;
-      const writers = survivors.map(async (m, i) => {
-        const a = new Agent({ keepAlive: true, maxSockets: 1 });
-        for (let n = 0; firstWrite === undefined && now() - t0 < 20_000; n++) {
-          const r = await call(a, m.socket, "POST", "/v1/services", { name: `fo-${rep}-${i}-${n}`, replicas: 0, command: ["sleep", "3600"] }).catch(() => undefined);
-          if (r?.status === 201) firstWrite ??= now() - t0;
-          else refused++;
+    const results: Record<string, unknown> = {};
+    const termAtStart = raftTerm(c.etcd);
+    for (const kind of cases) {
+      const runs: FailoverMeasure[] = [];
+      const hit: string[] = [];
+      for (let rep = 0; rep < reps; rep++) {
+        const old = await settled();
+        await sleep(1000);
+        const i = c.indexOf(old);
+        const member = c.etcd.members[i]!;
+        // Where etcd's raft leader is decides whether etcd must elect one first: placed, not left to chance.
+        await placeRaftLeader(c, kind.endsWith("_raft_leader") ? i : (i + 1) % 3);
+        const inject = kind === "kill_baton" ? () => old.kill("SIGKILL") : kind.startsWith("kill_etcd_member") ? () => member.kill() : () => c.net.partition(old.host);
+        let m: FailoverMeasure;
+        try {
+          m = await measureOne(c, old, inject, { tag: `${kind}-${rep}`, oldStillEligible: kind.startsWith("kill_etcd_member"), settleMs: 500 });
+        } finally {
+          // Undo the fault: back to three managers on three members.
+          if (kind === "kill_baton") {
+            const again = new NetnsBaton(c.net, old.host, { argv: ["init"], dataDir: old.dataDir, logLevel: "info" });
+            c.managers[i] = again;
+            await again.start();
+          } else if (kind.startsWith("kill_etcd_member")) await member.start();
+          else await c.net.heal(old.host);
         }
-        a.destroy();
-      });
-      // (b) and (c), polled every 20 ms.
-      let elected: number | undefined;
-      let listed: number | undefined;
-      await pollUntil(
-        async () => {
-          for (const m of survivors) {
-            if (elected === undefined && (await isLeader(m))) elected = now() - t0;
-            if (listed === undefined && (await nodesOf(m)).some((n) => n.managerStatus === "leader" && n.hostname !== old.host.name)) listed = now() - t0;
-          }
-          return elected !== undefined && listed !== undefined;
-        },
-        20_000,
-        20,
-        "a new leader after the kill -9",
-      );
-      await Promise.all(writers);
-      if (firstWrite === undefined) throw new Error(`rep ${rep}: no write answered 201 through ${survivors.map((m) => m.host.name).join(", ")} within 20 s`);
-      write.push(firstWrite);
-      leaderElected.push(elected!);
-      leaderInNodeLs.push(listed!);
-      refusedWrites.push(refused);
-      killed.push(old.host.name);
-      log(`ha: failover rep ${rep}: killed ${old.host.name}; write ${r1(firstWrite)} ms, new leader ${r1(elected!)} ms, in node ls ${r1(listed!)} ms`);
-      // Back to three: the killed manager resumes from its data dir.
-      const again = new NetnsBaton(net, old.host, { argv: ["init"], dataDir: old.dataDir, logLevel: "info" });
-      managers[managers.indexOf(old)] = again;
-      await again.start();
+        runs.push(m);
+        hit.push(old.host.name);
+        log(`ha: failover ${kind} rep ${rep}: ${old.host.name}; first write ${m.firstWriteMs} ms, leader ${m.leader} ${m.leaderMs} ms, node ls ${m.nodeLsMs} ms, longest gap ${m.writeGapMs} ms`);
+      }
+      const pick = (f: (x: FailoverMeasure) => number) => summary(runs.map(f));
+      results[kind] = {
+        what: FAILOVER_CASES[kind],
+        leaders_hit: hit,
+        first_write_through_another_manager: pick((x) => x.firstWriteMs),
+        new_leader: pick((x) => x.leaderMs),
+        new_leader_in_node_ls: pick((x) => x.nodeLsMs),
+        longest_write_gap: pick((x) => x.writeGapMs),
+        writes: runs.map((x) => ({ acknowledged: x.ops.filter((o) => o.status === 201).length, refused: x.ops.filter((o) => o.status !== 201).length })),
+      };
     }
-    agent.destroy();
     return {
       measured: true,
-      setup: "3 managers (1 init + 2 manager joins) in network namespaces h1..h3, one etcd member per namespace, all on this machine",
+      setup: "3 managers (1 init + 2 manager joins) in network namespaces h1..h3, one etcd member per namespace (heartbeat 50 ms, election 500 ms, pre-vote: Baton's managed timings), all on this machine; write load: 2 clients per running manager",
       repetitions: reps,
-      killed,
-      first_write_through_another_manager: summary(write),
-      new_leader_info: summary(leaderElected),
-      new_leader_in_node_ls: summary(leaderInNodeLs),
-      refused_writes_during_failover: refusedWrites,
-      median_ms: summary(leaderInNodeLs).p50_ms,
+      cases: results,
+      etcd_raft_terms: { at_start: termAtStart, at_end: raftTerm(c.etcd) },
       target_ms: TARGET_FAILOVER_MS,
     };
   } finally {
-    await stopAll();
+    await c.destroy();
     current = undefined;
   }
 }

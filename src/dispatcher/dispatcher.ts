@@ -128,13 +128,16 @@ export class Dispatcher {
     this.watch = this.deps.store.watch(this.deps.store.revision(), (events) => this.onEvents(events));
   }
 
-  /** Node liveness decisions: the leader's only. */
-  startLiveness(): void {
+  /**
+   * Node liveness decisions: the leader's only. `extraGraceMs`: more time for every node before
+   * the first verdict (a new term of several managers: see Manager.lead).
+   */
+  startLiveness(extraGraceMs = 0): void {
     this.stopLiveness();
     // After a (re)start or a new term every known node gets the full grace period to come back.
     const now = this.deps.clock.now();
     this.deps.store.view((tx) => {
-      for (const n of tx.list("nodes")) if (n.status.state === "ready") this.lastSeen.set(n.id, now);
+      for (const n of tx.list("nodes")) if (n.status.state === "ready") this.lastSeen.set(n.id, Math.max(this.lastSeen.get(n.id) ?? 0, now + extraGraceMs));
     });
     this.scheduleTick();
   }

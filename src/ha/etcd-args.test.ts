@@ -31,8 +31,9 @@ test("a managed member listens on https only, on its address and on loopback, an
 test("a managed member is started with the raised txn limit, the failover timings, compaction and quota", () => {
   const a = etcdArgs(member, "/d/etcd/data", tls);
   assert.equal(flag(a, "--max-txn-ops"), "1024");
-  assert.equal(flag(a, "--heartbeat-interval"), "100");
-  assert.equal(flag(a, "--election-timeout"), "1000");
+  assert.equal(flag(a, "--heartbeat-interval"), "50");
+  assert.equal(flag(a, "--election-timeout"), "500");
+  assert.ok(a.includes("--pre-vote"), "a member back from a partition does not force an election");
   assert.equal(flag(a, "--auto-compaction-mode"), "periodic");
   assert.equal(flag(a, "--quota-backend-bytes"), String(4 * 1024 ** 3));
 });

@@ -12,13 +12,19 @@ export const MANAGED_MAX_TXN_OPS = 1024;
 /** 8 MiB per request (etcd's default 1.5 MiB): 1024 task objects of a few KiB fit. */
 export const MANAGED_MAX_REQUEST_BYTES = 8 * 1024 * 1024;
 /**
- * Raft timing for a ~2 s failover: the leader heartbeats every 100 ms and a follower that heard
- * nothing for 1 s starts an election (etcd's defaults, kept: shorter timeouts cause spurious
- * elections on a loaded host, and an election itself takes a few heartbeats). A dead etcd
- * leader is thus replaced in about 1–1.5 s, leaving Baton's own lease the rest of the 2 s.
+ * Raft timing for failover within 2 s: the leader heartbeats every 50 ms and a follower that heard
+ * nothing for 500 ms starts an election (etcd's defaults are 100 / 1000 ms). Two reasons, both
+ * measured in test/integration/ha-failover.test.ts:
+ * - etcd's shortest lease TTL is 1.5 × the election timeout rounded up to whole seconds: 2 s with
+ *   the defaults, 1 s with these. Baton's leader lease asks for 1 s (src/manager/leadership.ts).
+ * - When the cut-off host also ran etcd's raft leader, a new one must be elected first (one to
+ *   two election timeouts), and etcd then extends every lease by one election timeout before
+ *   it can expire: 1 s + 1 s + 2 s with the defaults, 0.5 + 0.5 + 1 s with these.
+ * Shorter still would trade failover time for spurious elections on a loaded host (etcd's
+ * tuning guide: election timeout ≥ 10 × the peer round trip, heartbeat ≈ the round trip).
  */
-export const HEARTBEAT_INTERVAL_MS = 100;
-export const ELECTION_TIMEOUT_MS = 1000;
+export const HEARTBEAT_INTERVAL_MS = 50;
+export const ELECTION_TIMEOUT_MS = 500;
 /** 4 GiB backend quota (etcd's default 2 GiB; 8 GiB is etcd's recommended maximum). */
 export const QUOTA_BACKEND_BYTES = 4 * 1024 * 1024 * 1024;
 /**
@@ -75,6 +81,9 @@ export function etcdArgs(c: MemberConfig, dataDir: string, tls: MemberTlsFiles):
     "--peer-client-cert-auth",
     "--heartbeat-interval", String(HEARTBEAT_INTERVAL_MS),
     "--election-timeout", String(ELECTION_TIMEOUT_MS),
+    // A member cut off keeps campaigning, raising its term; back, without pre-vote, it would force
+    // the healthy cluster into an election (writes stall again). Default from etcd 3.5; 3.4 has it off.
+    "--pre-vote",
     "--max-txn-ops", String(MANAGED_MAX_TXN_OPS),
     "--max-request-bytes", String(MANAGED_MAX_REQUEST_BYTES),
     "--quota-backend-bytes", String(QUOTA_BACKEND_BYTES),

@@ -113,3 +113,57 @@ test("leadership: a leader that loses etcd stops leading before its lease can ex
   await waitFor(() => a.l.isLeader(), 15000, "no leader after etcd came back");
   assert.equal(a.terms.length, 2);
 });
+
+test("leadership: a leader whose listener refuses connections (its process killed) is replaced well before its lease expires; one never seen listening is not", opts, async () => {
+  const etcd = await cluster();
+  const { createServer } = await import("node:net");
+  const raw = new Etcd3({ hosts: etcd.endpoints });
+  cleanups.push(() => raw.close());
+  // A ghost leader: its lease (10 s) is never kept alive and never revoked by itself, as after a
+  // kill -9; its address first has a listener, then none.
+  const ghost = async (prefix: string, listening: boolean) => {
+    const srv = createServer((s) => s.destroy());
+    await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
+    const addr = `127.0.0.1:${(srv.address() as { port: number }).port}`;
+    if (!listening) await new Promise((r) => srv.close(r));
+    const lease = raw.lease(10, { autoKeepAlive: false });
+    lease.on("lost", () => undefined);
+    await lease.put(`${prefix}leader`).value(JSON.stringify({ nodeId: "ghost", addr }));
+    return { kill: () => new Promise((r) => (listening ? srv.close(r) : r(undefined))) };
+  };
+
+  const p1 = `/ha-${++prefixes}/`;
+  const g1 = await ghost(p1, true);
+  const b = candidate(etcd.endpoints, "b", p1);
+  await waitFor(() => b.l.managers().leader?.nodeId === "ghost", 3000, "b never saw the ghost leader");
+  await new Promise((r) => setTimeout(r, 300));
+  assert.equal(b.l.isLeader(), false, "b does not lead while the ghost's listener accepts");
+  const killedAt = Date.now();
+  await g1.kill();
+  await waitFor(() => b.l.isLeader(), 5000, "b never led after the ghost's listener closed");
+  const took = Date.now() - killedAt;
+  console.log(`# a follower led ${took} ms after the leader's listener closed (lease revoked by the follower)`);
+  assert.ok(took < 2000, `took ${took} ms`);
+
+  // Refusals from an address that never accepted (a firewall, a wrong address) revoke nothing.
+  const p2 = `/ha-${++prefixes}/`;
+  await ghost(p2, false);
+  const c = candidate(etcd.endpoints, "c", p2);
+  await waitFor(() => c.l.managers().leader?.nodeId === "ghost", 3000, "c never saw the ghost leader");
+  await new Promise((r) => setTimeout(r, 1500));
+  assert.equal(c.l.isLeader(), false, "a leader never seen listening is left to its lease");
+});
+
+test("leadership: a manager whose lease etcd no longer knows (revoked, or expired while it was slow) takes a new one and leads again", opts, async () => {
+  const etcd = await cluster();
+  const prefix = `/ha-${++prefixes}/`;
+  const a = candidate(etcd.endpoints, "a", prefix);
+  await waitFor(() => a.l.isLeader(), 5000, "a did not lead");
+  const raw = new Etcd3({ hosts: etcd.endpoints });
+  cleanups.push(() => raw.close());
+  const leaseId = (await raw.get(a.l.leaderKey).exec()).kvs[0]!.lease;
+  await raw.leaseClient.leaseRevoke({ ID: leaseId });
+  await waitFor(() => a.terms.length === 2 && a.l.isLeader(), 5000, "a never led again on a new lease");
+  const again = (await raw.get(a.l.leaderKey).exec()).kvs[0]!;
+  assert.notEqual(again.lease, leaseId, "the leader key is on a new lease");
+});

@@ -1,9 +1,10 @@
-import { type Etcd3, type IKeyValue, type Lease, type Watcher } from "etcd3";
+import { EtcdLeaseInvalidError, type Etcd3, type IKeyValue, type Lease, type Watcher } from "etcd3";
 import type { Clock } from "../lib/clock.js";
 import type { Logger } from "../lib/log.js";
 import type { Fence } from "../store/store.js";
 import { ETCD_KEEPALIVE } from "../store/etcd/etcd-store.js";
 import { newEtcdClient, type EtcdConnection } from "../store/etcd/etcd-client.js";
+import { DeadLeaderDetector, probeListener, type ProbeResult } from "./leader-probe.js";
 
 /** A manager as the others see it in etcd: its node id and the address of its TLS listener. */
 export interface ManagerRecord {
@@ -29,15 +30,16 @@ export interface LeadershipOptions {
   clock: Clock;
   log: Logger;
   /**
-   * Lease time to live. etcd counts it in whole seconds and raises anything under its minimum
-   * (1.5 × election timeout, 1.5 s with default settings) to it. @default 2000
+   * Lease time to live asked for. etcd counts it in whole seconds and raises anything under its
+   * minimum (1.5 × its election timeout, rounded up: 2 s with etcd's default timings, 1 s with the
+   * managed etcd's, src/ha/etcd-args.ts); the watchdog counts with what etcd granted. @default 1000
    */
   ttlMs?: number;
-  /** Keepalive and view refresh period. @default 500 */
+  /** Keepalive and view refresh period: a quarter of the shortest TTL, so one lost keepalive is not a lost term. @default 250 */
   tickMs?: number;
   /**
    * The leader stops its controllers when its last confirmed keepalive is older than
-   * ttlMs − safetyMarginMs: before the lease can expire and another manager can lead. @default 500
+   * TTL − safetyMarginMs: before the lease can expire and another manager can lead. @default 400
    */
   safetyMarginMs?: number;
   /** Became leader: start the controllers, their writes fenced by `fence`. */
@@ -48,6 +50,13 @@ export interface LeadershipOptions {
   liveSessions?: () => string[];
   /** Every tick, what etcd says (the leader merges other managers' sessions into node liveness). */
   onView?: (view: ManagersView) => void;
+  /**
+   * How a follower probes the leader's listener (`addr`). @default a TCP connect (probeListener)
+   * within 500 ms
+   */
+  probeLeader?: (addr: string) => Promise<ProbeResult>;
+  /** Period of the follower's probe of the leader's listener; 0 turns the probe off. @default 100 */
+  leaderProbeMs?: number;
 }
 
 /** Keepalive tries per tick, each on the next etcd member the client picks. */
@@ -72,7 +81,8 @@ export class Leadership {
   private readonly ttlMs: number;
   private readonly tickMs: number;
   private readonly marginMs: number;
-  private lease: { handle: Lease; id: string; lastOkSentAt: number } | undefined;
+  /** `ttlMs`: the TTL etcd granted (it raises a request under its minimum), learned from each keepalive. */
+  private lease: { handle: Lease; id: string; lastOkSentAt: number; ttlMs: number } | undefined;
   private state: State = { kind: "follower" };
   private published: string | undefined;
   private view: ManagersView = { leader: undefined, reachable: new Map() };
@@ -81,17 +91,21 @@ export class Leadership {
   private closed = false;
   private ticking: Promise<void> = Promise.resolve();
   private observing: Promise<void> | undefined;
+  /** The lease holding the leader key, as last read: what a follower revokes when the leader is dead. */
+  private leaderLease: string | undefined;
+  private readonly detector = new DeadLeaderDetector();
+  private cancelProbe = (): void => undefined;
 
   constructor(private readonly opts: LeadershipOptions) {
     this.prefix = opts.prefix ?? "/baton-ha/";
-    this.ttlMs = opts.ttlMs ?? 2000;
-    this.tickMs = opts.tickMs ?? 500;
-    this.marginMs = opts.safetyMarginMs ?? 500;
+    this.ttlMs = opts.ttlMs ?? 1000;
+    this.tickMs = opts.tickMs ?? 250;
+    this.marginMs = opts.safetyMarginMs ?? 400;
     this.client = newEtcdClient(opts.connection, {
       grpcOptions: ETCD_KEEPALIVE,
       // A call stuck on a partition must not outlive a tick by much.
-      defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + this.tickMs * 2 }),
-    });
+      defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + Math.max(1000, this.tickMs * 2) }),
+    }, { log: opts.log });
   }
 
   get leaderKey(): string {
@@ -114,6 +128,7 @@ export class Leadership {
 
   start(): void {
     this.schedule(0);
+    this.scheduleProbe();
     // A deleted leader key (the leader's lease expired or was revoked) starts a campaign at once
     // instead of at the next tick.
     void this.client
@@ -124,6 +139,8 @@ export class Leadership {
         if (this.closed) return void w.cancel().catch(() => undefined);
         this.watcher = w;
         w.on("delete", () => this.schedule(0));
+        // A new leader: followers refresh their view (node ls, the probe's target) now, not at the next tick.
+        w.on("put", () => this.schedule(0));
         w.on("error", () => undefined);
       })
       .catch((err: unknown) => this.opts.log.warn({ err }, "leader key watch not opened; the tick still campaigns"));
@@ -134,6 +151,7 @@ export class Leadership {
     if (this.closed) return;
     this.closed = true;
     this.cancelTick();
+    this.cancelProbe();
     this.depose("this manager is stopping");
     await this.ticking;
     await this.observing;
@@ -170,6 +188,7 @@ export class Leadership {
     const { leader, managers } = await this.read();
     if (this.closed) return;
     this.view = { leader: leader ? (JSON.parse(leader.value.toString()) as { nodeId: string; addr: string }) : undefined, reachable: managers };
+    this.leaderLease = leader && leader.lease !== "0" ? String(leader.lease) : undefined;
     if (this.state.kind === "leader" && Number(leader?.create_revision ?? 0) !== this.state.fence.revision) {
       this.depose(leader ? "another manager leads" : "the leader key is gone");
     }
@@ -190,8 +209,8 @@ export class Leadership {
       try {
         const handle = this.client.lease(Math.max(1, Math.ceil(this.ttlMs / 1000)), { autoKeepAlive: false });
         handle.on("lost", () => undefined);
-        const id = await withTimeout(handle.grant(), this.tickMs * 2);
-        this.lease = { handle, id, lastOkSentAt: now };
+        const id = await withTimeout(handle.grant(), Math.max(1000, this.tickMs * 2));
+        this.lease = { handle, id, lastOkSentAt: now, ttlMs: this.ttlMs };
         this.published = undefined;
         return true;
       } catch (err) {
@@ -206,22 +225,30 @@ export class Leadership {
     for (let attempt = 0; attempt < KEEPALIVE_ATTEMPTS; attempt++) {
       const sentAt = this.opts.clock.now();
       try {
-        const res = await withTimeout(lease.handle.keepaliveOnce(), Math.max(200, this.tickMs - 100));
+        const res = await withTimeout(lease.handle.keepaliveOnce(), Math.max(300, this.tickMs));
         if (Number(res.TTL) <= 0) throw new Error("lease expired");
         lease.lastOkSentAt = sentAt;
+        // etcd raises a TTL under its minimum (1.5 × its election timeout, rounded up to whole
+        // seconds): the watchdog counts with what etcd granted, never with less than was asked.
+        lease.ttlMs = Math.max(this.ttlMs, Number(res.TTL) * 1000);
         this.armWatchdog();
         return true;
       } catch (err) {
         last = err;
-        if ((err as Error).message === "lease expired" || (err as Error).name === "EtcdLeaseInvalidError") break;
+        if (isExpired(err)) break;
       }
     }
-    const expired = (last as Error).message === "lease expired" || (last as Error).name === "EtcdLeaseInvalidError";
-    if (expired || this.opts.clock.now() - lease.lastOkSentAt > this.ttlMs) {
+    const expired = isExpired(last);
+    if (expired) {
       // Gone for sure: everything held on it is deleted. A new lease next tick.
       if (this.lease === lease) this.lease = undefined;
       this.depose("lease expired");
     }
+    // Silence alone does not drop the lease: etcd may have kept it alive (keepalives that arrived
+    // but whose answers were lost; a new raft leader extends every lease). Only etcd's answer says
+    // it expired. A lease dropped here while alive would leave the leader key on it: nobody, not
+    // even this manager, could lead until it expired (measured: a 2.6 s gap after the leader's
+    // etcd member was killed). The watchdog has stopped the controllers meanwhile.
     this.opts.log.debug({ err: last }, "lease keepalive failed");
     return false;
   }
@@ -234,8 +261,9 @@ export class Leadership {
   private armWatchdog(): void {
     if (this.state.kind !== "leader" || !this.lease) return;
     this.state.cancelWatchdog();
-    const due = this.lease.lastOkSentAt + this.ttlMs - this.marginMs - this.opts.clock.now();
-    this.state.cancelWatchdog = this.opts.clock.setTimer(due, () => this.depose(`no keepalive confirmed by etcd for ${this.ttlMs - this.marginMs} ms`));
+    const ttlMs = this.lease.ttlMs;
+    const due = this.lease.lastOkSentAt + ttlMs - this.marginMs - this.opts.clock.now();
+    this.state.cancelWatchdog = this.opts.clock.setTimer(due, () => this.depose(`no keepalive confirmed by etcd for ${ttlMs - this.marginMs} ms`));
   }
 
   private async read(): Promise<{ leader: IKeyValue | undefined; managers: Map<string, ManagerRecord> }> {
@@ -283,6 +311,36 @@ export class Leadership {
     this.view.reachable.set(rec.nodeId, rec);
   }
 
+  /**
+   * A follower probes the leader's listener every `leaderProbeMs`. A kill -9 leaves the leader's
+   * lease alive in etcd for its whole TTL (2 s with etcd's default timings), but its port refuses
+   * connections at once: after a few refusals (DeadLeaderDetector: only once the listener was seen
+   * accepting in this term, and only for ECONNREFUSED, never a timeout), the follower revokes the
+   * dead leader's lease — any etcd client may revoke a lease by id — and the leader key goes with
+   * it. Safety does not rest on this: a live leader revoked by mistake loses its fence (its writes
+   * are refused NOT_LEADER) and campaigns again like everyone.
+   */
+  private scheduleProbe(): void {
+    const period = this.opts.leaderProbeMs ?? 100;
+    if (this.closed || period <= 0) return;
+    this.cancelProbe = this.opts.clock.setTimer(period, () => {
+      void this.probeLeader()
+        .catch((err: unknown) => this.opts.log.debug({ err }, "leader probe failed"))
+        .finally(() => this.scheduleProbe());
+    });
+  }
+
+  private async probeLeader(): Promise<void> {
+    const leader = this.view.leader;
+    const leaseId = this.leaderLease;
+    if (this.state.kind === "leader" || !leader || !leaseId || leader.nodeId === this.opts.self.nodeId) return;
+    const result = await (this.opts.probeLeader ?? ((addr) => probeListener(addr, 500)))(leader.addr);
+    if (this.closed || this.leaderLease !== leaseId || !this.detector.observe(leaseId, result)) return;
+    this.opts.log.warn({ leader: leader.nodeId, addr: leader.addr, lease: leaseId }, "the leader's listener refuses connections: its process is gone; revoking its lease");
+    await this.client.leaseClient.leaseRevoke({ ID: leaseId }).catch((err: unknown) => this.opts.log.debug({ err }, "lease revoke failed (already gone?)"));
+    this.schedule(0);
+  }
+
   private depose(reason: string): void {
     if (this.state.kind !== "leader") return;
     const { fence } = this.state;
@@ -291,6 +349,11 @@ export class Leadership {
     this.opts.log.warn({ term: fence.revision, reason }, "this manager stopped leading");
     this.opts.onDeposed(reason);
   }
+}
+
+/** etcd said the lease is gone: its keepalive answer had TTL 0, or it does not know the lease (both are EtcdLeaseInvalidError in etcd3, whose `name` is plain "Error"). */
+function isExpired(err: unknown): boolean {
+  return err instanceof EtcdLeaseInvalidError || (err instanceof Error && err.message === "lease expired");
 }
 
 function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {

@@ -20,6 +20,9 @@ export interface ManagerDeps {
   openSecret?: OpenSecret;
 }
 
+/** Beside an agent's silence detection: its reconnection and two leadership ticks of publication. */
+const NEW_TERM_RECONNECT_MS = 2000;
+
 /** The controllers of one term of leadership: made fresh each term (their queues do not restart). */
 interface Controllers {
   orchestrator: Orchestrator;
@@ -95,7 +98,12 @@ export class Manager {
       scheduler: new Scheduler({ store, clock, log: this.child("scheduler"), ...(this.deps.maxOpsPerCommit ? { maxOpsPerCommit: this.deps.maxOpsPerCommit } : {}) }),
       updater: new Updater({ store, clock, log: this.child("updater") }),
     };
-    this.dispatcher.startLiveness();
+    // A new term of several managers (fenced) usually follows a lost manager, whose agents are
+    // still finding another one: they notice its silence after 3 heartbeat periods + 1 s (the
+    // session client), reconnect, and their new manager publishes them at its next leadership
+    // tick, which this leader reads at its own. Without this allowance a faster failover would
+    // mark such nodes down — and replace their running tasks — before they are back.
+    this.dispatcher.startLiveness(fence ? this.dispatcher.heartbeatPeriodMs * 3 + NEW_TERM_RECONNECT_MS : 0);
     this.current.orchestrator.start();
     this.current.scheduler.start();
     this.current.updater.start();

@@ -58,6 +58,8 @@ export interface EtcdOptions {
   members?: number;
   /** etcd's --max-txn-ops (operations per transaction). @default etcd's own, 128 */
   maxTxnOps?: number;
+  /** etcd's --heartbeat-interval and --election-timeout (ms), and --pre-vote. @default etcd's own, 100 and 1000, no pre-vote (3.4) */
+  raftTiming?: { heartbeatMs: number; electionMs: number; preVote?: boolean };
   /** Per member (by index): address and command wrapper. */
   member?: (index: number) => EtcdMemberOptions;
   /** How long a member may take to answer /health. @default 15000 */
@@ -82,6 +84,9 @@ export interface EtcdMember {
   stop(): Promise<void>;
   /** SIGKILL (kill -9): nothing is flushed that was not already. */
   kill(): Promise<void>;
+  /** SIGSTOP / SIGCONT: the member holds its connections but answers nothing, like a host cut off (without netns). */
+  pause(): void;
+  resume(): void;
   /** What the member wrote to stderr (its log), for failure messages. */
   log(): string;
 }
@@ -135,6 +140,7 @@ export async function startEtcd(opts: EtcdOptions = {}): Promise<EtcdCluster> {
       token,
       timeoutMs: opts.startTimeoutMs ?? 15_000,
       ...(opts.maxTxnOps ? { maxTxnOps: opts.maxTxnOps } : {}),
+      ...(opts.raftTiming ? { raftTiming: opts.raftTiming } : {}),
       ...(s.wrap ? { wrap: s.wrap } : {}),
       ...(opts.tls ? { tls: opts.tls } : {}),
     }),
@@ -168,6 +174,7 @@ interface MemberConfig {
   token: string;
   timeoutMs: number;
   maxTxnOps?: number;
+  raftTiming?: { heartbeatMs: number; electionMs: number; preVote?: boolean };
   wrap?: (cmd: string[]) => string[];
   tls?: { caFile: string; certFile: string; keyFile: string };
 }
@@ -189,6 +196,7 @@ function makeMember(c: MemberConfig): EtcdMember {
     // Ignored once the data dir holds a member: a restart rejoins the same cluster.
     "--initial-cluster-state", "new",
     ...(c.maxTxnOps ? ["--max-txn-ops", String(c.maxTxnOps)] : []),
+    ...(c.raftTiming ? ["--heartbeat-interval", String(c.raftTiming.heartbeatMs), "--election-timeout", String(c.raftTiming.electionMs), ...(c.raftTiming.preVote ? ["--pre-vote"] : [])] : []),
     ...(c.tls ? ["--cert-file", c.tls.certFile, "--key-file", c.tls.keyFile, "--trusted-ca-file", c.tls.caFile, "--client-cert-auth"] : []),
   ];
   const member: EtcdMember = {
@@ -227,6 +235,12 @@ function makeMember(c: MemberConfig): EtcdMember {
     async kill() {
       child?.kill("SIGKILL");
       await exited;
+    },
+    pause() {
+      child?.kill("SIGSTOP");
+    },
+    resume() {
+      child?.kill("SIGCONT");
     },
     log: () => stderr,
   };

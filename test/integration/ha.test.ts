@@ -124,7 +124,7 @@ describe("HA managers on etcd: leader kill -9 and partition under load", { skip 
     }
   });
 
-  test("kill -9 of the leader's baton under a write load: a new leader within about 2 s, no acknowledged write lost, tasks untouched, no duplicates", async (t) => {
+  test("kill -9 of the leader's baton under a write load: a new leader within 2 s, no acknowledged write lost, tasks untouched, no duplicates", async (t) => {
     const old = (await leaderOf(managers))!;
     assert.ok(old, "a leader");
     const before = running(await ps(old, "web")).map((r) => r.ID).sort();
@@ -165,7 +165,9 @@ describe("HA managers on etcd: leader kill -9 and partition under load", { skip 
     assert.ok(afterKill.some((o) => o.op === "get" && !o.input.stale), "linearizable reads were answered after the kill");
     const checked = checkHistory(serviceModel({ systemWrites: true }), history);
     assert.ok(checked.ok, checked.ok ? "" : checked.text);
-    assert.ok(took < 3000, `failover took ${took} ms`);
+    // A follower finds the dead leader's port refusing and revokes its lease (docs/ha.md): ~0.5–0.8 s
+    // measured, not the lease TTL (2 s with this etcd's default timings).
+    assert.ok(took < 2000, `failover took ${took} ms`);
     const names = new Set((await next.cliOk("service", "ls", "--format", "json")).trim().split("\n").filter(Boolean).map((l) => (JSON.parse(l) as { Name: string }).Name));
     const lost = acked.filter((n) => !names.has(n));
     assert.deepEqual(lost, [], "every acknowledged create is there");
@@ -194,9 +196,9 @@ describe("HA managers on etcd: leader kill -9 and partition under load", { skip 
           if (r.code !== 0) t.diagnostic(`update refused after ${Date.now() - updateAt} ms: ${r.stderr.trim().split("\n")[0]}`);
           return r.code === 0;
         },
-        // Known slow path (docs/ha.md "What survives what"): 6–45 s measured under load, while the
-        // other managers' etcd clients still try the cut-off member first.
-        90_000,
+        // The update itself takes ~20 s (2 batches, 5 s monitor each); the etcd clients route
+        // around the cut-off member within ~1 s (src/store/etcd/endpoint-health.ts).
+        45_000,
         "the update never completed through the new leader",
       );
       t.diagnostic(`update through the new leader completed in ${Date.now() - updateAt} ms`);

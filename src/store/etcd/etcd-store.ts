@@ -98,6 +98,7 @@ export class EtcdStore extends StoreCache {
     this.client = newEtcdClient(
       { endpoints: opts.endpoints, ...(opts.tls ? { tls: opts.tls } : {}) },
       { grpcOptions: ETCD_KEEPALIVE, defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + CALL_DEADLINE_MS }) },
+      opts.log ? { log: opts.log } : {},
     );
   }
 
