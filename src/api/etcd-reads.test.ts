@@ -76,3 +76,32 @@ test("API on etcd: a read through one manager sees a write acknowledged by anoth
   assert.equal(list.statusCode, 200, list.body);
   assert.equal(list.json().length, 6);
 });
+
+test("API on etcd: a manager never serves a read older than a write it acknowledged itself, even from its cache (?stale=true) while another manager writes", opts, async () => {
+  if (missingInCi) throw missingInCi;
+  const etcd: EtcdCluster = await startEtcd();
+  closers.push(() => etcd.stop());
+  const m1 = await manager(etcd.endpoints);
+  const m2 = await manager(etcd.endpoints);
+  // Manager 1 keeps etcd's revision moving, so manager 2's cache is often behind etcd when it writes.
+  let stop = false;
+  const other = (async () => {
+    for (let i = 0; !stop; i++) await m1.app.inject({ method: "POST", url: "/v1/services", payload: { name: `other-${i}`, replicas: 0, command: ["node", "s.js"] } });
+  })();
+  try {
+    for (let i = 0; i < 40; i++) {
+      const body = { name: `own-${i}`, replicas: 0, command: ["node", "s.js"] };
+      const created = await m2.app.inject({ method: "POST", url: "/v1/services", payload: body });
+      assert.equal(created.statusCode, 201, created.body);
+      const read = await m2.app.inject({ method: "GET", url: `/v1/services/own-${i}?stale=true` });
+      assert.equal(read.statusCode, 200, `own-${i}: acknowledged, then not in the same manager's cache: ${read.body}`);
+      const updated = await m2.app.inject({ method: "POST", url: `/v1/services/own-${i}/update`, payload: { version: created.json().version, spec: { ...body, env: ["V=2"] } } });
+      assert.equal(updated.statusCode, 200, updated.body);
+      const again = await m2.app.inject({ method: "GET", url: `/v1/services/own-${i}?stale=true` });
+      assert.equal(again.json().version, updated.json().version, `own-${i}: the cache served a version older than the update it acknowledged`);
+    }
+  } finally {
+    stop = true;
+    await other;
+  }
+});
