@@ -152,3 +152,31 @@ test("states reported out of order never go backwards", async () => {
   assert.equal(after.restartBlocked, "restart condition is none");
   manager.stop();
 });
+
+test("a new term on a shared store: the controllers start only once the store's cache caught up (sync), retried while it fails", async () => {
+  const clock = new FakeClock();
+  const memory = createMemoryStore({ clock });
+  let syncs = 0;
+  let release: () => void = () => undefined;
+  // A shared store's barrier: fails once (etcd not answering), then waits until the test lets it go.
+  const store = Object.assign(Object.create(memory) as typeof memory, {
+    sync: (): Promise<void> => (++syncs === 1 ? Promise.reject(new Error("etcd did not answer")) : new Promise<void>((r) => (release = r))),
+  });
+  const manager = new Manager({ store, clock, log: silentLogger(), heartbeatPeriodMs: 1000 });
+  manager.startSessions();
+  await fakeAgent(manager.dispatcher.localSession(), "n1");
+  const svc = aService({ replicas: 2 });
+  await store.update((tx) => tx.create("services", { id: svc.id, spec: svc.spec, specVersion: 1 }));
+  manager.lead({ key: "/leader", revision: 7 });
+  await settle();
+  const tasks = (): number => store.view((tx) => tx.tasksOfService(svc.id)).length;
+  assert.ok(manager.isLeading());
+  assert.equal(tasks(), 0, "nothing planned from a cache that may be behind");
+  await clock.advance(200);
+  assert.equal(syncs, 2, "the failed barrier is retried");
+  assert.equal(tasks(), 0);
+  release();
+  await settle();
+  assert.equal(tasks(), 2, "caught up: the orchestrator runs");
+  manager.stop();
+});

@@ -104,9 +104,31 @@ export class Manager {
     // tick, which this leader reads at its own. Without this allowance a faster failover would
     // mark such nodes down — and replace their running tasks — before they are back.
     this.dispatcher.startLiveness(fence ? this.dispatcher.heartbeatPeriodMs * 3 + NEW_TERM_RECONNECT_MS : 0);
-    this.current.orchestrator.start();
-    this.current.scheduler.start();
-    this.current.updater.start();
+    const controllers = this.current;
+    const start = (): void => {
+      if (this.current !== controllers) return;
+      controllers.orchestrator.start();
+      controllers.scheduler.start();
+      controllers.updater.start();
+    };
+    // A new term on a shared store: the cache may still be behind writes the last leader got
+    // acknowledged (a chunk of an update step, a task create). Controllers planning from that view
+    // could create a slot's task a second time, so they start only once the cache caught up.
+    if (fence && this.deps.store.sync) void this.catchUp(controllers).then(start);
+    else start();
+  }
+
+  /** Waits until the store's cache holds every write committed before the term began (retried while etcd does not answer, until the term ends). */
+  private async catchUp(controllers: Controllers): Promise<void> {
+    for (let attempt = 0; this.current === controllers; attempt++) {
+      try {
+        await this.deps.store.sync!();
+        return;
+      } catch (err) {
+        this.deps.log.warn({ err: (err as Error).message, attempt }, "new term: the store did not catch up yet; controllers wait");
+        await this.deps.clock.sleep(200);
+      }
+    }
   }
 
   /** Idempotent. Stops the controllers and node liveness decisions; sessions go on. */
