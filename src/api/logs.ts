@@ -36,6 +36,12 @@ const Query = Type.Object(
   { additionalProperties: false },
 );
 
+/** `?follow=1|true` and `?tail=N|all`, as both log routes read them. */
+const logQuery = (q: { follow?: string; tail?: string }): { follow: boolean; tail: number | undefined } => ({
+  follow: q.follow === "1" || q.follow === "true",
+  tail: q.tail && q.tail !== "all" ? Number(q.tail) : undefined,
+});
+
 export const logsRoutes: FastifyPluginAsync<{ deps: ApiDeps }> = async (app, { deps }) => {
   const { store } = deps;
   app.get<{ Params: { ref: string }; Querystring: { follow?: string; tail?: string } }>(
@@ -50,8 +56,7 @@ export const logsRoutes: FastifyPluginAsync<{ deps: ApiDeps }> = async (app, { d
       },
     },
     (req, reply) => {
-      const follow = req.query.follow === "1" || req.query.follow === "true";
-      const tail = req.query.tail && req.query.tail !== "all" ? Number(req.query.tail) : undefined;
+      const { follow, tail } = logQuery(req.query);
       const { task, node } = store.view((tx) => {
         const task = findTask(tx, req.params.ref);
         return { task, node: task.nodeId ? (tx.get("nodes", task.nodeId)?.hostname ?? task.nodeId) : "" };
@@ -90,8 +95,7 @@ export const logsRoutes: FastifyPluginAsync<{ deps: ApiDeps }> = async (app, { d
       },
     },
     (req, reply) => {
-      const follow = req.query.follow === "1" || req.query.follow === "true";
-      const tail = req.query.tail && req.query.tail !== "all" ? Number(req.query.tail) : undefined;
+      const { follow, tail } = logQuery(req.query);
       const { service, tasks, hostnames } = store.view((tx) => {
         const service = findService(tx, req.params.ref);
         return {

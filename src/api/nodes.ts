@@ -1,16 +1,16 @@
-import type { FastifyPluginAsync } from "fastify";
+import type { FastifyPluginAsync, FastifyRequest } from "fastify";
 import { Type } from "@sinclair/typebox";
 import { ErrorBody, NodeUpdateInput } from "../input/schemas.js";
 import type { ApiDeps } from "./deps.js";
 import { findNode } from "./lookup.js";
 import { BatonError } from "../lib/errors.js";
 import { CLUSTER_ID, type Node, type Task } from "../model/objects.js";
-import type { ReadTx } from "../store/store.js";
+import type { ReadTx, WriteTx } from "../store/store.js";
 
 type ManagerStatus = "leader" | "reachable" | "unreachable";
 import { isTerminal } from "../model/task-state.js";
 import { rebalanceService } from "./rebalance.js";
-import { checkDemote, checkPromote, hasMember } from "../cluster/role-change.js";
+import { checkDemote, checkPromote, hasMember, type RoleChangeContext } from "../cluster/role-change.js";
 import type { RoleControl } from "./deps.js";
 
 const Ref = Type.Object({ ref: Type.String({ description: "id, hostname or unique id prefix" }) });
@@ -59,41 +59,33 @@ export const nodesRoutes: FastifyPluginAsync<{ deps: ApiDeps }> = async (app, { 
     if (!deps.roles) throw new BatonError("BAD_REQUEST", "this node is not part of a cluster: `baton init` makes it one (docs/cluster.md)");
     return deps.roles;
   };
+  /**
+   * Declares the role a node is to take (`desiredRole`); the node carries it out. `allowed` runs the
+   * checks (and answers false when the node already has that role: nothing to declare).
+   */
+  const declareRole = (role: "manager" | "worker", allowed: (tx: WriteTx, n: Node, opts: RoleChangeContext) => boolean) => async (req: FastifyRequest<{ Params: { ref: string } }>) => {
+    const roles = roleControl();
+    const members = roles.members ? await roles.members() : undefined;
+    const node = await store.update((tx) => {
+      const n = findNode(tx, req.params.ref);
+      if (!allowed(tx, n, { etcd: roles.etcd, ...(members ? { members } : {}) })) return n;
+      const next: Node = { ...n, desiredRole: role };
+      if (n.role === role) delete next.desiredRole;
+      return tx.update("nodes", next);
+    });
+    roles.changed();
+    req.log.info({ nodeId: node.id, hostname: node.hostname }, role === "manager" ? "node promotion declared" : "node demotion declared");
+    return node;
+  };
   app.post<{ Params: { ref: string } }>(
     "/nodes/:ref/promote",
     { schema: { tags: ["nodes"], summary: "Make a worker a manager: the running node fetches its manager certificate and starts the manager parts (`desiredRole` until it has)", params: Ref, response: { 400: ErrorBody, 404: ErrorBody } } },
-    async (req) => {
-      const roles = roleControl();
-      const members = roles.members ? await roles.members() : undefined;
-      const node = await store.update((tx) => {
-        const n = findNode(tx, req.params.ref);
-        if (!checkPromote(n, { etcd: roles.etcd, ...(members ? { members } : {}) })) return n;
-        const next: Node = { ...n, desiredRole: "manager" };
-        if (n.role === "manager") delete next.desiredRole;
-        return tx.update("nodes", next);
-      });
-      roles.changed();
-      req.log.info({ nodeId: node.id, hostname: node.hostname }, "node promotion declared");
-      return node;
-    },
+    declareRole("manager", (_tx, n, opts) => checkPromote(n, opts)),
   );
   app.post<{ Params: { ref: string } }>(
     "/nodes/:ref/demote",
     { schema: { tags: ["nodes"], summary: "Make a manager a worker: it steps down, its etcd member leaves, it keeps its tasks (`desiredRole` until it has)", params: Ref, response: { 400: ErrorBody, 404: ErrorBody } } },
-    async (req) => {
-      const roles = roleControl();
-      const members = roles.members ? await roles.members() : undefined;
-      const node = await store.update((tx) => {
-        const n = findNode(tx, req.params.ref);
-        if (!checkDemote(n, tx.list("nodes"), { etcd: roles.etcd, ...(members ? { members } : {}) })) return n;
-        const next: Node = { ...n, desiredRole: "worker" };
-        if (n.role === "worker") delete next.desiredRole;
-        return tx.update("nodes", next);
-      });
-      roles.changed();
-      req.log.info({ nodeId: node.id, hostname: node.hostname }, "node demotion declared");
-      return node;
-    },
+    declareRole("worker", (tx, n, opts) => checkDemote(n, tx.list("nodes"), opts)),
   );
 
   app.delete<{ Params: { ref: string }; Querystring: { force?: string } }>(
