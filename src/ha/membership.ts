@@ -192,3 +192,13 @@ export async function removeMember(conn: EtcdConnection, nameOrId: string, clock
   });
   return m;
 }
+
+/**
+ * Hands etcd's raft leadership to member `targetId` (hex, as listMembers reports it). etcd takes
+ * it only from the current raft leader: `conn` must reach that member.
+ */
+export async function moveLeader(conn: EtcdConnection, targetId: string): Promise<void> {
+  await withClient(conn, (c) => c.maintenance.moveLeader({ targetID: BigInt(`0x${targetId}`).toString() }, { deadline: Date.now() + 5000 })).catch((err: unknown) => {
+    throw new BatonError("UNAVAILABLE", `etcd did not move its raft leader to member ${targetId}: ${(err as Error).message}`, [], { cause: err, retryable: true });
+  });
+}
