@@ -1,22 +1,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { buildApp } from "./app.js";
-import { createMemoryStore } from "../store/memory/memory-store.js";
-import { silentLogger } from "../lib/log.js";
-import { FakeClock } from "../../test/harness/fake-clock.js";
+import { memoryApi } from "../../test/harness/api.js";
 
-async function app() {
-  const clock = new FakeClock();
-  const store = createMemoryStore({ clock });
-  const a = await buildApp({
-    store,
-    clock,
-    log: silentLogger(),
-    logs: { open: () => ({ done: Promise.resolve(), cancel: () => undefined }) },
-    system: { info: () => ({ version: "test" }), shutdown: async () => ({ stoppedTasks: 0 }), exit: async () => undefined },
-  });
-  return { a, store };
-}
+const app = () => memoryApi();
 
 const create = (body: unknown) => ({ method: "POST" as const, url: "/v1/services", payload: body as object });
 

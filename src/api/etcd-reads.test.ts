@@ -3,9 +3,8 @@
 // clear message; everything answers again once etcd is back.
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
-import { buildApp } from "./app.js";
+import { testApi } from "../../test/harness/api.js";
 import { EtcdStore } from "../store/etcd/etcd-store.js";
-import { silentLogger } from "../lib/log.js";
 import { systemClock } from "../lib/clock.js";
 import { etcdTestGate, startEtcd, type EtcdCluster } from "../../test/harness/etcd.js";
 
@@ -18,13 +17,7 @@ after(async () => {
 
 async function manager(endpoints: string[]) {
   const store = await EtcdStore.open({ endpoints, prefix: "/api-test/" });
-  const app = await buildApp({
-    store,
-    clock: systemClock,
-    log: silentLogger(),
-    logs: { open: () => ({ done: Promise.resolve(), cancel: () => undefined }) },
-    system: { info: () => ({ version: "test" }), shutdown: async () => ({ stoppedTasks: 0 }), exit: async () => undefined },
-  });
+  const app = await testApi({ store, clock: systemClock });
   closers.push(() => app.close(), () => store.close());
   return { app, store };
 }

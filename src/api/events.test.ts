@@ -6,9 +6,8 @@ import { connect } from "node:net";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { buildApp } from "./app.js";
+import { testApi } from "../../test/harness/api.js";
 import { createMemoryStore } from "../store/memory/memory-store.js";
-import { silentLogger } from "../lib/log.js";
 import { systemClock } from "../lib/clock.js";
 import { aService } from "../../test/harness/builders.js";
 import { waitFor } from "../../test/harness/baton.js";
@@ -29,13 +28,7 @@ const revisionsIn = (text: string): number[] => [...text.matchAll(/^id: (\d+)$/g
 test("a slow SSE reader of a 10,000-change burst: bounded buffering, then a resumable SLOW_CONSUMER error; resuming loses nothing", async () => {
   const dir = mkdtempSync(join(tmpdir(), "baton-sse-"));
   const store = createMemoryStore({ clock: systemClock, historyLimit: 20_000 });
-  const app = await buildApp({
-    store,
-    clock: systemClock,
-    log: silentLogger(),
-    logs: { open: () => ({ done: Promise.resolve(), cancel: () => undefined }) },
-    system: { info: () => ({ version: "test" }), shutdown: async () => ({ stoppedTasks: 0 }), exit: async () => undefined },
-  });
+  const app = await testApi({ store, clock: systemClock });
   const socketPath = join(dir, "api.sock");
   await app.listen({ path: socketPath });
   try {

@@ -2,10 +2,9 @@
 // refused without writing anything. The node carrying it out is test/integration/ha-join.test.ts.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { buildApp } from "./app.js";
+import { testApi } from "../../test/harness/api.js";
 import type { RoleControl } from "./deps.js";
 import { createMemoryStore } from "../store/memory/memory-store.js";
-import { silentLogger } from "../lib/log.js";
 import { FakeClock } from "../../test/harness/fake-clock.js";
 import { aNode } from "../../test/harness/builders.js";
 import type { MemberStatus } from "../ha/membership.js";
@@ -14,11 +13,9 @@ async function setup(roles: Omit<RoleControl, "changed"> | undefined) {
   const clock = new FakeClock();
   const store = createMemoryStore({ clock });
   let changed = 0;
-  const a = await buildApp({
+  const a = await testApi({
     store,
     clock,
-    log: silentLogger(),
-    logs: { open: () => ({ done: Promise.resolve(), cancel: () => undefined }) },
     system: { info: () => ({ version: "test", nodeId: "self" }), shutdown: async () => ({ stoppedTasks: 0 }), exit: async () => undefined },
     ...(roles ? { roles: { ...roles, changed: () => void changed++ } } : {}),
   });

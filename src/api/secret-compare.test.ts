@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { buildApp } from "./app.js";
+import { testApi } from "../../test/harness/api.js";
 import { createMemoryStore } from "../store/memory/memory-store.js";
 import { silentLogger } from "../lib/log.js";
 import { secretBox } from "../secrets/data-key.js";
@@ -18,14 +18,7 @@ test("compare answers whether a secret's or config's content is the given one, a
     const orig = log[level].bind(log);
     (log as unknown as Record<string, unknown>)[level] = (...args: unknown[]) => (logged.push(JSON.stringify(args)), orig(...(args as [string])));
   }
-  const a = await buildApp({
-    store,
-    clock,
-    log,
-    secrets: secretBox(randomBytes(32)),
-    logs: { open: () => ({ done: Promise.resolve(), cancel: () => undefined }) },
-    system: { info: () => ({ version: "test" }), shutdown: async () => ({ stoppedTasks: 0 }), exit: async () => undefined },
-  });
+  const a = await testApi({ store, clock, log, secrets: secretBox(randomBytes(32)) });
   const post = (url: string, payload: object) => a.inject({ method: "POST", url, payload });
   assert.equal((await post("/v1/secrets", { name: "db_password", data: b64("hunter2-s3cret") })).statusCode, 201);
   assert.equal((await post("/v1/configs", { name: "conf", data: b64("listen 80") })).statusCode, 201);

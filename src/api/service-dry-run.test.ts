@@ -1,24 +1,9 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { memoryApi } from "../../test/harness/api.js";
 import { createServer } from "node:net";
-import { buildApp } from "./app.js";
-import { createMemoryStore } from "../store/memory/memory-store.js";
-import { silentLogger } from "../lib/log.js";
-import { FakeClock } from "../../test/harness/fake-clock.js";
 
-async function app() {
-  const clock = new FakeClock();
-  const store = createMemoryStore({ clock });
-  const a = await buildApp({
-    store,
-    clock,
-    log: silentLogger(),
-    logs: { open: () => ({ done: Promise.resolve(), cancel: () => undefined }) },
-    system: { info: () => ({ version: "test" }), shutdown: async () => ({ stoppedTasks: 0 }), exit: async () => undefined },
-  });
-  const post = (url: string, payload: object) => a.inject({ method: "POST", url, payload });
-  return { a, store, post };
-}
+const app = () => memoryApi();
 
 type Problem = { code: string; fields: { path: (string | number)[]; problem: string }[] };
 const fieldsOf = (body: Problem): string[] => body.fields.map((f) => `${f.path.join(".")}: ${f.problem}`);

@@ -3,9 +3,8 @@ import assert from "node:assert/strict";
 import type { FastifyInstance } from "fastify";
 import type { Task } from "../model/objects.js";
 import { isTaskUp } from "../model/service-status.js";
-import { buildApp } from "../api/app.js";
+import { testApi } from "../../test/harness/api.js";
 import type { RebalanceResult } from "../api/rebalance.js";
-import { silentLogger } from "../lib/log.js";
 import { SimCluster, type AgentBehaviour } from "../../test/harness/sim-cluster.js";
 
 // Drain and rebalance on a whole cluster in one process (memory store, real Manager, fake agents,
@@ -33,13 +32,7 @@ const perNode = (sim: SimCluster, serviceId: string): Record<string, number> => 
 };
 
 function apiOf(sim: SimCluster): Promise<FastifyInstance> {
-  return buildApp({
-    store: sim.store,
-    clock: sim.clock,
-    log: silentLogger(),
-    logs: { open: () => ({ done: Promise.resolve(), cancel: () => undefined }) },
-    system: { info: () => ({ version: "test" }), shutdown: async () => ({ stoppedTasks: 0 }), exit: async () => undefined },
-  });
+  return testApi({ store: sim.store, clock: sim.clock });
 }
 
 async function rebalance(sim: SimCluster, name: string): Promise<RebalanceResult> {
