@@ -20,14 +20,14 @@
 // Env: BENCH_DOCKER_REPS (3), BENCH_DOCKER_SIZES (1,10,30), BENCH_POLL_MS (20),
 // BENCH_DOCKER_ONLY=create,scale,update,heal,load, BENCH_DOCKER_PORT (18950, 18951),
 // BENCH_KEEP_DATA=1 (keep baton's data dir). Alone: `node bench/docker.mjs` (after `npm run build`).
-import { execFileSync, spawn } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { rmSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Docker from 'dockerode';
-import { batonApi, loadavg, log, now, pollUntil, r1, rotate, sleep, stats } from './lib.mjs';
+import { loadavg, log, now, pollUntil, r1, rotate, saveResults, sleep, spawnBatonUp, stats, stopBatonUp } from './lib.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '..');
@@ -69,25 +69,11 @@ async function ensureImage() {
 
 class BatonUp {
   async start() {
-    this.dir = mkdtempSync(path.join(os.tmpdir(), 'baton-bench-docker-'));
-    this.socket = path.join(this.dir, 'baton.sock');
-    const fd = openSync(path.join(this.dir, 'baton-up.log'), 'a');
-    this.proc = spawn(process.execPath, [BIN, 'up', '--data-dir', this.dir, '--dns-addr', '127.77.0.1:0'], { detached: true, stdio: ['ignore', fd, fd], cwd: ROOT, env: { ...process.env, BATON_LOG_LEVEL: process.env.BATON_LOG_LEVEL ?? 'info' } });
-    closeSync(fd);
-    this.exited = new Promise((r) => this.proc.once('exit', r));
-    this.api = batonApi(this.socket);
-    const info = await pollUntil(async () => {
-      if (this.proc.exitCode !== null || this.proc.signalCode !== null) throw new Error(`baton up exited: ${this.logTail()}`);
-      return existsSync(this.socket) && (await this.api.call('GET', '/v1/info').catch(() => null));
-    }, 30000, 50, 'baton up to answer');
+    Object.assign(this, await spawnBatonUp({ prefix: 'baton-bench-docker-', args: ['--dns-addr', '127.77.0.1:0'], env: { ...process.env, BATON_LOG_LEVEL: process.env.BATON_LOG_LEVEL ?? 'info' } }));
     const [node] = await this.api.call('GET', '/v1/nodes');
     if (!node.description?.drivers?.includes('docker') && !node.drivers?.includes('docker')) throw new Error(`baton's node offers no docker driver: ${JSON.stringify(node).slice(0, 300)}`);
     this.nodeId = node.id;
-    return info;
-  }
-
-  logTail(chars = 1500) {
-    try { return readFileSync(path.join(this.dir, 'baton-up.log'), 'utf8').slice(-chars); } catch { return '(no log)'; }
+    return this.info;
   }
 
   create(name, replicas, extra = {}) {
@@ -111,15 +97,7 @@ class BatonUp {
 
   async stop() {
     if (!this.proc) return;
-    if (this.proc.exitCode === null && this.proc.signalCode === null) {
-      await this.api.call('POST', '/v1/shutdown', { stopTasks: true }).catch(() => {});
-      await Promise.race([this.exited, sleep(20000)]);
-      if (this.proc.exitCode === null && this.proc.signalCode === null) {
-        try { process.kill(-this.proc.pid, 'SIGKILL'); } catch { /* gone */ }
-        await Promise.race([this.exited, sleep(5000)]);
-      }
-    }
-    this.api.close();
+    await stopBatonUp(this, () => this.api.call('POST', '/v1/shutdown', { stopTasks: true }).catch(() => {}));
     // Whatever this Baton's node still has (a run cut short) goes with it.
     if (this.nodeId) await removeContainers(await containersOf({ 'baton.node.id': this.nodeId }));
     // A failed run keeps the data dir: its baton-up.log says what Baton was doing.
@@ -435,15 +413,7 @@ export async function runDockerBench() {
     conditions: { date: new Date().toISOString(), node: process.version, platform: `${os.platform()} ${os.release()} ${os.arch()}`, cpus: os.cpus().length, cpu_model: os.cpus()[0]?.model ?? null, mem_gib: Math.round(os.totalmem() / 2 ** 30), loadavg_start: loadavg() },
     config: { reps: REPS, sizes: SIZES, poll_ms: POLL_MS, image: `${BUSYBOX} (busybox-static FROM scratch, test/harness/images.ts)`, task: SLEEP_CMD.join(' '), http_task: HTTPD_CMD.join(' '), stop_grace_period: '2s', load: `${LOAD_CONC} loops of GET / on a new connection, ${LOAD_PAUSE_MS} ms apart, 2 s timeout`, load_lead_ms: LOAD_LEAD_MS, load_tail_ms: LOAD_TAIL_MS, ports: { baton: BPORT, swarm_host_mode: SPORT } },
   };
-  const save = (final = false) => {
-    mkdirSync(RESULTS, { recursive: true });
-    out.conditions.loadavg_end = loadavg();
-    out.conditions.date_end = new Date().toISOString();
-    out.complete = final;
-    const file = path.join(RESULTS, 'docker-latest.json');
-    writeFileSync(file + '.tmp', JSON.stringify(out, null, 2) + '\n');
-    renameSync(file + '.tmp', file);
-  };
+  const save = (final = false) => saveResults(RESULTS, 'docker-latest.json', out, final);
   const baton = new BatonUp();
   cur = { baton };
   try {

@@ -1,9 +1,12 @@
 // Helpers for bench/run.mjs: timing, stats (same {n,min,median,max,samples} shape as
 // shared/bench/peers/_lib.mjs), bounded polling, HTTP probes on 127.0.0.1, the Baton API on
 // its unix socket, and /proc readings. No dependencies beyond Node.
+import { spawn } from 'node:child_process';
 import http from 'node:http';
 import os from 'node:os';
-import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 /** Monotonic milliseconds (process.hrtime). */
@@ -135,4 +138,64 @@ export function childrenOf(pid) {
     } catch { /* gone meanwhile */ }
   }
   return out;
+}
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const BIN = path.join(ROOT, 'bin', 'baton.js');
+
+/**
+ * `baton up` on a new data dir under the temp dir (`prefix`), in its own process group, its
+ * output in DIR/baton-up.log; resolves once its API answers, with its /v1/info. `env` may be a
+ * function of the API socket's path.
+ */
+export async function spawnBatonUp({ prefix, args = [], env = process.env }) {
+  const dir = mkdtempSync(path.join(os.tmpdir(), prefix));
+  const socket = path.join(dir, 'baton.sock');
+  if (typeof env === 'function') env = env(socket);
+  const logTail = (chars = 2000) => {
+    try { return readFileSync(path.join(dir, 'baton-up.log'), 'utf8').slice(-chars); } catch { return '(no log)'; }
+  };
+  const fd = openSync(path.join(dir, 'baton-up.log'), 'a');
+  const proc = spawn(process.execPath, [BIN, 'up', '--data-dir', dir, ...args], { detached: true, stdio: ['ignore', fd, fd], cwd: ROOT, env });
+  closeSync(fd);
+  const exited = new Promise((r) => proc.once('exit', r));
+  const api = batonApi(socket);
+  const info = await pollUntil(async () => {
+    if (proc.exitCode !== null || proc.signalCode !== null) throw new Error(`baton up exited (${proc.exitCode ?? proc.signalCode}): ${logTail()}`);
+    return existsSync(socket) && (await api.call('GET', '/v1/info').catch(() => null));
+  }, 30000, 50, 'baton up to answer').catch((e) => { throw new Error(`${e.message}; baton-up.log: ${logTail()}`); });
+  return { dir, socket, env, proc, exited, api, info, logTail };
+}
+
+/** Stops a `spawnBatonUp` process: `ask` asks it to stop; after 20 s its process group is killed. */
+export async function stopBatonUp({ proc, exited, api }, ask) {
+  if (proc.exitCode === null && proc.signalCode === null) {
+    await ask();
+    await Promise.race([exited, sleep(20000)]);
+    if (proc.exitCode === null && proc.signalCode === null) {
+      try { process.kill(-proc.pid, 'SIGKILL'); } catch { /* gone */ }
+      await Promise.race([exited, sleep(5000)]);
+    }
+  }
+  api.close();
+}
+
+/** Writes a bench's results whole (temp file, rename) as DIR/NAME, with the run's end conditions. */
+export function saveResults(dir, name, out, final) {
+  mkdirSync(dir, { recursive: true });
+  out.conditions.loadavg_end = loadavg();
+  out.conditions.date_end = new Date().toISOString();
+  out.complete = final;
+  const file = path.join(dir, name);
+  writeFileSync(file + '.tmp', JSON.stringify(out, null, 2) + '\n');
+  renameSync(file + '.tmp', file);
+}
+
+/** Kills the process group of every task still recorded under a Baton data dir (a run cut short leaves none behind). */
+export function killRecordedTasks(dir) {
+  const records = path.join(dir, 'agent', 'tasks');
+  if (!existsSync(records)) return;
+  for (const f of readdirSync(records)) {
+    try { process.kill(-JSON.parse(readFileSync(path.join(records, f), 'utf8')).handle.pid, 'SIGKILL'); } catch { /* gone */ }
+  }
 }

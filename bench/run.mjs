@@ -18,7 +18,7 @@
 // latency on SQLite vs a 3-member etcd and the failover time, knobs BENCH_HA_* listed there), BENCH_OUT (result file name, latest.json), BENCH_PM2_PORT (18100), BENCH_FLOOR_PORT (18400), BENCH_TIMEOUT_S (900).
 import { spawn, execFileSync } from 'node:child_process';
 import { createRequire } from 'node:module';
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -28,7 +28,7 @@ import { schedulerTable } from './scheduler.mjs';
 import { clusterTable } from './cluster-table.mjs';
 import { haTable } from './ha-table.mjs';
 import { cleanupDocker, dockerTable } from './docker.mjs';
-import { batonApi, childrenOf, cpuMs, isAlive, loadavg, log, memOf, now, pollUntil, probe, r1, rotate, sleep, stats, waitGone } from './lib.mjs';
+import { childrenOf, cpuMs, killRecordedTasks, spawnBatonUp, stopBatonUp, isAlive, loadavg, log, memOf, now, pollUntil, probe, r1, rotate, sleep, stats, waitGone } from './lib.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '..');
@@ -127,25 +127,11 @@ function servingTracker() {
 
 class Baton {
   async start(label) {
-    this.dir = mkdtempSync(path.join(os.tmpdir(), `baton-bench-${label}-`));
-    this.socket = path.join(this.dir, 'baton.sock');
-    const fd = openSync(path.join(this.dir, 'baton-up.log'), 'a');
     // The user's way to start it: `baton up` (default log level), in its own process group.
-    this.proc = spawn(process.execPath, [BIN, 'up', '--data-dir', this.dir], { detached: true, stdio: ['ignore', fd, fd], cwd: ROOT, env: { ...process.env, BATON_LOG_LEVEL: process.env.BATON_LOG_LEVEL ?? 'info' } });
-    closeSync(fd);
-    this.exited = new Promise((r) => this.proc.once('exit', r));
-    this.api = batonApi(this.socket);
-    const info = await pollUntil(async () => {
-      if (this.proc.exitCode !== null || this.proc.signalCode !== null) throw new Error(`baton up exited (${this.proc.exitCode ?? this.proc.signalCode}): ${this.logTail()}`);
-      return existsSync(this.socket) && (await this.api.call('GET', '/v1/info').catch(() => null));
-    }, 30000, 50, 'baton up to answer').catch((e) => { throw new Error(`${e.message}; baton-up.log: ${this.logTail()}`); });
+    Object.assign(this, await spawnBatonUp({ prefix: `baton-bench-${label}-`, env: { ...process.env, BATON_LOG_LEVEL: process.env.BATON_LOG_LEVEL ?? 'info' } }));
     this.pid = this.proc.pid;
-    if (info.pid !== this.pid) log(`warning: /v1/info pid ${info.pid} != spawned pid ${this.pid}`);
-    return info;
-  }
-
-  logTail(chars = 2000) {
-    try { return readFileSync(path.join(this.dir, 'baton-up.log'), 'utf8').slice(-chars); } catch { return '(no log)'; }
+    if (this.info.pid !== this.pid) log(`warning: /v1/info pid ${this.info.pid} != spawned pid ${this.pid}`);
+    return this.info;
   }
 
   tasks(name) {
@@ -167,22 +153,9 @@ class Baton {
 
   async stop() {
     if (!this.proc) return;
-    if (this.proc.exitCode === null && this.proc.signalCode === null) {
-      await this.api.call('POST', '/v1/shutdown', { stopTasks: true }).catch(() => {});
-      await Promise.race([this.exited, sleep(20000)]);
-      if (this.proc.exitCode === null && this.proc.signalCode === null) {
-        try { process.kill(-this.proc.pid, 'SIGKILL'); } catch { /* gone */ }
-        await Promise.race([this.exited, sleep(5000)]);
-      }
-    }
-    this.api.close();
+    await stopBatonUp(this, () => this.api.call('POST', '/v1/shutdown', { stopTasks: true }).catch(() => {}));
     // Anything still recorded as running under this data dir goes too (like test/harness).
-    const records = path.join(this.dir, 'agent', 'tasks');
-    if (existsSync(records)) {
-      for (const f of readdirSync(records)) {
-        try { process.kill(-JSON.parse(readFileSync(path.join(records, f), 'utf8')).handle.pid, 'SIGKILL'); } catch { /* gone */ }
-      }
-    }
+    killRecordedTasks(this.dir);
     if (process.env.BENCH_KEEP_DATA !== '1') rmSync(this.dir, { recursive: true, force: true });
     this.proc = undefined;
   }

@@ -16,13 +16,13 @@
 // BENCH_UPD_TAIL_MS (1000), BENCH_UPD_BATON_PORT (18600, 18601), BENCH_UPD_PM2_PORT (18700..18702),
 // BENCH_UPD_TIMEOUT_S (600, whole run when alone), BENCH_KEEP_DATA=1 (keep baton's data dir).
 import { spawn } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
-import { batonApi, childrenOf, isAlive, loadavg, log, now, pollUntil, probe, r1, rotate, sleep, stats } from './lib.mjs';
+import { childrenOf, isAlive, killRecordedTasks, loadavg, log, now, pollUntil, probe, r1, rotate, saveResults, sleep, spawnBatonUp, stats, stopBatonUp } from './lib.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '..');
@@ -143,24 +143,10 @@ const tail = (s, n = 600) => s.slice(-n).replace(/\x1b\[[0-9;]*m/g, '');
 
 class BatonUp {
   async start() {
-    this.dir = mkdtempSync(path.join(os.tmpdir(), 'baton-bench-upd-'));
-    this.socket = path.join(this.dir, 'baton.sock');
-    this.env = { ...process.env, BATON_HOST: `unix://${this.socket}` };
-    const fd = openSync(path.join(this.dir, 'baton-up.log'), 'a');
-    this.proc = spawn(process.execPath, [BIN, 'up', '--data-dir', this.dir, '--dns-addr', '127.77.0.1:0'], { detached: true, stdio: ['ignore', fd, fd], cwd: ROOT, env: this.env });
-    closeSync(fd);
-    this.exited = new Promise((r) => this.proc.once('exit', r));
-    this.api = batonApi(this.socket);
-    const info = await pollUntil(async () => {
-      if (this.proc.exitCode !== null || this.proc.signalCode !== null) throw new Error(`baton up exited: ${this.logTail()}`);
-      return existsSync(this.socket) && (await this.api.call('GET', '/v1/info').catch(() => null));
-    }, 30000, 50, 'baton up to answer');
+    // BATON_HOST in its env (kept as this.env): the CLI (`cli`, `baton down`) talks to this Baton.
+    Object.assign(this, await spawnBatonUp({ prefix: 'baton-bench-upd-', args: ['--dns-addr', '127.77.0.1:0'], env: (socket) => ({ ...process.env, BATON_HOST: `unix://${socket}` }) }));
     this.pid = this.proc.pid;
-    return info;
-  }
-
-  logTail(chars = 1500) {
-    try { return readFileSync(path.join(this.dir, 'baton-up.log'), 'utf8').slice(-chars); } catch { return '(no log)'; }
+    return this.info;
   }
 
   cli(args) { return runCli([BIN, ...args], this.env); }
@@ -174,22 +160,11 @@ class BatonUp {
 
   async stop() {
     if (!this.proc) return;
-    if (this.proc.exitCode === null && this.proc.signalCode === null) {
+    await stopBatonUp(this, async () => {
       const r = await runCli([BIN, 'down'], this.env).catch(() => null);
       if (r?.code !== 0) log(`baton down: ${r?.code} ${tail(r?.err ?? '')}`);
-      await Promise.race([this.exited, sleep(20000)]);
-      if (this.proc.exitCode === null && this.proc.signalCode === null) {
-        try { process.kill(-this.proc.pid, 'SIGKILL'); } catch { /* gone */ }
-        await Promise.race([this.exited, sleep(5000)]);
-      }
-    }
-    this.api.close();
-    const records = path.join(this.dir, 'agent', 'tasks');
-    if (existsSync(records)) {
-      for (const f of readdirSync(records)) {
-        try { process.kill(-JSON.parse(readFileSync(path.join(records, f), 'utf8')).handle.pid, 'SIGKILL'); } catch { /* gone */ }
-      }
-    }
+    });
+    killRecordedTasks(this.dir);
     if (process.env.BENCH_KEEP_DATA !== '1') rmSync(this.dir, { recursive: true, force: true });
     this.proc = undefined;
   }
@@ -279,15 +254,7 @@ export async function runUpdatesBench() {
     conditions: { date: new Date().toISOString(), node: process.version, platform: `${os.platform()} ${os.release()} ${os.arch()}`, cpus: os.cpus().length, cpu_model: os.cpus()[0]?.model ?? null, loadavg_start: loadavg(), env_removed_for_all_subjects: removed },
     config: { reps: REPS, load: `${CONC} keep-alive loops of GET / (node:http, one Agent, 2 s timeout), unpaced, in a worker thread`, lead_ms: LEAD_MS, tail_ms: TAIL_MS, app: 'bench/app-http.cjs', baton_ports: [BPORT, BPORT + 1], pm2_ports: [PPORT, PPORT + 1, PPORT + 2] },
   };
-  const save = (final = false) => {
-    mkdirSync(RESULTS, { recursive: true });
-    out.conditions.loadavg_end = loadavg();
-    out.conditions.date_end = new Date().toISOString();
-    out.complete = final;
-    const file = path.join(RESULTS, 'updates-latest.json');
-    writeFileSync(file + '.tmp', JSON.stringify(out, null, 2) + '\n');
-    renameSync(file + '.tmp', file);
-  };
+  const save = (final = false) => saveResults(RESULTS, 'updates-latest.json', out, final);
 
   const baton = new BatonUp();
   const pm2 = new Pm2Cli();
