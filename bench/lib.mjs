@@ -196,6 +196,10 @@ export function killRecordedTasks(dir) {
   const records = path.join(dir, 'agent', 'tasks');
   if (!existsSync(records)) return;
   for (const f of readdirSync(records)) {
-    try { process.kill(-JSON.parse(readFileSync(path.join(records, f), 'utf8')).handle.pid, 'SIGKILL'); } catch { /* gone */ }
+    // The task's process group is its shim's (handle.groupId); records without one name a group leader.
+    try {
+      const { handle } = JSON.parse(readFileSync(path.join(records, f), 'utf8'));
+      process.kill(-(handle.groupId ?? handle.pid), 'SIGKILL');
+    } catch { /* gone, or no handle */ }
   }
 }
