@@ -83,13 +83,17 @@ export async function buildApp(deps: ApiDeps, opts: { https?: TlsOptions } = {})
         throw new BatonError("FORBIDDEN", "a worker's certificate cannot use the API: worker nodes cannot view or change cluster state", [{ path: ["peer"], problem: "wrong-role" }]);
     });
   }
-  // Linearizable reads (etcd store): before a GET answers, the cache catches up with a quorum
-  // read of etcd's revision, so no manager serves state older than a write acknowledged anywhere
-  // before the request. With etcd unreachable this fails with UNAVAILABLE (503), not a hang.
+  // Linearizable requests (etcd store): before a request is handled, the cache catches up with a
+  // quorum read of etcd's revision, so no manager answers from state older than a write
+  // acknowledged anywhere before the request. Writes too: a handler resolves names and checks
+  // versions in the cache, and an error decided there (NOT_FOUND, NAME_IN_USE, VERSION_CONFLICT)
+  // is never checked by etcd's compares, so it must come from a current cache (a name deleted and
+  // created again elsewhere was answered NOT_FOUND from the old id). With etcd unreachable this
+  // fails with UNAVAILABLE (503), not a hang.
   const sync = deps.store.sync?.bind(deps.store);
   if (sync) {
     app.addHook("preHandler", async (req) => {
-      if (req.method !== "GET" || staleRequests.has(req.raw) || LOCAL_READS.has(req.url.split("?")[0]!)) return;
+      if ((req.method === "GET" && staleRequests.has(req.raw)) || LOCAL_READS.has(req.url.split("?")[0]!)) return;
       await sync();
     });
   }

@@ -98,3 +98,31 @@ test("API on etcd: a manager never serves a read older than a write it acknowled
     await other;
   }
 });
+
+test("API on etcd: a write through one manager decides on state at least as new as every write acknowledged before it by another (a name deleted and created again is not answered from the old id)", opts, async () => {
+  if (missingInCi) throw missingInCi;
+  const etcd: EtcdCluster = await startEtcd();
+  closers.push(() => etcd.stop());
+  const m1 = await manager(etcd.endpoints);
+  const m2 = await manager(etcd.endpoints);
+  const body = (i: number) => ({ name: `n${i}`, replicas: 0, command: ["node", "s.js"] });
+  for (let i = 0; i < 30; i++) {
+    const first = await m1.app.inject({ method: "POST", url: "/v1/services", payload: body(i) });
+    assert.equal(first.statusCode, 201, first.body);
+    // Manager 2 learns the first service and its version, as a client reading through it would.
+    const read = await m2.app.inject({ method: "GET", url: `/v1/services/n${i}` });
+    assert.equal(read.json().id, first.json().id);
+    // Through manager 1: the name is deleted and created again (another id, a newer version).
+    assert.equal((await m1.app.inject({ method: "DELETE", url: `/v1/services/n${i}` })).statusCode, 200);
+    const second = await m1.app.inject({ method: "POST", url: "/v1/services", payload: body(i) });
+    assert.equal(second.statusCode, 201, second.body);
+    // An update by name at the old version is a version conflict with the new service, not "not found".
+    const update = await m2.app.inject({ method: "POST", url: `/v1/services/n${i}/update`, payload: { version: read.json().version, spec: { ...body(i), env: ["V=2"] } } });
+    assert.equal(update.statusCode, 409, `n${i}: ${update.body}`);
+    assert.equal(update.json().code, "VERSION_CONFLICT");
+    // Deleted through manager 1, the name is free at once through manager 2.
+    assert.equal((await m1.app.inject({ method: "DELETE", url: `/v1/services/n${i}` })).statusCode, 200);
+    const again = await m2.app.inject({ method: "POST", url: "/v1/services", payload: body(i) });
+    assert.equal(again.statusCode, 201, `n${i}: ${again.body}`);
+  }
+});
