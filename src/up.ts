@@ -32,7 +32,7 @@ import { etcdCaDir, loadOrCreateEtcdCa } from "./ha/etcd-pki.js";
 import { joinManagedEtcd, startManagedEtcd, type ManagedEtcd } from "./ha/managed-etcd.js";
 import { requireEtcdBinary } from "./ha/etcd-process.js";
 import { openSnapshot } from "./ha/snapshot.js";
-import { listMembers, moveLeader, removeMember } from "./ha/membership.js";
+import { leadsRaft, listMembers, moveLeader, removeMember } from "./ha/membership.js";
 import { RaftLeaderPlacement } from "./ha/raft-leader-placement.js";
 import { parseStoreUrl } from "./store/store-url.js";
 import type { Store } from "./store/store.js";
@@ -294,7 +294,7 @@ async function startManager(opts: UpOptions, ctx: Context): Promise<RunningBaton
   const secretBox = (keys.box = authority ? await openClusterDataKey(store, await authority.ca.exportKeyPem(), dataDir) : await openLocalDataKey(dataDir));
   // A managed etcd: Baton's leader keeps etcd's raft leader on another host (src/ha/raft-leader-placement.ts).
   const placement = leadership && managed
-    ? new RaftLeaderPlacement({ selfName: managed.name, isLeading: () => manager.isLeading(), members: () => listMembers(managed.connection), moveLeader: (id) => moveLeader(managed.connection, id), clock, log: log.child({ component: "raft-placement" }) })
+    ? new RaftLeaderPlacement({ selfName: managed.name, isLeading: () => manager.isLeading(), selfLeadsRaft: () => leadsRaft(managed.connection), members: () => listMembers(managed.connection), moveLeader: (id) => moveLeader(managed.connection, id), clock, log: log.child({ component: "raft-placement" }) })
     : undefined;
   if (leadership) {
     manager.startSessions();

@@ -74,6 +74,14 @@ export async function listMembers(conn: EtcdConnection): Promise<MemberStatus[]>
   );
 }
 
+/** Whether the member `conn` reaches leads raft: one status call, no member list. */
+export async function leadsRaft(conn: EtcdConnection): Promise<boolean> {
+  const s = await withClient(conn, (c) => c.maintenance.status({ deadline: Date.now() + STATUS_TIMEOUT_MS })).catch((err: unknown) => {
+    throw unavailable("cannot read the etcd member's status", conn, err);
+  });
+  return s.leader !== "0" && s.leader === s.header.member_id;
+}
+
 /** What a new member is started with after `addMember`. */
 export interface AddedMember {
   id: string;
