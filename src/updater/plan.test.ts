@@ -194,3 +194,36 @@ test("--force replaces every task even with the spec unchanged", () => {
   assert.deepEqual(p.create.map((t) => t.slot).sort(), [1, 2], "both slots get a new task");
   assert.equal(p.status!.state, "updating", "not completed at once");
 });
+
+/** A canary's new tasks with these traffic counters (the mesh's, reported by the agents). */
+const withTraffic = (svc: Service, tasks: Task[], requests: number, errors: number): Task[] =>
+  tasks.map((t) => (t.specVersion === svc.specVersion ? { ...t, status: { ...t.status, traffic: { requests, errors } } } : t));
+
+test("canary: each step is looked at every second; errors over the limit abort it within that second, not at the end of the interval; a clean step moves on after the interval", () => {
+  const update = { strategy: "canary" as const, canarySteps: [10, 100], canaryInterval: "30s", canaryMaxErrorRate: "1%" };
+  const input = { name: "web", command: ["node", "server.js"], replicas: 2, publish: ["8080:80/http"], update };
+  const v1 = aService({ ...input, env: ["V=1"] });
+  const old = [1, 2].map((slot) => aTask(v1, { slot, startedAt: 0, status: { state: "running", timestamp: 0, message: "", ready: true, startedAt: 0 } }));
+  const v2 = withNewSpec(v1, resolveServiceSpec({ ...input, env: ["V=2"] }), {}, T0);
+  let st = apply(v2, old, planUpdate({ service: v2, tasks: old }, T0), T0);
+  assert.equal(st.tasks.filter((t) => t.specVersion === 2).length, 2, "every new task starts beside the old ones");
+  st = { ...st, tasks: becomeReady(st.svc, st.tasks, T0 + 500) };
+  let p = planUpdate({ service: st.svc, tasks: st.tasks }, T0 + 500);
+  assert.equal(p.status!.canary!.step, 0, "first step once all new tasks are up");
+  assert.equal(p.requeueAfterMs, 1000, "looked at again in a second, not in 30");
+  st = apply(st.svc, st.tasks, p, T0 + 500);
+  // Clean traffic for 29.5 s: the same step, still looked at every second.
+  st = { ...st, tasks: withTraffic(st.svc, st.tasks, 500, 0) };
+  p = planUpdate({ service: st.svc, tasks: st.tasks }, T0 + 30_000);
+  assert.equal(p.status!.canary!.step, 0);
+  assert.equal(p.requeueAfterMs, 500);
+  st = apply(st.svc, st.tasks, p, T0 + 30_000);
+  p = planUpdate({ service: st.svc, tasks: st.tasks }, T0 + 30_500);
+  assert.equal(p.status!.canary!.step, 1, "the interval passed clean: the next share");
+  assert.equal(p.requeueAfterMs, 1, "and a pass at once");
+  st = apply(st.svc, st.tasks, p, T0 + 30_500);
+  // At 100 %, errors 2 s into the step (200 more requests over the two new tasks, 40 of them failed): aborted (rollback, a canary's default) at the next look.
+  st = { ...st, tasks: withTraffic(st.svc, st.tasks, 600, 20) };
+  p = planUpdate({ service: st.svc, tasks: st.tasks }, T0 + 32_500);
+  assert.match(p.rollback ?? "", /^update rolled back: canary aborted at 100%: error rate 20% \(20 of 100 requests\) > 1%$/);
+});

@@ -215,7 +215,9 @@ function planCanaryStep(
   if (c.step < 0) {
     if (!allNewUp) return plan;
     plan.status = { ...status, canary: { step: 0, since: now, base: counters }, message: `canary: ${cfg.steps[0]}% of requests to the new version` };
-    requeue(cfg.intervalMs);
+    // Looked at every second, not once per interval: a version that fails is aborted within about
+    // a second of its errors being counted.
+    requeue(Math.min(cfg.intervalMs, 1000));
     return plan;
   }
   const share = cfg.steps[c.step]!;
@@ -238,7 +240,7 @@ function planCanaryStep(
     plan.status = { ...status, canary: { step: next, since: now, base: counters, errorRate: rate }, message: `canary promoted (error rate ${pct(rate)} at ${share}%)` };
   } else {
     plan.status = { ...status, canary: { step: next, since: now, base: counters }, message: `canary: ${cfg.steps[next]}% of requests to the new version` };
-    requeue(cfg.intervalMs);
+    requeue(Math.min(cfg.intervalMs, 1000));
   }
   requeue(1);
   return plan;
