@@ -225,5 +225,5 @@ test("canary: each step is looked at every second; errors over the limit abort i
   // At 100 %, errors 2 s into the step (200 more requests over the two new tasks, 40 of them failed): aborted (rollback, a canary's default) at the next look.
   st = { ...st, tasks: withTraffic(st.svc, st.tasks, 600, 20) };
   p = planUpdate({ service: st.svc, tasks: st.tasks }, T0 + 32_500);
-  assert.match(p.rollback ?? "", /^update rolled back: canary aborted at 100%: error rate 20% \(20 of 100 requests\) > 1%$/);
+  assert.match(p.rollback ?? "", /^update rolled back: canary aborted at 100%: error rate 20% \(40 of 200 requests\) > 1%$/);
 });
