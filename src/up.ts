@@ -283,10 +283,14 @@ async function startManager(opts: UpOptions, ctx: Context): Promise<RunningBaton
           return manager.dispatcher.liveNodes().filter((id) => here.has(id));
         },
         // The leader counts a node alive while any reachable manager hears it.
+        // A manager gone from the view (its lease expired: killed, cut off) leaves its agents
+        // reconnecting elsewhere: their nodes get the reconnection allowance, not a verdict.
         onView: (view) => {
+          const before = managersView;
           managersView = view;
           if (!manager.isLeading()) return;
           for (const rec of view.reachable.values()) if (rec.nodeId !== nodeId) manager.dispatcher.noteSeen(rec.sessions);
+          for (const [id, rec] of before?.reachable ?? []) if (id !== nodeId && !view.reachable.has(id)) manager.managerLost(rec.sessions);
         },
       });
     }

@@ -162,7 +162,17 @@ export class Dispatcher {
   /** Nodes another manager heard lately (its sessions): they count as heard now. */
   noteSeen(nodeIds: Iterable<string>): void {
     const now = this.deps.clock.now();
-    for (const id of nodeIds) this.lastSeen.set(id, now);
+    for (const id of nodeIds) this.lastSeen.set(id, Math.max(this.lastSeen.get(id) ?? 0, now));
+  }
+
+  /**
+   * Nodes whose sessions were on a manager just lost: they count as heard `allowanceMs` from now,
+   * the time their agents need to find another manager and be published by it. Their grace
+   * period starts after that.
+   */
+  allowReconnect(nodeIds: Iterable<string>, allowanceMs: number): void {
+    const until = this.deps.clock.now() + allowanceMs;
+    for (const id of nodeIds) this.lastSeen.set(id, Math.max(this.lastSeen.get(id) ?? 0, until));
   }
 
   /** An in-process session, as `baton up` uses; remote transports wrap the same calls. */
@@ -373,7 +383,7 @@ export class Dispatcher {
       const lag = this.deps.clock.now() - due;
       if (lag > this.heartbeatPeriodMs) {
         const now = this.deps.clock.now();
-        for (const id of this.lastSeen.keys()) this.lastSeen.set(id, now);
+        for (const [id, at] of this.lastSeen) this.lastSeen.set(id, Math.max(at, now));
         this.deps.log.warn({ lagMs: lag }, "dispatcher stalled; node heartbeat deadlines reset");
       }
       this.checkLiveness()

@@ -103,7 +103,7 @@ export class Manager {
     // session client), reconnect, and their new manager publishes them at its next leadership
     // tick, which this leader reads at its own. Without this allowance a faster failover would
     // mark such nodes down — and replace their running tasks — before they are back.
-    this.dispatcher.startLiveness(fence ? this.dispatcher.heartbeatPeriodMs * 3 + NEW_TERM_RECONNECT_MS : 0);
+    this.dispatcher.startLiveness(fence ? this.reconnectAllowanceMs() : 0);
     const controllers = this.current;
     const start = (): void => {
       if (this.current !== controllers) return;
@@ -116,6 +116,20 @@ export class Manager {
     // could create a slot's task a second time, so they start only once the cache caught up.
     if (fence && this.deps.store.sync) void this.catchUp(controllers).then(start);
     else start();
+  }
+
+  /** How long an agent of a lost manager needs to be heard through another: its silence detection, reconnection and publication. */
+  private reconnectAllowanceMs(): number {
+    return this.dispatcher.heartbeatPeriodMs * 3 + NEW_TERM_RECONNECT_MS;
+  }
+
+  /**
+   * Another manager was lost (its lease key gone) while this one leads: the agents whose sessions
+   * it held are finding another manager. Their nodes get the same allowance as at a new term, so
+   * a lost follower does not get its agents' nodes marked down and their running tasks replaced.
+   */
+  managerLost(sessions: Iterable<string>): void {
+    if (this.current) this.dispatcher.allowReconnect(sessions, this.reconnectAllowanceMs());
   }
 
   /** Waits until the store's cache holds every write committed before the term began (retried while etcd does not answer, until the term ends). */

@@ -271,3 +271,22 @@ test("scaled away during a move: both tasks of the pair go", () => {
   assert.deepEqual(p.update.map((t) => t.id).sort(), [old.id, repl.id].sort());
   assert.ok(p.update.every((t) => t.desiredState === "shutdown"));
 });
+
+test("a rollback while a slot holds the new version beside the old one: the old task (the rolled-back spec, now current) is kept for the updater, whichever is newer", async () => {
+  const { withNewSpec, withRollback } = await import("../updater/transitions.js");
+  const { resolveServiceSpec } = await import("../input/resolve.js");
+  const v1 = aService({ replicas: 2, env: ["V=1"] });
+  const old = [1, 2].map((slot) => aTask(v1, { slot, state: "running", createdAt: T0 - 10_000 }));
+  const v2 = withNewSpec(v1, resolveServiceSpec({ name: "web", command: ["node", "server.js"], replicas: 2, env: ["V=2"] }), {}, T0);
+  const fresh = [1, 2].map((slot) => aTask(v2, { slot, state: "running", createdAt: T0 + 100 }));
+  // Updating: the new tasks head their slots; the old ones wait for the updater.
+  assert.deepEqual(plan(v2, [...old, ...fresh], T0 + 200).update, []);
+  // Rolled back (a canary aborted, a start-first step failed): the old tasks are current again,
+  // the newer ones are not. Neither is stopped here: the updater stops the new ones and keeps
+  // the old ones serving; stopping the old ones would leave the failed version serving alone.
+  const rolledBack = withRollback(v2, T0 + 300, "canary aborted");
+  assert.deepEqual(plan(rolledBack, [...old, ...fresh], T0 + 300).update, []);
+  // With no update open, two tasks in a slot are a lost race: the older one goes.
+  const done = { ...rolledBack, updateStatus: { ...rolledBack.updateStatus!, state: "rollback_completed" as const } };
+  assert.deepEqual(plan(done, [...old, ...fresh], T0 + 400).update.map((t) => t.id).sort(), old.map((t) => t.id).sort());
+});

@@ -54,12 +54,14 @@ export function planService(s: ServiceSnapshot, now: number): Plan {
     const ordered = pair ? [...current.filter((t) => t !== pair.from), pair.from] : current;
     const head = ordered[0];
     // Invariant: at most one task per slot is wanted running; extra ones (a lost race) go —
-    // except a move pair (the old task runs until its replacement is up), and an older-version
-    // task beside the current version's: that is a start-first update, and the updater stops the
-    // old one once the new one is ready (a move pair caught by an update holds two such tasks).
+    // except a move pair (the old task runs until its replacement is up), and a task of the
+    // current spec beside one of another: that is a start-first update (or a canary, blue-green),
+    // and the updater stops the other one once the current one is ready (a move pair caught by an
+    // update holds two such tasks). Either may be the newer: after a rollback the older task is
+    // the current one, and stopping it here would leave the failed version serving alone.
     const isPairMember = (t: Task): boolean => t === pair?.from || t === pair?.to;
     const isUpdatePair = (extra: Task): boolean =>
-      updateOpen && (current.length === 2 || isPairMember(extra)) && isCurrentSpec(head!, svc) && !isCurrentSpec(extra, svc);
+      updateOpen && (current.length === 2 || isPairMember(extra)) && isCurrentSpec(head!, svc) !== isCurrentSpec(extra, svc);
     for (const extra of ordered.slice(1)) if (!isPairMember(extra) && !isUpdatePair(extra)) plan.update.push(shutdownTask(extra, now));
     if (!wanted.has(key)) {
       if (head) plan.update.push(shutdownTask(head, now));

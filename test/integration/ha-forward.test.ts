@@ -8,9 +8,11 @@ import { request } from "node:http";
 import { BIN, HELLO, ROOT, getJson, waitFor } from "../harness/baton.js";
 import { NetnsBaton, createTestNetwork, netnsSkipReason, type TestNetwork } from "../harness/netns.js";
 import { etcdUnavailable, startEtcd, type EtcdCluster } from "../harness/etcd.js";
+import { ELECTION_TIMEOUT_MS, HEARTBEAT_INTERVAL_MS } from "../../src/ha/etcd-args.js";
 
 interface Info {
   nodeId: string;
+  isLeader?: boolean;
   connectedNodes?: number;
 }
 interface StatsRow {
@@ -38,7 +40,9 @@ describe("logs and stats through a manager without the node's session", { ...(sk
   before(async () => {
     net = await createTestNetwork({ hosts: 3, prefix: "hf" });
     const [h1, h2, h3] = net.hosts as [typeof net.hosts[0], typeof net.hosts[0], typeof net.hosts[0]];
-    etcd = await startEtcd({ members: 1, member: () => ({ host: h1.address, wrap: (cmd) => ["ip", "netns", "exec", h1.ns, ...cmd] }) });
+    // Baton's managed raft timings: the 1 s lease a managed etcd grants (2 s with etcd's defaults),
+    // so a lost manager's key is gone before its agents can have reconnected (the last test).
+    etcd = await startEtcd({ members: 1, raftTiming: { heartbeatMs: HEARTBEAT_INTERVAL_MS, electionMs: ELECTION_TIMEOUT_MS, preVote: true }, member: () => ({ host: h1.address, wrap: (cmd) => ["ip", "netns", "exec", h1.ns, ...cmd] }) });
     const store = `etcd://${etcd.endpoints.map((e) => e.replace(/^http:\/\//, "")).join(",")}`;
     const m1 = new NetnsBaton(net, h1, { argv: ["init", "--advertise-addr", h1.address, "--store", store], logLevel: "info" });
     managers.push(m1);
@@ -46,7 +50,8 @@ describe("logs and stats through a manager without the node's session", { ...(sk
     const m2 = new NetnsBaton(net, h2, { argv: ["join", "--token", (await m1.cliOk("join-token", "manager", "-q")).trim(), "--advertise-addr", h2.address, `${h1.address}:4242`], logLevel: "info" });
     managers.push(m2);
     await m2.start();
-    worker = new NetnsBaton(net, h3, { argv: ["join", "--token", (await m1.cliOk("join-token", "worker", "-q")).trim(), `${h1.address}:4242`], logLevel: "info" });
+    // Through m2: the worker's session starts on the manager that does not lead (m1, first, leads).
+    worker = new NetnsBaton(net, h3, { argv: ["join", "--token", (await m1.cliOk("join-token", "worker", "-q")).trim(), `${h2.address}:4242`], logLevel: "info" });
     await worker.start();
     workerId = ((await getJson(worker.socket, "/v1/info")) as Info).nodeId;
     // Tasks on the worker only.
@@ -126,5 +131,35 @@ describe("logs and stats through a manager without the node's session", { ...(sk
       req.end();
     });
     assert.match(res, /"error":"node \w+ is not connected/);
+  });
+
+  // Last: it cuts a manager off. The lost manager's key expires (1 s lease) before its agents can
+  // have found another manager (no connection reset from a cut-off host: 3 heartbeat periods + 1 s
+  // to call it silent, then a reconnection and a publication); the leader gives their nodes that
+  // time instead of marking them down after the 1.5 s grace and replacing their running tasks.
+  // (A kill -9 is the easy case: the agent's connection is reset and it reconnects in ~0.3 s.)
+  test("a partition of the follower holding the worker's session: the worker's node never goes down, its task keeps running (same id); the session moves to the leader", async (t) => {
+    assert.ok(((await getJson(far.socket, "/v1/info")) as Info).isLeader, "precondition: the manager without the worker's session leads");
+    const runningIds = async (): Promise<string[]> =>
+      ((await getJson(far.socket, "/v1/tasks?service=web")) as { id: string; desiredState: string; status: { state: string } }[])
+        .filter((x) => x.desiredState === "running" && x.status.state === "running").map((x) => x.id).sort();
+    const before = await runningIds();
+    assert.equal(before.length, 1);
+    const killedAt = Date.now();
+    await net.partition(near.host);
+    const states = new Set<string>();
+    let movedMs: number | undefined;
+    while (Date.now() - killedAt < 7000) {
+      const node = (await getJson(far.socket, `/v1/nodes/${workerId}`)) as { status: { state: string } };
+      states.add(node.status.state);
+      if (movedMs === undefined && ((await getJson(far.socket, "/v1/info")) as Info).connectedNodes === 1) movedMs = Date.now() - killedAt;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    t.diagnostic(`the worker's session was on the other manager ${movedMs ?? "never"} ms after the partition`);
+    assert.deepEqual([...states], ["ready"], "the worker's node stayed ready");
+    assert.ok(movedMs !== undefined, "the worker's agent reconnected to the other manager");
+    assert.deepEqual(await runningIds(), before, "the same task runs: nothing replaced");
+    // Its logs are now served by the manager holding the session.
+    assert.match(await far.cliOk("service", "logs", "web"), /web\.1\.\w+@h3 +\| listening on \d+/);
   });
 });

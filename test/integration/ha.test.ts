@@ -192,11 +192,11 @@ describe("HA managers on etcd: leader kill -9 and partition under load", { skip 
       // have been applied") until the client's breaker skips that member: a client retries.
       await waitFor(
         async () => {
-          const r = await next.cli("service", "update", "--env-add", "V=2", "web");
+          const r = await next.cli("service", "update", "--env-add", "V=2", "--update-parallelism", "2", "--update-monitor", "1s", "web");
           if (r.code !== 0) t.diagnostic(`update refused after ${Date.now() - updateAt} ms: ${r.stderr.trim().split("\n")[0]}`);
           return r.code === 0;
         },
-        // The update itself takes ~20 s (2 batches, 5 s monitor each); the etcd clients route
+        // The update itself takes ~3 s (2 batches, 1 s monitor each); the etcd clients route
         // around the cut-off member within ~1 s (src/store/etcd/endpoint-health.ts).
         45_000,
         "the update never completed through the new leader",

@@ -272,7 +272,9 @@ describe("canary updates", () => {
     assert.equal((await runLoad({ port: 18450, durationMs: 300 })).lastVersion, "v2");
   });
 
-  test("a version that answers 500 is aborted at its first step and rolled back; the CLI says why", async () => {
+  test("a version that answers 500 is aborted at its first step and rolled back at once: the old tasks never stopped, only the canary's share failed; the CLI says why", async () => {
+    const before = running(await baton.tasks("web")).map((t) => t.ID).sort();
+    assert.equal(before.length, 4);
     let r = { code: 0, stdout: "", stderr: "" };
     const load = await underLoad(18450, 60_000, async () => {
       r = await baton.cli("service", "update", "--env-add", "FAIL500=1", "--env-add", "VERSION=3", "--update-strategy", "canary", "--update-canary-steps", "10,100", "--update-canary-interval", "5s", "--update-canary-max-error-rate", "1%", "web");
@@ -281,6 +283,10 @@ describe("canary updates", () => {
     assert.match(r.stderr, /update rolled back: canary aborted at 10%: error rate \d+(\.\d)?% \(\d+ of \d+ requests\) > 1%/);
     const bad = load.answers.filter((a) => a.version === "v3").length;
     assert.ok(bad > 0 && bad < load.answers.length * 0.2, `only the canary's share saw the bad version (${bad} of ${load.answers.length})`);
+    // Every failed request is a 500 of the canary: none of the good version, no connection error
+    // (after the abort the old tasks serve on; they are not stopped and replaced one by one).
+    assert.equal(load.failed, load.answers.filter((a) => a.version === "v3" && a.status === 500).length, `failures other than the canary's 500s: ${load.errors.join("; ")}`);
+    assert.deepEqual(running(await baton.tasks("web")).map((t) => t.ID).sort(), before, "the same old tasks run: the rollback replaced none");
     assert.equal((await runLoad({ port: 18450, durationMs: 300 })).lastVersion, "v2", "back on the good version");
   });
 });
