@@ -16,13 +16,13 @@ import type { ApiDeps } from "./deps.js";
 import { findService } from "./lookup.js";
 import { missingReferences, type ReferenceLookup } from "../input/file-refs.js";
 import type { ReadTx } from "../store/store.js";
-
-/** Secret and config names → ids, as the store holds them now (checked again inside the write). */
-const referenceLookup = (tx: ReadTx): ReferenceLookup => (kind, name) => tx.byName(kind, name)?.id;
 import { attachNetworks, createMissingVolumes } from "./attachments.js";
 import { rebalanceService } from "./rebalance.js";
 import { serviceStatus } from "../model/service-status.js";
 import { previewCreate } from "./service-dry-run.js";
+
+/** Secret and config names → ids, as the store holds them now (checked again inside the write). */
+const referenceLookup = (tx: ReadTx): ReferenceLookup => (kind, name) => tx.byName(kind, name)?.id;
 
 const DryRunQuery = Type.Object({ dryRun: Type.Optional(Type.String({ enum: ["0", "1", "true", "false"] })) }, { additionalProperties: false });
 const Ref = Type.Object({ ref: Type.String({ description: "id, name or unique id prefix" }) });
